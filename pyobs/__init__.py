@@ -1,0 +1,3 @@
+"""pyobs-comm: the communication layer of a robotic observatory."""
+
+__version__ = "0.1.0"
