@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid as _uuid
-from typing import Any, ClassVar
+from typing import Any, ClassVar, dataclass_transform
 
 from pyobs.utils.casting import CastError, caster, dataclass_fields, to_plain
 
@@ -22,6 +22,7 @@ from pyobs.utils.casting import CastError, caster, dataclass_fields, to_plain
 EVENTS: dict[str, type[Event]] = {}
 
 
+@dataclass_transform(field_specifiers=(dataclasses.field, dataclasses.Field))
 class Event:
     """Base of all events: ``type``, ``timestamp`` (Unix seconds, UTC), ``uuid`` and ``data``."""
 

@@ -1,0 +1,28 @@
+"""Events about exposures, images and spectra."""
+
+from __future__ import annotations
+
+from pyobs.utils.enums import ExposureStatus, ImageType
+
+from .event import Event
+
+
+class NewImageEvent(Event):
+    """A new image was written to ``filename``; ``raw`` is the raw frame of a reduced image."""
+
+    filename: str
+    image_type: ImageType | None = None
+    raw: str | None = None
+
+
+class NewSpectrumEvent(Event):
+    """A new spectrum was written to ``filename``."""
+
+    filename: str
+
+
+class ExposureStatusChangedEvent(Event):
+    """A camera's exposure status changed from ``last`` to ``current``."""
+
+    current: ExposureStatus
+    last: ExposureStatus | None = None
