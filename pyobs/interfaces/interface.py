@@ -93,6 +93,11 @@ class MethodSpec:
         Raises TypeError naming the method and the parameter.
         """
         params = self.params
+        if not kwargs and len(args) == len(params):  # the common case, kept cheap
+            try:
+                return [p.cast(a) for p, a in zip(params, args, strict=True)]
+            except CastError:
+                pass  # redone below to name the argument
         if len(args) > len(params):
             raise TypeError(f"{self.name}() takes {len(params)} arguments but {len(args)} were given")
         out: list[Any] = []
@@ -124,6 +129,11 @@ class MethodSpec:
     def cast_args(self, args: list[Any]) -> list[Any]:
         """Callee side: a positional list from the wire → cast values (missing trailing → defaults)."""
         params = self.params
+        if len(args) == len(params):
+            try:
+                return [p.cast(a) for p, a in zip(params, args, strict=True)]
+            except CastError:
+                pass  # redone below to name the argument
         if len(args) > len(params):
             raise TypeError(f"{self.name}() takes {len(params)} arguments but {len(args)} were given")
         out: list[Any] = []

@@ -1,0 +1,5 @@
+import sys
+
+from pyobs.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,665 @@
+"""The Comm core: every semantic of module communication, once, for all transports."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pyobs.events.event import EVENTS, Event
+from pyobs.events import ModuleClosedEvent, ModuleOpenedEvent
+from pyobs.interfaces.interface import (
+    Interface,
+    MethodSpec,
+    implemented_interfaces,
+    interface_by_name,
+    methods_of,
+)
+from pyobs.utils.casting import CastError, cast
+from pyobs.utils.exceptions import (
+    ModuleError,
+    ModuleStartingError,
+    RemoteError,
+    RemoteTimeoutError,
+    UnknownMethodError,
+)
+
+from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
+from .transport import Announce, Announcement, Transport
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Any, str], Awaitable[Any]]
+T = TypeVar("T")
+
+#: how many event uuids are remembered to drop duplicates (retried publishes, replays)
+_DEDUP_WINDOW = 1024
+#: methods that may be called while a module is starting or in error (as pyobs-core)
+_ALWAYS_ALLOWED = frozenset({"reset_error", "get_permitted_methods"})
+
+
+@dataclass(eq=False)
+class Peer:
+    """A module we know to be online. A new object each time it comes online."""
+
+    name: str
+    interfaces: tuple[type[Interface], ...]
+    sends: frozenset[str]
+    label: str = ""
+
+    @property
+    def is_module(self) -> bool:
+        return any(i.__name__ == "IModule" for i in self.interfaces)
+
+
+class _Call:
+    """Book-keeping of one outgoing call, so its deadline can be moved or a vanished peer can end it.
+
+    The deadline timer is only armed once the call actually has to wait: a call that completes
+    without suspending (an in-process call) costs no timer at all.
+    """
+
+    __slots__ = ("deadline", "gone", "until")
+
+    def __init__(self) -> None:
+        self.deadline: asyncio.Timeout | None = None
+        self.until: float | None = None
+        self.gone = False
+
+    def extend(self, seconds: float) -> None:
+        # the callee's estimate plus a margin for the answer to travel back
+        until = asyncio.get_running_loop().time() + seconds + max(1.0, 0.1 * seconds)
+        if self.deadline is None:
+            self.until = until
+        else:
+            self.deadline.reschedule(until)
+
+    def abort(self) -> None:
+        self.gone = True
+        if self.deadline is not None:
+            self.deadline.reschedule(asyncio.get_running_loop().time())
+
+
+class _Resume:
+    """Awaitable that continues a coroutine which already yielded ``first`` (like ``yield from``)."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self.coro = coro
+        self.first = first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self.coro, self.first
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+@dataclass
+class _LocalMethod:
+    spec: MethodSpec
+    func: Callable[..., Awaitable[Any]]
+    takes_kwargs: bool
+    timeout: Any  # None, seconds, a method name or a callable (see pyobs.modules.timeout)
+
+
+class Comm:
+    """A module's connection to all other modules.
+
+    Args:
+        transport: the backend that moves bytes (subclasses such as LocalComm create it).
+        timeout: default deadline of a remote call in seconds (a ``@timeout`` method extends it).
+    """
+
+    def __init__(self, transport: Transport, *, timeout: float = 10.0) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self._transport = transport
+        self.timeout = float(timeout)
+        self.module: Any = None
+        self._peers: dict[str, Peer] = {}
+        self._proxies: dict[str, Proxy] = {}
+        self._methods: dict[str, _LocalMethod] = {}
+        self._sends: set[type[Event]] = set()
+        self._handlers: dict[type[Event], list[EventHandler]] = {}
+        self._dispatch_cache: dict[type[Event], list[EventHandler]] = {}
+        self._own_state: dict[str, Any] = {}
+        self._capabilities: dict[str, Any] = {}
+        self._state_cache: dict[tuple[str, str], Any] = {}
+        self._state_subscribed: set[tuple[str, str]] = set()
+        self._state_handlers: dict[tuple[str, str], list[StateHandler]] = {}
+        self._state_changed: dict[tuple[str, str], asyncio.Event] = {}
+        self._inflight: dict[str, set[_Call]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._seen: set[str] = set()
+        self._seen_order: deque[str] = deque()
+        self._opened = False
+        self._announced = False
+        self._connected = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def name(self) -> str:
+        """This module's name on the network."""
+        return self._transport.name
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    @property
+    def opened(self) -> bool:
+        return self._opened
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def attach(self, module: Any) -> None:
+        """Attach the module whose interfaces this comm exposes (done by Object)."""
+        self.module = module
+        self._methods = {}
+        for name, spec in methods_of(implemented_interfaces(module)).items():
+            func = getattr(module, name)
+            try:
+                params = inspect.signature(func).parameters.values()
+                takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+            except (TypeError, ValueError):
+                takes_kwargs = False
+            tmo = getattr(func, "__pyobs_timeout__", None)
+            self._methods[name] = _LocalMethod(spec, func, takes_kwargs, tmo)
+
+    async def open(self) -> None:
+        """Connect. A comm without a module is announced at once; a module's comm is announced
+        by the module when its ``open()`` has finished (so everything it registered is known)."""
+        if self._opened:
+            return
+        await self._transport.open(self)
+        self._opened = True
+        self._connected = True
+        if self.module is None:
+            await self.announce()
+
+    async def announce(self) -> None:
+        """Become discoverable (idempotent; called again after later registrations)."""
+        await self._transport.announce(self._announcement())
+        self._announced = True
+
+    def _announcement(self) -> Announcement:
+        module = self.module
+        return Announcement(
+            interfaces=implemented_interfaces(module) if module is not None else [],
+            sends={e.__name__ for e in self._sends},
+            receives=self._receive_names(),
+            capabilities=dict(self._capabilities),
+            state=dict(self._own_state),
+            label=str(getattr(module, "label", "") or self.name) if module is not None else "",
+        )
+
+    async def close(self) -> None:
+        """Go offline; pending calls of ours end, handlers are cancelled."""
+        if not self._opened:
+            return
+        self._opened = False
+        self._announced = False
+        try:
+            await asyncio.wait_for(self._transport.close(), timeout=max(self.timeout, 5.0))
+        except TimeoutError:
+            log.warning("%s: closing the transport timed out", self.name)
+        for calls in self._inflight.values():
+            for c in list(calls):
+                c.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        self._peers.clear()
+        self._proxies.clear()
+        self._state_cache.clear()
+        self._state_subscribed.clear()
+
+    # ------------------------------------------------------------------ discovery
+
+    @property
+    def clients(self) -> list[str]:
+        """Names of all modules online."""
+        return [n for n, p in self._peers.items() if p.is_module]
+
+    async def clients_with_interface(self, interface: type[Interface]) -> list[str]:
+        """Names of all modules online that implement ``interface``."""
+        return [n for n, p in self._peers.items() if interface in p.interfaces]
+
+    async def get_interfaces(self, name: str) -> list[type[Interface]]:
+        """The interfaces module ``name`` implements; ValueError if it is not online."""
+        return list((await self._peer(name)).interfaces)
+
+    async def _peer(self, name: str) -> Peer:
+        peer = self._peers.get(name)
+        if peer is None and self._opened and await self._transport.resolve(name):
+            peer = self._peers.get(name)
+        if peer is None:
+            online = ", ".join(sorted(self.clients)) or "none"
+            raise ValueError(f"module '{name}' is not online (online: {online})")
+        return peer
+
+    def proxy(self, name_or_object: Any, interface: type[T] | None = None) -> ProxyRequest[Any]:
+        """A proxy to a module (awaitable, or ``async with``).
+
+        Returns the object itself if it is not a name and implements ``interface``.
+        Raises ValueError if the module is not online or does not implement ``interface``.
+        """
+        return ProxyRequest(lambda: self._proxy(name_or_object, interface))
+
+    async def _proxy(self, name_or_object: Any, interface: type[Any] | None) -> Any:
+        if not isinstance(name_or_object, str):
+            if interface is None or isinstance(name_or_object, interface):
+                return name_or_object
+            raise ValueError(f"{name_or_object!r} does not implement {interface.__name__}")
+        name = name_or_object
+        if self.module is not None and name == self.name:
+            return await self._proxy(self.module, interface)
+        peer = await self._peer(name)
+        if interface is not None and interface not in peer.interfaces:
+            have = ", ".join(i.__name__ for i in peer.interfaces) or "no interfaces"
+            raise ValueError(f"module '{name}' does not implement {interface.__name__} (it has {have})")
+        proxy = self._proxies.get(name)
+        if proxy is None or proxy._peer is not peer:
+            proxy = proxy_class(peer.interfaces)(self, peer)
+            self._proxies[name] = proxy
+        return proxy
+
+    async def safe_proxy(self, name_or_object: Any, interface: type[T] | None = None) -> Any:
+        """Like :meth:`proxy`, but None instead of ValueError."""
+        try:
+            return await self._proxy(name_or_object, interface)
+        except ValueError:
+            return None
+
+    # ------------------------------------------------------------------ transport callbacks
+
+    def peer_online(
+        self, name: str, interfaces: list[tuple[str, int]], sends: set[str] | None = None, label: str = ""
+    ) -> None:
+        if name == self.name:
+            return
+        classes = []
+        for iname, version in interfaces:
+            iface = interface_by_name(iname, version)
+            if iface is not None:
+                classes.append(iface)
+        peer = self._peers.get(name)
+        if peer is not None:  # known already: update in place, so existing proxies stay valid
+            peer.interfaces, peer.sends, peer.label = tuple(classes), frozenset(sends or ()), label
+        else:
+            self._peers[name] = Peer(name, tuple(classes), frozenset(sends or ()), label)
+            self._dispatch(ModuleOpenedEvent(module=name), name)
+            for key in self._state_handlers:
+                if key[0] == name:  # somebody watches this module's state: subscribe again
+                    self._spawn(self._resubscribe(key))
+
+    def peer_offline(self, name: str) -> None:
+        peer = self._peers.pop(name, None)
+        if peer is None:
+            return
+        self._proxies.pop(name, None)
+        for call in list(self._inflight.get(name, ())):
+            call.abort()
+        for key in [k for k in self._state_subscribed if k[0] == name]:
+            self._state_subscribed.discard(key)
+            self._state_cache.pop(key, None)
+        self._dispatch(ModuleClosedEvent(module=name), name)
+
+    def connection_changed(self, connected: bool, reason: str = "") -> None:
+        self._connected = connected
+        if connected:
+            log.info("%s: connection restored", self.name)
+        else:
+            log.warning("%s: connection lost%s", self.name, f" ({reason})" if reason else "")
+
+    # ------------------------------------------------------------------ calls (caller side)
+
+    async def execute(self, module: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` on ``module`` by name."""
+        peer = await self._peer(module)
+        spec = methods_of(peer.interfaces).get(method)
+        if spec is None:
+            raise AttributeError(f"module '{module}' has no method '{method}'")
+        return await self._call(peer, spec, args, kwargs)
+
+    async def _call(self, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        bound = spec.bind(args, kwargs)
+        name = peer.name
+        if self._peers.get(name) is not peer:
+            raise RemoteError(f"cannot call {name}.{spec.name}(): module '{name}' is offline")
+        call = _Call()
+        coro = self._transport.call(name, spec, bound, call.extend)
+        try:
+            first = coro.send(None)
+        except StopIteration as stop:  # completed without waiting: no deadline needed
+            result = stop.value
+        else:
+            result = await self._wait(peer, spec, call, _Resume(coro, first))
+        try:
+            return spec.cast_return(result)
+        except CastError as exc:
+            raise RemoteError(f"{name}.{spec.name}() returned an unexpected value: {exc}") from None
+
+    async def _wait(self, peer: Peer, spec: MethodSpec, call: _Call, pending: _Resume) -> Any:
+        """Wait for a call that had to suspend, under its deadline."""
+        name = peer.name
+        inflight = self._inflight.get(name)
+        if inflight is None:
+            inflight = self._inflight[name] = set()
+        loop = asyncio.get_running_loop()
+        until = call.until if call.until is not None else loop.time() + self.timeout
+        inflight.add(call)
+        try:
+            async with asyncio.timeout_at(until) as deadline:
+                call.deadline = deadline
+                return await pending
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # a TimeoutError raised by the remote method itself
+            if call.gone:
+                raise RemoteError(f"call {name}.{spec.name}() failed: module '{name}' went offline") from None
+            raise RemoteTimeoutError(f"call {name}.{spec.name}() timed out (deadline passed)") from None
+        finally:
+            inflight.discard(call)
+
+    # ------------------------------------------------------------------ calls (callee side)
+
+    def method(self, name: str) -> MethodSpec | None:
+        m = self._methods.get(name)
+        return m.spec if m is not None else None
+
+    async def handle_call(self, sender: str, method: str, args: list[Any], announce: Announce) -> Any:
+        m = self._methods.get(method)
+        if m is None:
+            raise UnknownMethodError(f"module '{self.name}' has no method '{method}'")
+        cargs = m.spec.cast_args(args)
+        if method not in _ALWAYS_ALLOWED:
+            if not self._announced:
+                raise ModuleStartingError(f"module '{self.name}' is still starting")
+            state = getattr(self.module, "_module_state", None)
+            if state == "error":
+                raise ModuleError(f"module '{self.name}' is in error state")
+        if m.timeout is not None:  # gates first, then announce the duration (pyobs-core does it the other way)
+            seconds = await self._evaluate_timeout(m, cargs)
+            if seconds:
+                announced = announce(seconds)
+                if announced is not None:
+                    await announced
+        if m.takes_kwargs:
+            result = await m.func(*cargs, sender=sender)
+        else:
+            result = await m.func(*cargs)
+        return m.spec.cast_return(result)
+
+    async def _evaluate_timeout(self, m: _LocalMethod, args: list[Any]) -> float:
+        tmo = m.timeout
+        if callable(tmo):
+            kwargs = {p.name: v for p, v in zip(m.spec.params, args, strict=False)}
+            value = tmo(self.module, **kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+        elif isinstance(tmo, str):
+            attr = getattr(self.module, tmo)
+            value = attr() if callable(attr) else attr
+            if inspect.isawaitable(value):
+                value = await value
+        else:
+            value = tmo
+        return float(value or 0.0)
+
+    # ------------------------------------------------------------------ events
+
+    async def register_event(self, event_class: type[Event], handler: EventHandler | None = None) -> None:
+        """Register an event type for sending and, with a handler, for receiving.
+
+        Handlers are ``async def handler(event, sender) -> bool``; a handler for a base class
+        receives its subclasses too.
+        """
+        if not (isinstance(event_class, type) and issubclass(event_class, Event)):
+            raise TypeError(f"{event_class!r} is not an Event class")
+        changed = False
+        if not event_class.local and event_class not in self._sends:
+            self._sends.add(event_class)
+            changed = True
+        if handler is not None:
+            if not callable(handler):
+                raise TypeError(f"event handler {handler!r} is not callable")
+            self._handlers.setdefault(event_class, []).append(handler)
+            self._dispatch_cache.clear()
+            changed = True
+        if changed and self._announced:
+            await self._transport.update_events({e.__name__ for e in self._sends}, self._receive_names())
+
+    async def unregister_event(self, event_class: type[Event], handler: EventHandler | None = None) -> None:
+        """Remove one handler (or all handlers, and the right to send, if ``handler`` is None)."""
+        if handler is None:
+            self._handlers.pop(event_class, None)
+            self._sends.discard(event_class)
+        else:
+            handlers = self._handlers.get(event_class, [])
+            if handler in handlers:
+                handlers.remove(handler)
+            if not handlers:
+                self._handlers.pop(event_class, None)
+        self._dispatch_cache.clear()
+        if self._announced:
+            await self._transport.update_events({e.__name__ for e in self._sends}, self._receive_names())
+
+    def _receive_names(self) -> set[str]:
+        handled = tuple(e for e in self._handlers if not e.local)
+        if not handled:
+            return set()
+        return {n for n, e in EVENTS.items() if issubclass(e, handled) and not e.local}
+
+    async def send_event(self, event: Event) -> None:
+        """Send an event to every module that handles its type. Its type must be registered."""
+        etype = type(event)
+        if etype not in self._sends:
+            if etype.local:
+                raise ValueError(f"{etype.__name__} is generated by the comm itself and cannot be sent")
+            raise ValueError(
+                f"cannot send {etype.__name__}: register it first with "
+                f"'await comm.register_event({etype.__name__})' so peers can subscribe to it"
+            )
+        if not self._opened:
+            raise RuntimeError(f"cannot send {etype.__name__}: comm of '{self.name}' is not open")
+        await self._transport.publish_event(event)
+
+    def event_received(self, sender: str, event: Event) -> None:
+        uid = event.uuid
+        if uid in self._seen:
+            return  # a duplicate (retried publish or a replay)
+        self._seen.add(uid)
+        self._seen_order.append(uid)
+        if len(self._seen_order) > _DEDUP_WINDOW:
+            self._seen.discard(self._seen_order.popleft())
+        self._dispatch(event, sender)
+
+    def _dispatch(self, event: Event, sender: str) -> None:
+        etype = type(event)
+        handlers = self._dispatch_cache.get(etype)
+        if handlers is None:
+            handlers = [h for cls, hs in self._handlers.items() if issubclass(etype, cls) for h in hs]
+            self._dispatch_cache[etype] = handlers
+        for handler in handlers:
+            self._spawn(self._run_handler(handler, event, sender))
+
+    async def _run_handler(self, handler: EventHandler, event: Event, sender: str) -> None:
+        try:
+            await handler(event, sender)
+        except Exception:
+            name = getattr(handler, "__qualname__", repr(handler))
+            log.exception("%s: event handler %s failed on %r from %s", self.name, name, event, sender)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ state
+
+    @staticmethod
+    def _state_interface(interface: type[Interface]) -> type[Interface]:
+        """The interface that declares the state ``interface`` has (itself or a base)."""
+        for cls in interface.__mro__:
+            if isinstance(cls, type) and issubclass(cls, Interface) and cls.own_state_class() is not None:
+                return cls
+        raise ValueError(f"{interface.__name__} declares no state")
+
+    async def set_state(self, interface: type[Interface], state: Any) -> None:
+        """Publish the current state of one of our interfaces (peers read it without a call)."""
+        decl = self._state_interface(interface)
+        cls = decl.own_state_class()
+        assert cls is not None
+        if not isinstance(state, cls):
+            raise TypeError(f"state of {decl.__name__} must be a {cls.__name__}, not {type(state).__name__}")
+        self._own_state[decl.__name__] = state
+        if self._opened:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self._transport.publish_state(decl.__name__, state)
+            except TimeoutError:
+                raise RemoteTimeoutError(f"{self.name}: publishing state of {decl.__name__} timed out") from None
+
+    def get_own_state(self, interface: type[Interface]) -> Any:
+        return self._own_state.get(self._state_interface(interface).__name__)
+
+    def set_capabilities(self, interface: type[Interface], capabilities: Any) -> None:
+        """Set constant capabilities of an interface (before the module goes online)."""
+        self._capabilities[interface.__name__] = capabilities
+
+    async def get_state(self, module: str, interface: type[Interface], max_age: float | None = None) -> Any:
+        """Latest state of a module's interface; subscribes on first use (no call afterwards)."""
+        decl = self._state_interface(interface)
+        key = (module, decl.__name__)
+        if key not in self._state_subscribed:
+            await self._subscribe_state(key, decl)
+        value = self._state_cache.get(key)
+        if value is not None and max_age is not None:
+            t = getattr(value, "time", None)
+            if t is not None and _age(t) > max_age:
+                return None
+        return value
+
+    async def _subscribe_state(self, key: tuple[str, str], decl: type[Interface]) -> None:
+        peer = await self._peer(key[0])
+        if decl not in peer.interfaces:
+            raise ValueError(f"module '{key[0]}' does not implement {decl.__name__}")
+        try:
+            async with asyncio.timeout(self.timeout):
+                value = await self._transport.subscribe_state(key[0], key[1])
+        except TimeoutError:
+            raise RemoteTimeoutError(f"subscribing to state {key[1]} of '{key[0]}' timed out") from None
+        self._state_subscribed.add(key)
+        if value is not None and key not in self._state_cache:
+            self._store_state(key, value)
+
+    async def _resubscribe(self, key: tuple[str, str]) -> None:
+        decl = interface_by_name(key[1])
+        if decl is None:
+            return
+        try:
+            await self._subscribe_state(key, decl)
+        except Exception as exc:
+            log.warning("%s: cannot subscribe to state %s of %s: %s", self.name, key[1], key[0], exc)
+
+    def _store_state(self, key: tuple[str, str], value: Any) -> Any:
+        iface = interface_by_name(key[1])
+        cls = iface.own_state_class() if iface is not None else None
+        if cls is None:
+            return None
+        try:
+            state = cast(value, cls)
+        except CastError as exc:
+            log.warning("%s: dropped state %s from %s: %s", self.name, key[1], key[0], exc)
+            return None
+        self._state_cache[key] = state
+        ev = self._state_changed.get(key)
+        if ev is not None:
+            ev.set()
+        return state
+
+    def state_received(self, sender: str, interface: str, value: Any) -> None:
+        key = (sender, interface)
+        state = self._store_state(key, value)
+        if state is None:
+            return
+        for handler in self._state_handlers.get(key, ()):
+            self._spawn(self._run_state_handler(handler, state, sender))
+
+    async def _run_state_handler(self, handler: StateHandler, state: Any, sender: str) -> None:
+        try:
+            await handler(state, sender)
+        except Exception:
+            log.exception("%s: state handler %r failed on %r from %s", self.name, handler, state, sender)
+
+    async def subscribe_state(self, module: str, interface: type[Interface], handler: StateHandler) -> None:
+        """Call ``handler(state, sender)`` on every new state of ``module``'s ``interface``."""
+        decl = self._state_interface(interface)
+        key = (module, decl.__name__)
+        self._state_handlers.setdefault(key, []).append(handler)
+        if key not in self._state_subscribed:
+            await self._subscribe_state(key, decl)
+
+    async def wait_for_state(
+        self, module: str, interface: type[Interface], predicate: Callable[[Any], bool], timeout: float
+    ) -> Any:
+        """Wait at most ``timeout`` s for the module's state to satisfy ``predicate``; None on expiry."""
+        decl = self._state_interface(interface)
+        key = (module, decl.__name__)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        value = await self.get_state(module, decl)
+        while value is None or not predicate(value):
+            remaining = end - loop.time()
+            if remaining <= 0:
+                return None
+            ev = self._state_changed.setdefault(key, asyncio.Event())
+            ev.clear()
+            try:
+                await asyncio.wait_for(ev.wait(), remaining)
+            except TimeoutError:
+                return None
+            value = self._state_cache.get(key)
+        return value
+
+    async def get_capabilities(self, module: str, interface: type[Interface]) -> Any:
+        peer = await self._peer(module)
+        if interface not in peer.interfaces:
+            raise ValueError(f"module '{module}' does not implement {interface.__name__}")
+        cls = interface.own_capabilities_class()
+        try:
+            async with asyncio.timeout(self.timeout):
+                value = await self._transport.fetch_capabilities(module, interface.__name__)
+        except TimeoutError:
+            raise RemoteTimeoutError(f"fetching capabilities of '{module}' timed out") from None
+        if value is None or cls is None:
+            return value
+        return cast(value, cls)
+
+
+def _age(t: Any) -> float:
+    ts = t.timestamp() if hasattr(t, "timestamp") else float(t)
+    return time.time() - ts

@@ -1,0 +1,5 @@
+"""The comm of a module that runs in isolation."""
+
+from .comm import DummyComm
+
+__all__ = ["DummyComm"]

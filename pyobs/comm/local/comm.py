@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from ..comm import Comm
+from .network import LocalNetwork
+from .transport import LocalTransport
+
+
+class LocalComm(Comm):
+    """Comm between modules in the same process.
+
+    Args:
+        name: the module's name.
+        network: the network to meet others on (default: one per process).
+        timeout: default call deadline in seconds.
+
+    Note: a call runs the callee's method in the caller's task, so a caller whose deadline
+    passes also cancels the callee's coroutine.
+    """
+
+    def __init__(self, name: str, network: LocalNetwork | None = None, timeout: float = 10.0) -> None:
+        super().__init__(LocalTransport(name, network), timeout=timeout)
+
+    @property
+    def network(self) -> LocalNetwork:
+        transport = self.transport
+        assert isinstance(transport, LocalTransport)
+        return transport.network

@@ -1,0 +1,42 @@
+"""The in-process network LocalComms meet on."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .transport import LocalTransport
+
+
+class LocalNetwork:
+    """Who is online in this process. Modules that close leave it (and calls to them fail)."""
+
+    _default: LocalNetwork | None = None
+
+    def __init__(self) -> None:
+        self.members: dict[str, LocalTransport] = {}
+
+    @classmethod
+    def default(cls) -> LocalNetwork:
+        """The process-wide network used when none is given."""
+        if cls._default is None:
+            cls._default = cls()
+        return cls._default
+
+    def join(self, member: LocalTransport) -> None:
+        current = self.members.get(member.name)
+        if current is not None and current is not member:
+            raise ValueError(f"a module named '{member.name}' is already online on this network")
+        self.members[member.name] = member
+        for other in list(self.members.values()):
+            if other is not member and other.info is not None:
+                member.see(other)
+        for other in list(self.members.values()):
+            if other is not member:
+                other.see(member)
+
+    def leave(self, member: LocalTransport) -> None:
+        if self.members.get(member.name) is member:
+            del self.members[member.name]
+            for other in list(self.members.values()):
+                other.forget(member.name)

@@ -1,0 +1,118 @@
+"""LocalTransport: calls are direct awaits of the callee's core, events and state are handed over."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyobs.events.event import Event
+from pyobs.interfaces.interface import MethodSpec
+from pyobs.utils.exceptions import RemoteError
+
+from ..transport import Announcement, Extend, Transport, TransportHandler
+from .network import LocalNetwork
+
+
+class LocalTransport(Transport):
+    def __init__(self, name: str, network: LocalNetwork | None = None) -> None:
+        if not name or ":" in name:
+            raise ValueError(f"invalid module name {name!r}")
+        self.name = name
+        self.network = network or LocalNetwork.default()
+        self.handler: TransportHandler | None = None
+        self.info: Announcement | None = None
+        self.state: dict[str, Any] = {}
+        #: (peer, interface) state we subscribed to
+        self._state_subs: set[tuple[str, str]] = set()
+        #: members that receive our events, per event type name
+        self._event_subscribers: dict[str, list[LocalTransport]] = {}
+
+    async def open(self, handler: TransportHandler) -> None:
+        self.handler = handler
+
+    async def announce(self, info: Announcement) -> None:
+        first = self.info is None
+        self.info = info
+        self.state.update(info.state)
+        if first:
+            self.network.join(self)
+        else:
+            self._refresh()
+
+    async def update_events(self, sends: set[str], receives: set[str]) -> None:
+        if self.info is not None:
+            self.info.sends = set(sends)
+            self.info.receives = set(receives)
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """Our announced events changed: peers re-read us, we re-read who receives what."""
+        for other in self.network.members.values():
+            if other is not self:
+                other.see(self)
+                self.see(other)
+
+    async def close(self) -> None:
+        self.network.leave(self)
+        self.info = None
+
+    # -- discovery
+    def see(self, other: LocalTransport) -> None:
+        """``other`` is online: record it, and subscribe it to the events it handles that we send."""
+        if self.handler is None or other.info is None:
+            return
+        for name in list(self._event_subscribers):
+            self._event_subscribers[name] = [m for m in self._event_subscribers[name] if m is not other]
+        if self.info is not None:
+            for name in self.info.sends & other.info.receives:
+                self._event_subscribers.setdefault(name, []).append(other)
+        info = other.info
+        self.handler.peer_online(
+            other.name, [(i.__name__, i.version) for i in info.interfaces], set(info.sends), info.label
+        )
+
+    def forget(self, name: str) -> None:
+        for subs in self._event_subscribers.values():
+            subs[:] = [m for m in subs if m.name != name]
+        self._state_subs = {k for k in self._state_subs if k[0] != name}
+        if self.handler is not None:
+            self.handler.peer_offline(name)
+
+    def _member(self, peer: str) -> LocalTransport:
+        member = self.network.members.get(peer)
+        if member is None or member.handler is None:
+            raise RemoteError(f"module '{peer}' is offline")
+        return member
+
+    # -- calls
+    async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
+        member = self._member(peer)
+        handler = member.handler
+        assert handler is not None
+
+        # runs in the caller's task: the fastest possible path, and the caller's deadline applies
+        return await handler.handle_call(self.name, method.name, args, extend)
+
+    # -- events
+    async def publish_event(self, event: Event) -> None:
+        for member in self._event_subscribers.get(type(event).__name__, ()):
+            if member.handler is not None:
+                member.handler.event_received(self.name, event)
+
+    # -- state
+    async def publish_state(self, interface: str, state: Any) -> None:
+        self.state[interface] = state
+        for member in self.network.members.values():
+            if member.handler is not None and (self.name, interface) in member._state_subs:
+                member.handler.state_received(self.name, interface, state)
+
+    async def subscribe_state(self, peer: str, interface: str) -> Any:
+        member = self._member(peer)
+        self._state_subs.add((peer, interface))
+        return member.state.get(interface)
+
+    async def unsubscribe_state(self, peer: str, interface: str) -> None:
+        self._state_subs.discard((peer, interface))
+
+    async def fetch_capabilities(self, peer: str, interface: str) -> Any:
+        info = self._member(peer).info
+        return info.capabilities.get(interface) if info is not None else None

@@ -1,0 +1,150 @@
+"""The narrow contract between the :class:`~pyobs.comm.Comm` core and a transport.
+
+A transport moves plain primitives and nothing else: it connects, announces what its module
+offers, sends a call and reports what comes back, publishes events and state, and delivers what
+arrives to a :class:`TransportHandler` (the core). It owns no semantics: casting, deadlines,
+server-extended timeouts, event registry and dispatch, discovery bookkeeping and the local
+ModuleOpened/Closed events all live in the core, once, for every transport.
+
+Values crossing this contract:
+
+* outgoing (call arguments, return values, state, capabilities) are *typed* Python values
+  (dataclasses, enums, :class:`~pyobs.utils.time.Time`, lists, tuples, dicts, scalars) together
+  with the :class:`~pyobs.interfaces.interface.MethodSpec` that declares them, so a transport
+  can encode either by runtime type or by declaration;
+* incoming values may be *plain* (None, bool, int, float, str, list, tuple, dict; a dataclass as
+  a dict of its fields; enums and times as strings) — the core casts them by declaration.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pyobs.events.event import Event
+from pyobs.interfaces.interface import Interface, MethodSpec
+
+#: callee side: the core calls this to announce a long call's duration (seconds) to the caller;
+#: it may return an awaitable (a transport that has to send something), which the core awaits
+Announce = Callable[[float], Awaitable[None] | None]
+#: caller side: the transport calls this when the callee announced a duration (seconds from now)
+Extend = Callable[[float], None]
+
+
+@dataclass
+class Announcement:
+    """Everything a module makes known about itself when it goes online."""
+
+    #: implemented interfaces including all bases; empty for a module-less tool
+    interfaces: list[type[Interface]] = field(default_factory=list)
+    #: event type names this module sends / handles
+    sends: set[str] = field(default_factory=set)
+    receives: set[str] = field(default_factory=set)
+    #: constant capabilities per interface name (a dataclass each)
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    #: current state per interface name (a dataclass each), published before going online
+    state: dict[str, Any] = field(default_factory=dict)
+    #: human-readable label of the module
+    label: str = ""
+
+    @property
+    def is_module(self) -> bool:
+        return any(i.__name__ == "IModule" for i in self.interfaces)
+
+
+class TransportHandler(Protocol):
+    """What the core offers a transport (implemented by :class:`~pyobs.comm.Comm`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def method(self, name: str) -> MethodSpec | None:
+        """The spec of one of our own methods, to decode an incoming call; None if unknown."""
+
+    async def handle_call(self, sender: str, method: str, args: list[Any], announce: Announce) -> Any:
+        """Run an incoming call; returns the typed result or raises (the transport encodes either).
+
+        Raises :class:`~pyobs.utils.exceptions.UnknownMethodError` for unknown methods and
+        TypeError for arguments that do not fit the declaration.
+        """
+
+    def peer_online(
+        self, name: str, interfaces: list[tuple[str, int]], sends: set[str] | None = None, label: str = ""
+    ) -> None:
+        """A peer was discovered: its interface (name, version) pairs and the events it sends."""
+
+    def peer_offline(self, name: str) -> None:
+        """A peer went away (pending calls to it fail at once)."""
+
+    def event_received(self, sender: str, event: Event) -> None:
+        """An event arrived (already decoded, see :meth:`Event.from_dict`)."""
+
+    def state_received(self, sender: str, interface: str, value: Any) -> None:
+        """A new state value of a peer's interface arrived (plain or typed)."""
+
+    def connection_changed(self, connected: bool, reason: str = "") -> None:
+        """The transport lost or regained its connection."""
+
+
+class Transport(abc.ABC):
+    """A backend: a thin adapter between the core and one way of moving bytes."""
+
+    #: the module name on this transport
+    name: str
+
+    @abc.abstractmethod
+    async def open(self, handler: TransportHandler) -> None:
+        """Connect. Peers already online are reported through ``handler.peer_online``."""
+
+    @abc.abstractmethod
+    async def announce(self, info: Announcement) -> None:
+        """Become discoverable with what ``info`` says (publishes the initial state first).
+
+        May be called again later with updated information (e.g. events registered after open).
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Go offline and disconnect; must not hang."""
+
+    @abc.abstractmethod
+    async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
+        """Call ``method`` on ``peer`` with a full positional argument list (already cast).
+
+        Returns the (plain or typed) result or raises the remote exception (see
+        :mod:`pyobs.comm.errors`). Needs no deadline of its own: the core cancels it when the
+        call's deadline passes. Calls ``extend(seconds)`` when the callee announces a duration.
+        """
+
+    @abc.abstractmethod
+    async def publish_event(self, event: Event) -> None:
+        """Send an event to everyone who subscribed to its type. Must not block for long."""
+
+    async def update_events(self, sends: set[str], receives: set[str]) -> None:
+        """The set of event types this module sends or handles changed (after announce)."""
+        return None
+
+    @abc.abstractmethod
+    async def publish_state(self, interface: str, state: Any) -> None:
+        """Publish the current state (a dataclass) of one of our interfaces."""
+
+    @abc.abstractmethod
+    async def subscribe_state(self, peer: str, interface: str) -> Any:
+        """Subscribe to a peer's state of one interface; return its current value (or None).
+
+        Later changes arrive through ``handler.state_received``.
+        """
+
+    async def unsubscribe_state(self, peer: str, interface: str) -> None:
+        return None
+
+    async def resolve(self, peer: str) -> bool:
+        """Called when ``peer`` is not (yet) known to the core: if the transport knows it is
+        online and its discovery is under way, wait for that (bounded) and return True."""
+        return False
+
+    async def fetch_capabilities(self, peer: str, interface: str) -> Any:
+        """A peer's capabilities for one interface (plain or typed), None if unknown."""
+        return None
