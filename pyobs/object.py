@@ -258,5 +258,5 @@ class Object:
 
 
 # Object's own open/close are the innermost ones; wrap them too so an Object alone works.
-Object.open = _outermost("open", Object.__dict__["open"])  # type: ignore[method-assign]
-Object.close = _outermost("close", Object.__dict__["close"])  # type: ignore[method-assign]
+Object.open = _outermost("open", Object.__dict__["open"])  # type: ignore[method-assign,assignment]
+Object.close = _outermost("close", Object.__dict__["close"])  # type: ignore[method-assign,assignment]

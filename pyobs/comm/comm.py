@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pyobs.events.event import EVENTS, Event
 from pyobs.events import ModuleClosedEvent, ModuleOpenedEvent
+from pyobs.events.event import EVENTS, Event
 from pyobs.interfaces.interface import (
     Interface,
     MethodSpec,

@@ -8,6 +8,7 @@ from pyobs.events.event import Event
 from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError
 
+from ..errors import describe, rebuild
 from ..transport import Announcement, Extend, Transport, TransportHandler
 from .network import LocalNetwork
 
@@ -90,7 +91,11 @@ class LocalTransport(Transport):
         assert handler is not None
 
         # runs in the caller's task: the fastest possible path, and the caller's deadline applies
-        return await handler.handle_call(self.name, method.name, args, extend)
+        try:
+            return await handler.handle_call(self.name, method.name, args, extend)
+        except Exception as exc:
+            # exceptions cross as they would over a wire: by name, rebuilt where importable
+            raise rebuild(describe(exc), f"{peer}.{method.name}()") from None
 
     # -- events
     async def publish_event(self, event: Event) -> None:
