@@ -243,6 +243,10 @@ class Comm:
         """Names of all modules online."""
         return [n for n, p in self._peers.items() if p.is_module]
 
+    def is_online(self, name: str) -> bool:
+        """Whether ``name`` (a module or a module-less tool) is online; its events reach us then."""
+        return name in self._peers
+
     async def clients_with_interface(self, interface: type[Interface]) -> list[str]:
         """Names of all modules online that implement ``interface``."""
         return [n for n, p in self._peers.items() if interface in p.interfaces]

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from pyobs.comm import Comm
+from pyobs.comm.local import LocalComm, LocalNetwork
+
+
+class LocalBackend:
+    kind = "local"
+    multiprocess = False
+
+    def __init__(self) -> None:
+        self.network = LocalNetwork()
+
+    def comm(self, name: str, timeout: float = 10.0) -> Comm:
+        return LocalComm(name, network=self.network, timeout=timeout)
+
+    def comm_config(self, name: str) -> dict[str, Any]:
+        raise NotImplementedError("LocalComm works within one process only")
+
+
+@pytest.fixture
+async def local_backend() -> AsyncIterator[LocalBackend]:
+    yield LocalBackend()
