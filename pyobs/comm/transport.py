@@ -73,7 +73,12 @@ class TransportHandler(Protocol):
     def peer_online(
         self, name: str, interfaces: list[tuple[str, int]], sends: set[str] | None = None, label: str = ""
     ) -> None:
-        """A peer was discovered: its interface (name, version) pairs and the events it sends."""
+        """A peer was discovered: its interface (name, version) pairs and the events it sends.
+
+        Report a peer only once the events of it that we handle can reach us (subscriptions to
+        its event nodes done): tests and users rely on "seen online" meaning "events arrive".
+        Calling it again for a known peer updates what it offers (no second ModuleOpenedEvent).
+        """
 
     def peer_offline(self, name: str) -> None:
         """A peer went away (pending calls to it fail at once)."""

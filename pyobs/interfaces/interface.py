@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pyobs.utils.casting import CastError, Caster, caster
+from pyobs.utils.casting import Caster, CastError, caster
 
 #: every Interface subclass by name (built-in catalog and user-defined ones alike)
 INTERFACES: dict[str, type[Interface]] = {}

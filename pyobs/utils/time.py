@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time as _time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -11,12 +11,12 @@ class Time(datetime):
     """A timezone-aware UTC datetime whose wire form is ISO 8601 (``2026-01-01T00:00:00.000``)."""
 
     @classmethod
-    def now(cls, tz: Any = None) -> Time:  # noqa: ARG003 - always UTC
-        return cls.fromtimestamp(_time.time(), tz=timezone.utc)
+    def now(cls, tz: Any = None) -> Time:
+        return cls.fromtimestamp(_time.time(), tz=UTC)
 
     @classmethod
     def from_unix(cls, seconds: float) -> Time:
-        return cls.fromtimestamp(seconds, tz=timezone.utc)
+        return cls.fromtimestamp(seconds, tz=UTC)
 
     @classmethod
     def parse(cls, text: str) -> Time:
@@ -33,9 +33,9 @@ class Time(datetime):
     @classmethod
     def from_datetime(cls, dt: datetime) -> Time:
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        dt = dt.astimezone(timezone.utc)
-        return cls(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond, tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
+        dt = dt.astimezone(UTC)
+        return cls(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond, tzinfo=UTC)
 
     @property
     def isot(self) -> str:
