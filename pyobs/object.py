@@ -60,8 +60,8 @@ def get_object(config: Any, object_class: type[T] | None = None, key: str = "", 
     args = _check_arguments(cls, args, key)
     try:
         return cls(**args, **kwargs)  # type: ignore[no-any-return]
-    except ConfigError:
-        raise
+    except ConfigError as exc:  # raised by the constructor: its keys are relative to this object
+        raise ConfigError(f"{key}.{exc.key}" if key and exc.key else key or exc.key, exc.problem) from None
     except TypeError as exc:
         raise ConfigError(key or str(config["class"]), f"{config['class']}: {exc}") from None
 
