@@ -1,0 +1,114 @@
+"""D-Bus test backend: a private dbus-daemon per test session, a fresh name prefix per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyobs.comm import Comm
+from pyobs.comm.dbus import DbusComm
+
+_counter = itertools.count()
+
+
+class DbusDaemon:
+    """A private ``dbus-daemon`` listening on a unix socket in ``directory`` (never the host's bus)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.socket = directory / "bus"
+        self.address = f"unix:path={self.socket}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> str:
+        if shutil.which("dbus-daemon") is None:
+            pytest.skip("dbus-daemon is not installed (Debian package 'dbus')")
+        if self.socket.exists():
+            self.socket.unlink()
+        self.proc = subprocess.Popen(
+            [
+                "dbus-daemon",
+                "--session",
+                "--nofork",
+                "--nopidfile",
+                "--nosyslog",
+                "--print-address=1",
+                f"--address={self.address}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={k: v for k, v in os.environ.items() if not k.startswith("DBUS_")},
+        )
+        assert self.proc.stdout is not None
+        # the daemon prints its address once it listens
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            self.stop()
+            raise RuntimeError(f"dbus-daemon did not start within {timeout} s")
+        line = self.proc.stdout.readline().decode().strip()
+        sel.close()
+        if not line:
+            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+            self.stop()
+            raise RuntimeError(f"dbus-daemon failed to start: {err}")
+        return line
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture(scope="session")
+def dbus_bus() -> Iterator[str]:
+    """The address of a private dbus-daemon, killed at the end of the session."""
+    with tempfile.TemporaryDirectory(prefix="pyobs-dbus-") as tmp:
+        daemon = DbusDaemon(Path(tmp))
+        daemon.start()
+        try:
+            yield daemon.address
+        finally:
+            daemon.stop()
+
+
+class DbusBackend:
+    kind = "dbus"
+    multiprocess = True
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        # a fresh prefix per test: modules of different tests never see each other
+        self.prefix = f"org.pyobs.test{os.getpid()}_{next(_counter)}"
+
+    def comm(self, name: str, timeout: float = 10.0) -> Comm:
+        return DbusComm(name, bus=self.address, prefix=self.prefix, timeout=timeout)
+
+    def comm_config(self, name: str) -> dict[str, Any]:
+        return {"class": "pyobs.comm.dbus.DbusComm", "name": name, "bus": self.address, "prefix": self.prefix}
+
+
+@pytest.fixture
+async def dbus_backend(dbus_bus: str) -> AsyncIterator[DbusBackend]:
+    yield DbusBackend(dbus_bus)
