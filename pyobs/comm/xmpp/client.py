@@ -1,0 +1,82 @@
+"""The slixmpp client underneath the transport: login, TLS, SASL and the stream; nothing else.
+
+slixmpp turns every received element into a stanza object and matches it against a list of
+handlers. The pyobs traffic (calls, answers, disco#info, presence, pubsub notifications) skips
+all of that: :meth:`_spawn_event` hands the raw ElementTree element to the transport first, and
+only what the transport does not take goes the slixmpp way (stream features, SASL, bind, …).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from xml.etree.ElementTree import Element
+
+import slixmpp
+
+Q_IQ = "{jabber:client}iq"
+Q_MESSAGE = "{jabber:client}message"
+Q_PRESENCE = "{jabber:client}presence"
+
+RawHandler = Callable[[Element], bool]
+
+
+class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
+    """A ClientXMPP whose pyobs stanzas go to raw handlers and whose writes can bypass its queue."""
+
+    def __init__(
+        self,
+        jid: str,
+        password: str,
+        *,
+        on_iq: RawHandler,
+        on_message: RawHandler,
+        on_presence: RawHandler,
+        use_tls: bool = True,
+        direct_tls: bool = False,
+        ca_file: str | None = None,
+        allow_plain: bool = False,
+    ) -> None:
+        super().__init__(
+            jid,
+            password,
+            plugin_config={
+                "feature_mechanisms": {
+                    # SCRAM never reveals the password, so it is fine without TLS; PLAIN only if allowed
+                    "unencrypted_scram": True,
+                    "unencrypted_plain": allow_plain,
+                }
+            },
+        )
+        self._raw = {Q_IQ: on_iq, Q_MESSAGE: on_message, Q_PRESENCE: on_presence}
+        self.enable_direct_tls = direct_tls
+        self.enable_starttls = use_tls and not direct_tls
+        self.enable_plaintext = not use_tls and not direct_tls
+        self.whitespace_keepalive = False  # the transport pings with a deadline instead
+        if ca_file is not None:
+            path = Path(ca_file)
+            if not path.is_file():
+                raise FileNotFoundError(f"ca_file {ca_file!r} does not exist")
+            context = ssl.create_default_context(cafile=str(path))
+            context.check_hostname = True
+            context.verify_mode = ssl.CERT_REQUIRED
+            self.ssl_context = context
+
+    def _spawn_event(self, xml: Element) -> None:
+        raw = self._raw.get(xml.tag)
+        if raw is not None and self._session_started and raw(xml):
+            return
+        super()._spawn_event(xml)
+
+    def write(self, data: str) -> bool:
+        """Write a serialised stanza straight to the socket; False when not connected."""
+        transport = self.transport
+        if transport is None or not self._session_started:
+            return False
+        transport.write(data.encode())
+        return True
+
+    @property
+    def encrypted(self) -> bool:
+        return "starttls" in self.features or isinstance(self.socket, ssl.SSLObject | ssl.SSLSocket)

@@ -1,0 +1,88 @@
+"""XmppComm: a Comm whose transport is an XMPP server (the production choice)."""
+
+from __future__ import annotations
+
+from ..comm import Comm
+from .transport import XmppTransport
+
+
+class XmppComm(Comm):
+    """Comm over an XMPP server, wire-compatible with pyobs-core 2.19 modules.
+
+    YAML::
+
+        comm:
+          class: pyobs.comm.xmpp.XmppComm
+          jid: camera@example.org
+          password: secret
+          server: "127.0.0.1:5222"
+
+    Args:
+        jid: ``name@domain[/resource]``; the module name is the local part. Alternatively give
+            ``user`` and ``domain`` (and ``resource``).
+        user: the account name (the module name) if no ``jid`` is given.
+        domain: the XMPP domain if no ``jid`` is given.
+        resource: the fleet's resource; every module of a fleet must use the same (``pyobs``).
+        password: the account's password.
+        server: ``host:port`` to connect to; default: the domain's DNS SRV record or port 5222.
+        use_tls: use STARTTLS when the server offers it, verifying the certificate.
+        require_tls: refuse to log in over an unencrypted connection.
+        direct_tls: connect with TLS right away (XEP-0368, e.g. port 5223) instead of STARTTLS.
+        ca_file: a CA (or self-signed) certificate file to trust for the server's certificate.
+        allow_plain: allow SASL PLAIN over an unencrypted connection (sends the password in clear;
+            SCRAM is always preferred).
+        timeout: default deadline of a call in seconds (``@timeout`` methods extend it); also the
+            deadline of discovery, subscription and publish requests.
+        connect_timeout: how long ``open()`` keeps trying to reach and log into the server.
+        event_queue_size: events kept while the server is unreachable (the oldest are dropped).
+        version: the pyobs version announced in IModule capabilities (empty: not compared by
+            pyobs-core peers).
+    """
+
+    def __init__(
+        self,
+        jid: str | None = None,
+        user: str | None = None,
+        domain: str | None = None,
+        resource: str = "pyobs",
+        password: str = "",
+        server: str | None = None,
+        use_tls: bool = True,
+        require_tls: bool = False,
+        direct_tls: bool = False,
+        ca_file: str | None = None,
+        allow_plain: bool = False,
+        timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        event_queue_size: int = 10000,
+        version: str = "",
+    ) -> None:
+        if jid is None:
+            if not user or not domain:
+                raise ValueError("XmppComm needs either 'jid' or both 'user' and 'domain'")
+            jid = f"{user}@{domain}/{resource}"
+        elif "/" not in jid:
+            jid = f"{jid}/{resource}"
+        if timeout <= 0 or connect_timeout <= 0:
+            raise ValueError("timeout and connect_timeout must be positive")
+        transport = XmppTransport(
+            jid,
+            password,
+            server=server,
+            use_tls=use_tls,
+            require_tls=require_tls,
+            direct_tls=direct_tls,
+            ca_file=ca_file,
+            allow_plain=allow_plain,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            event_queue_size=event_queue_size,
+            version=version,
+        )
+        super().__init__(transport, timeout=timeout)
+
+    @property
+    def xmpp(self) -> XmppTransport:
+        transport = self.transport
+        assert isinstance(transport, XmppTransport)
+        return transport

@@ -1,0 +1,122 @@
+"""XEP-0030 disco#info: what we answer about ourselves (wire spec §4.2) and what we read from peers."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from pyobs.events.event import event_by_name
+from pyobs.interfaces.interface import Interface
+
+from ..transport import Announcement
+from .values import decode_fields, encode_fields, escape_attr
+
+NS = "http://jabber.org/protocol/disco#info"
+Q_QUERY = f"{{{NS}}}query"
+Q_FEATURE = f"{{{NS}}}feature"
+
+IFACE_PREFIX = "urn:pyobs:interface:"
+STATE_PREFIX = "urn:pyobs:state:"
+EVENT_PREFIX = "urn:pyobs:event:"
+CAPS_PREFIX = "urn:pyobs:capabilities:"
+_EVENT_NS = re.compile(r"^\{urn:pyobs:event:([^:{}]+):(\d+)\}event$")
+_CAPS_NS = re.compile(r"^\{urn:pyobs:capabilities:([^:{}]+):(\d+)\}capabilities$")
+
+
+def info_body(info: Announcement, capabilities: dict[str, Any]) -> str:
+    """The children of our ``<query xmlns='http://jabber.org/protocol/disco#info'>``.
+
+    ``capabilities``: dataclass per interface name (IModule's included).
+    """
+    out = ['<identity category="automation" type="rpc"/>', '<feature var="jabber:iq:rpc"/>']
+    ifaces: list[type[Interface]] = sorted(info.interfaces, key=lambda i: (i.__name__ != "IModule", i.__name__))
+    for iface in ifaces:
+        name = escape_attr(iface.__name__)
+        out.append(f'<feature var="{IFACE_PREFIX}{name}:{iface.version}"/>')
+        if iface.own_state_class() is not None:
+            out.append(f'<feature var="{STATE_PREFIX}{name}:{iface.version}"/>')
+    events = sorted(info.sends | info.receives)
+    for ev in events:
+        out.append(f'<feature var="{EVENT_PREFIX}{escape_attr(ev)}:{_event_version(ev)}"/>')
+    versions = {i.__name__: i.version for i in info.interfaces}
+    caps_elements = []
+    for iname in sorted(capabilities):
+        value = capabilities[iname]
+        if value is None or not dataclasses.is_dataclass(value):
+            continue
+        ns = f"{CAPS_PREFIX}{escape_attr(iname)}:{versions.get(iname, 1)}"
+        out.append(f'<feature var="{ns}"/>')
+        caps_elements.append(f'<capabilities xmlns="{ns}">{encode_fields(value)}</capabilities>')
+    out.extend(caps_elements)
+    for ev in events:
+        roles = " ".join(r for r, on in (("send", ev in info.sends), ("subscribe", ev in info.receives)) if on)
+        name = escape_attr(ev)
+        out.append(f'<event xmlns="{EVENT_PREFIX}{name}:{_event_version(ev)}" name="{name}" role="{roles}"/>')
+    return "".join(out)
+
+
+def _event_version(name: str) -> int:
+    etype = event_by_name(name)
+    return etype.version if etype is not None else 1
+
+
+def info_result(to: str, iq_id: str, body: str, node: str | None = None) -> str:
+    node_attr = f' node="{escape_attr(node)}"' if node else ""
+    return f'<iq type="result" to="{to}" id="{iq_id}"><query xmlns="{NS}"{node_attr}>{body}</query></iq>'
+
+
+def info_query(to: str, iq_id: str) -> str:
+    return f'<iq type="get" to="{escape_attr(to)}" id="{iq_id}"><query xmlns="{NS}"/></iq>'
+
+
+@dataclass
+class PeerInfo:
+    """What a peer's disco#info says."""
+
+    interfaces: list[tuple[str, int]] = field(default_factory=list)
+    #: (event name, version) the peer publishes
+    sends: set[tuple[str, int]] = field(default_factory=set)
+    #: plain capabilities (dict of fields) per interface name
+    capabilities: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_module(self) -> bool:
+        return any(name == "IModule" for name, _ in self.interfaces)
+
+    @property
+    def label(self) -> str:
+        caps = self.capabilities.get("IModule")
+        label = caps.get("label") if isinstance(caps, dict) else None
+        return label if isinstance(label, str) else ""
+
+
+def parse_info(iq: Element) -> PeerInfo:
+    """Read a disco#info result (tolerant: unknown things are skipped)."""
+    info = PeerInfo()
+    query = iq.find(Q_QUERY)
+    if query is None:
+        return info
+    for child in query:
+        tag = child.tag
+        if tag == Q_FEATURE:
+            var = child.get("var", "")
+            if var.startswith(IFACE_PREFIX):
+                name, _, version = var[len(IFACE_PREFIX) :].rpartition(":")
+                if name and version.isdigit():
+                    info.interfaces.append((name, int(version)))
+            continue
+        m = _EVENT_NS.match(tag)
+        if m is not None:
+            if child.get("name") and "send" in child.get("role", "").split():
+                info.sends.add((m.group(1), int(m.group(2))))
+            continue
+        m = _CAPS_NS.match(tag)
+        if m is not None:
+            try:
+                info.capabilities[m.group(1)] = decode_fields(child)
+            except (ValueError, RecursionError):
+                continue  # unreadable capabilities count as unknown
+    return info

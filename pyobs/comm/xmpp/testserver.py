@@ -1,0 +1,373 @@
+"""A throw-away prosody for tests, benchmarks and examples.
+
+Starts ``prosody`` in the foreground on a free 127.0.0.1 port with a config, data, pid and log in a
+(temporary) directory: one virtual host, c2s only (no s2s, no HTTP), a pubsub component
+``pubsub.<domain>`` on which every account is admin (see the wire spec §2.3) and that auto-creates
+nodes on publish, a mod_groups shared roster listing every account, raised rate limits, and
+optionally a self-signed certificate for STARTTLS.
+
+Python::
+
+    async with TestServer(users=["camera", "telescope"]) as server:
+        comm = XmppComm(jid=server.jid("camera"), password=server.password, server=server.address)
+
+Command line (prints the address and domain, runs until SIGTERM/SIGINT)::
+
+    python -m pyobs.comm.xmpp.testserver --dir /tmp/xmpp --users camera,telescope
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+PROSODY = os.environ.get("PYOBS_PROSODY", "prosody")
+PROSODYCTL = os.environ.get("PYOBS_PROSODYCTL", "prosodyctl")
+
+
+class TestServerError(RuntimeError):
+    """The test server could not be set up or started; the message says why."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _lua(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class TestServer:
+    """A prosody process with a throw-away configuration.
+
+    Args:
+        users: account names (local parts) to register; more can be added with :meth:`add_users`.
+        domain: the virtual host.
+        password: the password of every account.
+        directory: where config, data, pid and log go (a new temporary directory if None; a given
+            directory is kept, a temporary one removed by :meth:`cleanup`).
+        port: the c2s port (a free one if None).
+        tls: create a self-signed certificate and offer STARTTLS (then encryption is required).
+        allow_plain: let clients authenticate with PLAIN over an unencrypted connection.
+        startup_timeout: how long :meth:`start` waits for the port to accept connections.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        users: Iterable[str] = (),
+        *,
+        domain: str = "pyobs.test",
+        password: str = "pyobs",
+        directory: str | os.PathLike[str] | None = None,
+        port: int | None = None,
+        tls: bool = False,
+        allow_plain: bool = False,
+        startup_timeout: float = 10.0,
+    ) -> None:
+        self.domain = domain
+        self.password = password
+        self.host = "127.0.0.1"
+        self.port = port or free_port(self.host)
+        self.tls = tls
+        self.allow_plain = allow_plain
+        self.startup_timeout = startup_timeout
+        self._temporary = directory is None
+        self.directory = Path(directory or tempfile.mkdtemp(prefix="pyobs-prosody-"))
+        self.users: list[str] = []
+        self._process: asyncio.subprocess.Process | None = None
+        for user in users:
+            self._check_user(user)
+            if user not in self.users:
+                self.users.append(user)
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for the ``server`` option of XmppComm."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pubsub(self) -> str:
+        return f"pubsub.{self.domain}"
+
+    def jid(self, user: str, resource: str | None = None) -> str:
+        bare = f"{user}@{self.domain}"
+        return f"{bare}/{resource}" if resource else bare
+
+    @property
+    def config_file(self) -> Path:
+        return self.directory / "prosody.cfg.lua"
+
+    @property
+    def log_file(self) -> Path:
+        return self.directory / "prosody.log"
+
+    @property
+    def ca_file(self) -> Path:
+        """The self-signed certificate (to pass as ``ca_file``); only with ``tls=True``."""
+        return self.directory / "certs" / f"{self.domain}.crt"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    @staticmethod
+    def _check_user(user: str) -> None:
+        if not user or any(c in user for c in "@/:\" \n\t'\\"):
+            raise ValueError(f"invalid account name {user!r}")
+
+    # ------------------------------------------------------------------ setup
+
+    def _write_config(self) -> None:
+        d = self.directory
+        (d / "data").mkdir(parents=True, exist_ok=True)
+        admins = "; ".join(_lua(self.jid(u)) for u in self.users)
+        ssl = ""
+        if self.tls:
+            ssl = (
+                f"ssl = {{ key = {_lua(str(d / 'certs' / (self.domain + '.key')))}; "
+                f"certificate = {_lua(str(self.ca_file))}; }}\n"
+            )
+        tls_module = '"tls"; ' if self.tls else ""
+        config = f"""-- generated by pyobs.comm.xmpp.testserver; throw-away
+run_as_root = true
+pidfile = {_lua(str(d / "prosody.pid"))}
+data_path = {_lua(str(d / "data"))}
+log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = {_lua(str(self.log_file))} }} }}
+interfaces = {{ {_lua(self.host)} }}
+c2s_ports = {{ {self.port} }}
+c2s_interfaces = {{ {_lua(self.host)} }}
+s2s_ports = {{ }}
+c2s_direct_tls_ports = {{ }}
+modules_enabled = {{ "roster"; "saslauth"; {tls_module}"disco"; "ping"; "groups"; "limits"; "posix" }}
+modules_disabled = {{ "s2s"; "offline"; "admin_socket"{"" if self.tls else '; "tls"'} }}
+certificates = {_lua(str(d / "certs"))}
+authentication = "internal_hashed"
+storage = "internal"
+groups_file = {_lua(str(d / "groups.txt"))}
+limits = {{ c2s = {{ rate = "100mb/s"; burst = "10s" }} }}
+c2s_stanza_size_limit = 10*1024*1024
+c2s_require_encryption = {"true" if self.tls else "false"}
+allow_unencrypted_plain_auth = {"true" if self.allow_plain else "false"}
+{ssl}
+VirtualHost {_lua(self.domain)}
+{ssl}
+Component {_lua(self.pubsub)} "pubsub"
+    autocreate_on_publish = true
+    pubsub_max_items = 256
+    admins = {{ {admins} }}
+"""
+        self.config_file.write_text(config)
+        groups = "[pyobs]\n" + "".join(self.jid(u) + "\n" for u in self.users)
+        (d / "groups.txt").write_text(groups)
+
+    def _make_cert(self) -> None:
+        certs = self.directory / "certs"
+        certs.mkdir(parents=True, exist_ok=True)
+        key = certs / f"{self.domain}.key"
+        if key.exists() and self.ca_file.exists():
+            return
+        cmd = [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", str(key), "-out", str(self.ca_file),
+            "-subj", f"/CN={self.domain}",
+            "-addext", f"subjectAltName=DNS:{self.domain},IP:{self.host}",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+        ]  # fmt: skip
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+        except FileNotFoundError:
+            raise TestServerError("openssl is needed to create a test certificate") from None
+        except subprocess.CalledProcessError as exc:
+            raise TestServerError(f"openssl failed: {exc.stderr.decode(errors='replace')}") from None
+
+    async def _register(self, users: list[str]) -> None:
+        """Register accounts with prosodyctl (a few at a time, each bounded)."""
+        sem = asyncio.Semaphore(max(2, os.cpu_count() or 2))
+
+        async def one(user: str) -> None:
+            async with sem:
+                proc = await asyncio.create_subprocess_exec(
+                    PROSODYCTL, "--config", str(self.config_file), "register", user, self.domain, self.password,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                )  # fmt: skip
+                try:
+                    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+                    raise TestServerError(f"prosodyctl register {user} timed out") from None
+                if proc.returncode != 0:
+                    text = out.decode(errors="replace").strip()
+                    raise TestServerError(f"prosodyctl register {user} failed ({proc.returncode}): {text}")
+
+        await asyncio.gather(*(one(u) for u in users))
+
+    def _registered(self, user: str) -> bool:
+        host = self.domain.replace(".", "%2e").replace("-", "%2d")
+        return (self.directory / "data" / host / "accounts" / f"{user}.dat").exists()
+
+    # ------------------------------------------------------------------ process
+
+    async def start(self) -> None:
+        """Write config, register accounts, start prosody and wait until its port accepts."""
+        if self.running:
+            return
+        if shutil.which(PROSODY) is None:
+            raise TestServerError(f"'{PROSODY}' not found (install prosody, e.g. apt-get install prosody)")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.tls:
+            self._make_cert()
+        self._write_config()
+        await self._register([u for u in self.users if not self._registered(u)])
+        self._process = await asyncio.create_subprocess_exec(
+            PROSODY, "-F", "--config", str(self.config_file),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            await self._wait_ready()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _wait_ready(self) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.startup_timeout
+        delay = 0.005
+        while True:
+            if self._process is None or self._process.returncode is not None:
+                raise TestServerError(f"prosody exited at start-up; see {self.log_file}: {self._log_tail()}")
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 1.0)
+            except (OSError, TimeoutError):
+                if loop.time() > end:
+                    raise TestServerError(
+                        f"prosody did not accept connections on {self.address} within "
+                        f"{self.startup_timeout} s; see {self.log_file}"
+                    ) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+
+    def _log_tail(self, lines: int = 5) -> str:
+        try:
+            return " | ".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop prosody (SIGTERM, SIGKILL after ``timeout``); keeps the directory for a restart."""
+        proc, self._process = self._process, None
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await asyncio.wait_for(proc.wait(), timeout)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def add_users(self, users: Iterable[str]) -> None:
+        """Register more accounts; a running server reloads the shared roster by restarting."""
+        new = []
+        for user in users:
+            self._check_user(user)
+            if user not in self.users:
+                self.users.append(user)
+                new.append(user)
+        if not new:
+            return
+        if self.running:
+            await self.restart()
+        # not running: start() writes the config and registers them
+
+    def cleanup(self) -> None:
+        """Remove a temporary directory (the server must be stopped)."""
+        if self._temporary:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    async def __aenter__(self) -> TestServer:
+        try:
+            await self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+        self.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pyobs.comm.xmpp.testserver", description="Run a throw-away prosody for pyobs."
+    )
+    parser.add_argument("--dir", help="directory for config, data and log (default: a temporary one)")
+    parser.add_argument("--users", default="", help="comma-separated account names")
+    parser.add_argument("--domain", default="pyobs.test")
+    parser.add_argument("--password", default="pyobs")
+    parser.add_argument("--port", type=int, default=None, help="c2s port (default: a free one)")
+    parser.add_argument("--tls", action="store_true", help="self-signed certificate, STARTTLS required")
+    parser.add_argument("--allow-plain", action="store_true", help="allow PLAIN auth without TLS")
+    args = parser.parse_args(argv)
+    users = [u.strip() for u in args.users.split(",") if u.strip()]
+
+    async def run() -> None:
+        server = TestServer(
+            users, domain=args.domain, password=args.password, directory=args.dir, port=args.port,
+            tls=args.tls, allow_plain=args.allow_plain,
+        )  # fmt: skip
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with server:
+            print(f"server={server.address}", flush=True)
+            print(f"domain={server.domain}", flush=True)
+            print(f"password={server.password}", flush=True)
+            print(f"dir={server.directory}", flush=True)
+            if server.tls:
+                print(f"ca_file={server.ca_file}", flush=True)
+            await stop.wait()
+
+    try:
+        asyncio.run(run())
+    except TestServerError as exc:
+        print(f"testserver: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
