@@ -38,6 +38,12 @@ class MultiModule(Object):
             if "comm" not in cfg:
                 cfg["comm"] = LocalComm(name, network=self.network)
             self._modules[name] = get_object(cfg, Module, key=key)
+        # modules that end by themselves (a night script) have an asyncio.Event ``finished``; the CLI
+        # stops when the object it runs has one that is set: so ours is set once all of theirs are
+        self._ends = [e for m in self._modules.values() if isinstance(e := getattr(m, "finished", None), asyncio.Event)]
+        if self._ends:
+            self.finished = asyncio.Event()
+            self.add_background_task(self._forward_finished, restart=False)
 
     @property
     def modules(self) -> dict[str, Module]:
@@ -45,6 +51,10 @@ class MultiModule(Object):
 
     def __getitem__(self, name: str) -> Module:
         return self._modules[name]
+
+    async def _forward_finished(self) -> None:
+        await asyncio.gather(*(e.wait() for e in self._ends))
+        self.finished.set()
 
     async def open(self) -> None:
         await super().open()
