@@ -287,7 +287,7 @@ def plain(value: Any) -> Any:
         if value.signature == "ay" and not value.value:
             return None
         return plain(value.value)
-    if t is list:
+    if t is list or t is tuple:  # arrays; structs arrive as tuples
         return [plain(x) for x in value]
     if t is dict:
         return {k: plain(x) for k, x in value.items()}

@@ -1,0 +1,427 @@
+"""DbusComm as D-Bus sees it: introspection, native calls from foreign clients, malformed input,
+match-rule event routing, name escaping, modules in other processes, and the bus going away."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from backends.base import eventually
+from backends.dbus import DbusBackend, DbusDaemon
+from dbus_fast import Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
+from dbus_fast.introspection import Node
+from support import Camera, Color, Focuser, IKitchenSink, KitchenSink, Point, SeedClient, opened, seen, unseen
+
+from pyobs.comm.dbus import DbusComm
+from pyobs.comm.dbus.codec import NULL, escape_name, unescape_name
+from pyobs.events import ModuleClosedEvent, NewImageEvent
+from pyobs.interfaces import IFocuser
+from pyobs.interfaces.types import FocuserState
+from pyobs.utils.exceptions import MoveError
+
+TESTS = Path(__file__).parent.parent
+
+
+@pytest.fixture
+async def raw(dbus_bus: str) -> AsyncIterator[MessageBus]:
+    """A foreign D-Bus client that speaks raw dbus-fast messages."""
+    bus = await MessageBus(bus_address=dbus_bus).connect()
+    yield bus
+    bus.disconnect()
+
+
+@pytest.fixture
+async def sink(dbus_backend: DbusBackend) -> AsyncIterator[KitchenSink]:
+    module = await opened(KitchenSink(comm=dbus_backend.comm("sink")))
+    yield module
+    await module.close()
+
+
+def _target(backend: DbusBackend, name: str = "sink") -> tuple[str, str]:
+    return f"{backend.prefix}.{escape_name(name)}", "/" + backend.prefix.replace(".", "/")
+
+
+async def _call(
+    raw: MessageBus, backend: DbusBackend, iface: str, member: str, sig: str = "", body: list[Any] | None = None
+) -> Message:
+    dest, path = _target(backend)
+    msg = Message(destination=dest, path=path, interface=iface, member=member, signature=sig, body=body or [])
+    reply = await asyncio.wait_for(raw.call(msg), 5.0)
+    assert reply is not None
+    return reply
+
+
+# ---------------------------------------------------------------------------------- introspection
+
+
+async def test_introspection_shows_our_interfaces_and_signatures(
+    dbus_backend: DbusBackend, sink: KitchenSink, raw: MessageBus
+) -> None:
+    reply = await _call(raw, dbus_backend, "org.freedesktop.DBus.Introspectable", "Introspect")
+    node = Node.parse(reply.body[0])
+    ifaces = {i.name: i for i in node.interfaces}
+    assert {"org.pyobs.IKitchenSink", "org.pyobs.IModule", "org.pyobs.IConfig", "org.pyobs.Module"} <= set(ifaces)
+    methods = {m.name: m for m in ifaces["org.pyobs.IKitchenSink"].methods}
+    expected = {
+        "echo_bool": ("b", "b"),
+        "echo_int": ("x", "x"),
+        "echo_float": ("d", "d"),
+        "echo_str": ("s", "s"),
+        "echo_enum": ("s", "s"),
+        "echo_list": ("ax", "ax"),
+        "echo_tuple": ("(xsd)", "(xsd)"),
+        "echo_dict": ("a{sd}", "a{sd}"),
+        "echo_point": ("a{sv}", "a{sv}"),
+        "echo_optional": ("v", "v"),
+        "echo_annotated": ("d", "d"),
+        "combine": ("xds", "s"),
+        "nothing": ("", ""),
+    }
+    for name, (ins, outs) in expected.items():
+        m = methods[name]
+        assert "".join(a.signature for a in m.in_args) == ins, name
+        assert "".join(a.signature for a in m.out_args) == outs, name
+    assert [a.name for a in methods["combine"].in_args] == ["a", "b", "c"]
+    # parent nodes lead to the module's object (busctl tree)
+    dest, path = _target(dbus_backend)
+    parent = path.rsplit("/", 1)[0]
+    reply = await asyncio.wait_for(
+        raw.call(
+            Message(destination=dest, path=parent, interface="org.freedesktop.DBus.Introspectable", member="Introspect")
+        ),
+        5.0,
+    )
+    assert reply is not None and Node.parse(reply.body[0]).nodes[0].name == path.rsplit("/", 1)[1]
+
+
+@pytest.mark.skipif(shutil.which("busctl") is None, reason="busctl is not installed")
+async def test_busctl_introspect_and_call(dbus_bus: str, dbus_backend: DbusBackend, sink: KitchenSink) -> None:
+    dest, path = _target(dbus_backend)
+
+    async def busctl(*args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            "busctl", f"--address={dbus_bus}", "--no-pager", *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 20.0)
+        return out.decode()
+
+    out = await busctl("introspect", dest, path)
+    assert "org.pyobs.IKitchenSink" in out and ".echo_track" in out and "a{sv}" in out
+    out = await busctl("call", dest, path, "org.pyobs.IKitchenSink", "combine", "xds", "3", "1.5", "y")
+    assert out.strip() == 's "3|1.5|y"'
+    out = await busctl("call", dest, path, "org.pyobs.IKitchenSink", "combine", "xd", "3", "1.5")  # default for c
+    assert out.strip() == 's "3|1.5|x"'
+
+
+# ---------------------------------------------------------------------------------- foreign clients
+
+
+async def test_foreign_client_calls_with_native_types(
+    dbus_backend: DbusBackend, sink: KitchenSink, raw: MessageBus
+) -> None:
+    ks = "org.pyobs.IKitchenSink"
+    reply = await _call(raw, dbus_backend, ks, "echo_int", "x", [2**40])
+    assert reply.message_type is MessageType.METHOD_RETURN and reply.body == [2**40]
+    point = {"x": Variant("d", 1.0), "y": Variant("x", 2), "label": NULL}  # an int where a float is declared
+    reply = await _call(raw, dbus_backend, ks, "echo_point", "a{sv}", [point])
+    assert reply.signature == "a{sv}"
+    assert {k: v.value for k, v in reply.body[0].items()} == {"x": 1.0, "y": 2.0, "label": b""}
+    assert reply.body[0]["y"].signature == "d"
+    reply = await _call(raw, dbus_backend, ks, "echo_optional", "v", [NULL])
+    assert reply.signature == "v" and reply.body[0].signature == "ay" and reply.body[0].value == b""
+    reply = await _call(raw, dbus_backend, ks, "echo_tuple", "(xsd)", [[1, "a", 2.5]])
+    assert list(reply.body[0]) == [1, "a", 2.5]
+    reply = await _call(raw, dbus_backend, ks, "whoami")
+    assert reply.body == [raw.unique_name]  # a foreign caller is known by its unique name
+    # a remote exception: its class in the error name, message, type and pyobs bases in the body
+    reply = await _call(raw, dbus_backend, ks, "fail", "s", ["move"])
+    assert reply.message_type is MessageType.ERROR
+    assert reply.error_name == "org.pyobs.Error.pyobs.utils.exceptions.MoveError"
+    assert reply.body == [
+        "cannot move there",
+        "pyobs.utils.exceptions.MoveError",
+        ["pyobs.utils.exceptions.MotionError"],
+    ]
+
+
+async def test_malformed_calls_get_dbus_errors_and_the_module_keeps_running(
+    dbus_backend: DbusBackend, sink: KitchenSink, raw: MessageBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    ks = "org.pyobs.IKitchenSink"
+    caplog.set_level(logging.WARNING, logger="pyobs.comm.dbus")
+
+    async def error(member: str, sig: str = "", body: list[Any] | None = None, iface: str = ks) -> tuple[str, str]:
+        reply = await _call(raw, dbus_backend, iface, member, sig, body)
+        assert reply.message_type is MessageType.ERROR, (member, reply.body)
+        return str(reply.error_name), str(reply.body[0])
+
+    name, text = await error("echo_int", "s", ["five"])
+    assert name == "org.freedesktop.DBus.Error.InvalidArgs"
+    assert "echo_int()" in text and "'x'" in text and "'s'" in text
+    name, text = await error("no_such_method")
+    assert name == "org.freedesktop.DBus.Error.UnknownMethod" and "no_such_method" in text
+    name, text = await error("echo_enum", "s", ["purple"])
+    assert name == "org.freedesktop.DBus.Error.InvalidArgs" and "purple" in text and "Color" in text
+    name, text = await error("echo_point", "a{sv}", [{"x": Variant("d", 1.0)}])
+    assert name == "org.freedesktop.DBus.Error.InvalidArgs" and "missing field 'y'" in text
+    name, text = await error("echo_point", "a{sv}", [{"x": Variant("s", "left"), "y": Variant("d", 1.0)}])
+    assert name == "org.freedesktop.DBus.Error.InvalidArgs" and "Point.x" in text
+    name, text = await error("Set", "ssv", [ks, "State", Variant("s", "x")], iface="org.freedesktop.DBus.Properties")
+    assert name == "org.freedesktop.DBus.Error.PropertyReadOnly"
+    name, text = await error("Get", "ss", ["org.pyobs.INothing", "State"], iface="org.freedesktop.DBus.Properties")
+    assert name == "org.freedesktop.DBus.Error.UnknownInterface"
+    name, text = await error("Explode", "", [], iface="org.pyobs.Module")
+    assert name == "org.freedesktop.DBus.Error.UnknownMethod"
+    # fire-and-forget garbage gets no reply but is logged
+    dest, path = _target(dbus_backend)
+    await raw.send(
+        Message(destination=dest, path=path, interface=ks, member="echo_int", signature="d", body=[1.0], flags=1)
+    )
+    await eventually(lambda: caplog.text.count("rejected call") >= 6, what="log lines for rejected calls")
+    # the module keeps running, for pyobs callers and foreign ones alike
+    caller = dbus_backend.comm("caller")
+    await caller.open()
+    try:
+        await seen(caller, "sink")
+        proxy = await caller.proxy("sink", IKitchenSink)
+        assert await proxy.echo_enum(Color.GREEN) is Color.GREEN
+        reply = await _call(raw, dbus_backend, ks, "echo_int", "x", [7])
+        assert reply.body == [7]
+    finally:
+        await caller.close()
+
+
+async def test_malformed_event_signals_are_dropped_and_logged(
+    dbus_backend: DbusBackend, raw: MessageBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pyobs.comm.dbus")
+    client = await opened(SeedClient(comm=dbus_backend.comm("client")))
+    path = "/" + dbus_backend.prefix.replace(".", "/")
+    try:
+
+        def emit(sig: str, body: list[Any], member: str = "NewImageEvent") -> None:
+            raw.send(Message.new_signal(path, "org.pyobs.Event", member, sig, body))
+
+        emit("s", ["{not json"])
+        emit("sda{sv}", ["u1", 1.0, {}])  # missing filename
+        emit("sda{sv}", ["u2", 1.0, {"filename": Variant("x", 5)}])  # wrong type
+        emit("sda{sv}", ["u3", 1.0, {"filename": Variant("s", "/a.fits"), "image_type": Variant("s", "nonsense")}])
+        emit("sda{sv}", ["", 1.0, {"filename": Variant("s", "/b.fits")}])  # no uuid
+        emit("sda{sv}", ["u5", 1.0, {"filename": Variant("s", "/c.fits")}], member="NoSuchEvent")
+        emit("sda{sv}", ["u6", 1.0, {"filename": Variant("s", "/ok.fits"), "image_type": Variant("s", "object")}])
+        await eventually(lambda: client.images != [], what="the valid event")
+        await asyncio.sleep(0.1)
+        assert client.images == [(raw.unique_name, "/ok.fits")]
+        assert caplog.text.count("dropped") >= 5
+        assert "signature 's'" in caplog.text and "missing field 'filename'" in caplog.text
+        assert "nonsense" in caplog.text
+    finally:
+        await client.close()
+
+
+# ---------------------------------------------------------------------------------- routing
+
+
+async def test_events_reach_only_modules_with_a_match_rule(dbus_backend: DbusBackend) -> None:
+    """Event signals are routed by the bus: a module that does not handle a type never sees it."""
+    cam = await opened(Camera(comm=dbus_backend.comm("camera")))
+    client = await opened(SeedClient(comm=dbus_backend.comm("client")))
+    bystander = dbus_backend.comm("bystander")
+    seen_by_bystander: list[str] = []
+    transport: Any = bystander.transport
+    original = transport._on_signal
+
+    def spy(msg: Message) -> None:
+        if msg.interface == "org.pyobs.Event":
+            seen_by_bystander.append(str(msg.member))
+        original(msg)
+
+    transport._on_signal = spy
+    await bystander.open()
+    try:
+        await seen(client.comm, "camera")
+        await seen(bystander, "camera")
+        await cam.comm.send_event(NewImageEvent("/x.fits"))
+        await eventually(lambda: client.images == [("camera", "/x.fits")], what="NewImageEvent at the client")
+        await client.comm.unregister_event(NewImageEvent)
+        await cam.comm.send_event(NewImageEvent("/y.fits"))
+        await asyncio.sleep(0.2)
+        assert client.images == [("camera", "/x.fits")]
+        assert seen_by_bystander == []
+    finally:
+        await bystander.close()
+        await client.close()
+        await cam.close()
+
+
+@pytest.mark.parametrize("name", ["cam-1", "2nd camera", "kamera-ü", "a.b"])
+async def test_any_module_name_becomes_a_valid_bus_name(dbus_backend: DbusBackend, name: str) -> None:
+    assert unescape_name(escape_name(name)) == name
+    module = await opened(KitchenSink(comm=dbus_backend.comm(name)))
+    caller = dbus_backend.comm("caller")
+    await caller.open()
+    try:
+        await seen(caller, name)
+        proxy = await caller.proxy(name, IKitchenSink)
+        assert await proxy.echo_str("hi") == "hi"
+        assert await proxy.whoami() == "caller"
+    finally:
+        await caller.close()
+        await module.close()
+
+
+async def test_second_module_with_the_same_name_fails_clearly(dbus_backend: DbusBackend) -> None:
+    first = dbus_backend.comm("twin")
+    await first.open()
+    second = dbus_backend.comm("twin")
+    try:
+        with pytest.raises(ValueError, match="'twin' is already online"):
+            await second.open()
+    finally:
+        await second.close()
+        await first.close()
+
+
+def test_bad_configuration_is_named() -> None:
+    with pytest.raises(ValueError, match="invalid bus 'sessionbus'"):
+        DbusComm("x", bus="sessionbus")
+    with pytest.raises(ValueError, match="invalid D-Bus name prefix"):
+        DbusComm("x", prefix="org.py-obs")
+    with pytest.raises(ValueError, match="invalid module name"):
+        DbusComm("")
+
+
+async def test_unreachable_bus_is_a_clear_error(tmp_path: Path) -> None:
+    comm = DbusComm("x", bus=f"unix:path={tmp_path}/nothing", timeout=2.0)
+    with pytest.raises(ConnectionError, match="cannot connect to the D-Bus bus"):
+        await comm.open()
+
+
+async def test_announced_duration_extends_the_callers_deadline(dbus_backend: DbusBackend, sink: KitchenSink) -> None:
+    caller = dbus_backend.comm("caller", timeout=0.3)
+    await caller.open()
+    try:
+        await seen(caller, "sink")
+        proxy = await caller.proxy("sink", IKitchenSink)
+        assert await proxy.sleep_announced(0.8) == 0.8  # CallTimeout signal moved the deadline
+    finally:
+        await caller.close()
+
+
+# ---------------------------------------------------------------------------------- processes
+
+
+def _start_module(backend: DbusBackend, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
+    config = {"class": "support.KitchenSink", "comm": backend.comm_config(name)}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    pythonpath = os.pathsep.join([str(TESTS / "behaviour"), str(TESTS), os.environ.get("PYTHONPATH", "")])
+    return subprocess.Popen(
+        [sys.executable, "-m", "pyobs", str(path), "--log-level", "WARNING"],
+        env=dict(os.environ, PYTHONPATH=pythonpath),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+async def test_module_in_its_own_process_is_seen_gone_at_once_when_killed(
+    dbus_backend: DbusBackend, tmp_path: Path
+) -> None:
+    closed: list[tuple[str, float]] = []
+
+    async def on_closed(event: Any, sender: str) -> bool:
+        closed.append((event.module, time.monotonic()))
+        return True
+
+    caller = dbus_backend.comm("caller")
+    await caller.register_event(ModuleClosedEvent, on_closed)
+    await caller.open()
+    proc = _start_module(dbus_backend, tmp_path, "remote")
+    try:
+        await seen(caller, "remote", timeout=20.0)
+        proxy = await caller.proxy("remote", IKitchenSink)
+        assert await proxy.echo_point(Point(1.0, 2.0)) == Point(1.0, 2.0)
+        with pytest.raises(MoveError, match="cannot move there"):
+            await proxy.fail("move")
+        pending = asyncio.ensure_future(proxy.sleep(30.0))
+        await asyncio.sleep(0.2)
+        killed = time.monotonic()
+        proc.kill()
+        with pytest.raises(Exception, match="remote"):
+            await asyncio.wait_for(pending, 5.0)
+        await unseen(caller, "remote", timeout=5.0)
+        assert time.monotonic() - killed < 1.0  # NameOwnerChanged, no polling
+        await eventually(lambda: closed != [], what="ModuleClosedEvent")
+        assert closed[0][0] == "remote" and closed[0][1] - killed < 1.0
+    finally:
+        _stop(proc)
+        await caller.close()
+
+
+# ---------------------------------------------------------------------------------- the bus goes away
+
+
+async def test_modules_reconnect_when_the_bus_daemon_returns(tmp_path: Path) -> None:
+    daemon = DbusDaemon(tmp_path)
+    daemon.start()
+    backend = DbusBackend(daemon.address)
+    modules: list[Any] = []
+    try:
+        sink = await opened(KitchenSink(comm=backend.comm("sink")))
+        cam = await opened(Camera(comm=backend.comm("camera")))
+        foc = await opened(Focuser(comm=backend.comm("focuser")))
+        client = await opened(SeedClient(comm=backend.comm("client")))
+        modules = [client, foc, cam, sink]
+        states: list[float] = []
+
+        async def on_state(state: FocuserState, sender: str) -> None:
+            states.append(state.focus)
+
+        for name in ("sink", "camera", "focuser"):
+            await seen(client.comm, name)
+        await client.comm.subscribe_state("focuser", IFocuser, on_state)
+        proxy = await client.comm.proxy("sink", IKitchenSink)
+        assert await proxy.echo_int(1) == 1
+
+        daemon.stop(signal.SIGKILL)
+        await eventually(lambda: not client.comm.connected and not sink.comm.connected, what="connection loss")
+        await unseen(client.comm, "sink", timeout=2.0)
+        with pytest.raises(ValueError, match="'sink' is not online"):
+            await client.comm.proxy("sink", IKitchenSink)
+        with pytest.raises(Exception, match="not connected"):
+            await cam.comm.send_event(NewImageEvent("/lost.fits"))
+
+        daemon.start()
+        await eventually(lambda: all(m.comm.connected for m in modules), timeout=10.0, what="reconnection")
+        for name in ("sink", "camera", "focuser"):
+            await seen(client.comm, name, timeout=5.0)
+        proxy = await client.comm.proxy("sink", IKitchenSink)
+        assert await proxy.echo_int(2) == 2
+        await cam.comm.send_event(NewImageEvent("/again.fits"))
+        await eventually(lambda: ("camera", "/again.fits") in client.images, what="event after reconnect")
+        await foc.set_focus(42.0)
+        await eventually(lambda: 42.0 in states, what="state change after reconnect")
+    finally:
+        for m in modules:
+            await m.close()
+        daemon.stop()
