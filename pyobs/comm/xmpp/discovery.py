@@ -79,6 +79,8 @@ class PeerInfo:
     interfaces: list[tuple[str, int]] = field(default_factory=list)
     #: (event name, version) the peer publishes
     sends: set[tuple[str, int]] = field(default_factory=set)
+    #: (event name, version) the peer handles (role "subscribe")
+    receives: set[tuple[str, int]] = field(default_factory=set)
     #: plain capabilities (dict of fields) per interface name
     capabilities: dict[str, Any] = field(default_factory=dict)
 
@@ -110,8 +112,12 @@ def parse_info(iq: Element) -> PeerInfo:
             continue
         m = _EVENT_NS.match(tag)
         if m is not None:
-            if child.get("name") and "send" in child.get("role", "").split():
-                info.sends.add((m.group(1), int(m.group(2))))
+            roles = child.get("role", "").split()
+            if child.get("name"):
+                if "send" in roles:
+                    info.sends.add((m.group(1), int(m.group(2))))
+                if "subscribe" in roles:
+                    info.receives.add((m.group(1), int(m.group(2))))
             continue
         m = _CAPS_NS.match(tag)
         if m is not None:

@@ -89,6 +89,13 @@ def subscribe_body(node: str, jid: str) -> str:
     return f'"><pubsub xmlns="{NS}"><subscribe node="{escape_attr(node)}" jid="{escape_attr(jid)}"/></pubsub></iq>'
 
 
+def subscribe_other_body(node: str, jids: list[str]) -> str:
+    """As the node's owner: subscribe others (XEP-0060 §8.8.2)."""
+    subs = "".join(f'<subscription jid="{escape_attr(j)}" subscription="subscribed"/>' for j in jids)
+    node_attr = escape_attr(node)
+    return f'"><pubsub xmlns="{NS_OWNER}"><subscriptions node="{node_attr}">{subs}</subscriptions></pubsub></iq>'
+
+
 def unsubscribe_body(node: str, jid: str) -> str:
     return f'"><pubsub xmlns="{NS}"><unsubscribe node="{escape_attr(node)}" jid="{escape_attr(jid)}"/></pubsub></iq>'
 

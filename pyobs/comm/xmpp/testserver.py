@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -90,7 +91,7 @@ class TestServer:
         self._temporary = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="pyobs-prosody-"))
         self.users: list[str] = []
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         for user in users:
             self._check_user(user)
             if user not in self.users:
@@ -126,7 +127,7 @@ class TestServer:
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.returncode is None
+        return self._process is not None and self._process.poll() is None
 
     @staticmethod
     def _check_user(user: str) -> None:
@@ -198,27 +199,26 @@ Component {_lua(self.pubsub)} "pubsub"
         except subprocess.CalledProcessError as exc:
             raise TestServerError(f"openssl failed: {exc.stderr.decode(errors='replace')}") from None
 
-    async def _register(self, users: list[str]) -> None:
-        """Register accounts with prosodyctl (a few at a time, each bounded)."""
-        sem = asyncio.Semaphore(max(2, os.cpu_count() or 2))
-
-        async def one(user: str) -> None:
-            async with sem:
-                proc = await asyncio.create_subprocess_exec(
-                    PROSODYCTL, "--config", str(self.config_file), "register", user, self.domain, self.password,
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                )  # fmt: skip
-                try:
-                    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
-                    raise TestServerError(f"prosodyctl register {user} timed out") from None
-                if proc.returncode != 0:
-                    text = out.decode(errors="replace").strip()
-                    raise TestServerError(f"prosodyctl register {user} failed ({proc.returncode}): {text}")
-
-        await asyncio.gather(*(one(u) for u in users))
+    def _register(self, users: list[str]) -> None:
+        """Register accounts with ``prosodyctl --config`` (a few at a time, each bounded)."""
+        todo = list(users)
+        running: list[tuple[str, subprocess.Popen[bytes]]] = []
+        limit = max(2, os.cpu_count() or 2)
+        while todo or running:
+            while todo and len(running) < limit:
+                user = todo.pop(0)
+                cmd = [PROSODYCTL, "--config", str(self.config_file), "register", user, self.domain, self.password]
+                running.append((user, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)))
+            user, proc = running.pop(0)
+            try:
+                out, _ = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise TestServerError(f"prosodyctl register {user} timed out") from None
+            if proc.returncode != 0:
+                text = out.decode(errors="replace").strip()
+                raise TestServerError(f"prosodyctl register {user} failed ({proc.returncode}): {text}")
 
     def _registered(self, user: str) -> bool:
         host = self.domain.replace(".", "%2e").replace("-", "%2d")
@@ -226,7 +226,7 @@ Component {_lua(self.pubsub)} "pubsub"
 
     # ------------------------------------------------------------------ process
 
-    async def start(self) -> None:
+    def start_blocking(self) -> None:
         """Write config, register accounts, start prosody and wait until its port accepts."""
         if self.running:
             return
@@ -236,40 +236,36 @@ Component {_lua(self.pubsub)} "pubsub"
         if self.tls:
             self._make_cert()
         self._write_config()
-        await self._register([u for u in self.users if not self._registered(u)])
-        self._process = await asyncio.create_subprocess_exec(
-            PROSODY, "-F", "--config", str(self.config_file),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+        self._register([u for u in self.users if not self._registered(u)])
+        self._process = subprocess.Popen(
+            [PROSODY, "-F", "--config", str(self.config_file)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )  # fmt: skip
         try:
-            await self._wait_ready()
+            self._wait_ready()
         except BaseException:
-            await self.stop()
+            self.stop_blocking()
             raise
 
-    async def _wait_ready(self) -> None:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + self.startup_timeout
-        delay = 0.005
+    def _wait_ready(self) -> None:
+        end = time.monotonic() + self.startup_timeout
+        delay = 0.002
         while True:
-            if self._process is None or self._process.returncode is not None:
+            if self._process is None or self._process.poll() is not None:
                 raise TestServerError(f"prosody exited at start-up; see {self.log_file}: {self._log_tail()}")
             try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 1.0)
-            except (OSError, TimeoutError):
-                if loop.time() > end:
+                with socket.create_connection((self.host, self.port), timeout=1.0):
+                    return
+            except OSError:
+                if time.monotonic() > end:
                     raise TestServerError(
                         f"prosody did not accept connections on {self.address} within "
                         f"{self.startup_timeout} s; see {self.log_file}"
                     ) from None
-                await asyncio.sleep(delay)
+                # poll with a growing interval, bounded by the deadline above
+                time.sleep(delay)
                 delay = min(delay * 2, 0.05)
-                continue
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return
 
     def _log_tail(self, lines: int = 5) -> str:
         try:
@@ -277,37 +273,56 @@ Component {_lua(self.pubsub)} "pubsub"
         except OSError:
             return "(no log)"
 
-    async def stop(self, timeout: float = 5.0) -> None:
+    def stop_blocking(self, timeout: float = 5.0) -> None:
         """Stop prosody (SIGTERM, SIGKILL after ``timeout``); keeps the directory for a restart."""
         proc, self._process = self._process, None
-        if proc is None or proc.returncode is not None:
+        if proc is None or proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
-        except TimeoutError:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            await asyncio.wait_for(proc.wait(), timeout)
+            proc.wait(timeout)
+
+    async def start(self) -> None:
+        """:meth:`start_blocking` without blocking the event loop."""
+        await asyncio.to_thread(self.start_blocking)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        await asyncio.to_thread(self.stop_blocking, timeout)
 
     async def restart(self) -> None:
         await self.stop()
         await self.start()
 
     async def add_users(self, users: Iterable[str]) -> None:
-        """Register more accounts; a running server reloads the shared roster by restarting."""
+        """Register more accounts; a running server is restarted to reload the shared roster."""
         new = []
         for user in users:
             self._check_user(user)
             if user not in self.users:
                 self.users.append(user)
                 new.append(user)
-        if not new:
-            return
-        if self.running:
+        if new and self.running:
             await self.restart()
         # not running: start() writes the config and registers them
+
+    def __enter__(self) -> TestServer:
+        try:
+            self.start_blocking()
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop_blocking()
+        self.cleanup()
 
     def cleanup(self) -> None:
         """Remove a temporary directory (the server must be stopped)."""

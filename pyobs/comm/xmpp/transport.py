@@ -670,7 +670,8 @@ class XmppTransport(Transport):
         if self._online:
             await self._create_event_nodes()
             self._send_presence()
-            await self._sync_all_event_subscriptions()
+            peers = [p for p in self._peers.values() if p.info is not None]
+            await asyncio.gather(self._sync_all_event_subscriptions(), self._push_subscriptions(peers))
             return
         await self._go_online()
 
@@ -813,7 +814,7 @@ class XmppTransport(Transport):
             if info is None or self._peers.get(peer.name) is not peer:
                 return
             peer.info = info
-            await self._sync_event_subscriptions(peer)
+            await asyncio.gather(self._sync_event_subscriptions(peer), self._push_subscriptions([peer]))
             if self._peers.get(peer.name) is not peer or self._handler is None:
                 return
             sends = {name for name, _ in info.sends}
@@ -906,6 +907,40 @@ class XmppTransport(Transport):
                 continue
             peer.events.add(event)
             return
+
+    async def _push_subscriptions(self, peers: list[_PeerState]) -> None:
+        """Subscribe peers that handle events we send to our nodes, as their owner.
+
+        A peer subscribes itself when it discovers us (as pyobs-core does), but only a moment
+        later; subscribing it ourselves before ``open()``/``register_event()`` returns means the
+        very first event we send reaches it.
+        """
+        if self._info is None or not self._session:
+            return
+        sends = self._info.sends
+        per_node: dict[str, list[str]] = {}
+        for peer in peers:
+            if peer.info is None:
+                continue
+            for name, version in peer.info.receives:
+                if name in sends and _event_version(name) == version:
+                    node = pubsub.event_node(self.name, name, version)
+                    if node in self._created_nodes:
+                        per_node.setdefault(node, []).append(peer.jid.partition("/")[0])
+        if not per_node:
+            return
+
+        async def one(node: str, jids: list[str]) -> None:
+            try:
+                await self._iq(
+                    self._pubsub_head, pubsub.subscribe_other_body(node, jids), self.pubsub, self.timeout, node
+                )
+            except IqError as exc:
+                log.debug("%s: cannot subscribe %s to %s: %s", self.bare, jids, node, exc)
+            except TimeoutError:
+                log.warning("%s: subscribing %s to %s timed out", self.bare, jids, node)
+
+        await asyncio.gather(*(one(n, j) for n, j in per_node.items()))
 
     async def _sync_all_event_subscriptions(self) -> None:
         peers = [p for p in self._peers.values() if p.info is not None]
