@@ -19,9 +19,32 @@ from pyobs.comm.dbus import DbusComm
 
 _counter = itertools.count()
 
+#: a session-like bus without the host's activatable services (nothing gets auto-started)
+_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>{address}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+  <limit name="max_incoming_bytes">1000000000</limit>
+  <limit name="max_outgoing_bytes">1000000000</limit>
+  <limit name="max_message_size">1000000000</limit>
+  <limit name="max_replies_per_connection">50000</limit>
+  <limit name="max_match_rules_per_connection">50000</limit>
+</busconfig>
+"""
+
 
 class DbusDaemon:
-    """A private ``dbus-daemon`` listening on a unix socket in ``directory`` (never the host's bus)."""
+    """A private ``dbus-daemon`` listening on a unix socket in ``directory`` (never the host's bus).
+
+    A restarted daemon listens on the same address, as a system's bus does after a restart.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -32,17 +55,18 @@ class DbusDaemon:
     def start(self, timeout: float = 10.0) -> str:
         if shutil.which("dbus-daemon") is None:
             pytest.skip("dbus-daemon is not installed (Debian package 'dbus')")
-        if self.socket.exists():
+        if self.socket.exists():  # left behind by a daemon that was killed
             self.socket.unlink()
+        config = self.directory / "bus.conf"
+        config.write_text(_CONFIG.format(address=self.address))
         self.proc = subprocess.Popen(
             [
                 "dbus-daemon",
-                "--session",
+                f"--config-file={config}",
                 "--nofork",
                 "--nopidfile",
                 "--nosyslog",
                 "--print-address=1",
-                f"--address={self.address}",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
