@@ -26,7 +26,7 @@ from xml.sax.saxutils import quoteattr
 
 from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
-from dbus_fast.validators import is_bus_name_valid, is_member_name_valid
+from dbus_fast.validators import is_bus_name_valid, is_interface_name_valid, is_member_name_valid
 
 from pyobs.events.event import Event
 from pyobs.interfaces.interface import MethodSpec, Param, own_methods
@@ -234,7 +234,10 @@ class DbusTransport(Transport):
     def peer_bus_name(self, peer: str) -> str:
         dest = self._dest.get(peer)
         if dest is None:
-            dest = self._dest[peer] = f"{self.prefix}.{escape_name(peer)}"
+            dest = f"{self.prefix}.{escape_name(peer)}"
+            if not is_bus_name_valid(dest) or len(dest) > 255:
+                raise ValueError(f"module name {peer!r} gives no valid D-Bus name ({dest!r} is too long)")
+            self._dest[peer] = dest
         return dest
 
     def _peer_of(self, bus_name: str) -> str | None:
@@ -336,8 +339,10 @@ class DbusTransport(Transport):
             await self._bus_request(
                 "AddMatch", "s", [f"type='signal',path='{self.path}',interface='{MODULE_IFACE}',member='Described'"]
             )
-            for name in self._event_rules:
+            self._event_rules = set()  # a new connection has no match rules: add what we want now
+            for name in sorted(self._receives):
                 await self._bus_request("AddMatch", "s", [self._event_rule(name)])
+                self._event_rules.add(name)
             for peer, iface in self._state_rules:
                 await self._bus_request("AddMatch", "s", [self._state_rule(peer, iface)])
             if self._info is not None:
@@ -389,6 +394,9 @@ class DbusTransport(Transport):
                 delay = min(delay * 2, 2.0)
                 try:
                     await self._connect()
+                except ValueError as exc:  # our name was taken meanwhile
+                    log.warning("%s: reconnected, but cannot go online again: %s", self.name, exc)
+                    continue
                 except Exception as exc:
                     log.debug("%s: reconnecting to the D-Bus bus failed: %s", self.name, exc)
                     continue
@@ -476,8 +484,14 @@ class DbusTransport(Transport):
         self._state_ifaces, self._caps_ifaces = set(), set()
         for iface in info.interfaces:
             dbus_iface = IFACE_PREFIX + iface.__name__
+            if not is_interface_name_valid(dbus_iface):
+                log.warning("%s: interface %s has no valid D-Bus name and is not exported", self.name, iface.__name__)
+                continue
             xml.append(f"  <interface name={quoteattr(dbus_iface)}>\n")
             for name, spec in own_methods(iface).items():
+                if not is_member_name_valid(name):
+                    log.warning("%s: method %s has no valid D-Bus name and is not exported", self.name, name)
+                    continue
                 entry = _incoming(spec, dbus_iface)
                 incoming[(dbus_iface, name)] = entry
                 members[name] = entry
@@ -614,9 +628,16 @@ class DbusTransport(Transport):
             result = await handler.handle_call(sender, entry.spec.name, args, announce)
             if entry.out_sig:
                 body = [result if entry.out_enc is None else entry.out_enc(result)]
-                reply = Message.new_method_return(msg, entry.out_sig, body)
+                reply = Message(
+                    message_type=_RETURN,
+                    reply_serial=msg.serial,
+                    destination=caller,
+                    signature=entry.out_sig,
+                    body=body,
+                    validate=False,
+                )
             else:
-                reply = Message.new_method_return(msg)
+                reply = Message(message_type=_RETURN, reply_serial=msg.serial, destination=caller, validate=False)
         except Exception as exc:
             reply = self._error_reply(msg, exc)
         if msg.flags & _NO_REPLY:
@@ -717,7 +738,7 @@ class DbusTransport(Transport):
         uuid, timestamp, data = msg.body
         try:
             event = Event.from_dict({"type": name, "uuid": uuid, "timestamp": timestamp, "data": plain(data)})
-        except ValueError as exc:
+        except Exception as exc:  # ValueError naming the problem; anything else from an odd event class
             log.warning("%s: dropped malformed event %s from %s: %s", self.name, name, sender, exc)
             return
         if self._handler is not None:
@@ -833,12 +854,15 @@ class DbusTransport(Transport):
     # ------------------------------------------------------------------ calls out
 
     def _compile_out(self, spec: MethodSpec) -> _Outgoing:
+        iface = IFACE_PREFIX + spec.interface.__name__
+        if not is_interface_name_valid(iface) or not is_member_name_valid(spec.name):
+            raise TypeError(f"{iface}.{spec.name} is no valid D-Bus interface/method name (use ASCII identifiers)")
         compiled = [compile_type(p.annotation) for p in spec.params]
         encoders = [e for _, e in compiled]
         out_sig = "" if spec.void else compile_type(spec.returns)[0]
         out = _Outgoing(
             spec=spec,
-            interface=IFACE_PREFIX + spec.interface.__name__,
+            interface=iface,
             in_sig="".join(s for s, _ in compiled),
             encoders=encoders if any(e is not None for e in encoders) else None,
             out_sig=out_sig,
@@ -896,7 +920,7 @@ class DbusTransport(Transport):
         try:
             reply = await fut
         finally:
-            del self._pending[serial]
+            self._pending.pop(serial, None)
             if not fut.done():
                 bus._method_return_handlers.pop(serial, None)
         if reply.message_type is _RETURN:
@@ -947,11 +971,17 @@ class DbusTransport(Transport):
         bus = self._bus
         if bus is None:
             raise RemoteError(f"cannot send {event.type}: '{self.name}' is not connected to the D-Bus bus")
-        data = {k: to_variant(v) for k, v in event.data.items()}
-        msg = Message.new_signal(
-            self.path, EVENT_IFACE, event.type, EVENT_SIGNATURE, [event.uuid, event.timestamp, data]
-        )
-        bus.send(msg).add_done_callback(_ignore_result)
+        if not is_member_name_valid(event.type):
+            raise ValueError(f"cannot send {event.type}: its name is no valid D-Bus member name (use ASCII)")
+        try:
+            data = {k: to_variant(v) for k, v in event.data.items()}
+            msg = Message.new_signal(
+                self.path, EVENT_IFACE, event.type, EVENT_SIGNATURE, [event.uuid, event.timestamp, data]
+            )
+            fut = bus.send(msg)  # marshals now: a value D-Bus cannot carry fails here
+        except Exception as exc:
+            raise ValueError(f"cannot send {event.type} over D-Bus: {exc}") from None
+        fut.add_done_callback(_ignore_result)
 
     # ------------------------------------------------------------------ state
 
@@ -963,18 +993,21 @@ class DbusTransport(Transport):
 
     async def publish_state(self, interface: str, state: Any) -> None:
         props = _props(state)
-        self._state[interface] = props
-        if self._info is None or self._bus is None:
-            return
-        self._send(
-            Message.new_signal(
+        bus = self._bus
+        if self._info is not None and bus is not None:
+            signal = Message.new_signal(
                 self.path,
                 PROPS_IFACE,
                 "PropertiesChanged",
                 "sa{sv}as",
                 [IFACE_PREFIX + interface, {"State": Variant("a{sv}", props, False)}, []],
             )
-        )
+            try:
+                fut = bus.send(signal)  # marshals now: a value D-Bus cannot carry fails here
+            except Exception as exc:
+                raise ValueError(f"cannot publish the state of {interface} over D-Bus: {exc}") from None
+            fut.add_done_callback(_ignore_result)
+        self._state[interface] = props
 
     async def _get_property(self, peer: str, interface: str, prop: str) -> Any:
         reply = await self._request(
