@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 #: longest pause between two reconnection attempts (s)
 RECONNECT_MAX_DELAY = 0.25
+#: after reconnecting, how long to wait for the peers we knew to come back before flushing events
+RESTORE_GRACE = 5.0
+#: how long open() waits for the discovery of the peers already online (slow ones are reported later)
+DISCOVERY_WAIT = 2.0
 #: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
 PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
@@ -164,6 +168,7 @@ class XmppTransport(Transport):
         self._created_nodes: set[str] = set()
 
         self._peers: dict[str, _PeerState] = {}
+        self._peer_returned = asyncio.Event()
         self._state_subs: set[tuple[str, str]] = set()
         self._own_state: dict[str, Any] = {}
         self._published_state: dict[str, Any] = {}
@@ -718,12 +723,27 @@ class XmppTransport(Transport):
                 f'<iq type="get" to="{escape_attr(self.domain)}" id="', '"><ping xmlns="urn:xmpp:ping"/></iq>',
                 None, self.timeout, "ping",
             )  # fmt: skip
-        for name in [n for n, p in self._peers.items() if p.stale]:
-            self._peer_gone(name)  # not online any more after our reconnect
+        if any(p.stale for p in self._peers.values()):
+            await self._wait_for_returning_peers()
         waits = [p.discovered.wait() for p in self._peers.values() if not p.discovered.is_set()]
         if waits:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*waits), min(self.timeout, 5.0))
+                await asyncio.wait_for(asyncio.gather(*waits), min(self.timeout, DISCOVERY_WAIT))
+
+    async def _wait_for_returning_peers(self) -> None:
+        """After a reconnect: give the peers we knew a moment to come back (they reconnect too when
+        the server restarted), so queued events reach them; the others are gone."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + min(self.timeout, RESTORE_GRACE)
+        while any(p.stale for p in self._peers.values()):
+            remaining = end - loop.time()
+            if remaining <= 0:
+                break
+            self._peer_returned.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._peer_returned.wait(), remaining)
+        for name in [n for n, p in self._peers.items() if p.stale]:
+            self._peer_gone(name)  # not online any more after our reconnect
 
     async def _create_event_nodes(self) -> None:
         assert self._info is not None
@@ -790,11 +810,15 @@ class XmppTransport(Transport):
         if peer is None:
             peer = self._peers[name] = _PeerState(name, jid, caps)
         else:  # back after our reconnect, or it changed what it offers: read its disco#info again
-            peer.stale = False
             peer.caps = caps
             peer.jid = jid
             if peer.task is not None and not peer.task.done():
                 peer.task.cancel()
+            peer.discovered = asyncio.Event()
+            if peer.stale:
+                peer.stale = False
+                peer.events.clear()  # subscribe again (idempotent on the server)
+                self._peer_returned.set()
         peer.task = self._spawn(self._discover(peer))
 
     def _peer_gone(self, name: str) -> None:
@@ -869,7 +893,7 @@ class XmppTransport(Transport):
         wanted = self._wanted_events(peer)
         if self._closing or not self._session:
             return
-        new = sorted(wanted - peer.events) if not peer.stale else sorted(wanted)
+        new = sorted(wanted - peer.events)
         if not new:
             return
         results = await asyncio.gather(*(self._subscribe_event(peer, e) for e in new), return_exceptions=True)

@@ -1,0 +1,199 @@
+"""What a module looks like on the wire, checked with a raw XMPP client against the spec."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from xmpp_helpers import IProbe, Probe, ProbeEvent, RawClient
+
+from pyobs.comm.xmpp.testserver import TestServer
+from pyobs.interfaces.interface import methods_of
+
+DISCO = "{http://jabber.org/protocol/disco#info}"
+RPC = "{jabber:iq:rpc}"
+PYRPC = "{urn:pyobs:rpc:1}"
+PUBSUB = "http://jabber.org/protocol/pubsub"
+
+
+def _call(to: str, method: str, params: str) -> str:
+    return (
+        f'<iq type="set" id="{{id}}" to="{to}"><query xmlns="jabber:iq:rpc"><methodCall>'
+        f"<methodName>{method}</methodName><params>{params}</params></methodCall></query></iq>"
+    )
+
+
+def _param(inner: str) -> str:
+    return f'<param><value><value xmlns="urn:pyobs:rpc:1">{inner}</value></value></param>'
+
+
+async def _probe(backend: Any, raw: RawClient) -> tuple[Probe, str]:
+    probe = Probe(comm=backend.comm("callee"))
+    await probe.open()
+    await probe.comm.register_event(ProbeEvent)
+    return probe, backend.server.jid("callee", backend.resource)
+
+
+async def test_presence_comes_after_a_complete_disco_info(xmpp_backend: Any, raw: RawClient) -> None:
+    probe = Probe(comm=xmpp_backend.comm("callee"))
+    jid = xmpp_backend.server.jid("callee", xmpp_backend.resource)
+    try:
+        await probe.open()
+        presence = await raw.wait_for(lambda el: el.tag.endswith("presence") and el.get("from") == jid)
+        assert presence.get("type") is None
+        reply = await raw.request(f'<iq type="get" id="{{id}}" to="{jid}"><query xmlns="{DISCO[1:-1]}"/></iq>')
+        assert reply.get("type") == "result" and reply.get("from") == jid
+        query = reply.find(f"{DISCO}query")
+        assert query is not None
+        features = {f.get("var") for f in query.findall(f"{DISCO}feature")}
+        for iface in ("IModule", "IConfig", "IProbe", "IMotion", "IReady"):
+            assert f"urn:pyobs:interface:{iface}:1" in features
+        assert "urn:pyobs:state:IMotion:1" in features and "urn:pyobs:state:IReady:1" in features
+        assert "urn:pyobs:state:IProbe:1" not in features
+        assert "jabber:iq:rpc" in features
+        identity = query.find(f"{DISCO}identity")
+        assert identity is not None and identity.get("category") == "automation" and identity.get("type") == "rpc"
+        caps = query.find("{urn:pyobs:capabilities:IModule:1}capabilities")
+        assert caps is not None
+        label = caps.find("label/string")
+        assert label is not None and label.text == "callee"
+        assert caps.find("version/string") is not None
+        assert "urn:pyobs:capabilities:IModule:1" in features
+    finally:
+        await probe.close()
+    # closing sends unavailable presence
+    await raw.wait_for(lambda el: el.tag.endswith("presence") and el.get("type") == "unavailable")
+
+
+async def test_event_roles_in_disco_info(xmpp_backend: Any, raw: RawClient) -> None:
+    probe, jid = await _probe(xmpp_backend, raw)
+    try:
+
+        async def handler(event: Any, sender: str) -> bool:
+            return True
+
+        from pyobs.events import BadWeatherEvent
+
+        await probe.comm.register_event(BadWeatherEvent, handler)
+        reply = await raw.request(f'<iq type="get" id="{{id}}" to="{jid}"><query xmlns="{DISCO[1:-1]}"/></iq>')
+        query = reply.find(f"{DISCO}query")
+        assert query is not None
+        ev = query.find("{urn:pyobs:event:ProbeEvent:1}event")
+        assert ev is not None and ev.get("name") == "ProbeEvent" and ev.get("role") == "send"
+        bad = query.find("{urn:pyobs:event:BadWeatherEvent:1}event")
+        # the core lets a module send every event type it registered, handled ones included
+        assert bad is not None and bad.get("role") == "send subscribe"
+        features = {f.get("var") for f in query.findall(f"{DISCO}feature")}
+        assert {"urn:pyobs:event:ProbeEvent:1", "urn:pyobs:event:BadWeatherEvent:1"} <= features
+    finally:
+        await probe.close()
+
+
+async def test_call_and_answer_stanzas(xmpp_backend: Any, raw: RawClient) -> None:
+    probe, jid = await _probe(xmpp_backend, raw)
+    try:
+        params = _param('<int xmlns="">2</int>') + _param('<double xmlns="">0.25</double>')
+        reply = await raw.request(_call(jid, "add", params))
+        assert reply.get("type") == "result"
+        inner = reply.find(f"{RPC}query/{RPC}methodResponse/{RPC}params/{RPC}param/{RPC}value/{PYRPC}value")
+        assert inner is not None
+        (value,) = list(inner)
+        assert value.tag == "double" and value.text == "2.25"  # no namespace, Python float syntax
+
+        void = await raw.request(_call(jid, "nothing", ""))
+        params = void.find(f"{RPC}query/{RPC}methodResponse/{RPC}params")
+        assert params is not None and len(params) == 0
+
+        fault = await raw.request(_call(jid, "fail", ""))
+        f = fault.find(f"{RPC}query/{RPC}methodResponse/{RPC}fault/{RPC}value/{PYRPC}fault")
+        assert f is not None
+        assert f.findtext("exception") == "pyobs.utils.exceptions.MoveError"
+        assert f.findtext("message") == "cannot move there"
+        assert [b.text for b in f.findall("bases/base")] == ["pyobs.utils.exceptions.MotionError"]
+    finally:
+        await probe.close()
+
+
+async def test_long_call_announces_method_timeout_first(xmpp_backend: Any, raw: RawClient) -> None:
+    probe, jid = await _probe(xmpp_backend, raw)
+    try:
+        raw.send_text(_call(jid, "slow", _param('<double xmlns="">0.2</double>')).replace("{id}", "slow1"))
+        first = await raw.wait_for(lambda el: el.get("id") == "slow1")
+        t = first.find(f"{RPC}query/{RPC}methodTimeout/{RPC}timeout")
+        assert t is not None and t.text == "65"
+        final = await raw.wait_for(lambda el: el.get("id") == "slow1" and el is not first)
+        inner = final.find(f"{RPC}query/{RPC}methodResponse/{RPC}params/{RPC}param/{RPC}value/{PYRPC}value/string")
+        assert inner is not None and inner.text == "done"
+    finally:
+        await probe.close()
+
+
+async def test_we_call_with_all_parameters_positionally(xmpp_backend: Any, raw: RawClient) -> None:
+    """Our caller sends every parameter (defaults included) and doubles for floats."""
+    jid = xmpp_backend.server.jid("raw", xmpp_backend.resource)
+    caller = xmpp_backend.comm("caller", timeout=5.0)
+    await caller.open()
+    try:
+        spec = methods_of([IProbe])["add"]
+        task = asyncio.ensure_future(caller.transport.call("raw", spec, [3, 2.0], lambda s: None))
+        call = await raw.wait_for(lambda el: el.tag.endswith("iq") and el.get("type") == "set")
+        assert call.get("to") == jid
+        name = call.find(f"{RPC}query/{RPC}methodCall/{RPC}methodName")
+        assert name is not None and name.text == "add"
+        values = call.findall(f"{RPC}query/{RPC}methodCall/{RPC}params/{RPC}param/{RPC}value/{PYRPC}value")
+        assert [(v[0].tag, v[0].text) for v in values] == [("int", "3"), ("double", "2.0")]
+        answer = _param('<double xmlns="">5.0</double>')
+        raw.send_text(
+            f'<iq type="result" to="{call.get("from")}" id="{call.get("id")}"><query xmlns="jabber:iq:rpc">'
+            f"<methodResponse><params>{answer}</params></methodResponse></query></iq>"
+        )
+        assert await asyncio.wait_for(task, 5) == 5.0
+    finally:
+        await caller.close()
+
+
+async def test_event_payload_on_the_event_node(xmpp_backend: Any, raw: RawClient) -> None:
+    probe, _ = await _probe(xmpp_backend, raw)
+    server: TestServer = xmpp_backend.server
+    node = "pyobs:event:callee:ProbeEvent:1"
+    try:
+        sub = await raw.request(
+            f'<iq type="set" id="{{id}}" to="{server.pubsub}"><pubsub xmlns="{PUBSUB}">'
+            f'<subscribe node="{node}" jid="{server.jid("raw")}"/></pubsub></iq>'
+        )
+        assert sub.get("type") == "result"
+        event = ProbeEvent(message='a<b & "c">d', number=7)
+        await probe.comm.send_event(event)
+        msg = await raw.wait_for(lambda el: el.tag.endswith("message") and el.get("from") == server.pubsub)
+        items = msg.find(
+            "{http://jabber.org/protocol/pubsub#event}event/{http://jabber.org/protocol/pubsub#event}items"
+        )
+        assert items is not None and items.get("node") == node
+        payload = items.find("{http://jabber.org/protocol/pubsub#event}item/{pyobs:event}event")
+        assert payload is not None and payload.text is not None
+        assert "&" not in payload.text and "<" not in payload.text and ">" not in payload.text
+        assert "\\u0026" in payload.text and "\\u003c" in payload.text
+        data = json.loads(payload.text)
+        assert data["type"] == "ProbeEvent" and data["uuid"] == event.uuid
+        assert data["data"] == {"message": 'a<b & "c">d', "number": 7}
+        assert abs(data["timestamp"] - event.timestamp) < 1e-6
+    finally:
+        await probe.close()
+
+
+async def test_state_node_holds_the_current_state(xmpp_backend: Any, raw: RawClient) -> None:
+    probe, _ = await _probe(xmpp_backend, raw)
+    server: TestServer = xmpp_backend.server
+    try:
+        reply = await raw.request(
+            f'<iq type="get" id="{{id}}" to="{server.pubsub}"><pubsub xmlns="{PUBSUB}">'
+            f'<items node="pyobs:state:callee:IMotion:1" max_items="1"/></pubsub></iq>'
+        )
+        state = reply.find(f"{{{PUBSUB}}}pubsub/{{{PUBSUB}}}items/{{{PUBSUB}}}item/{{urn:pyobs:state:IMotion:1}}state")
+        assert state is not None
+        assert state.findtext("status/string") == "idle"
+        assert state.find("devices/items") is not None
+        assert state.findtext("time/string") is not None
+    finally:
+        await probe.close()
