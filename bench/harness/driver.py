@@ -1,0 +1,417 @@
+"""The benchmark driver: ``bench/run`` (see bench/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from . import report
+from .common import summary
+from .procs import WORKER, Worker, Workers, workers
+from .roles import event_stats
+
+BENCH = Path(__file__).resolve().parent.parent
+REPO = BENCH.parent
+CORE_VENV = BENCH / ".venvs" / "pyobs-core"
+#: every transport scenario, in the order they run
+SCENARIOS = ("local", "xmpp", "dbus", "tcp")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much to measure. Every loop is also bounded in time (see the roles)."""
+
+    calls: int
+    tp_calls_inproc: int
+    tp_calls_remote: int
+    inflight: int
+    events_inproc: int
+    events_remote: int
+    event_interval: float
+    subscribers: tuple[int, ...]
+    starts: int
+    imports: int
+    visible_repeats: int
+    warmup: int
+    #: in-process measurements are repeated, alternating ours and pyobs-core; medians are reported
+    rounds_inproc: int
+
+
+PROFILES = {
+    "full": Profile(1000, 20000, 3000, 50, 2000, 300, 0.02, (1, 10), 3, 5, 20, 200, 3),
+    "quick": Profile(200, 2000, 500, 50, 200, 50, 0.02, (1, 10), 1, 2, 5, 50, 1),
+    "smoke": Profile(20, 100, 100, 50, 20, 20, 0.02, (1, 10), 1, 1, 2, 10, 1),
+}
+
+
+class Run:
+    """One benchmark run: profile, interpreters, output places, the time budget."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.profile_name: str = args.profile
+        self.profile = PROFILES[args.profile]
+        self.out = Path(args.out).resolve()
+        self.logs = self.out / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.deadline = time.monotonic() + args.budget
+        self.core_python: str | None = None
+        self.ws: Workers | None = None
+        self.verbose: bool = args.verbose
+        self._n = 0
+
+    # --- time
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def timeout(self, seconds: float) -> float:
+        """A wait of at most ``seconds``, never beyond the run's budget (but at least 1 s)."""
+        return max(1.0, min(seconds, self.remaining()))
+
+    # --- parameters for the roles
+    def inproc_params(self) -> dict[str, Any]:
+        p = self.profile
+        return {
+            "calls": p.calls,
+            "tp_calls": p.tp_calls_inproc,
+            "inflight": p.inflight,
+            "events": p.events_inproc,
+            "subscribers": list(p.subscribers),
+            "visible_repeats": p.visible_repeats,
+            "warmup": p.warmup,
+            "event_warmup": min(p.warmup, 50),
+        }
+
+    def remote_params(self) -> dict[str, Any]:
+        p = self.profile
+        return {"calls": p.calls, "tp_calls": p.tp_calls_remote, "inflight": p.inflight, "warmup": p.warmup}
+
+    # --- processes
+    def python(self, impl: str) -> tuple[str, dict[str, str]]:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONDONTWRITEBYTECODE"] = "0"
+        if impl == "ours":
+            env["PYTHONPATH"] = str(REPO)  # this checkout, whatever is installed
+            return sys.executable, env
+        if self.core_python is None:
+            raise RuntimeError("pyobs-core venv is not set up")
+        return self.core_python, env
+
+    async def spawn(
+        self,
+        label: str,
+        impl: str,
+        transport: str,
+        role: str,
+        params: dict[str, Any],
+        env: dict[str, Any] | None = None,
+    ) -> Worker:
+        """Start a worker; it is stopped when the current scenario phase ends."""
+        assert self.ws is not None, "spawn() outside of a phase"
+        python, penv = self.python(impl)
+        self._n += 1
+        spec = {
+            "role": role,
+            "impl": impl,
+            "transport": transport,
+            "params": params,
+            "env": env if env is not None else getattr(self, "env", {}),
+            "max_seconds": max(10.0, min(300.0, self.remaining() + 10.0)),
+        }
+        argv = [python, str(WORKER), json.dumps(spec)]
+        log = self.logs / f"{self._n:03d}-{transport}-{impl}-{label}.log"
+        return await self.ws.start(Worker(f"{transport}/{impl}/{label}", argv, penv, self.out, log))
+
+    def say(self, text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- phases
+
+
+async def phase_inproc(run: Run, scen: ModuleType, impl: str) -> dict[str, Any]:
+    w = await run.spawn("inproc", impl, scen.NAME, "inproc", run.inproc_params())
+    res = await w.expect("result", run.timeout(180))
+    return {k: v for k, v in res.items() if k != "kind"}
+
+
+async def phase_calls(run: Run, scen: ModuleType, impl: str) -> dict[str, Any]:
+    callee = await run.spawn("callee", impl, scen.NAME, "callee", {"name": "bench-callee"})
+    await callee.expect("ready", run.timeout(90))
+    params = {**run.remote_params(), "name": "bench-caller", "target": "bench-callee"}
+    caller = await run.spawn("caller", impl, scen.NAME, "caller", params)
+    res = await caller.expect("result", run.timeout(180))
+    return {k: v for k, v in res.items() if k != "kind"}
+
+
+async def phase_events(run: Run, scen: ModuleType, impl: str, k: int) -> dict[str, Any]:
+    p = run.profile
+    names = [f"bench-sub{k}-{i}" for i in range(k)]
+    subs = [await run.spawn(n, impl, scen.NAME, "subscriber", {"name": n}) for n in names]
+    for s in subs:
+        await s.expect("ready", run.timeout(120))
+    interval = getattr(scen, "EVENT_INTERVAL", p.event_interval)
+    params = {"name": f"bench-pub{k}", "subscribers": names, "events": p.events_remote, "interval": interval}
+    pub = await run.spawn("publisher", impl, scen.NAME, "publisher", params)
+    for s in subs:
+        await s.expect("warm", run.timeout(60))
+    pub.send("go")
+    sent = await pub.expect("result", run.timeout(60 + p.events_remote * interval * 2))
+    received = []
+    for s in subs:
+        s.send("quit")
+        received.append({int(a): int(b) for a, b in (await s.expect("result", run.timeout(30)))["received"]})
+    return event_stats({int(a): int(b) for a, b in sent["sent"]}, received)
+
+
+async def phase_start(run: Run, scen: ModuleType, impl: str) -> dict[str, Any]:
+    """Process start → ready, and (across processes) open() → visible to a peer already online."""
+    observer = None
+    if not scen.IN_PROCESS:
+        observer = await run.spawn("observer", impl, scen.NAME, "observer", {"name": "bench-observer"})
+        await observer.expect("ready", run.timeout(90))
+    spawn, interp, imports, opens, after, total = [], [], [], [], [], []
+    for r in range(run.profile.starts):
+        name = f"bench-start{r}"
+        w = await run.spawn(name, impl, scen.NAME, "starter", {"name": name})
+        ready = await w.expect("ready", run.timeout(90))
+        spawn.append((ready["t"] - w.t_spawn) * 1e-9)
+        interp.append((ready["t_main"] - w.t_spawn) * 1e-9)
+        imports.append((ready["t_imported"] - ready["t_import0"]) * 1e-9)
+        opens.append((ready["t"] - ready["t_open0"]) * 1e-9)
+        if observer is not None:
+            while True:
+                seen = await observer.expect("seen", run.timeout(30))
+                if seen["name"] == name:
+                    break
+            after.append((seen["t"] - ready["t"]) * 1e-9)
+            total.append((seen["t"] - ready["t_open0"]) * 1e-9)
+        await w.stop()
+    out = {
+        "spawn_to_ready": summary(spawn),
+        "spawn_detail": {
+            "interpreter": summary(interp),
+            "imports": summary(imports),
+            "open": summary(opens),
+        },
+    }
+    if observer is not None:
+        out.update(open=summary(opens), visible_after_open=summary(after), open_to_visible=summary(total))
+    return out
+
+
+async def phase_import(run: Run, scen: ModuleType, impl: str) -> dict[str, Any]:
+    times = []
+    for i in range(run.profile.imports):
+        w = await run.spawn(f"import{i}", impl, scen.NAME, "import", {})
+        times.append((await w.expect("result", run.timeout(60)))["seconds"])
+        await w.stop()
+    return {"import": {"module": scen.IMPORT[impl], **summary(times)}}
+
+
+def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge the results of several rounds: the median of every number, the first of anything else."""
+    first = rounds[0]
+    out: dict[str, Any] = {}
+    for key, value in first.items():
+        values = [r.get(key) for r in rounds]
+        if isinstance(value, dict):
+            out[key] = median_of([v for v in values if isinstance(v, dict)])
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            nums = sorted(v for v in values if isinstance(v, int | float))
+            out[key] = nums[len(nums) // 2] if len(nums) % 2 else (nums[len(nums) // 2 - 1] + nums[len(nums) // 2]) / 2
+        else:
+            out[key] = value
+    if len(rounds) > 1:
+        out["rounds"] = len(rounds)
+    return out
+
+
+async def phase(run: Run, label: str, coro_fn: Any, *args: Any) -> tuple[dict[str, Any], str | None]:
+    """Run one measurement with its own set of workers (all stopped afterwards); errors are recorded."""
+    if run.remaining() < 5:
+        return {}, f"{label}: skipped, time budget used up"
+    run.say(label)
+    async with workers() as ws:
+        run.ws = ws
+        try:
+            return await coro_fn(run, *args), None
+        except Exception as exc:
+            if run.verbose:
+                traceback.print_exc()
+            return {}, f"{label}: {type(exc).__name__}: {exc}"
+        finally:
+            run.ws = None
+
+
+async def run_scenario(run: Run, scen: ModuleType, what: set[str]) -> dict[str, Any]:
+    result: dict[str, Any] = {"title": scen.TITLE, "floor_name": scen.FLOOR, "errors": [], "skipped": {}}
+    todo = [i for i in scen.IMPLS if i in what]
+    for impl in list(todo):
+        reason = scen.available(impl) or (
+            "pyobs-core venv not set up" if impl == "core" and run.core_python is None else None
+        )
+        if reason:
+            result["skipped"][impl] = reason
+            todo.remove(impl)
+    do_floor = "floor" in what and hasattr(scen, "floor")
+    if not todo and not do_floor:
+        return result
+    async with scen.environment(run) as env:
+        run.env = env  # type: ignore[attr-defined]
+        per_impl: dict[str, list[dict[str, Any]]] = {impl: [] for impl in todo}
+        if scen.IN_PROCESS:  # cheap: several rounds, alternating, against drift of the machine's load
+            for r in range(run.profile.rounds_inproc):
+                for impl in todo:
+                    label = f"{scen.NAME}/{impl}: in-process, round {r + 1}/{run.profile.rounds_inproc}"
+                    out, err = await phase(run, label, phase_inproc, scen, impl)
+                    if out:
+                        per_impl[impl].append(out)
+                    if err:
+                        result["errors"].append(err)
+                        run.say("  " + err)
+        for impl in todo:
+            metrics: dict[str, Any] = median_of(per_impl[impl]) if per_impl[impl] else {}
+            steps: list[tuple[str, Any, tuple[Any, ...]]] = []
+            if not scen.IN_PROCESS:
+                steps = [("calls", phase_calls, (scen, impl))]
+                steps += [(f"events to {k}", phase_events, (scen, impl, k)) for k in run.profile.subscribers]
+            steps += [("start", phase_start, (scen, impl)), ("import", phase_import, (scen, impl))]
+            for label, fn, args in steps:
+                out, err = await phase(run, f"{scen.NAME}/{impl}: {label}", fn, *args)
+                if label.startswith("events to"):
+                    out = {f"event_{args[2]}": out} if out else {}
+                metrics.update(out)
+                if err:
+                    result["errors"].append(err)
+                    run.say("  " + err)
+            result[impl] = metrics
+        if do_floor:
+            out, err = await phase(run, f"{scen.NAME}: floor", lambda r: scen.floor(r, env))
+            result["floor"] = out
+            if err:
+                result["errors"].append(err)
+                run.say("  " + err)
+        run.env = {}  # type: ignore[attr-defined]
+    return result
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def machine() -> dict[str, Any]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = "?"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": commit,
+    }
+
+
+def setup_core(run: Run, args: argparse.Namespace) -> None:
+    python = CORE_VENV / "bin" / "python"
+    if args.no_core:
+        return
+    if args.profile != "smoke":  # smoke never installs anything; it uses the venv if it is there
+        script = BENCH / "setup_pyobs_core.sh"
+        run.say("pyobs-core venv: bench/setup_pyobs_core.sh")
+        try:
+            subprocess.run(["bash", str(script)], check=True, timeout=600, stdout=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError) as exc:
+            run.say(f"pyobs-core venv could not be set up ({exc}); measuring without it")
+            return
+    if python.exists():
+        run.core_python = str(python)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="bench/run",
+        description="Benchmark our transports against pyobs-core 2.19.1 and the raw floors; writes RESULTS.md + json.",
+    )
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="profile", action="store_const", const="quick", help="small counts (dev)")
+    mode.add_argument("--smoke", dest="profile", action="store_const", const="smoke", help="tiny counts + checks")
+    ap.set_defaults(profile="full")
+    ap.add_argument("--only", choices=(*SCENARIOS[:-1], "floors"), action="append", help="repeatable")
+    ap.add_argument("--no-core", action="store_true", help="do not measure pyobs-core")
+    ap.add_argument("--out", help="output directory (default: bench/ for a full run, else bench/.out/)")
+    ap.add_argument("--budget", type=float, default=570.0, help="seconds for the whole run (default 570)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = str(BENCH if args.profile == "full" and not args.only else BENCH / ".out")
+    return args
+
+
+async def amain(args: argparse.Namespace) -> int:
+    run = Run(args)
+    setup_core(run, args)
+    results: dict[str, Any] = {
+        "meta": {**machine(), "profile": run.profile_name, "counts": asdict(run.profile)},
+        "scenarios": {},
+    }
+    for name in SCENARIOS:
+        if args.only and name not in args.only and "floors" not in args.only:
+            continue
+        what = {"ours", "core", "floor"}
+        if args.only and name not in args.only:  # only because of "floors"
+            what = {"floor"}
+        if args.no_core:
+            what.discard("core")
+        try:
+            scen = importlib.import_module(f"scenarios.{name}")
+        except ImportError as exc:
+            results["scenarios"][name] = {"title": name, "errors": [f"no scenario file: {exc}"]}
+            continue
+        try:
+            results["scenarios"][name] = await run_scenario(run, scen, what)
+        except Exception as exc:  # an environment that does not come up
+            traceback.print_exc()
+            results["scenarios"][name] = {"title": scen.TITLE, "errors": [f"{type(exc).__name__}: {exc}"]}
+    results["meta"]["seconds"] = round(args.budget - run.remaining(), 1)
+    results["meta"]["core"] = run.core_python is not None
+    (run.out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    md = report.markdown(results)
+    (run.out / "RESULTS.md").write_text(md)
+    print(md)
+    problems = report.validate(results)
+    if args.profile == "smoke":
+        for p in problems:
+            print("SMOKE:", p, file=sys.stderr)
+        return 1 if problems else 0
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return asyncio.run(amain(args))

@@ -1,0 +1,198 @@
+"""results.json → RESULTS.md: one table per transport (ours, pyobs-core, floor, ratios), goals, floors."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+X = "\u00d7"  # the multiplication sign of the ratios
+
+#: (path in the metrics, label, unit kind): "time" is lower-better seconds, "rate" higher-better per second
+ROWS: list[tuple[str, str, str]] = [
+    ("call_rtt.p50", "call round trip p50 (1,000 sequential)", "time"),
+    ("call_rtt.p99", "call round trip p99", "time"),
+    ("throughput.per_s", "calls/s with 50 in flight", "rate"),
+    ("throughput.p50", "call latency p50 with 50 in flight", "time"),
+    ("event_1.every.p50", "event → 1 subscriber p50", "time"),
+    ("event_1.every.p99", "event → 1 subscriber p99", "time"),
+    ("event_10.last.p50", "event → 10 subscribers, last of 10, p50", "time"),
+    ("event_10.every.p50", "event → 10 subscribers, each delivery p50", "time"),
+    ("open.p50", "open() (module start) duration p50", "time"),
+    ("visible_after_open.p50", "peer sees it, after its open() returned, p50", "time"),
+    ("open_to_visible.p50", "open() called → visible to a peer, p50", "time"),
+    ("spawn_to_ready.p50", "process start → module ready, p50", "time"),
+    ("unknown_proxy_fail_s", "proxy() to a module not online fails after", "time"),
+    ("import.p50", "import of the transport module (fresh interpreter), p50", "time"),
+]
+
+
+def get(metrics: dict[str, Any] | None, path: str) -> float | None:
+    cur: Any = metrics
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    if isinstance(cur, int | float) and not isinstance(cur, bool) and math.isfinite(cur):
+        return float(cur)
+    return None
+
+
+def fmt(value: float | None, kind: str) -> str:
+    if value is None:
+        return "—"
+    if kind == "rate":
+        return f"{value:,.0f}"
+    if value < 1e-3:
+        return f"{value * 1e6:.1f} µs"
+    if value < 1.0:
+        return f"{value * 1e3:.2f} ms"
+    return f"{value:.2f} s"
+
+
+def advantage(ours: float | None, other: float | None, kind: str) -> float | None:
+    """How many times better ours is than ``other`` (>1: ours better)."""
+    if ours is None or other is None or ours <= 0 or other <= 0:
+        return None
+    return other / ours if kind == "time" else ours / other
+
+
+def cost(ours: float | None, floor: float | None, kind: str) -> float | None:
+    """How many times the floor ours costs (≥1 normally)."""
+    if ours is None or floor is None or ours <= 0 or floor <= 0:
+        return None
+    return ours / floor if kind == "time" else floor / ours
+
+
+def ratio(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}{X}"
+
+
+def check_goal(scen: dict[str, Any], goal: tuple[str, str, float, str]) -> tuple[bool | None, str]:
+    """Goals are (metric, how, bound, text); how is ours<= (absolute), vs_core>= or vs_floor<= (ratios)."""
+    path, how, bound, _ = goal
+    kind = next((k for p, _, k in ROWS if p == path), "time")
+    ours = get(scen.get("ours"), path)
+    if how == "ours<=":
+        if ours is None:
+            return None, "not measured"
+        return ours <= bound, f"ours {fmt(ours, kind)}"
+    if how == "vs_core>=":
+        adv = advantage(ours, get(scen.get("core"), path), kind)
+        return (None, "not measured") if adv is None else (adv >= bound, f"{adv:.2f}{X} better than pyobs-core")
+    if how == "vs_floor<=":
+        c = cost(ours, get(scen.get("floor"), path), kind)
+        return (None, "not measured") if c is None else (c <= bound, f"{c:.2f}{X} the floor")
+    return None, f"unknown goal type {how}"
+
+
+def scenario_table(name: str, scen: dict[str, Any]) -> list[str]:
+    ours, core, floor = scen.get("ours"), scen.get("core"), scen.get("floor")
+    lines = [
+        f"### {scen.get('title', name)}",
+        "",
+        f"Floor: {scen.get('floor_name', '—')}.",
+        "",
+        "| metric | ours | pyobs-core 2.19.1 | floor | ours vs pyobs-core | ours ÷ floor |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for path, label, kind in ROWS:
+        o, c, f = get(ours, path), get(core, path), get(floor, path)
+        if o is None and c is None and f is None:
+            continue
+        lines.append(
+            f"| {label} | {fmt(o, kind)} | {fmt(c, kind)} | {fmt(f, kind)} "
+            f"| {ratio(advantage(o, c, kind))} | {ratio(cost(o, f, kind))} |"
+        )
+    lost = [
+        f"{who}: {int(get(m, f'event_{k}.lost') or 0)} of {int(get(m, f'event_{k}.events') or 0) * int(k)} "
+        f"deliveries to {k} lost"
+        for who, m in (("ours", ours), ("pyobs-core", core), ("floor", floor))
+        for k in ("1", "10")
+        if get(m, f"event_{k}.lost")
+    ]
+    lines.append("")
+    if lost:
+        lines += ["Lost events: " + "; ".join(lost) + ".", ""]
+    for impl, reason in scen.get("skipped", {}).items():
+        lines += [f"- {impl}: not measured — {reason}"]
+    for err in scen.get("errors", []):
+        lines += [f"- error: {err}"]
+    if scen.get("skipped") or scen.get("errors"):
+        lines.append("")
+    return lines
+
+
+def goals_table(results: dict[str, Any]) -> list[str]:
+    import importlib
+
+    rows = []
+    for name, scen in results.get("scenarios", {}).items():
+        try:
+            goals = importlib.import_module(f"scenarios.{name}").GOALS
+        except ImportError:
+            continue
+        for goal in goals:
+            ok, detail = check_goal(scen, goal)
+            mark = "not measured" if ok is None else ("**met**" if ok else "**MISSED**")
+            rows.append(f"| {goal[3]} | {detail} | {mark} |")
+    if not rows:
+        return []
+    return ["## Goals", "", "| goal | measured | |", "|---|---|---|", *rows, ""]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results.get("meta", {})
+    counts = meta.get("counts", {})
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- date: {meta.get('date')}; commit {meta.get('commit')}; profile `{meta.get('profile')}`, "
+        f"{meta.get('seconds')} s",
+        f"- machine: {meta.get('nproc')} CPUs, {meta.get('cpu')}; Python {meta.get('python')}; {meta.get('platform')}",
+        f"- counts: {counts}",
+        "",
+        "Ratios: *ours vs pyobs-core* is how many times better ours is (pyobs-core ÷ ours for times, "
+        "ours ÷ pyobs-core for rates; > 1 = ours better). *ours ÷ floor* is what our layer costs over the raw "
+        "library on the same server or bus (1 = free). Absolute times on shared machines are noisy; ratios "
+        "measured in one run less so.",
+        "",
+    ]
+    lines += goals_table(results)
+    lines += ["## Transports", ""]
+    for name, scen in results.get("scenarios", {}).items():
+        if name == "tcp":
+            continue
+        lines += scenario_table(name, scen)
+    lines += ["## Floors", "", "| floor | round trip p50 | p99 | calls/s with 50 in flight |", "|---|---:|---:|---:|"]
+    for name, scen in results.get("scenarios", {}).items():
+        f = scen.get("floor")
+        if f:
+            lines.append(
+                f"| {scen.get('floor_name', name)} | {fmt(get(f, 'call_rtt.p50'), 'time')} "
+                f"| {fmt(get(f, 'call_rtt.p99'), 'time')} | {fmt(get(f, 'throughput.per_s'), 'rate')} |"
+            )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def validate(results: dict[str, Any]) -> list[str]:
+    """Problems with a result set (used by --smoke): errors, and missing or non-positive key figures."""
+    problems = []
+    if not results.get("scenarios"):
+        problems.append("no scenarios ran")
+    for name, scen in results.get("scenarios", {}).items():
+        problems += [f"{name}: {e}" for e in scen.get("errors", [])]
+        for who in ("ours", "core", "floor"):
+            m = scen.get(who)
+            if m is None:
+                continue
+            need = ["call_rtt.p50", "throughput.per_s"]
+            if who != "floor":
+                need += ["event_1.every.p50", "event_10.last.p50", "spawn_to_ready.p50", "import.p50"]
+            elif name != "tcp":
+                need += ["event_1.every.p50"] if get(m, "event_1.every.p50") is not None or name == "local" else []
+            for path in need:
+                v = get(m, path)
+                if v is None or v <= 0:
+                    problems.append(f"{name}/{who}: {path} missing or not positive ({v})")
+    return problems

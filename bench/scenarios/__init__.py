@@ -1,0 +1,13 @@
+"""One file per transport. A scenario module defines (see local.py, the smallest complete one):
+
+* ``NAME``, ``TITLE``, ``IN_PROCESS`` (all roles in one process), ``IMPLS`` (of "ours", "core"),
+  ``IMPORT`` (impl → module whose import time is measured), ``GOALS`` (checked in the report);
+* ``available(impl)`` → None or the reason it cannot run (driver side, e.g. module not there yet);
+* ``environment(run)`` → async context manager yielding JSON-able params for the workers
+  (a throw-away server, a private bus), or ``{}``;
+* ``make_comm(impl, name, env)`` → a comm for a module called ``name`` (worker side);
+* ``floor(run, env)`` → metrics of the raw library on the same environment (driver side), optional;
+* ``role_<x>(ctx)`` → extra worker roles, e.g. the floor's.
+
+Scenario modules must not import ``pyobs`` at module level: workers of both venvs import them.
+"""

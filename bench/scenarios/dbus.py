@@ -1,0 +1,149 @@
+"""DbusComm, one process per module, on a private dbus-daemon. Floor: a raw dbus-fast method call
+(low-level message handler on the callee, ``bus.call(Message)`` on the caller) on the same bus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.common import emit, now_ns
+from harness.roles import Context, measure_calls
+
+if TYPE_CHECKING:
+    from harness.driver import Run
+
+NAME = "dbus"
+TITLE = "DbusComm (one process per module, private dbus-daemon)"
+IN_PROCESS = False
+IMPLS = ("ours",)  # pyobs-core 2.19.1 has no D-Bus transport any more
+IMPORT = {"ours": "pyobs.comm.dbus"}
+FLOOR = "dbus-fast method call (dd → ()) between two processes on the same private dbus-daemon"
+EVENT_INTERVAL = 0.01
+GOALS = [
+    ("call_rtt.p50", "vs_floor<=", 1.5, "issue 5: D-Bus call round trip p50 within 1.5x of raw dbus-fast"),
+]
+FLOOR_NAME = "org.pyobs.benchfloor"
+FLOOR_PATH = "/org/pyobs/benchfloor"
+FLOOR_IFACE = "org.pyobs.BenchFloor"
+
+
+def available(impl: str) -> str | None:
+    if shutil.which("dbus-daemon") is None:
+        return "dbus-daemon is not installed"
+    try:
+        if importlib.util.find_spec("pyobs.comm.dbus.comm") is None:
+            return "pyobs.comm.dbus does not exist yet"
+        importlib.import_module("pyobs.comm.dbus")
+    except Exception as exc:
+        return f"pyobs.comm.dbus does not import: {exc}"
+    return None
+
+
+@contextlib.asynccontextmanager
+async def environment(run: Run) -> AsyncIterator[dict[str, Any]]:
+    """A private dbus-daemon on a unix socket in a temporary directory; killed afterwards."""
+    directory = Path(tempfile.mkdtemp(prefix="pyobs-bench-dbus-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBUS_")}
+    proc = await asyncio.create_subprocess_exec(
+        "dbus-daemon",
+        "--session",
+        "--nofork",
+        "--nopidfile",
+        "--print-address=1",
+        f"--address=unix:path={directory / 'bus'}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(10):
+            address = (await proc.stdout.readline()).decode().strip()
+        if not address:
+            raise RuntimeError("dbus-daemon did not print its address")
+        run.say(f"dbus-daemon at {address}")
+        yield {"address": address}
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def make_comm(impl: str, name: str, env: dict[str, Any]) -> Any:
+    from pyobs.comm.dbus import DbusComm
+
+    return DbusComm(name, bus=env["address"])
+
+
+# ---------------------------------------------------------------------------- floor: raw dbus-fast
+
+
+async def floor(run: Run, env: dict[str, Any]) -> dict[str, Any]:
+    callee = await run.spawn("floor-callee", "ours", NAME, "floor_callee", {})
+    await callee.expect("ready", run.timeout(60))
+    caller = await run.spawn("floor-caller", "ours", NAME, "floor_caller", run.remote_params())
+    return (await caller.expect("result", run.timeout(180)))["metrics"]
+
+
+async def _connect(ctx: Context) -> Any:
+    from dbus_fast import BusType
+    from dbus_fast.aio import MessageBus
+
+    async with asyncio.timeout(10):
+        return await MessageBus(bus_address=ctx.env["address"], bus_type=BusType.SESSION).connect()
+
+
+async def role_floor_callee(ctx: Context) -> None:
+    from dbus_fast import Message
+
+    bus = await _connect(ctx)
+
+    def handler(msg: Any) -> Any:
+        if msg.member == "MoveRadec" and msg.interface == FLOOR_IFACE:
+            return Message.new_method_return(msg)
+        return None
+
+    bus.add_message_handler(handler)
+    async with asyncio.timeout(10):
+        await bus.request_name(FLOOR_NAME)
+    emit("ready", t=now_ns())
+    await ctx.control.wait("quit", ctx.spec.get("max_seconds", 120.0))
+    bus.disconnect()
+
+
+async def role_floor_caller(ctx: Context) -> None:
+    from dbus_fast import Message, MessageType
+
+    bus = await _connect(ctx)
+
+    async def call() -> None:
+        reply = await bus.call(
+            Message(
+                destination=FLOOR_NAME,
+                path=FLOOR_PATH,
+                interface=FLOOR_IFACE,
+                member="MoveRadec",
+                signature="dd",
+                body=[1.0, 2.0],
+            )
+        )
+        if reply.message_type != MessageType.METHOD_RETURN:
+            raise RuntimeError(f"floor call failed: {reply.body}")
+
+    metrics = await measure_calls(call, ctx.params)
+    bus.disconnect()
+    emit("result", metrics=metrics)

@@ -1,0 +1,151 @@
+"""XmppComm, one process per module, on a throw-away prosody (pyobs.comm.xmpp.testserver).
+
+Ours and pyobs-core 2.19.1 use the same server, one after the other. Floor: plain slixmpp, an IQ
+with a jabber:iq:rpc-sized payload answered by a minimal callback, between two processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import shutil
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from harness.common import emit, now_ns
+from harness.roles import Context, measure_calls
+
+if TYPE_CHECKING:
+    from harness.driver import Run
+
+NAME = "xmpp"
+TITLE = "XmppComm (one process per module, prosody on 127.0.0.1)"
+IN_PROCESS = False
+IMPLS = ("ours", "core")
+IMPORT = {"ours": "pyobs.comm.xmpp", "core": "pyobs.comm.xmpp"}
+FLOOR = "slixmpp IQ round trip through the same prosody (rpc-sized payload, minimal callback callee)"
+#: events 25 ms apart: well above pyobs-core's latency to 10 subscribers, so nothing queues up
+EVENT_INTERVAL = 0.025
+GOALS = [
+    ("call_rtt.p50", "vs_core>=", 2.5, "issue 4: XMPP call round trip p50 ≥ 2.5x lower than pyobs-core"),
+    ("throughput.per_s", "vs_core>=", 4.0, "issue 4: XMPP calls/s with 50 in flight ≥ 4x pyobs-core"),
+    ("event_1.every.p50", "vs_core>=", 4.0, "issue 4: XMPP event to 1 subscriber p50 ≥ 4x lower than pyobs-core"),
+    ("open_to_visible.p50", "ours<=", 0.1, "issue 4: XMPP open() → discoverable by peers ≤ 100 ms"),
+]
+#: every account a worker may log in with (module names are the JIDs' local parts)
+USERS = [
+    "bench-callee",
+    "bench-caller",
+    "bench-observer",
+    "bench-pub1",
+    "bench-pub10",
+    "bench-floor-a",
+    "bench-floor-b",
+    "bench-sub1-0",
+    *(f"bench-sub10-{i}" for i in range(10)),
+    *(f"bench-start{i}" for i in range(10)),
+]
+NS = "urn:pyobs:bench"
+#: about what a jabber:iq:rpc call of move_radec(ra, dec) carries
+PAYLOAD = (
+    f'<query xmlns="{NS}"><methodCall><methodName>move_radec</methodName><params>'
+    "<param><value><double>1.0</double></value></param><param><value><double>2.0</double></value></param>"
+    "<param><value><struct><member><name>kwargs</name><value><string /></value></member></struct></value></param>"
+    "</params></methodCall></query>"
+)
+
+
+def available(impl: str) -> str | None:
+    if shutil.which("prosody") is None:
+        return "prosody is not installed"
+    if impl == "ours":
+        try:
+            if importlib.util.find_spec("pyobs.comm.xmpp.comm") is None:
+                return "pyobs.comm.xmpp does not exist yet"
+            importlib.import_module("pyobs.comm.xmpp")
+        except Exception as exc:
+            return f"pyobs.comm.xmpp does not import: {exc}"
+    return None
+
+
+@contextlib.asynccontextmanager
+async def environment(run: Run) -> AsyncIterator[dict[str, Any]]:
+    from pyobs.comm.xmpp.testserver import TestServer
+
+    async with TestServer(users=USERS) as server:
+        run.say(f"prosody on {server.address} ({server.directory})")
+        yield {"server": server.address, "domain": server.domain, "password": server.password}
+
+
+def make_comm(impl: str, name: str, env: dict[str, Any]) -> Any:
+    from pyobs.comm.xmpp import XmppComm
+
+    return XmppComm(user=name, domain=env["domain"], password=env["password"], server=env["server"], use_tls=False)
+
+
+# ---------------------------------------------------------------------------- floor: plain slixmpp
+
+
+async def floor(run: Run, env: dict[str, Any]) -> dict[str, Any]:
+    callee = await run.spawn("floor-callee", "ours", NAME, "floor_callee", {"name": "bench-floor-b"})
+    await callee.expect("ready", run.timeout(60))
+    params = {**run.remote_params(), "name": "bench-floor-a", "target": "bench-floor-b"}
+    caller = await run.spawn("floor-caller", "ours", NAME, "floor_caller", params)
+    return (await caller.expect("result", run.timeout(180)))["metrics"]
+
+
+async def _connect(ctx: Context, name: str) -> Any:
+    import slixmpp
+
+    env = ctx.env
+    host, port = env["server"].rsplit(":", 1)
+    # loopback without TLS (as the comms are configured): allow SCRAM over the plain connection
+    client = slixmpp.ClientXMPP(
+        f"{name}@{env['domain']}/floor",
+        env["password"],
+        plugin_config={"feature_mechanisms": {"unencrypted_scram": True}},
+    )
+    started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    client.add_event_handler("session_start", lambda _: started.done() or started.set_result(None))
+    client.connect(host, int(port))
+    async with asyncio.timeout(30):
+        await started
+    return client
+
+
+async def role_floor_callee(ctx: Context) -> None:
+    from slixmpp.xmlstream.handler import Callback
+    from slixmpp.xmlstream.matcher import MatchXPath
+
+    client = await _connect(ctx, ctx.params["name"])
+
+    def answer(iq: Any) -> None:
+        if iq["type"] in ("get", "set"):
+            reply = iq.reply()
+            reply.append(ET.Element(f"{{{NS}}}query"))
+            reply.send()
+
+    client.register_handler(Callback("bench", MatchXPath(f"{{jabber:client}}iq/{{{NS}}}query"), answer))
+    emit("ready", t=now_ns())
+    await ctx.control.wait("quit", ctx.spec.get("max_seconds", 120.0))
+    client.disconnect()
+
+
+async def role_floor_caller(ctx: Context) -> None:
+    p = ctx.params
+    client = await _connect(ctx, p["name"])
+    to = f"{p['target']}@{ctx.env['domain']}/floor"
+    payload = ET.fromstring(PAYLOAD)
+
+    async def call() -> None:
+        iq = client.Iq()
+        iq["type"] = "set"
+        iq["to"] = to
+        iq.append(payload)
+        await iq.send(timeout=10)
+
+    metrics = await measure_calls(call, p)
+    client.disconnect()
+    emit("result", metrics=metrics)
