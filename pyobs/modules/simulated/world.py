@@ -113,6 +113,6 @@ class SimWorld:
         out = []
         for _ in range(count):
             # brightness log-uniform over 5 magnitudes
-            flux = 3.0e5 * 10 ** (-0.4 * rng.uniform(0.0, 5.0))
+            flux = 1.0e6 * 10 ** (-0.4 * rng.uniform(0.0, 5.0))
             out.append(Star(rng.uniform(0, width - 1), rng.uniform(0, height - 1), flux))
         return out
