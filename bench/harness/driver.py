@@ -52,7 +52,7 @@ class Profile:
 PROFILES = {
     "full": Profile(1000, 20000, 3000, 50, 2000, 300, 0.02, (1, 10), 3, 5, 20, 200, 3),
     "quick": Profile(200, 2000, 500, 50, 200, 50, 0.02, (1, 10), 1, 2, 5, 50, 1),
-    "smoke": Profile(20, 100, 100, 50, 20, 20, 0.02, (1, 10), 1, 1, 2, 10, 1),
+    "smoke": Profile(20, 100, 100, 50, 20, 20, 0.02, (1, 3), 1, 1, 2, 10, 1),
 }
 
 
@@ -257,7 +257,13 @@ async def phase(run: Run, label: str, coro_fn: Any, *args: Any) -> tuple[dict[st
 
 
 async def run_scenario(run: Run, scen: ModuleType, what: set[str]) -> dict[str, Any]:
-    result: dict[str, Any] = {"title": scen.TITLE, "floor_name": scen.FLOOR, "errors": [], "skipped": {}}
+    result: dict[str, Any] = {
+        "title": scen.TITLE,
+        "floor_name": scen.FLOOR,
+        "note": getattr(scen, "NOTE", ""),
+        "errors": [],
+        "skipped": {},
+    }
     todo = [i for i in scen.IMPLS if i in what]
     for impl in list(todo):
         reason = scen.available(impl) or (

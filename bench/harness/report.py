@@ -8,22 +8,37 @@ from typing import Any
 X = "\u00d7"  # the multiplication sign of the ratios
 
 #: (path in the metrics, label, unit kind): "time" is lower-better seconds, "rate" higher-better per second
-ROWS: list[tuple[str, str, str]] = [
-    ("call_rtt.p50", "call round trip p50 (1,000 sequential)", "time"),
+CALL_ROWS: list[tuple[str, str, str]] = [
+    ("call_rtt.p50", "call round trip p50 (sequential)", "time"),
     ("call_rtt.p99", "call round trip p99", "time"),
     ("throughput.per_s", "calls/s with 50 in flight", "rate"),
     ("throughput.p50", "call latency p50 with 50 in flight", "time"),
-    ("event_1.every.p50", "event → 1 subscriber p50", "time"),
-    ("event_1.every.p99", "event → 1 subscriber p99", "time"),
-    ("event_10.last.p50", "event → 10 subscribers, last of 10, p50", "time"),
-    ("event_10.every.p50", "event → 10 subscribers, each delivery p50", "time"),
+]
+START_ROWS: list[tuple[str, str, str]] = [
     ("open.p50", "open() (module start) duration p50", "time"),
-    ("visible_after_open.p50", "peer sees it, after its open() returned, p50", "time"),
+    ("visible_after_open.p50", "peer sees it, after its open() returned, p50 (< 0: before)", "time"),
     ("open_to_visible.p50", "open() called → visible to a peer, p50", "time"),
     ("spawn_to_ready.p50", "process start → module ready, p50", "time"),
     ("unknown_proxy_fail_s", "proxy() to a module not online fails after", "time"),
     ("import.p50", "import of the transport module (fresh interpreter), p50", "time"),
 ]
+
+
+def rows(subscribers: list[int] | tuple[int, ...] = (1, 10)) -> list[tuple[str, str, str]]:
+    """Every row of a transport table; the event rows depend on the subscriber counts measured."""
+    ev: list[tuple[str, str, str]] = []
+    for k in subscribers:
+        if k == 1:
+            ev += [
+                ("event_1.every.p50", "event → 1 subscriber p50", "time"),
+                ("event_1.every.p99", "event → 1 subscriber p99", "time"),
+            ]
+        else:
+            ev += [
+                (f"event_{k}.last.p50", f"event → {k} subscribers, last of {k}, p50", "time"),
+                (f"event_{k}.every.p50", f"event → {k} subscribers, each delivery p50", "time"),
+            ]
+    return CALL_ROWS + ev + START_ROWS
 
 
 def get(metrics: dict[str, Any] | None, path: str) -> float | None:
@@ -70,7 +85,7 @@ def ratio(x: float | None) -> str:
 def check_goal(scen: dict[str, Any], goal: tuple[str, str, float, str]) -> tuple[bool | None, str]:
     """Goals are (metric, how, bound, text); how is ours<= (absolute), vs_core>= or vs_floor<= (ratios)."""
     path, how, bound, _ = goal
-    kind = next((k for p, _, k in ROWS if p == path), "time")
+    kind = "rate" if path.endswith("per_s") else "time"
     ours = get(scen.get("ours"), path)
     if how == "ours<=":
         if ours is None:
@@ -85,7 +100,7 @@ def check_goal(scen: dict[str, Any], goal: tuple[str, str, float, str]) -> tuple
     return None, f"unknown goal type {how}"
 
 
-def scenario_table(name: str, scen: dict[str, Any]) -> list[str]:
+def scenario_table(name: str, scen: dict[str, Any], subscribers: list[int]) -> list[str]:
     ours, core, floor = scen.get("ours"), scen.get("core"), scen.get("floor")
     lines = [
         f"### {scen.get('title', name)}",
@@ -95,7 +110,7 @@ def scenario_table(name: str, scen: dict[str, Any]) -> list[str]:
         "| metric | ours | pyobs-core 2.19.1 | floor | ours vs pyobs-core | ours ÷ floor |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for path, label, kind in ROWS:
+    for path, label, kind in rows(subscribers):
         o, c, f = get(ours, path), get(core, path), get(floor, path)
         if o is None and c is None and f is None:
             continue
@@ -107,10 +122,12 @@ def scenario_table(name: str, scen: dict[str, Any]) -> list[str]:
         f"{who}: {int(get(m, f'event_{k}.lost') or 0)} of {int(get(m, f'event_{k}.events') or 0) * int(k)} "
         f"deliveries to {k} lost"
         for who, m in (("ours", ours), ("pyobs-core", core), ("floor", floor))
-        for k in ("1", "10")
+        for k in subscribers
         if get(m, f"event_{k}.lost")
     ]
     lines.append("")
+    if scen.get("note"):
+        lines += [scen["note"], ""]
     if lost:
         lines += ["Lost events: " + "; ".join(lost) + ".", ""]
     for impl, reason in scen.get("skipped", {}).items():
@@ -162,7 +179,7 @@ def markdown(results: dict[str, Any]) -> str:
     for name, scen in results.get("scenarios", {}).items():
         if name == "tcp":
             continue
-        lines += scenario_table(name, scen)
+        lines += scenario_table(name, scen, list(counts.get("subscribers", (1, 10))))
     lines += ["## Floors", "", "| floor | round trip p50 | p99 | calls/s with 50 in flight |", "|---|---:|---:|---:|"]
     for name, scen in results.get("scenarios", {}).items():
         f = scen.get("floor")
@@ -187,10 +204,10 @@ def validate(results: dict[str, Any]) -> list[str]:
             if m is None:
                 continue
             need = ["call_rtt.p50", "throughput.per_s"]
+            ks = results.get("meta", {}).get("counts", {}).get("subscribers", (1, 10))
             if who != "floor":
-                need += ["event_1.every.p50", "event_10.last.p50", "spawn_to_ready.p50", "import.p50"]
-            elif name != "tcp":
-                need += ["event_1.every.p50"] if get(m, "event_1.every.p50") is not None or name == "local" else []
+                need += ["spawn_to_ready.p50", "import.p50"]
+                need += [f"event_{k}.every.p50" for k in ks] + [f"event_{k}.last.p50" for k in ks]
             for path in need:
                 v = get(m, path)
                 if v is None or v <= 0:

@@ -26,6 +26,7 @@ IN_PROCESS = False
 IMPLS = ("ours",)  # pyobs-core 2.19.1 has no D-Bus transport any more
 IMPORT = {"ours": "pyobs.comm.dbus"}
 FLOOR = "dbus-fast method call (dd → ()) between two processes on the same private dbus-daemon"
+NOTE = "pyobs-core 2.19.1 has no D-Bus transport (removed in 2026), so there is no pyobs-core column."
 EVENT_INTERVAL = 0.01
 GOALS = [
     ("call_rtt.p50", "vs_floor<=", 1.5, "issue 5: D-Bus call round trip p50 within 1.5x of raw dbus-fast"),

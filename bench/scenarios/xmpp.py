@@ -34,19 +34,16 @@ GOALS = [
     ("event_1.every.p50", "vs_core>=", 4.0, "issue 4: XMPP event to 1 subscriber p50 ≥ 4x lower than pyobs-core"),
     ("open_to_visible.p50", "ours<=", 0.1, "issue 4: XMPP open() → discoverable by peers ≤ 100 ms"),
 ]
-#: every account a worker may log in with (module names are the JIDs' local parts)
-USERS = [
-    "bench-callee",
-    "bench-caller",
-    "bench-observer",
-    "bench-pub1",
-    "bench-pub10",
-    "bench-floor-a",
-    "bench-floor-b",
-    "bench-sub1-0",
-    *(f"bench-sub10-{i}" for i in range(10)),
-    *(f"bench-start{i}" for i in range(10)),
-]
+
+
+def users(subscribers: list[int] | tuple[int, ...], starts: int) -> list[str]:
+    """Every account a worker may log in with (module names are the JIDs' local parts)."""
+    names = ["bench-callee", "bench-caller", "bench-observer", "bench-floor-a", "bench-floor-b"]
+    for k in subscribers:
+        names += [f"bench-pub{k}", *(f"bench-sub{k}-{i}" for i in range(k))]
+    return names + [f"bench-start{i}" for i in range(starts)]
+
+
 NS = "urn:pyobs:bench"
 #: about what a jabber:iq:rpc call of move_radec(ra, dec) carries
 PAYLOAD = (
@@ -74,7 +71,7 @@ def available(impl: str) -> str | None:
 async def environment(run: Run) -> AsyncIterator[dict[str, Any]]:
     from pyobs.comm.xmpp.testserver import TestServer
 
-    async with TestServer(users=USERS) as server:
+    async with TestServer(users=users(run.profile.subscribers, run.profile.starts)) as server:
         run.say(f"prosody on {server.address} ({server.directory})")
         yield {"server": server.address, "domain": server.domain, "password": server.password}
 
