@@ -15,6 +15,7 @@ from pyobs.events import (
     MotionStatusChangedEvent,
     MoveRaDecEvent,
     NewImageEvent,
+    OffsetsRaDecEvent,
 )
 from pyobs.interfaces import (
     AltAzState,
@@ -26,14 +27,19 @@ from pyobs.interfaces import (
     IExposureTime,
     IFocuser,
     IMotion,
+    IOffsetsRaDec,
     IPointingAltAz,
     IPointingRaDec,
     IReady,
+    IRunning,
     ITelescope,
+    IWeather,
+    IWindow,
+    WeatherState,
 )
 from pyobs.modules import MultiModule
 from pyobs.modules.simulated import AltitudeLimitError, SimTelescope, SimWorld, astro
-from pyobs.utils.enums import ExposureStatus, ImageType, MotionStatus
+from pyobs.utils.enums import ExposureStatus, ImageType, MotionStatus, WeatherSensors
 from pyobs.utils.exceptions import AbortedError, InvalidArgumentError, MoveError, PointingLimitError
 
 fits = pytest.importorskip("astropy.io.fits")
@@ -79,7 +85,7 @@ async def test_slew_takes_time_proportional_to_distance_and_tracks(devices: Devi
     await client.comm.register_event(MotionStatusChangedEvent, client.collect)
     sim = obs["telescope"]
     assert isinstance(sim, SimTelescope)
-    sim.slew_speed = 100.0
+    sim.slew_speed = 50.0
     tel = await client.proxy("telescope", ITelescope)
     await tel.init()
     durations = []
@@ -90,8 +96,8 @@ async def test_slew_takes_time_proportional_to_distance_and_tracks(devices: Devi
         await tel.move_radec(ra, dec)
         durations.append((time.perf_counter() - t0, expected))
     for took, expected in durations:
-        assert took == pytest.approx(expected, abs=0.08)
-    assert durations[2][0] > durations[1][0] + 0.3  # a longer way takes longer
+        assert expected - 0.01 < took < expected + 0.3
+    assert durations[2][0] > durations[1][0] + 0.5  # a longer way takes longer
     await asyncio.sleep(0.01)
     assert [e.ra for e in client.received(MoveRaDecEvent)] == pytest.approx(
         [above(sim, 60.0, az)[0] for az in (0, 30, 180)], abs=0.05
@@ -138,7 +144,7 @@ async def test_focuser_moves_take_time(devices: Devices) -> None:
     foc = await client.proxy("focuser", IFocuser)
     t0 = time.perf_counter()
     await foc.set_focus(12.95)  # 1 mm at 10 mm/s
-    assert time.perf_counter() - t0 == pytest.approx(0.1, abs=0.05)
+    assert 0.09 < time.perf_counter() - t0 < 0.4
     state: FocuserState = await foc.get_state(IFocuser)
     assert state.focus == 12.95 and state.focus_offset == 0.0
     await foc.set_focus_offset(0.1)
@@ -203,7 +209,7 @@ async def test_abort_ends_exposure_midway(devices: Devices) -> None:
     await cam.abort()
     with pytest.raises(AbortedError, match=r"exposure aborted after 0\.\d+ of 5\.00 s by abort\(\) from client"):
         await grab
-    assert time.perf_counter() - t0 < 0.2
+    assert time.perf_counter() - t0 < 0.5
     assert (await cam.get_state(IExposure)).status == ExposureStatus.IDLE
     # the camera works again afterwards
     await cam.set_exposure_time(0.01)
@@ -224,3 +230,57 @@ async def test_star_width_follows_defocus() -> None:
     assert shift == pytest.approx(
         world.focus_temperature_coefficient * (world.temperature(t + 600) - world.temperature(t))
     )
+
+
+async def test_offsets_move_the_pointing(devices: Devices) -> None:
+    obs, client = devices
+    await client.comm.register_event(OffsetsRaDecEvent, client.collect)
+    sim = obs["telescope"]
+    assert isinstance(sim, SimTelescope)
+    tel = await client.proxy("telescope", ITelescope)
+    await tel.init()
+    with pytest.raises(MoveError, match="not tracking"):
+        await tel.set_offsets_radec(0.01, 0.0)
+    ra, dec = 12.108, 85.255
+    await tel.move_radec(ra, dec)
+    await tel.set_offsets_radec(0.0, 0.5)
+    assert (await tel.get_state(IOffsetsRaDec)).dec == 0.5
+    radec = await tel.get_state(IPointingRaDec)
+    assert radec.dec == pytest.approx(dec + 0.5) and radec.ra == pytest.approx(ra)
+    await asyncio.sleep(0.01)
+    assert [(e.ra, e.dec) for e in client.received(OffsetsRaDecEvent)] == [(0.0, 0.5)]
+
+
+async def test_binning_and_window_shape_the_image(devices: Devices) -> None:
+    _obs, client = devices
+    cam = await client.proxy("camera", ICamera)
+    await cam.set_exposure_time(0.01)
+    await cam.set_binning(2, 2)
+    await cam.set_window(0, 100, 384, 200)
+    assert (await cam.get_state(IWindow)).height == 200
+    with fits.open(await cam.grab_data(broadcast=False)) as hdul:
+        assert hdul[0].data.shape == (100, 192)
+        assert hdul[0].header["XBINNING"] == 2 and hdul[0].header["YORGSUBF"] == 100
+    with pytest.raises(InvalidArgumentError, match="binning 5x5 not supported"):
+        await cam.set_binning(5, 5)
+    with pytest.raises(InvalidArgumentError, match="does not fit"):
+        await cam.set_window(300, 0, 100, 100)
+    caps = await cam.get_capabilities(IWindow)
+    assert (caps.full_frame_width, caps.full_frame_height) == (384, 384)
+
+
+async def test_weather_station(devices: Devices) -> None:
+    _obs, client = devices
+    weather = await client.proxy("weather", IWeather)
+    state: WeatherState = await weather.get_state(IWeather)
+    assert state.good is True
+    reading = await weather.get_sensor_value("weather", WeatherSensors.TEMPERATURE)
+    assert reading.unit == "celsius" and -20 < reading.value < 40
+    with pytest.raises(InvalidArgumentError, match="not measured"):
+        await weather.get_sensor_value("weather", WeatherSensors.PARTICLES)
+    with pytest.raises(InvalidArgumentError, match="unknown weather station"):
+        await weather.get_sensor_value("elsewhere", WeatherSensors.TEMPERATURE)
+    await weather.stop()
+    assert (await weather.get_state(IRunning)).running is False
+    await weather.start()
+    assert (await weather.get_state(IRunning)).running is True
