@@ -27,8 +27,9 @@ from support import Camera, Color, Focuser, IKitchenSink, KitchenSink, Point, Se
 from pyobs.comm.dbus import DbusComm
 from pyobs.comm.dbus.codec import NULL, escape_name, unescape_name
 from pyobs.events import ModuleClosedEvent, NewImageEvent
-from pyobs.interfaces import IFocuser
+from pyobs.interfaces import Binning, BinningCapabilities, BinningState, IBinning, IFocuser
 from pyobs.interfaces.types import FocuserState
+from pyobs.modules import Module
 from pyobs.utils.exceptions import MoveError
 
 TESTS = Path(__file__).parent.parent
@@ -425,3 +426,91 @@ async def test_modules_reconnect_when_the_bus_daemon_returns(tmp_path: Path) -> 
         for m in modules:
             await m.close()
         daemon.stop()
+
+
+# ---------------------------------------------------------------------------------- state and capabilities
+
+
+class Binner(Module, IBinning):
+    """Publishes binning state and constant capabilities."""
+
+    async def open(self) -> None:
+        self.comm.set_capabilities(IBinning, BinningCapabilities([Binning(1, 1), Binning(2, 2)]))
+        await super().open()
+        await self.comm.set_state(IBinning, BinningState(1, 1))
+
+    async def set_binning(self, x: int, y: int, **kwargs: Any) -> None:
+        await self.comm.set_state(IBinning, BinningState(x, y))
+
+
+async def test_state_and_capabilities_are_dbus_properties(dbus_backend: DbusBackend, raw: MessageBus) -> None:
+    binner = await opened(Binner(comm=dbus_backend.comm("binner")))
+    caller = dbus_backend.comm("caller")
+    await caller.open()
+    dest, path = _target(dbus_backend, "binner")
+    props = "org.freedesktop.DBus.Properties"
+    changes: list[Any] = []
+
+    def on_signal(msg: Message) -> None:
+        if msg.message_type is MessageType.SIGNAL and msg.member == "PropertiesChanged" and msg.path == path:
+            changes.append(msg.body)
+
+    raw.add_message_handler(on_signal)
+    rule = f"type='signal',path='{path}',interface='{props}',member='PropertiesChanged',arg0='org.pyobs.IBinning'"
+    await raw.call(
+        Message(
+            destination="org.freedesktop.DBus",
+            path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus",
+            member="AddMatch",
+            signature="s",
+            body=[rule],
+        )
+    )
+    try:
+        await seen(caller, "binner")
+        caps = await caller.get_capabilities("binner", IBinning)
+        assert caps == BinningCapabilities([Binning(1, 1), Binning(2, 2)])
+        states: list[BinningState] = []
+
+        async def on_state(state: BinningState, sender: str) -> None:
+            states.append(state)
+
+        await caller.subscribe_state("binner", IBinning, on_state)
+        assert (await caller.get_state("binner", IBinning)).x == 1
+        # as any D-Bus client sees them
+        msg = Message(
+            destination=dest, path=path, interface=props, member="GetAll", signature="s", body=["org.pyobs.IBinning"]
+        )
+        reply = await asyncio.wait_for(raw.call(msg), 5.0)
+        assert reply is not None and set(reply.body[0]) == {"State", "Capabilities"}
+        state = reply.body[0]["State"].value
+        assert state["x"].value == 1 and state["x"].signature == "x" and state["time"].signature == "s"
+        binnings = reply.body[0]["Capabilities"].value["binnings"]
+        assert binnings.signature == "av" and [b.value["y"].value for b in binnings.value] == [1, 2]
+
+        proxy = await caller.proxy("binner", IBinning)
+        await proxy.set_binning(2, 3)
+        await eventually(lambda: any(s.y == 3 for s in states), what="state pushed to the subscriber")
+        assert states[-1].x == 2 and isinstance(states[-1], BinningState)
+        await eventually(lambda: changes != [], what="PropertiesChanged at the raw client")
+        iface, changed, invalidated = changes[-1]
+        assert iface == "org.pyobs.IBinning" and changed["State"].value["y"].value == 3 and invalidated == []
+    finally:
+        raw.remove_message_handler(on_signal)
+        await caller.close()
+        await binner.close()
+
+
+async def test_events_registered_later_are_announced(dbus_backend: DbusBackend) -> None:
+    sink = await opened(KitchenSink(comm=dbus_backend.comm("sink")))
+    caller = dbus_backend.comm("caller")
+    await caller.open()
+    try:
+        await seen(caller, "sink")
+        assert "NewImageEvent" not in caller._peers["sink"].sends
+        await sink.comm.register_event(NewImageEvent)  # after going online: the Described signal
+        await eventually(lambda: "NewImageEvent" in caller._peers["sink"].sends, what="updated description")
+    finally:
+        await caller.close()
+        await sink.close()
