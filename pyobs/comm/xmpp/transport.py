@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import ssl
+import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -47,6 +48,10 @@ RECONNECT_MAX_DELAY = 0.25
 RESTORE_GRACE = 5.0
 #: how long open() waits for the discovery of the peers already online (slow ones are reported later)
 DISCOVERY_WAIT = 2.0
+#: peers that went offline this shortly before we lost the server are expected back with it
+RECENTLY_GONE = 2.0
+#: an unavailable presence counts after this long (unless our own connection ends meanwhile)
+OFFLINE_DEBOUNCE = 0.05
 #: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
 PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
@@ -169,6 +174,11 @@ class XmppTransport(Transport):
 
         self._peers: dict[str, _PeerState] = {}
         self._peer_returned = asyncio.Event()
+        #: peers we expect back after a reconnect, and when peers went offline
+        self._expected: set[str] = set()
+        self._gone_at: dict[str, float] = {}
+        #: peers whose unavailable presence is being confirmed
+        self._leaving: dict[str, asyncio.TimerHandle] = {}
         self._state_subs: set[tuple[str, str]] = set()
         self._own_state: dict[str, Any] = {}
         self._published_state: dict[str, Any] = {}
@@ -324,8 +334,14 @@ class XmppTransport(Transport):
             self._trim_events()
         if not was_up or self._closing:
             return
+        for timer in self._leaving.values():
+            timer.cancel()
+        self._leaving.clear()
         for peer in self._peers.values():
             peer.stale = True
+        # peers whose session the server ended just before ours (a server shutdown) come back too
+        now = time.monotonic()
+        self._expected = set(self._peers) | {n for n, t in self._gone_at.items() if now - t < RECENTLY_GONE}
         if self._handler is not None:
             self._handler.connection_changed(False, why)
         if self._conflict:
@@ -396,6 +412,9 @@ class XmppTransport(Transport):
         for peer in self._peers.values():
             if peer.task is not None:
                 peer.task.cancel()
+        for timer in self._leaving.values():
+            timer.cancel()
+        self._leaving.clear()
         if client is not None and self._session:
             client.write('<presence type="unavailable"/>')
             try:
@@ -723,7 +742,7 @@ class XmppTransport(Transport):
                 f'<iq type="get" to="{escape_attr(self.domain)}" id="', '"><ping xmlns="urn:xmpp:ping"/></iq>',
                 None, self.timeout, "ping",
             )  # fmt: skip
-        if any(p.stale for p in self._peers.values()):
+        if self._expected:
             await self._wait_for_returning_peers()
         waits = [p.discovered.wait() for p in self._peers.values() if not p.discovered.is_set()]
         if waits:
@@ -735,13 +754,14 @@ class XmppTransport(Transport):
         the server restarted), so queued events reach them; the others are gone."""
         loop = asyncio.get_running_loop()
         end = loop.time() + min(self.timeout, RESTORE_GRACE)
-        while any(p.stale for p in self._peers.values()):
+        while self._expected:
             remaining = end - loop.time()
             if remaining <= 0:
                 break
             self._peer_returned.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._peer_returned.wait(), remaining)
+        self._expected.clear()
         for name in [n for n, p in self._peers.items() if p.stale]:
             self._peer_gone(name)  # not online any more after our reconnect
 
@@ -799,11 +819,26 @@ class XmppTransport(Transport):
         if typ is None:
             c = xml.find(f"{{{CAPS_NS}}}c")
             self._peer_available(local, frm, c.get("ver") if c is not None else None)
-        else:
-            self._peer_gone(local)
+        elif local in self._peers and local not in self._leaving and self._loop is not None:
+            # confirmed a moment later: when the server shuts down it ends the other sessions
+            # just before ours, and those peers are not gone, the server is
+            self._leaving[local] = self._loop.call_later(OFFLINE_DEBOUNCE, self._peer_left, local)
         return True
 
+    def _peer_left(self, name: str) -> None:
+        self._leaving.pop(name, None)
+        self._peer_gone(name)
+
     def _peer_available(self, name: str, jid: str, caps: str | None) -> None:
+        leaving = self._leaving.pop(name, None)
+        if leaving is not None:  # it left and came back at once: read its disco#info again
+            leaving.cancel()
+            peer = self._peers.get(name)
+            if peer is not None:
+                peer.caps = None
+        if name in self._expected:
+            self._expected.discard(name)
+            self._peer_returned.set()
         peer = self._peers.get(name)
         if peer is not None and not peer.stale and peer.caps == caps and peer.jid == jid:
             return  # a presence update (show/status) only
@@ -818,13 +853,16 @@ class XmppTransport(Transport):
             if peer.stale:
                 peer.stale = False
                 peer.events.clear()  # subscribe again (idempotent on the server)
-                self._peer_returned.set()
         peer.task = self._spawn(self._discover(peer))
 
     def _peer_gone(self, name: str) -> None:
         peer = self._peers.pop(name, None)
         if peer is None:
             return
+        self._gone_at[name] = time.monotonic()
+        if len(self._gone_at) > 4 * len(self._peers) + 100:
+            cutoff = time.monotonic() - RECENTLY_GONE
+            self._gone_at = {n: t for n, t in self._gone_at.items() if t > cutoff}
         if peer.task is not None and not peer.task.done():
             peer.task.cancel()
         peer.discovered.set()

@@ -1,0 +1,173 @@
+"""Hostile or broken stanzas get an error answer and a log line; the module keeps working."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from backends.base import eventually
+from xmpp_helpers import Probe, ProbeEvent, RawClient
+
+RPC = "{jabber:iq:rpc}"
+PYRPC = "{urn:pyobs:rpc:1}"
+STANZAS = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
+PUBSUB = "http://jabber.org/protocol/pubsub"
+
+
+def _call(to: str, method: str, params: str) -> str:
+    return (
+        f'<iq type="set" id="{{id}}" to="{to}"><query xmlns="jabber:iq:rpc"><methodCall>'
+        f"<methodName>{method}</methodName><params>{params}</params></methodCall></query></iq>"
+    )
+
+
+def _param(inner: str) -> str:
+    return f'<param><value><value xmlns="urn:pyobs:rpc:1">{inner}</value></value></param>'
+
+
+def _fault(reply: Any) -> tuple[str | None, str | None]:
+    f = reply.find(f"{RPC}query/{RPC}methodResponse/{RPC}fault/{RPC}value/{PYRPC}fault")
+    assert f is not None, "expected a fault"
+    return f.findtext("exception"), f.findtext("message")
+
+
+@pytest.fixture
+async def probe(xmpp_backend: Any) -> Any:
+    module = Probe(comm=xmpp_backend.comm("callee"))
+    await module.open()
+    try:
+        yield module
+    finally:
+        await module.close()
+
+
+async def _still_works(raw: RawClient, jid: str, probe: Probe) -> None:
+    reply = await raw.request(
+        _call(jid, "add", _param('<int xmlns="">1</int>') + _param('<double xmlns="">1.0</double>'))
+    )
+    inner = reply.find(f"{RPC}query/{RPC}methodResponse/{RPC}params/{RPC}param/{RPC}value/{PYRPC}value/double")
+    assert inner is not None and inner.text == "2.0"
+
+
+async def test_unknown_method_is_item_not_found(
+    xmpp_backend: Any, raw: RawClient, probe: Probe, caplog: pytest.LogCaptureFixture
+) -> None:
+    jid = xmpp_backend.server.jid("callee", xmpp_backend.resource)
+    with caplog.at_level(logging.WARNING, logger="pyobs.comm.xmpp"):
+        reply = await raw.request(_call(jid, "self_destruct", ""))
+    assert reply.get("type") == "error"
+    error = reply.find("{jabber:client}error")
+    assert error is not None and error.get("type") == "cancel" and error.get("code") == "404"
+    assert error.find(f"{STANZAS}item-not-found") is not None
+    assert reply.find(f"{RPC}query") is not None  # the request payload is echoed
+    assert "self_destruct" in caplog.text
+    await _still_works(raw, jid, probe)
+
+
+@pytest.mark.parametrize(
+    ("params", "expect_type", "expect_text"),
+    [
+        # garbled: the inner value lacks the urn:pyobs:rpc:1 wrapper
+        ("<param><value><int>1</int></value></param>", "builtins.ValueError", "no <value xmlns='urn:pyobs:rpc:1'>"),
+        # an <int> holding no number
+        (_param('<int xmlns="">one</int>'), "builtins.ValueError", "holds no integer"),
+        # too few arguments
+        ("", "builtins.TypeError", "missing required argument 'a'"),
+        # too many arguments
+        (_param("<int>1</int>") * 3, "builtins.TypeError", "takes 2 arguments but 3 were given"),
+        # wrong type
+        (_param('<string xmlns="">seven</string>'), "builtins.TypeError", "argument 'a'"),
+        # a boolean that is none
+        (_param('<boolean xmlns="">maybe</boolean>'), "builtins.ValueError", "true or false"),
+    ],
+)
+async def test_bad_calls_get_a_fault_and_a_log_line(
+    xmpp_backend: Any,
+    raw: RawClient,
+    probe: Probe,
+    caplog: pytest.LogCaptureFixture,
+    params: str,
+    expect_type: str,
+    expect_text: str,
+) -> None:
+    jid = xmpp_backend.server.jid("callee", xmpp_backend.resource)
+    with caplog.at_level(logging.WARNING, logger="pyobs.comm.xmpp"):
+        reply = await raw.request(_call(jid, "add", params))
+    exc_type, message = _fault(reply)
+    assert exc_type == expect_type
+    assert message is not None and expect_text in message
+    assert "add" in caplog.text and expect_text in caplog.text
+    assert probe.calls == 0
+    await _still_works(raw, jid, probe)
+
+
+async def test_call_without_method_name_or_params(xmpp_backend: Any, raw: RawClient, probe: Probe) -> None:
+    jid = xmpp_backend.server.jid("callee", xmpp_backend.resource)
+    reply = await raw.request(
+        f'<iq type="set" id="{{id}}" to="{jid}"><query xmlns="jabber:iq:rpc"><methodCall/></query></iq>'
+    )
+    assert _fault(reply)[0] == "builtins.ValueError"
+    reply = await raw.request(
+        f'<iq type="set" id="{{id}}" to="{jid}"><query xmlns="jabber:iq:rpc"><methodCall>'
+        "<methodName>nothing</methodName></methodCall></query></iq>"
+    )
+    exc_type, message = _fault(reply)
+    assert exc_type == "builtins.ValueError" and message is not None and "<params>" in message
+    await _still_works(raw, jid, probe)
+
+
+async def test_deeply_nested_value_is_refused(xmpp_backend: Any, raw: RawClient, probe: Probe) -> None:
+    jid = xmpp_backend.server.jid("callee", xmpp_backend.resource)
+    nested = "<items><item>" * 3000 + "<int>1</int>" + "</item></items>" * 3000
+    reply = await raw.request(_call(jid, "add", _param(nested)), timeout=10)
+    exc_type, message = _fault(reply)
+    assert exc_type == "builtins.ValueError" and message is not None and "nested too deeply" in message
+    await _still_works(raw, jid, probe)
+
+
+async def test_garbage_events_are_dropped_with_a_log_line(
+    xmpp_backend: Any, raw: RawClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = xmpp_backend.server
+    got: list[Any] = []
+
+    async def handler(event: Any, sender: str) -> bool:
+        got.append((event, sender))
+        return True
+
+    receiver = xmpp_backend.comm("receiver")
+    sender = xmpp_backend.comm("sender")
+    await receiver.open()
+    await receiver.register_event(ProbeEvent, handler)
+    await sender.open()
+    await sender.register_event(ProbeEvent)
+    node = "pyobs:event:sender:ProbeEvent:1"
+    try:
+        payloads = [
+            "this is not json",
+            '{"type": "ProbeEvent", "timestamp": 1, "data": {"message": "no uuid"}}',
+            '{"type": "ProbeEvent", "timestamp": 1, "uuid": "u1", "data": {"number": 1}}',
+            '{"type": "NoSuchEvent", "timestamp": 1, "uuid": "u2", "data": {}}',
+            '["a list"]',
+        ]
+        with caplog.at_level(logging.WARNING, logger="pyobs.comm.xmpp"):
+            for payload in payloads:
+                reply = await raw.request(
+                    f'<iq type="set" id="{{id}}" to="{server.pubsub}"><pubsub xmlns="{PUBSUB}">'
+                    f'<publish node="{node}"><item><event xmlns="pyobs:event">{payload}</event></item></publish>'
+                    "</pubsub></iq>"
+                )
+                assert reply.get("type") == "result"  # every account is pubsub admin on the test server
+            await eventually(lambda: caplog.text.count("dropped") >= len(payloads), what="log lines")
+        assert "missing uuid" in caplog.text
+        assert "missing field 'message'" in caplog.text
+        assert "unknown event type 'NoSuchEvent'" in caplog.text
+        assert got == []
+        # the receiver still works
+        await sender.send_event(ProbeEvent(message="real"))
+        await eventually(lambda: len(got) == 1, what="the real event")
+        assert got[0][0].message == "real" and got[0][1] == "sender"
+    finally:
+        await sender.close()
+        await receiver.close()
