@@ -291,7 +291,7 @@ class NightScript(Module, IAutonomous):
         t0 = loop.time()
         self.summary = summary = NightSummary(images_planned=self.images)
         await self.comm.set_state(IRunning, RunningState(True))
-        log.info("%s: night starts", self.name)
+        log.info("%s: night starts, %d targets, %d images planned", self.name, len(self.targets), self.images)
         cancelled = False
         try:
             async with asyncio.timeout(self.night_timeout):
@@ -331,7 +331,7 @@ class NightScript(Module, IAutonomous):
         modules = await self._wait_for_modules()
         telescope, camera, autofocus = modules[self.telescope], modules[self.camera], modules[self.autofocus]
         weather = modules[self.weather]
-        log.info("%s: found %s", self.name, ", ".join(f"{n} ({type(p).__name__})" for n, p in modules.items()))
+        log.info("%s: %s are online", self.name, ", ".join(modules))
 
         # weather: the state tells the present, the events tell the changes
         await weather.subscribe_state(IWeather, self._on_weather_state)
