@@ -304,7 +304,7 @@ class XmppTransport(Transport):
         if client is None:
             return
         if self._require_tls and not client.encrypted:
-            self._fail_attempt(XmppConnectionError(f"{self.domain} offers no TLS and require_tls is set"))
+            self._fail_attempt(XmppAuthError(f"{self.domain} offers no TLS and require_tls is set"))
             client.abort()
             return
         self._session = True
