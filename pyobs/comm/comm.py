@@ -150,6 +150,7 @@ class Comm:
         self._state_changed: dict[tuple[str, str], asyncio.Event] = {}
         self._inflight: dict[str, set[_Call]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._opened = False
@@ -229,7 +230,7 @@ class Comm:
         for calls in self._inflight.values():
             for c in list(calls):
                 c.abort()
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._handler_tasks]:
             task.cancel()
         self._peers.clear()
         self._proxies.clear()
@@ -507,15 +508,37 @@ class Comm:
         if handlers is None:
             handlers = [h for cls, hs in self._handlers.items() if issubclass(etype, cls) for h in hs]
             self._dispatch_cache[etype] = handlers
+        if not handlers:
+            return
+        loop = asyncio.get_running_loop()
+        running = self._handler_tasks
         for handler in handlers:
-            self._spawn(self._run_handler(handler, event, sender))
+            try:
+                # each handler in its own task: nobody waits for it, a failure is logged when it ends
+                task = loop.create_task(handler(event, sender))
+            except Exception:  # not a coroutine function, or it raised before its first await
+                self._log_handler_failure(handler, event, sender, None)
+                continue
+            running[task] = (handler, event, sender)
+            task.add_done_callback(self._handler_done)
 
-    async def _run_handler(self, handler: EventHandler, event: Event, sender: str) -> None:
-        try:
-            await handler(event, sender)
-        except Exception:
-            name = getattr(handler, "__qualname__", repr(handler))
-            log.exception("%s: event handler %s failed on %r from %s", self.name, name, event, sender)
+    def _handler_done(self, task: asyncio.Task[Any]) -> None:
+        handler, event, sender = self._handler_tasks.pop(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log_handler_failure(handler, event, sender, task.exception())
+
+    def _log_handler_failure(
+        self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None
+    ) -> None:
+        name = getattr(handler, "__qualname__", repr(handler))
+        log.error(
+            "%s: event handler %s failed on %r from %s",
+            self.name,
+            name,
+            event,
+            sender,
+            exc_info=exc if exc is not None else True,
+        )
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
