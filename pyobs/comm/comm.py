@@ -515,7 +515,7 @@ class Comm:
         for handler in handlers:
             try:
                 # each handler in its own task: nobody waits for it, a failure is logged when it ends
-                task = loop.create_task(handler(event, sender))
+                task: asyncio.Task[Any] = loop.create_task(handler(event, sender))  # type: ignore[arg-type]
             except Exception:  # not a coroutine function, or it raised before its first await
                 self._log_handler_failure(handler, event, sender, None)
                 continue
