@@ -259,9 +259,15 @@ class SimCamera(Module, ICamera, IExposure, IExposureTime, IImageType, IBinning,
             date_obs = Time.now()
             start = time.time()
             await self._wait(exptime, ExposureStatus.EXPOSING, "exposure")
+            # the stars are as sharp as the focus was during the exposure: the mean of start and end
+            focus_end = await self._focus()
             await self._wait(readout, ExposureStatus.READOUT, "readout")
             mid = start + exptime / 2
-            fwhm = self.world.star_fwhm(focus if focus is not None else self.world.best_focus(mid), mid)
+            if focus is None or focus_end is None:
+                blur_focus = focus if focus is not None else self.world.best_focus(mid)
+            else:
+                blur_focus = (focus + focus_end) / 2
+            fwhm = self.world.star_fwhm(blur_focus, mid)
             fwhm *= float(1.0 + self.seeing_jitter * self._rng.standard_normal())
             dark = image_type in (ImageType.BIAS, ImageType.DARK)
             left, top, width, height = window

@@ -283,7 +283,9 @@ class NightScript(Module, IAutonomous):
                 return proxies
             if loop.time() > end:
                 missing = ", ".join(f"{n} ({i.__name__})" for n, i in wanted.items() if n not in proxies)
-                raise TimeoutError(f"modules not online after {self.startup_timeout:g} s: {missing}")
+                raise TimeoutError(
+                    f"modules not online (or without the interface) after {self.startup_timeout:g} s: {missing}"
+                )
             await asyncio.sleep(0.05)
 
     async def _night(self) -> None:
