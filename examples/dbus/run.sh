@@ -5,7 +5,7 @@
 #
 # starts a private session bus (dbus-run-session) unless one is given in DBUS_SESSION_BUS_ADDRESS, the
 # five devices in the background and the night script in the foreground; when the night is over (its
-# NIGHT SUMMARY line), the devices are stopped. Images go to ./images.
+# NIGHT SUMMARY line), the devices are stopped. Images go to $TMPDIR/pyobs-images.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ] || [ "${PYOBS_PRIVATE_BUS:-}" = "" ]; then

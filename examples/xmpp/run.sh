@@ -6,7 +6,7 @@
 # starts a throw-away prosody on 127.0.0.1:52222 (domain pyobs.test, an account per module, password
 # "pyobs"; needs the Debian package 'prosody'), the five devices in the background and the night script
 # in the foreground; when the night is over (its NIGHT SUMMARY line), everything is stopped. Images go
-# to ./images. To use your own XMPP server instead, edit comm: in the YAML files and set PYOBS_XMPP_SERVER=0.
+# to $TMPDIR/pyobs-images. To use your own XMPP server instead, edit comm: in the YAML files and set PYOBS_XMPP_SERVER=0.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 pids=""
