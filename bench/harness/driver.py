@@ -45,14 +45,16 @@ class Profile:
     imports: int
     visible_repeats: int
     warmup: int
-    #: in-process measurements are repeated, alternating ours and pyobs-core; medians are reported
+    #: measurements of calls and events are repeated, alternating ours, pyobs-core and the floor;
+    #: the medians are reported
     rounds_inproc: int
+    rounds_remote: int
 
 
 PROFILES = {
-    "full": Profile(1000, 20000, 3000, 50, 2000, 300, 0.02, (1, 10), 3, 5, 20, 200, 3),
-    "quick": Profile(200, 2000, 500, 50, 200, 50, 0.02, (1, 10), 1, 2, 5, 50, 1),
-    "smoke": Profile(20, 100, 100, 50, 20, 20, 0.02, (1, 3), 1, 1, 2, 10, 1),
+    "full": Profile(1000, 20000, 3000, 50, 2000, 300, 0.02, (1, 10), 3, 5, 20, 200, 5, 2),
+    "quick": Profile(200, 2000, 500, 50, 200, 50, 0.02, (1, 10), 1, 2, 5, 50, 1, 1),
+    "smoke": Profile(20, 100, 100, 50, 20, 20, 0.02, (1, 3), 1, 1, 2, 10, 1, 1),
 }
 
 
@@ -134,6 +136,10 @@ class Run:
         log = self.logs / f"{self._n:03d}-{transport}-{impl}-{label}.log"
         return await self.ws.start(Worker(f"{transport}/{impl}/{label}", argv, penv, self.out, log))
 
+    async def events(self, scen: ModuleType, k: int, sub_role: str, pub_role: str) -> dict[str, Any]:
+        """For floors: event latency to ``k`` subscriber processes of the given roles."""
+        return await phase_events(self, scen, "ours", k, sub_role, pub_role)
+
     def say(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
@@ -156,24 +162,36 @@ async def phase_calls(run: Run, scen: ModuleType, impl: str) -> dict[str, Any]:
     return {k: v for k, v in res.items() if k != "kind"}
 
 
-async def phase_events(run: Run, scen: ModuleType, impl: str, k: int) -> dict[str, Any]:
+async def phase_events(
+    run: Run,
+    scen: ModuleType,
+    impl: str,
+    k: int,
+    sub_role: str = "subscriber",
+    pub_role: str = "publisher",
+) -> dict[str, Any]:
+    """Event latency to ``k`` subscribers, each in its own process (the floors use it with their roles)."""
     p = run.profile
     names = [f"bench-sub{k}-{i}" for i in range(k)]
-    subs = [await run.spawn(n, impl, scen.NAME, "subscriber", {"name": n}) for n in names]
-    for s in subs:
-        await s.expect("ready", run.timeout(120))
-    interval = getattr(scen, "EVENT_INTERVAL", p.event_interval)
-    params = {"name": f"bench-pub{k}", "subscribers": names, "events": p.events_remote, "interval": interval}
-    pub = await run.spawn("publisher", impl, scen.NAME, "publisher", params)
-    for s in subs:
-        await s.expect("warm", run.timeout(60))
-    pub.send("go")
-    sent = await pub.expect("result", run.timeout(60 + p.events_remote * interval * 2))
-    received = []
-    for s in subs:
-        s.send("quit")
-        received.append({int(a): int(b) for a, b in (await s.expect("result", run.timeout(30)))["received"]})
-    return event_stats({int(a): int(b) for a, b in sent["sent"]}, received)
+    subs = [await run.spawn(n, impl, scen.NAME, sub_role, {"name": n}) for n in names]
+    try:
+        for s in subs:
+            await s.expect("ready", run.timeout(120))
+        interval = getattr(scen, "EVENT_INTERVAL", p.event_interval)
+        params = {"name": f"bench-pub{k}", "subscribers": names, "events": p.events_remote, "interval": interval}
+        pub = await run.spawn(f"pub{k}", impl, scen.NAME, pub_role, params)
+        for s in subs:
+            await s.expect("warm", run.timeout(60))
+        pub.send("go")
+        sent = await pub.expect("result", run.timeout(60 + p.events_remote * interval * 2))
+        received = []
+        for s in subs:
+            s.send("quit")
+            received.append({int(a): int(b) for a, b in (await s.expect("result", run.timeout(30)))["received"]})
+        await pub.stop()
+        return event_stats({int(a): int(b) for a, b in sent["sent"]}, received)
+    finally:
+        await asyncio.gather(*(s.stop() for s in subs))
 
 
 async def phase_start(run: Run, scen: ModuleType, impl: str) -> dict[str, Any]:
@@ -275,41 +293,44 @@ async def run_scenario(run: Run, scen: ModuleType, what: set[str]) -> dict[str, 
     do_floor = "floor" in what and hasattr(scen, "floor")
     if not todo and not do_floor:
         return result
+    rounds = run.profile.rounds_inproc if scen.IN_PROCESS else run.profile.rounds_remote
     async with scen.environment(run) as env:
         run.env = env  # type: ignore[attr-defined]
-        per_impl: dict[str, list[dict[str, Any]]] = {impl: [] for impl in todo}
-        if scen.IN_PROCESS:  # cheap: several rounds, alternating, against drift of the machine's load
-            for r in range(run.profile.rounds_inproc):
-                for impl in todo:
-                    label = f"{scen.NAME}/{impl}: in-process, round {r + 1}/{run.profile.rounds_inproc}"
-                    out, err = await phase(run, label, phase_inproc, scen, impl)
-                    if out:
-                        per_impl[impl].append(out)
-                    if err:
-                        result["errors"].append(err)
-                        run.say("  " + err)
-        for impl in todo:
-            metrics: dict[str, Any] = median_of(per_impl[impl]) if per_impl[impl] else {}
-            steps: list[tuple[str, Any, tuple[Any, ...]]] = []
-            if not scen.IN_PROCESS:
-                steps = [("calls", phase_calls, (scen, impl))]
-                steps += [(f"events to {k}", phase_events, (scen, impl, k)) for k in run.profile.subscribers]
-            steps += [("start", phase_start, (scen, impl)), ("import", phase_import, (scen, impl))]
-            for label, fn, args in steps:
-                out, err = await phase(run, f"{scen.NAME}/{impl}: {label}", fn, *args)
-                if label.startswith("events to"):
-                    out = {f"event_{args[2]}": out} if out else {}
-                metrics.update(out)
-                if err:
-                    result["errors"].append(err)
-                    run.say("  " + err)
-            result[impl] = metrics
-        if do_floor:
-            out, err = await phase(run, f"{scen.NAME}: floor", lambda r: scen.floor(r, env))
-            result["floor"] = out
+        # rounds alternate ours, pyobs-core, floor, ours, ... against drift of the machine's load;
+        # the medians over the rounds are reported
+        per: dict[str, list[dict[str, Any]]] = {who: [] for who in [*todo, "floor"]}
+
+        async def step(who: str, label: str, fn: Any, *args: Any) -> dict[str, Any]:
+            out, err = await phase(run, f"{scen.NAME}/{who}: {label}", fn, *args)
             if err:
                 result["errors"].append(err)
                 run.say("  " + err)
+            return out
+
+        for r in range(rounds):
+            tag = f", round {r + 1}/{rounds}" if rounds > 1 else ""
+            for impl in todo:
+                if scen.IN_PROCESS:
+                    metrics = await step(impl, "in-process" + tag, phase_inproc, scen, impl)
+                else:
+                    metrics = await step(impl, "calls" + tag, phase_calls, scen, impl)
+                    for k in run.profile.subscribers:
+                        ev = await step(impl, f"events to {k}{tag}", phase_events, scen, impl, k)
+                        if ev:
+                            metrics[f"event_{k}"] = ev
+                if metrics:
+                    per[impl].append(metrics)
+            if do_floor:
+                metrics = await step("floor", "floor" + tag, lambda run_: scen.floor(run_, env))
+                if metrics:
+                    per["floor"].append(metrics)
+        for impl in todo:
+            metrics = median_of(per[impl]) if per[impl] else {}
+            metrics.update(await step(impl, "start", phase_start, scen, impl))
+            metrics.update(await step(impl, "import", phase_import, scen, impl))
+            result[impl] = metrics
+        if do_floor:
+            result["floor"] = median_of(per["floor"]) if per["floor"] else {}
         run.env = {}  # type: ignore[attr-defined]
     return result
 

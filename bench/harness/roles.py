@@ -360,49 +360,37 @@ async def role_caller(ctx: Context) -> None:
     emit("result", **out)
 
 
-async def role_subscriber(ctx: Context) -> None:
-    """Records when each numbered event arrives; reports on ``quit``."""
-    from pyobs.events import NewImageEvent
+class SubscriberLog:
+    """A subscriber's side of the cross-process event protocol (also used by the floors):
+    ``ready`` once subscribed, ``warm`` on the first warm-up event (seq < 0), and on ``quit``
+    the arrival time of every numbered event."""
 
-    ctx.check_impl()
-    _, Plain = ctx.classes()
-    module = Plain(comm=ctx.make_comm(ctx.params["name"]))
-    received: dict[int, int] = {}
-    warm = [False]
+    def __init__(self) -> None:
+        self.received: dict[int, int] = {}
+        self.warm = False
 
-    async def handler(event: Any, sender: str) -> bool:
+    def got(self, seq: int | None) -> None:
         t = now_ns()
-        seq = seq_of(event)
-        if seq is not None:
-            if seq < 0:
-                if not warm[0]:
-                    warm[0] = True
-                    emit("warm")
-            else:
-                received[seq] = t
-        return True
+        if seq is None:
+            return
+        if seq >= 0:
+            self.received[seq] = t
+        elif not self.warm:
+            self.warm = True
+            emit("warm")
 
-    await ctx.start(module)  # pyobs-core's XmppComm cannot register events before it is open
-    await module.comm.register_event(NewImageEvent, handler)
-    emit("ready", t=now_ns())
-    await ctx.control.wait("quit", ctx.spec.get("max_seconds", 120.0))
-    emit("result", received=sorted(received.items()))
-    await module.close()
+    async def serve(self, ctx: Context) -> None:
+        emit("ready", t=now_ns())
+        await ctx.control.wait("quit", ctx.spec.get("max_seconds", 120.0))
+        emit("result", received=sorted(self.received.items()))
 
 
-async def role_publisher(ctx: Context) -> None:
-    """Sends warm-up events until ``go``, then ``events`` numbered events ``interval`` s apart."""
-    from pyobs.events import NewImageEvent
-
-    ctx.check_impl()
-    _, Plain = ctx.classes()
+async def publish_series(ctx: Context, send: Callable[[int], Awaitable[None]]) -> None:
+    """A publisher's side: warm-up events (seq -1) until the driver says ``go`` (every subscriber
+    got one), then ``events`` numbered events ``interval`` s apart; reports when each was sent."""
     p = ctx.params
-    module = Plain(comm=ctx.make_comm(p["name"]))
-    await ctx.start(module)
-    await module.comm.register_event(NewImageEvent)
-    await wait_visible(module.comm, p["subscribers"], 30.0)
-    for _ in bounded(600, 30.0):  # until every subscriber has got one (the driver says go)
-        await module.comm.send_event(NewImageEvent(f"{EVENT_PREFIX}-1"))
+    for _ in bounded(600, 30.0):
+        await send(-1)
         await asyncio.sleep(0.05)
         if ctx.control.poll("go"):
             break
@@ -417,10 +405,44 @@ async def role_publisher(ctx: Context) -> None:
         delay = start + i * interval - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        sent[i] = now_ns()
-        await module.comm.send_event(NewImageEvent(f"{EVENT_PREFIX}{i}"))
+        sent[i] = now_ns()  # before the event is built: send_event(NewImageEvent(...)) is the cost
+        await send(i)
     await asyncio.sleep(p.get("drain", 0.5))
     emit("result", sent=sorted(sent.items()))
+
+
+async def role_subscriber(ctx: Context) -> None:
+    from pyobs.events import NewImageEvent
+
+    ctx.check_impl()
+    _, Plain = ctx.classes()
+    module = Plain(comm=ctx.make_comm(ctx.params["name"]))
+    log = SubscriberLog()
+
+    async def handler(event: Any, sender: str) -> bool:
+        log.got(seq_of(event))
+        return True
+
+    await ctx.start(module)  # pyobs-core's XmppComm cannot register events before it is open
+    await module.comm.register_event(NewImageEvent, handler)
+    await log.serve(ctx)
+    await module.close()
+
+
+async def role_publisher(ctx: Context) -> None:
+    from pyobs.events import NewImageEvent
+
+    ctx.check_impl()
+    _, Plain = ctx.classes()
+    module = Plain(comm=ctx.make_comm(ctx.params["name"]))
+    await ctx.start(module)
+    await module.comm.register_event(NewImageEvent)
+    await wait_visible(module.comm, ctx.params["subscribers"], 30.0)
+
+    async def send(i: int) -> None:
+        await module.comm.send_event(NewImageEvent(f"{EVENT_PREFIX}{i}"))
+
+    await publish_series(ctx, send)
     await module.close()
 
 

@@ -7,15 +7,18 @@ import asyncio
 import contextlib
 import importlib
 import importlib.util
+import json
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.common import emit, now_ns
-from harness.roles import Context, measure_calls
+from harness.roles import Context, SubscriberLog, measure_calls, publish_series
 
 if TYPE_CHECKING:
     from harness.driver import Run
@@ -25,7 +28,10 @@ TITLE = "DbusComm (one process per module, private dbus-daemon)"
 IN_PROCESS = False
 IMPLS = ("ours",)  # pyobs-core 2.19.1 has no D-Bus transport any more
 IMPORT = {"ours": "pyobs.comm.dbus"}
-FLOOR = "dbus-fast method call (dd → ()) between two processes on the same private dbus-daemon"
+FLOOR = (
+    "dbus-fast on the same private dbus-daemon: method call (dd → ()) answered by a low-level handler; "
+    "events: a signal (s) to subscribers with a match rule"
+)
 NOTE = "pyobs-core 2.19.1 has no D-Bus transport (removed in 2026), so there is no pyobs-core column."
 EVENT_INTERVAL = 0.01
 GOALS = [
@@ -97,7 +103,13 @@ async def floor(run: Run, env: dict[str, Any]) -> dict[str, Any]:
     callee = await run.spawn("floor-callee", "ours", NAME, "floor_callee", {})
     await callee.expect("ready", run.timeout(60))
     caller = await run.spawn("floor-caller", "ours", NAME, "floor_caller", run.remote_params())
-    return (await caller.expect("result", run.timeout(180)))["metrics"]
+    metrics: dict[str, Any] = (await caller.expect("result", run.timeout(180)))["metrics"]
+    await callee.stop()
+    await caller.stop()
+    me = sys.modules[__name__]
+    for k in run.profile.subscribers:
+        metrics[f"event_{k}"] = await run.events(me, k, "floor_subscriber", "floor_publisher")
+    return metrics
 
 
 async def _connect(ctx: Context) -> Any:
@@ -148,3 +160,47 @@ async def role_floor_caller(ctx: Context) -> None:
     metrics = await measure_calls(call, ctx.params)
     bus.disconnect()
     emit("result", metrics=metrics)
+
+
+async def role_floor_subscriber(ctx: Context) -> None:
+    from dbus_fast import Message, MessageType
+
+    bus = await _connect(ctx)
+    log = SubscriberLog()
+
+    def handler(msg: Any) -> None:
+        if msg.message_type == MessageType.SIGNAL and msg.interface == FLOOR_IFACE and msg.member == "Event":
+            log.got(int(json.loads(msg.body[0])["data"]["seq"]))
+
+    bus.add_message_handler(handler)
+    rule = f"type='signal',interface='{FLOOR_IFACE}',member='Event'"
+    reply = await bus.call(
+        Message(
+            destination="org.freedesktop.DBus",
+            path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus",
+            member="AddMatch",
+            signature="s",
+            body=[rule],
+        )
+    )
+    if reply.message_type != MessageType.METHOD_RETURN:
+        raise RuntimeError(f"AddMatch failed: {reply.body}")
+    await log.serve(ctx)
+    bus.disconnect()
+
+
+async def role_floor_publisher(ctx: Context) -> None:
+    from dbus_fast import Message
+
+    bus = await _connect(ctx)
+
+    async def send(i: int) -> None:
+        # a body like a pyobs event's JSON
+        body = json.dumps(
+            {"type": "NewImageEvent", "timestamp": time.time(), "uuid": "0" * 36, "data": {"seq": i, "filename": "x"}}
+        )
+        await bus.send(Message.new_signal(FLOOR_PATH, FLOOR_IFACE, "Event", "s", [body]))
+
+    await publish_series(ctx, send)
+    bus.disconnect()

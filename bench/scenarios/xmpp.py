@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import shutil
+import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from harness.common import emit, now_ns
-from harness.roles import Context, measure_calls
+from harness.roles import Context, SubscriberLog, measure_calls, publish_series
 
 if TYPE_CHECKING:
     from harness.driver import Run
@@ -25,7 +28,10 @@ TITLE = "XmppComm (one process per module, prosody on 127.0.0.1)"
 IN_PROCESS = False
 IMPLS = ("ours", "core")
 IMPORT = {"ours": "pyobs.comm.xmpp", "core": "pyobs.comm.xmpp"}
-FLOOR = "slixmpp IQ round trip through the same prosody (rpc-sized payload, minimal callback callee)"
+FLOOR = (
+    "plain slixmpp through the same prosody: IQ with an rpc-sized payload answered by a minimal callback; "
+    "events: XEP-0060 publish to a node with persist_items=0, subscribers by full JID"
+)
 #: events 25 ms apart: well above pyobs-core's latency to 10 subscribers, so nothing queues up
 EVENT_INTERVAL = 0.025
 GOALS = [
@@ -90,10 +96,16 @@ async def floor(run: Run, env: dict[str, Any]) -> dict[str, Any]:
     await callee.expect("ready", run.timeout(60))
     params = {**run.remote_params(), "name": "bench-floor-a", "target": "bench-floor-b"}
     caller = await run.spawn("floor-caller", "ours", NAME, "floor_caller", params)
-    return (await caller.expect("result", run.timeout(180)))["metrics"]
+    metrics: dict[str, Any] = (await caller.expect("result", run.timeout(180)))["metrics"]
+    await callee.stop()
+    await caller.stop()
+    me = sys.modules[__name__]
+    for k in run.profile.subscribers:
+        metrics[f"event_{k}"] = await run.events(me, k, "floor_subscriber", "floor_publisher")
+    return metrics
 
 
-async def _connect(ctx: Context, name: str) -> Any:
+async def _connect(ctx: Context, name: str, plugins: tuple[str, ...] = ()) -> Any:
     import slixmpp
 
     env = ctx.env
@@ -104,6 +116,8 @@ async def _connect(ctx: Context, name: str) -> Any:
         env["password"],
         plugin_config={"feature_mechanisms": {"unencrypted_scram": True}},
     )
+    for plugin in plugins:
+        client.register_plugin(plugin)
     started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     client.add_event_handler("session_start", lambda _: started.done() or started.set_result(None))
     client.connect(host, int(port))
@@ -146,3 +160,55 @@ async def role_floor_caller(ctx: Context) -> None:
     metrics = await measure_calls(call, p)
     client.disconnect()
     emit("result", metrics=metrics)
+
+
+FLOOR_NODE = "bench/floor/events"
+PUBSUB_NS = "http://jabber.org/protocol/pubsub"
+
+
+async def _ensure_node(client: Any, service: str) -> None:
+    """Create the floor's event node as ours creates event nodes (items not persisted); may exist."""
+    from slixmpp.exceptions import IqError
+
+    form = client["xep_0004"].make_form(ftype="submit")
+    form.add_field(var="FORM_TYPE", ftype="hidden", value=PUBSUB_NS + "#node_config")
+    form.add_field(var="pubsub#persist_items", value="0")
+    try:
+        await client["xep_0060"].create_node(service, FLOOR_NODE, config=form, timeout=10)
+    except IqError as exc:
+        if exc.condition != "conflict":  # conflict: created by another participant already
+            raise
+
+
+async def role_floor_subscriber(ctx: Context) -> None:
+    client = await _connect(ctx, ctx.params["name"], ("xep_0004", "xep_0060"))
+    service = f"pubsub.{ctx.env['domain']}"
+    log = SubscriberLog()
+
+    def on_item(msg: Any) -> None:
+        payload = msg["pubsub_event"]["items"]["item"]["payload"]
+        if payload is not None and payload.text:
+            log.got(int(json.loads(payload.text)["data"]["seq"]))
+
+    client.add_event_handler("pubsub_publish", on_item)
+    await _ensure_node(client, service)
+    await client["xep_0060"].subscribe(service, FLOOR_NODE, bare=False, timeout=10)
+    await log.serve(ctx)
+    client.disconnect()
+
+
+async def role_floor_publisher(ctx: Context) -> None:
+    client = await _connect(ctx, ctx.params["name"], ("xep_0004", "xep_0060"))
+    service = f"pubsub.{ctx.env['domain']}"
+    await _ensure_node(client, service)
+
+    async def send(i: int) -> None:
+        # a payload like a pyobs event's JSON
+        payload = ET.Element(f"{{{NS}}}event")
+        payload.text = json.dumps(
+            {"type": "NewImageEvent", "timestamp": time.time(), "uuid": "0" * 36, "data": {"seq": i, "filename": "x"}}
+        )
+        await client["xep_0060"].publish(service, FLOOR_NODE, payload=payload, timeout=10)
+
+    await publish_series(ctx, send)
+    client.disconnect()
