@@ -7,12 +7,13 @@ import logging
 from pathlib import Path
 
 import pytest
-from sim_support import observatory
+from sim_support import Client, observatory
 
 from pyobs.cli.main import build
-from pyobs.interfaces import ExposureState, IExposure, IMotion
+from pyobs.comm.local import LocalComm
+from pyobs.interfaces import ExposureState, IAutonomous, IExposure, IMotion, IRunning
 from pyobs.modules import MultiModule
-from pyobs.modules.simulated import NightScript, SimTelescope
+from pyobs.modules.simulated import NightScript, SimCamera, SimTelescope
 from pyobs.modules.simulated.weather import parse_script
 from pyobs.utils.enums import ExposureStatus, MotionStatus
 from pyobs.utils.exceptions import ConfigError
@@ -97,6 +98,34 @@ async def test_no_good_weather_no_night(tmp_path: Path) -> None:
     assert list(tmp_path.glob("*.fits")) == []
 
 
+async def test_night_started_and_stopped_through_its_interface(tmp_path: Path) -> None:
+    obs = observatory(tmp_path, ALL, night={"autostart": False, "images": 100, "exposure_time": 0.3})
+    client = Client(comm=LocalComm("client", network=obs.network))
+    await obs.open()
+    await client.open()
+    try:
+        night = await client.proxy("night", IAutonomous)
+        assert (await night.get_state(IRunning)).running is False
+        await night.start()
+        # wait until it takes science images, then stop it
+        camera = obs["camera"]
+        assert isinstance(camera, SimCamera)
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(list(tmp_path.glob("*-object.fits"))) < 1:
+            assert asyncio.get_running_loop().time() < deadline, "the night took no science image in 10 s"
+            await asyncio.sleep(0.05)
+        await night.stop()
+        await asyncio.wait_for(obs.finished.wait(), 5)  # type: ignore[attr-defined]
+        script = obs["night"]
+        assert isinstance(script, NightScript) and script.summary is not None
+        assert script.summary.reason == "stopped: stopped by client"
+        assert 1 <= len(script.summary.images) < 100
+        assert (await night.get_state(IRunning)).running is False
+    finally:
+        await client.close()
+        await obs.close()
+
+
 def test_weather_script_errors_name_the_entry() -> None:
     assert [p.good for p in parse_script([{"good": True, "duration": 1}, {"good": False}])] == [True, False]
     with pytest.raises(ConfigError, match=r"script\[0\].duration: only the last period"):
@@ -112,3 +141,18 @@ def test_example_config_builds() -> None:
     assert isinstance(getattr(obs, "finished", None), asyncio.Event)  # so `pyobs observatory.yaml` ends by itself
     night = obs["night"]
     assert isinstance(night, NightScript) and night.images == 20
+
+
+@pytest.mark.parametrize("transport", ["dbus", "xmpp"])
+def test_one_process_per_module_configs_build_and_share_one_world(transport: str) -> None:
+    """examples/<transport>/*.yaml: one module each, named after its file, and the same world everywhere
+    (each process builds its own SimWorld, so the parameters must agree)."""
+    worlds = []
+    for name in ALL:
+        module = build(str(EXAMPLE.parent / transport / f"{name}.yaml"))
+        assert module.comm.name == name
+        world = getattr(module, "world", None)
+        if world is not None:
+            worlds.append(vars(world))
+    assert len(worlds) == 4  # weather, focuser, camera, night
+    assert all(w == worlds[0] for w in worlds)
