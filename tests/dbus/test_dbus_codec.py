@@ -85,8 +85,9 @@ def _wire(sig: str, value: Any) -> Any:
 
     msg = Message(path="/a", interface="a.b", member="C", signature=sig, body=[value], serial=1)
     data = bytes(msg._marshall(False))
-    unmarshaller = Unmarshaller(io.BytesIO(data))
+    unmarshaller = Unmarshaller(io.BytesIO(data))  # type: ignore[arg-type]
     unmarshaller.unmarshall()
+    assert unmarshaller.message is not None
     return unmarshaller.message.body[0]
 
 

@@ -92,8 +92,8 @@ async def test_introspection_shows_our_interfaces_and_signatures(
     }
     for name, (ins, outs) in expected.items():
         m = methods[name]
-        assert "".join(a.signature for a in m.in_args) == ins, name
-        assert "".join(a.signature for a in m.out_args) == outs, name
+        assert "".join(str(a.signature) for a in m.in_args) == ins, name
+        assert "".join(str(a.signature) for a in m.out_args) == outs, name
     assert [a.name for a in methods["combine"].in_args] == ["a", "b", "c"]
     # parent nodes lead to the module's object (busctl tree)
     dest, path = _target(dbus_backend)

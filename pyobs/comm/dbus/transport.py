@@ -584,7 +584,7 @@ class DbusTransport(Transport):
         if entry.check:
             try:
                 entry.spec.cast_args(args)
-            except TypeError as exc:
+            except Exception as exc:  # CastError/TypeError naming the argument, or a dataclass refusing values
                 return self._reject(msg, E_INVALID_ARGS, str(exc), exc)
         self._spawn(self._serve(msg, entry, args))
         return True
