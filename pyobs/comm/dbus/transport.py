@@ -313,8 +313,8 @@ class DbusTransport(Transport):
         self._watch = self._loop.create_task(self._watch_connection())
 
     async def _connect(self) -> None:
-        bus = MessageBus(bus_address=self._address, bus_type=self._bus_type)
         try:
+            bus = MessageBus(bus_address=self._address, bus_type=self._bus_type)  # finds the address
             async with asyncio.timeout(self.timeout):
                 await bus.connect()
         except TimeoutError:
