@@ -197,3 +197,32 @@ async def test_state_node_holds_the_current_state(xmpp_backend: Any, raw: RawCli
         assert state.findtext("time/string") is not None
     finally:
         await probe.close()
+
+
+async def test_event_nodes_keep_no_items_state_nodes_do(xmpp_backend: Any, raw: RawClient) -> None:
+    probe, _ = await _probe(xmpp_backend, raw)
+    server: TestServer = xmpp_backend.server
+    owner = "http://jabber.org/protocol/pubsub#owner"
+    try:
+        reply = await raw.request(
+            f'<iq type="get" id="{{id}}" to="{server.pubsub}"><pubsub xmlns="{owner}">'
+            f'<configure node="pyobs:event:callee:ProbeEvent:1"/></pubsub></iq>'
+        )
+        assert reply.get("type") == "result"
+        fields = {f.get("var"): f.findtext("{jabber:x:data}value") for f in reply.iter("{jabber:x:data}field")}
+        assert fields["pubsub#persist_items"] in ("0", "false")
+        assert fields["pubsub#access_model"] == "open"
+        await raw.request(
+            f'<iq type="set" id="{{id}}" to="{server.pubsub}"><pubsub xmlns="{PUBSUB}">'
+            f'<subscribe node="pyobs:event:callee:ProbeEvent:1" jid="{server.jid("raw")}"/></pubsub></iq>'
+        )
+        await probe.comm.send_event(ProbeEvent(message="gone", number=1))
+        # the notification has been delivered, so the publish is done
+        await raw.wait_for(lambda el: el.tag.endswith("message") and el.get("from") == server.pubsub)
+        items = await raw.request(
+            f'<iq type="get" id="{{id}}" to="{server.pubsub}"><pubsub xmlns="{PUBSUB}">'
+            f'<items node="pyobs:event:callee:ProbeEvent:1" max_items="1"/></pubsub></iq>'
+        )
+        assert items.find(f"{{{PUBSUB}}}pubsub/{{{PUBSUB}}}items/{{{PUBSUB}}}item") is None
+    finally:
+        await probe.close()

@@ -425,6 +425,12 @@ class XmppTransport(Transport):
             client.cancel_connection_attempt()
             client.abort()
         self._session = False
+        if client is not None:
+            filters = getattr(client, "_run_out_filters", None)  # slixmpp's send-queue task
+            if isinstance(filters, asyncio.Future) and not filters.done():
+                filters.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(filters, 1.0)
         self._fail_pending(XmppConnectionError(f"{self.bare}: closed"))
         if self._events:
             log.warning("%s: %d queued events not sent before closing", self.bare, len(self._events))
