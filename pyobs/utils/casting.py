@@ -251,8 +251,10 @@ def _dict_caster(kc: Caster, vc: Caster, tp: Any) -> Caster:
     return cast_dict
 
 
-def dataclass_fields(tp: type) -> list[tuple[str, Any, bool]]:
-    """(name, resolved annotation, required) for each init field of a dataclass."""
+@functools.lru_cache(maxsize=1024)
+def dataclass_fields(tp: type) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, resolved annotation, required) for each init field of a dataclass (cached: resolving
+    annotations is slow and this sits on the event decoding path)."""
     hints = typing.get_type_hints(tp, include_extras=True)
     out = []
     for f in dataclasses.fields(tp):
@@ -260,7 +262,7 @@ def dataclass_fields(tp: type) -> list[tuple[str, Any, bool]]:
             continue
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         out.append((f.name, hints.get(f.name, Any), required))
-    return out
+    return tuple(out)
 
 
 def _dataclass_caster(tp: type) -> Caster:

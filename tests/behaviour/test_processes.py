@@ -27,12 +27,13 @@ def _start(backend: Any, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.Popen(
-        [sys.executable, "-m", "pyobs", str(path), "--log-level", "WARNING"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    with (tmp_path / f"{name}.log").open("wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "pyobs", str(path), "--log-level", "WARNING"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
@@ -92,7 +93,7 @@ async def test_module_process_closes_cleanly_on_sigterm(backend: Any, tmp_path: 
     try:
         await seen(caller, "sink", timeout=20.0)
         _stop(proc)
-        assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
+        assert proc.returncode == 0, (tmp_path / "sink.log").read_text()
         await unseen(caller, "sink", timeout=5.0)
     finally:
         _stop(proc)
