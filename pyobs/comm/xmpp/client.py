@@ -50,7 +50,7 @@ def _fast_hi(self: Any, text: Any, salt: bytes, iterations: int) -> bytes:
     return _salted_password(name, bytes(text), bytes(salt), int(iterations))
 
 
-_mechanisms.SCRAM.Hi = _fast_hi
+setattr(_mechanisms.SCRAM, "Hi", _fast_hi)  # noqa: B010  (a method replaced on purpose)
 
 
 class Client(slixmpp.ClientXMPP):  # type: ignore[misc]

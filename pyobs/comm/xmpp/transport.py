@@ -318,6 +318,7 @@ class XmppTransport(Transport):
         self._session = False
         self._online = False
         self._published_state.clear()
+        self._created_nodes.clear()  # the server may have lost them: create them again (idempotent)
         if self._ping_task is not None:
             self._ping_task.cancel()
             self._ping_task = None
