@@ -1081,7 +1081,7 @@ class XmppTransport(Transport):
             body = pubsub.publish_state_body(node, interface, version, state)
         except EncodeError as exc:
             raise TypeError(f"state of {interface} cannot be sent: {exc}") from None
-        await self._iq(self._pubsub_head, body, self.pubsub, None, node)
+        await self._iq(self._pubsub_head, body, self.pubsub, self.timeout, node)
         self._published_state[interface] = state
 
     async def subscribe_state(self, peer: str, interface: str) -> Any:
@@ -1092,13 +1092,15 @@ class XmppTransport(Transport):
         iface = interface_by_name(interface)
         node = pubsub.state_node(peer, interface, iface.version if iface is not None else 1)
         try:
-            await self._iq(self._pubsub_head, pubsub.subscribe_body(node, self.bare), self.pubsub, None, node)
+            await self._iq(self._pubsub_head, pubsub.subscribe_body(node, self.bare), self.pubsub, self.timeout, node)
         except IqError as exc:
             if exc.condition == "item-not-found":
                 self._spawn(self._subscribe_state_later(peer, interface, node))
                 return None
             raise
-        reply = await self._iq(pubsub.iq_head(self.pubsub, "get"), pubsub.items_body(node, 1), self.pubsub, None, node)
+        reply = await self._iq(
+            pubsub.iq_head(self.pubsub, "get"), pubsub.items_body(node, 1), self.pubsub, self.timeout, node
+        )
         payload = pubsub.newest_item(reply)
         if payload is None:
             return None
