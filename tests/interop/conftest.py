@@ -1,0 +1,189 @@
+"""Fixtures of the interop tests: one prosody, pyobs-core modules in their own processes, ours in this one.
+
+Skipped (cleanly, at collection) when pyobs-core's venv does not exist, so the main suite never needs
+PyPI; ``tests/interop/run.sh`` creates the venv and sets ``PYOBS_INTEROP=1``, which turns a missing
+venv, prosody or XMPP transport into an error instead. ``PYOBS_INTEROP=0`` skips them always.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "behaviour"))  # support.py: IKitchenSink and friends
+
+from harness import CorePeer, Server, core_python  # noqa: E402
+
+#: every account on the server; pyobs-core's modules are "core*", ours "our*"
+CORE_NAMES = ["coresink", "corescope", "corecam", "corelate", "coreflap"]
+OUR_NAMES = ["oursink", "ourscope", "ourfocus", "ourcam", "ourprobe", "ourlate", "ourslow"]
+
+_PYTHON = None if os.environ.get("PYOBS_INTEROP") == "0" else core_python()
+
+
+def _why_not() -> str | None:
+    if os.environ.get("PYOBS_INTEROP") == "0":
+        return "PYOBS_INTEROP=0"
+    if _PYTHON is None:
+        return "no pyobs-core 2.19.1 venv (run tests/interop/run.sh)"
+    if shutil.which(os.environ.get("PYOBS_PROSODY", "prosody")) is None:
+        return "prosody is not installed"
+    try:
+        import pyobs.comm.xmpp  # noqa: F401
+        from pyobs.comm.xmpp import XmppComm  # noqa: F401
+    except ImportError as exc:
+        return f"our XMPP transport is not importable: {exc}"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = _why_not()
+    if reason is None:
+        return
+    if os.environ.get("PYOBS_INTEROP") == "1":
+        raise pytest.UsageError(f"interop tests requested (PYOBS_INTEROP=1) but cannot run: {reason}")
+    skip = pytest.mark.skip(reason=f"interop with pyobs-core: {reason}")
+    for item in items:
+        if HERE in Path(str(item.path)).resolve().parents:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def core_py() -> Path:
+    assert _PYTHON is not None
+    return _PYTHON
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("prosody"), CORE_NAMES + OUR_NAMES)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def sky_image(core_py: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small FITS file for pyobs-core's DummyCamera (written by their astropy, no network)."""
+    import subprocess
+
+    path = tmp_path_factory.mktemp("images") / "sky.fits"
+    code = (
+        "import sys, numpy as np\nfrom astropy.io import fits\n"
+        "fits.PrimaryHDU(np.full((64, 64), 1000, dtype=np.uint16)).writeto(sys.argv[1])"
+    )
+    subprocess.run([str(core_py), "-P", "-c", code, str(path)], check=True, cwd="/", timeout=120)
+    return path
+
+
+class CorePeers:
+    """The pyobs-core modules every test can use (started once per session)."""
+
+    def __init__(self, core_py: Path, server: Server, workdir: Path, sky_image: Path) -> None:
+        self.core_py, self.server, self.workdir, self.sky_image = core_py, server, workdir, sky_image
+        self.all: list[CorePeer] = []
+
+    def make(self, name: str, cls: str, **options: Any) -> CorePeer:
+        config = {"class": cls, **options, "comm": self.server.core_comm_config(name)}
+        peer = CorePeer(self.core_py, name, config, self.workdir / name)
+        self.all.append(peer)
+        return peer
+
+    def camera(self, name: str = "corecam") -> CorePeer:
+        cache = self.workdir / "cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        return self.make(
+            name,
+            "pyobs.modules.camera.DummyCamera",
+            readout_time=0.2,
+            images=str(self.sky_image),
+            vfs={
+                "class": "pyobs.vfs.VirtualFileSystem",
+                "roots": {"cache": {"class": "pyobs.vfs.LocalFile", "root": str(cache)}},
+            },
+        )
+
+    def stop_all(self) -> None:
+        for peer in self.all:
+            peer.stop()
+
+
+@dataclass
+class Core:
+    sink: CorePeer  # peer.probe.CoreSink: IKitchenSink + remote control
+    scope: CorePeer  # peer.probe.CoreTelescope: ITelescope, IPointingRaDec, IFocuser
+    cam: CorePeer  # pyobs-core's own DummyCamera
+    peers: CorePeers
+
+
+@pytest.fixture(scope="session")
+def core(core_py: Path, server: Server, tmp_path_factory: pytest.TempPathFactory, sky_image: Path) -> Iterator[Core]:
+    peers = CorePeers(core_py, server, tmp_path_factory.mktemp("core"), sky_image)
+    try:
+        sink = peers.make("coresink", "peer.probe.CoreSink").start()
+        scope = peers.make("corescope", "peer.probe.CoreTelescope").start()
+        cam = peers.camera().start()
+        yield Core(sink, scope, cam, peers)
+    finally:
+        peers.stop_all()
+
+
+@dataclass
+class Ours:
+    sink: Any  # ours.OurSink (support.KitchenSink)
+    scope: Any  # ours.OurTelescope
+    focus: Any  # pyobs.modules.simulated.focuser.SimFocuser
+    cam: Any  # pyobs.modules.simulated.camera.SimCamera
+    probe: Any  # ours.OurProbe (comm timeout 3 s)
+    server: Server
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def ours(server: Server, core: Core, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ours]:
+    from ours import OurProbe, OurSink, OurTelescope
+
+    from pyobs.modules.simulated.camera import SimCamera
+    from pyobs.modules.simulated.focuser import SimFocuser
+
+    modules: list[Any] = []
+    try:
+        sink = OurSink(comm=server.our_comm("oursink"))
+        scope = OurTelescope(comm=server.our_comm("ourscope"))
+        focus = SimFocuser(focus=10.0, speed=50.0, comm=server.our_comm("ourfocus"))
+        cam = SimCamera(
+            image_dir=str(tmp_path_factory.mktemp("ourimages")), focuser=None, telescope=None,
+            width=64, height=64, exposure_time=0.2, readout_time=0.1, comm=server.our_comm("ourcam"),
+        )  # fmt: skip
+        probe = OurProbe(comm=server.our_comm("ourprobe", timeout=3.0))
+        for m in (sink, scope, focus, cam, probe):
+            await m.open()
+            modules.append(m)
+        # both directions of discovery must be complete before any test starts
+        for peer in (core.sink, core.scope, core.cam):
+            await peer.wait_started(90.0)
+        from harness import eventually
+
+        for m in modules:
+            for name in ("coresink", "corescope", "corecam"):
+                await eventually(lambda m=m, name=name: m.comm.is_online(name), 60.0, f"{m.comm.name} sees {name}")
+        for name in ("oursink", "ourscope", "ourfocus", "ourcam", "ourprobe"):
+            for peer in (core.sink,):
+                await peer.wait_record(f"sees {name}", 60.0, kind="event", type="ModuleOpenedEvent", sender=name)
+        yield Ours(sink, scope, focus, cam, probe, server)
+    finally:
+        for m in reversed(modules):
+            try:
+                await m.close()
+            except Exception as exc:  # closing must not hide the test's own failure
+                print(f"closing {m!r} failed: {exc!r}", file=sys.stderr)
