@@ -352,6 +352,11 @@ def machine() -> dict[str, Any]:
         commit = subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
         ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "pyobs"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        if dirty:  # the workers measure the working tree
+            commit += " + uncommitted changes in pyobs/"
     except (OSError, subprocess.SubprocessError):
         pass
     return {
