@@ -139,6 +139,16 @@ def core(core_py: Path, server: Server, tmp_path_factory: pytest.TempPathFactory
         peers.stop_all()
 
 
+@pytest.fixture(scope="session")
+def core_twin(core: Core) -> Iterator[CorePeer]:
+    """A second pyobs-core IKitchenSink ("coreflap"): what pyobs-core does with its own kind, to compare."""
+    twin = core.peers.make("coreflap", "peer.probe.CoreSink").start()
+    try:
+        yield twin
+    finally:
+        twin.stop()
+
+
 @dataclass
 class Ours:
     sink: Any  # ours.OurSink (support.KitchenSink)
