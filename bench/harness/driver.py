@@ -65,7 +65,8 @@ class Run:
         self.profile_name: str = args.profile
         self.profile = PROFILES[args.profile]
         self.out = Path(args.out).resolve()
-        self.logs = self.out / "logs"
+        # logs never go into the committed bench/ directory
+        self.logs = (BENCH / ".out" if self.out == BENCH else self.out) / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.deadline = time.monotonic() + args.budget
         self.core_python: str | None = None
