@@ -48,13 +48,14 @@ class Profile:
     #: measurements of calls and events are repeated, alternating ours, pyobs-core and the floor;
     #: the medians are reported
     rounds_inproc: int
-    rounds_remote: int
+    rounds_calls: int
+    rounds_events: int
 
 
 PROFILES = {
-    "full": Profile(1000, 20000, 3000, 50, 2000, 300, 0.02, (1, 10), 3, 5, 20, 200, 5, 2),
-    "quick": Profile(200, 2000, 500, 50, 200, 50, 0.02, (1, 10), 1, 2, 5, 50, 1, 1),
-    "smoke": Profile(20, 100, 100, 50, 20, 20, 0.02, (1, 3), 1, 1, 2, 10, 1, 1),
+    "full": Profile(1000, 20000, 3000, 50, 2000, 300, 0.02, (1, 10), 3, 5, 20, 200, 5, 5, 2),
+    "quick": Profile(200, 2000, 500, 50, 200, 50, 0.02, (1, 10), 1, 2, 5, 50, 1, 1, 1),
+    "smoke": Profile(20, 100, 100, 50, 20, 20, 0.02, (1, 3), 1, 1, 2, 10, 1, 1, 1),
 }
 
 
@@ -137,10 +138,6 @@ class Run:
         log = self.logs / f"{self._n:03d}-{transport}-{impl}-{label}.log"
         return await self.ws.start(Worker(f"{transport}/{impl}/{label}", argv, penv, self.out, log))
 
-    async def events(self, scen: ModuleType, k: int, sub_role: str, pub_role: str) -> dict[str, Any]:
-        """For floors: event latency to ``k`` subscriber processes of the given roles."""
-        return await phase_events(self, scen, "ours", k, sub_role, pub_role)
-
     def say(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
@@ -197,10 +194,10 @@ async def phase_events(
 
 async def phase_start(run: Run, scen: ModuleType, impl: str) -> dict[str, Any]:
     """Process start → ready, and (across processes) open() → visible to a peer already online."""
-    observer = None
+    observer, unknown = None, None
     if not scen.IN_PROCESS:
         observer = await run.spawn("observer", impl, scen.NAME, "observer", {"name": "bench-observer"})
-        await observer.expect("ready", run.timeout(90))
+        unknown = (await observer.expect("ready", run.timeout(90)))["unknown_proxy_fail_s"]
     spawn, interp, imports, opens, after, total = [], [], [], [], [], []
     for r in range(run.profile.starts):
         name = f"bench-start{r}"
@@ -228,6 +225,7 @@ async def phase_start(run: Run, scen: ModuleType, impl: str) -> dict[str, Any]:
     }
     if observer is not None:
         out.update(open=summary(opens), visible_after_open=summary(after), open_to_visible=summary(total))
+        out["unknown_proxy_fail_s"] = unknown
     return out
 
 
@@ -294,44 +292,63 @@ async def run_scenario(run: Run, scen: ModuleType, what: set[str]) -> dict[str, 
     do_floor = "floor" in what and hasattr(scen, "floor")
     if not todo and not do_floor:
         return result
-    rounds = run.profile.rounds_inproc if scen.IN_PROCESS else run.profile.rounds_remote
+    p = run.profile
+    floor_events = getattr(scen, "FLOOR_EVENT_ROLES", None)
     async with scen.environment(run) as env:
         run.env = env  # type: ignore[attr-defined]
-        # rounds alternate ours, pyobs-core, floor, ours, ... against drift of the machine's load;
-        # the medians over the rounds are reported
-        per: dict[str, list[dict[str, Any]]] = {who: [] for who in [*todo, "floor"]}
+        # Rounds alternate ours, pyobs-core and the floor against drift of the machine's load; for
+        # each part (calls, events to k) the medians over its rounds are reported.
+        parts: dict[str, dict[str, list[dict[str, Any]]]] = {who: {} for who in [*todo, "floor"]}
 
-        async def step(who: str, label: str, fn: Any, *args: Any) -> dict[str, Any]:
+        async def step(who: str, part: str, label: str, fn: Any, *args: Any) -> None:
             out, err = await phase(run, f"{scen.NAME}/{who}: {label}", fn, *args)
             if err:
                 result["errors"].append(err)
                 run.say("  " + err)
-            return out
+            if out:
+                parts[who].setdefault(part, []).append(out)
 
-        for r in range(rounds):
-            tag = f", round {r + 1}/{rounds}" if rounds > 1 else ""
-            for impl in todo:
-                if scen.IN_PROCESS:
-                    metrics = await step(impl, "in-process" + tag, phase_inproc, scen, impl)
-                else:
-                    metrics = await step(impl, "calls" + tag, phase_calls, scen, impl)
-                    for k in run.profile.subscribers:
-                        ev = await step(impl, f"events to {k}{tag}", phase_events, scen, impl, k)
-                        if ev:
-                            metrics[f"event_{k}"] = ev
-                if metrics:
-                    per[impl].append(metrics)
-            if do_floor:
-                metrics = await step("floor", "floor" + tag, lambda run_: scen.floor(run_, env))
-                if metrics:
-                    per["floor"].append(metrics)
-        for impl in todo:
-            metrics = median_of(per[impl]) if per[impl] else {}
-            metrics.update(await step(impl, "start", phase_start, scen, impl))
-            metrics.update(await step(impl, "import", phase_import, scen, impl))
-            result[impl] = metrics
-        if do_floor:
-            result["floor"] = median_of(per["floor"]) if per["floor"] else {}
+        def tag(r: int, n: int) -> str:
+            return f", round {r + 1}/{n}" if n > 1 else ""
+
+        async def floor_calls(run_: Run) -> dict[str, Any]:
+            return dict(await scen.floor(run_, env))
+
+        if scen.IN_PROCESS:
+            for r in range(p.rounds_inproc):
+                for impl in todo:
+                    await step(impl, "all", "in-process" + tag(r, p.rounds_inproc), phase_inproc, scen, impl)
+                if do_floor:
+                    await step("floor", "all", "floor" + tag(r, p.rounds_inproc), floor_calls)
+        else:
+            for r in range(p.rounds_calls):
+                for impl in todo:
+                    await step(impl, "all", "calls" + tag(r, p.rounds_calls), phase_calls, scen, impl)
+                if do_floor:
+                    await step("floor", "all", "floor calls" + tag(r, p.rounds_calls), floor_calls)
+            for k in p.subscribers:
+                for r in range(p.rounds_events):
+                    label = f"events to {k}" + tag(r, p.rounds_events)
+                    for impl in todo:
+                        await step(impl, f"event_{k}", label, phase_events, scen, impl, k)
+                    if do_floor and floor_events:
+                        await step(
+                            "floor", f"event_{k}", "floor " + label, phase_events, scen, "ours", k, *floor_events
+                        )
+        for who in [*todo, "floor"]:
+            if who == "floor" and not do_floor:
+                continue
+            metrics = median_of(parts[who].pop("all")) if "all" in parts[who] else {}
+            for part, outs in parts[who].items():
+                metrics[part] = median_of(outs)
+            if who != "floor":
+                for label, fn in (("start", phase_start), ("import", phase_import)):
+                    out, err = await phase(run, f"{scen.NAME}/{who}: {label}", fn, scen, who)
+                    metrics.update(out)
+                    if err:
+                        result["errors"].append(err)
+                        run.say("  " + err)
+            result[who] = metrics
         run.env = {}  # type: ignore[attr-defined]
     return result
 
@@ -399,11 +416,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-core", action="store_true", help="do not measure pyobs-core")
     ap.add_argument("--out", help="output directory (default: bench/ for a full run, else bench/.out/)")
     ap.add_argument("--budget", type=float, default=570.0, help="seconds for the whole run (default 570)")
+    ap.add_argument("--report", action="store_true", help="only re-render RESULTS.md from results.json")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     if args.out is None:
-        args.out = str(BENCH if args.profile == "full" and not args.only else BENCH / ".out")
+        args.out = str(BENCH if args.profile == "full" and (not args.only or args.report) else BENCH / ".out")
     return args
+
+
+def analysis_text() -> str:
+    path = BENCH / "ANALYSIS.md"
+    return path.read_text() if path.exists() else ""
+
+
+def rerender(out: Path) -> int:
+    """--report: RESULTS.md again from results.json (e.g. after editing ANALYSIS.md)."""
+    results = json.loads((out / "results.json").read_text())
+    (out / "RESULTS.md").write_text(report.markdown(results, analysis_text()))
+    print(f"wrote {out / 'RESULTS.md'}")
+    return 0
 
 
 async def amain(args: argparse.Namespace) -> int:
@@ -434,7 +465,7 @@ async def amain(args: argparse.Namespace) -> int:
     results["meta"]["seconds"] = round(args.budget - run.remaining(), 1)
     results["meta"]["core"] = run.core_python is not None
     (run.out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    md = report.markdown(results)
+    md = report.markdown(results, analysis_text())
     (run.out / "RESULTS.md").write_text(md)
     print(md)
     problems = report.validate(results)
@@ -447,4 +478,6 @@ async def amain(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        return rerender(Path(args.out).resolve())
     return asyncio.run(amain(args))

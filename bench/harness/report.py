@@ -157,7 +157,7 @@ def goals_table(results: dict[str, Any]) -> list[str]:
     return ["## Goals", "", "| goal | measured | |", "|---|---|---|", *rows, ""]
 
 
-def markdown(results: dict[str, Any]) -> str:
+def markdown(results: dict[str, Any], analysis: str = "") -> str:
     meta = results.get("meta", {})
     counts = meta.get("counts", {})
     lines = [
@@ -189,6 +189,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {fmt(get(f, 'call_rtt.p99'), 'time')} | {fmt(get(f, 'throughput.per_s'), 'rate')} |"
             )
     lines.append("")
+    if analysis:
+        lines += ["## Analysis (hand-written: bench/ANALYSIS.md)", "", analysis.strip(), ""]
     return "\n".join(lines)
 
 

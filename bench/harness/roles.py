@@ -354,7 +354,6 @@ async def role_caller(ctx: Context) -> None:
     await wait_visible(module.comm, [p["target"]], 30.0)
     proxy = await ctx.proxy(module.comm, p["target"], IPointingRaDec)
     out = await measure_calls(lambda: proxy.move_radec(1.0, 2.0), p)
-    out["unknown_proxy_fail_s"] = await measure_unknown_proxy(module.comm, IPointingRaDec)
     out["info"] = ctx.pyobs_info()
     await module.close()
     emit("result", **out)
@@ -449,6 +448,7 @@ async def role_publisher(ctx: Context) -> None:
 async def role_observer(ctx: Context) -> None:
     """Reports the moment each new module becomes visible (handler or 2 ms polling, first wins)."""
     from pyobs.events import ModuleOpenedEvent
+    from pyobs.interfaces import IPointingRaDec
 
     ctx.check_impl()
     _, Plain = ctx.classes()
@@ -468,7 +468,8 @@ async def role_observer(ctx: Context) -> None:
     await ctx.start(module)
     await module.comm.register_event(ModuleOpenedEvent, opened)
     seen.update(module.comm.clients)
-    emit("ready", t=now_ns())
+    unknown = await measure_unknown_proxy(module.comm, IPointingRaDec)
+    emit("ready", t=now_ns(), unknown_proxy_fail_s=unknown)
     quit_task = asyncio.ensure_future(ctx.control.wait("quit", ctx.spec.get("max_seconds", 120.0)))
     while not quit_task.done():
         for name in module.comm.clients:

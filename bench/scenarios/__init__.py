@@ -6,7 +6,9 @@
 * ``environment(run)`` → async context manager yielding JSON-able params for the workers
   (a throw-away server, a private bus), or ``{}``;
 * ``make_comm(impl, name, env)`` → a comm for a module called ``name`` (worker side);
-* ``floor(run, env)`` → metrics of the raw library on the same environment (driver side), optional;
+* ``floor(run, env)`` → call metrics of the raw library on the same environment (driver side;
+  in-process scenarios: all metrics), optional; ``FLOOR_EVENT_ROLES`` = (subscriber role, publisher
+  role) of the floor's event measurement, which the driver runs like ours (see roles.SubscriberLog);
 * ``role_<x>(ctx)`` → extra worker roles, e.g. the floor's.
 
 Scenario modules must not import ``pyobs`` at module level: workers of both venvs import them.

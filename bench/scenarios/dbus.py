@@ -10,7 +10,6 @@ import importlib.util
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +27,8 @@ TITLE = "DbusComm (one process per module, private dbus-daemon)"
 IN_PROCESS = False
 IMPLS = ("ours",)  # pyobs-core 2.19.1 has no D-Bus transport any more
 IMPORT = {"ours": "pyobs.comm.dbus"}
+#: worker roles of the floor's event measurement (the driver runs them like ours)
+FLOOR_EVENT_ROLES = ("floor_subscriber", "floor_publisher")
 FLOOR = (
     "dbus-fast on the same private dbus-daemon: method call (dd → ()) answered by a low-level handler; "
     "events: a signal (s) to subscribers with a match rule"
@@ -104,11 +105,6 @@ async def floor(run: Run, env: dict[str, Any]) -> dict[str, Any]:
     await callee.expect("ready", run.timeout(60))
     caller = await run.spawn("floor-caller", "ours", NAME, "floor_caller", run.remote_params())
     metrics: dict[str, Any] = (await caller.expect("result", run.timeout(180)))["metrics"]
-    await callee.stop()
-    await caller.stop()
-    me = sys.modules[__name__]
-    for k in run.profile.subscribers:
-        metrics[f"event_{k}"] = await run.events(me, k, "floor_subscriber", "floor_publisher")
     return metrics
 
 

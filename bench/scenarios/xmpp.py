@@ -11,7 +11,6 @@ import contextlib
 import importlib.util
 import json
 import shutil
-import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -28,6 +27,8 @@ TITLE = "XmppComm (one process per module, prosody on 127.0.0.1)"
 IN_PROCESS = False
 IMPLS = ("ours", "core")
 IMPORT = {"ours": "pyobs.comm.xmpp", "core": "pyobs.comm.xmpp"}
+#: worker roles of the floor's event measurement (the driver runs them like ours)
+FLOOR_EVENT_ROLES = ("floor_subscriber", "floor_publisher")
 FLOOR = (
     "plain slixmpp through the same prosody: IQ with an rpc-sized payload answered by a minimal callback; "
     "events: XEP-0060 publish to a node with persist_items=0, subscribers by full JID"
@@ -97,11 +98,6 @@ async def floor(run: Run, env: dict[str, Any]) -> dict[str, Any]:
     params = {**run.remote_params(), "name": "bench-floor-a", "target": "bench-floor-b"}
     caller = await run.spawn("floor-caller", "ours", NAME, "floor_caller", params)
     metrics: dict[str, Any] = (await caller.expect("result", run.timeout(180)))["metrics"]
-    await callee.stop()
-    await caller.stop()
-    me = sys.modules[__name__]
-    for k in run.profile.subscribers:
-        metrics[f"event_{k}"] = await run.events(me, k, "floor_subscriber", "floor_publisher")
     return metrics
 
 
