@@ -172,9 +172,15 @@ async def ours(server: Server, core: Core, tmp_path_factory: pytest.TempPathFact
         scope = OurTelescope(comm=server.our_comm("ourscope"))
         focus = SimFocuser(focus=10.0, speed=50.0, comm=server.our_comm("ourfocus"))
         cam = SimCamera(
-            image_dir=str(tmp_path_factory.mktemp("ourimages")), focuser=None, telescope=None,
-            width=64, height=64, exposure_time=0.2, readout_time=0.1, comm=server.our_comm("ourcam"),
-        )  # fmt: skip
+            image_dir=str(tmp_path_factory.mktemp("ourimages")),
+            focuser=None,
+            telescope=None,
+            width=64,
+            height=64,
+            exposure_time=0.2,
+            readout_time=0.1,
+            comm=server.our_comm("ourcam"),
+        )
         probe = OurProbe(comm=server.our_comm("ourprobe", timeout=3.0))
         for m in (sink, scope, focus, cam, probe):
             await m.open()

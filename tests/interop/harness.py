@@ -91,9 +91,15 @@ class Server:
 
     def start(self, timeout: float = 60.0) -> None:
         cmd = [
-            sys.executable, "-m", "pyobs.comm.xmpp.testserver", "--dir", str(self.directory),
-            "--users", ",".join(self.users), "--allow-plain",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "pyobs.comm.xmpp.testserver",
+            "--dir",
+            str(self.directory),
+            "--users",
+            ",".join(self.users),
+            "--allow-plain",
+        ]
         self.proc = subprocess.Popen(
             cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
         )
@@ -133,9 +139,13 @@ class Server:
         from pyobs.comm.xmpp import XmppComm
 
         return XmppComm(
-            jid=self.jid(name), password=self.password, server=self.address,
-            use_tls=False, allow_plain=True, timeout=timeout,
-        )  # fmt: skip
+            jid=self.jid(name),
+            password=self.password,
+            server=self.address,
+            use_tls=False,
+            allow_plain=True,
+            timeout=timeout,
+        )
 
     def core_comm_config(self, name: str) -> dict[str, Any]:
         """pyobs-core's ``comm:`` config for account ``name`` (plaintext, their default)."""
@@ -257,8 +267,9 @@ class CorePeer:
     ) -> dict[str, Any]:
         def look() -> dict[str, Any] | None:
             if not self.running:
-                raise PeerError(f"pyobs-core module {self.name} exited ({self.proc and self.proc.returncode}):\n"
-                                f"{self.log_tail()}")  # fmt: skip
+                raise PeerError(
+                    f"pyobs-core module {self.name} exited ({self.proc and self.proc.returncode}):\n{self.log_tail()}"
+                )
             for r in self.find(**match):
                 if predicate is None or predicate(r):
                     return r
@@ -332,8 +343,10 @@ def tag(value: Any) -> Any:
     if isinstance(value, str):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"dataclass": type(value).__name__, "fields": {f.name: tag(getattr(value, f.name)) for f in
-                                                               dataclasses.fields(value)}}  # fmt: skip
+        return {
+            "dataclass": type(value).__name__,
+            "fields": {f.name: tag(getattr(value, f.name)) for f in dataclasses.fields(value)},
+        }
     if isinstance(value, tuple):
         return {"tuple": [tag(v) for v in value]}
     if isinstance(value, list):

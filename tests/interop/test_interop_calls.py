@@ -66,8 +66,9 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-@pytest.mark.parametrize(("method", "value", "tagged"), VOCABULARY, ids=[f"{m}-{i}" for i, (m, _, _) in
-                                                                          enumerate(VOCABULARY)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("method", "value", "tagged"), VOCABULARY, ids=[f"{m}-{i}" for i, (m, _, _) in enumerate(VOCABULARY)]
+)
 async def test_we_call_pyobs_core(ours: Ours, core: Core, method: str, value: Any, tagged: Any) -> None:
     sink = await ours.probe.proxy("coresink", IKitchenSink)
     result = await getattr(sink, method)(value)
@@ -75,8 +76,9 @@ async def test_we_call_pyobs_core(ours: Ours, core: Core, method: str, value: An
     assert _same(result, value), f"{method}({value!r}) returned {result!r}"
 
 
-@pytest.mark.parametrize(("method", "value", "tagged"), VOCABULARY, ids=[f"{m}-{i}" for i, (m, _, _) in
-                                                                          enumerate(VOCABULARY)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("method", "value", "tagged"), VOCABULARY, ids=[f"{m}-{i}" for i, (m, _, _) in enumerate(VOCABULARY)]
+)
 async def test_pyobs_core_calls_us(ours: Ours, core: Core, method: str, value: Any, tagged: Any) -> None:
     # our implementation asserts the exact Python types it got (AssertionError otherwise)
     result = await core.sink.call("oursink", "IKitchenSink", method, value)

@@ -42,8 +42,11 @@ async def test_pyobs_core_module_comes_and_goes(ours: Ours, core: Core) -> None:
         await late.wait_started()
 
         def opened() -> bool:
-            return any(getattr(e, "module", None) == "corelate" or s == "corelate"
-                       for e, s in probe.received if isinstance(e, ModuleOpenedEvent))  # fmt: skip
+            return any(
+                getattr(e, "module", None) == "corelate" or s == "corelate"
+                for e, s in probe.received
+                if isinstance(e, ModuleOpenedEvent)
+            )
 
         await eventually(opened, 30.0, "ModuleOpenedEvent for corelate")
         assert "corelate" in await probe.comm.clients_with_interface(IKitchenSink)
@@ -53,8 +56,11 @@ async def test_pyobs_core_module_comes_and_goes(ours: Ours, core: Core) -> None:
         assert late.proc is not None and late.proc.returncode is not None
 
         def closed() -> bool:
-            return any(getattr(e, "module", None) == "corelate" or s == "corelate"
-                       for e, s in probe.received if isinstance(e, ModuleClosedEvent))  # fmt: skip
+            return any(
+                getattr(e, "module", None) == "corelate" or s == "corelate"
+                for e, s in probe.received
+                if isinstance(e, ModuleClosedEvent)
+            )
 
         await eventually(closed, 30.0, "ModuleClosedEvent for corelate")
         assert "corelate" not in await probe.comm.clients_with_interface(IKitchenSink)
@@ -69,11 +75,13 @@ async def test_our_module_comes_and_goes(ours: Ours, core: Core) -> None:
     scope = OurTelescope(comm=ours.server.our_comm("ourlate"))
     await scope.open()
     try:
-        await core.sink.wait_record("ModuleOpenedEvent for ourlate", 30.0,
-                                    kind="event", type="ModuleOpenedEvent", sender="ourlate")  # fmt: skip
+        await core.sink.wait_record(
+            "ModuleOpenedEvent for ourlate", 30.0, kind="event", type="ModuleOpenedEvent", sender="ourlate"
+        )
         assert "ourlate" in await core.sink.result("clients_with_interface", interface="ITelescope")
     finally:
         await scope.close()
-    await core.sink.wait_record("ModuleClosedEvent for ourlate", 30.0,
-                                kind="event", type="ModuleClosedEvent", sender="ourlate")  # fmt: skip
+    await core.sink.wait_record(
+        "ModuleClosedEvent for ourlate", 30.0, kind="event", type="ModuleClosedEvent", sender="ourlate"
+    )
     assert "ourlate" not in await core.sink.result("clients_with_interface", interface="ITelescope")

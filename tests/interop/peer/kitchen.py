@@ -87,10 +87,12 @@ class FlapMoved(Event):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
-        data = d.get("data") or {}
+        # pyobs-core's EventFactory hands over the event's data (plus bookkeeping keys)
+        data = d["data"] if isinstance(d.get("data"), dict) else d
         ev = cls(flap=data["flap"], angle=data["angle"])
-        ev.uuid = d.get("uuid", ev.uuid)
-        ev.timestamp = d.get("timestamp", ev.timestamp)
+        for key in ("uuid", "timestamp"):
+            if key in d:
+                setattr(ev, key, d[key])
         return ev
 
     @property
@@ -190,5 +192,3 @@ class KitchenSinkMixin(IKitchenSink):
 
     async def whoami(self, **kwargs: Any) -> str:
         return str(kwargs.get("sender", ""))
-
-

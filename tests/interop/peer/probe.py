@@ -252,7 +252,10 @@ class CoreSink(Probe, KitchenSinkMixin):
 
     async def open(self) -> None:
         await super().open()
+        # with pyobs-core, registering with a handler only subscribes; registering without one
+        # advertises the event as sent (role="send"), which receivers need to subscribe to us
         await self.comm.register_event(FlapMoved)
+        await self.comm.register_event(pyobs.events.TestEvent)
 
 
 class CoreTelescope(Probe, ITelescope, IPointingRaDec, IFocuser):
@@ -279,7 +282,9 @@ class CoreTelescope(Probe, ITelescope, IPointingRaDec, IFocuser):
     async def _set_status(self, status: MotionStatus) -> None:
         self._status = status
         await self._publish()
-        await self.comm.send_event(pyobs.events.MotionStatusChangedEvent(status=status))
+        await self.comm.send_event(
+            pyobs.events.MotionStatusChangedEvent(status=status, interfaces={"ITelescope": status})
+        )
 
     @timeout(20)
     async def init(self, **kwargs: Any) -> None:
