@@ -126,6 +126,22 @@ async def test_deeply_nested_value_is_refused(xmpp_backend: Any, raw: RawClient,
     await _still_works(raw, jid, probe)
 
 
+_GARBAGE = [
+    "this is not json",
+    '{"type": "ProbeEvent", "timestamp": 1, "data": {"message": "no uuid"}}',
+    '{"type": "ProbeEvent", "timestamp": 1, "uuid": "u1", "data": {"number": 1}}',
+    '{"type": "NoSuchEvent", "timestamp": 1, "uuid": "u2", "data": {}}',
+    '["a list"]',
+]
+
+
+def _notification(node: str, payload: str) -> str:
+    return (
+        f'<event xmlns="http://jabber.org/protocol/pubsub#event"><items node="{node}"><item>'
+        f'<event xmlns="pyobs:event">{payload}</event></item></items></event>'
+    )
+
+
 async def test_garbage_events_are_dropped_with_a_log_line(
     xmpp_backend: Any, raw: RawClient, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -142,27 +158,50 @@ async def test_garbage_events_are_dropped_with_a_log_line(
     await receiver.register_event(ProbeEvent, handler)
     await sender.open()
     await sender.register_event(ProbeEvent)
-    node = "pyobs:event:sender:ProbeEvent:1"
+    receiver_jid = server.jid("receiver", xmpp_backend.resource)
     try:
-        payloads = [
-            "this is not json",
-            '{"type": "ProbeEvent", "timestamp": 1, "data": {"message": "no uuid"}}',
-            '{"type": "ProbeEvent", "timestamp": 1, "uuid": "u1", "data": {"number": 1}}',
-            '{"type": "NoSuchEvent", "timestamp": 1, "uuid": "u2", "data": {}}',
-            '["a list"]',
-        ]
         with caplog.at_level(logging.WARNING, logger="pyobs.comm.xmpp"):
-            for payload in payloads:
+            # through pubsub: the raw client (a pubsub admin on the test server) subscribes the
+            # receiver to a node of its own and publishes garbage there
+            node = "pyobs:event:raw:ProbeEvent:1"
+            sub = await raw.request(
+                f'<iq type="set" id="{{id}}" to="{server.pubsub}"><pubsub xmlns="{PUBSUB}#owner">'
+                f'<subscriptions node="{node}"><subscription jid="{server.jid("receiver")}" '
+                'subscription="subscribed"/></subscriptions></pubsub></iq>'
+            )
+            if sub.get("type") == "error":  # the node does not exist yet: create it, then subscribe
+                await raw.request(
+                    f'<iq type="set" id="{{id}}" to="{server.pubsub}"><pubsub xmlns="{PUBSUB}">'
+                    f'<create node="{node}"/></pubsub></iq>'
+                )
+                sub = await raw.request(
+                    f'<iq type="set" id="{{id}}" to="{server.pubsub}"><pubsub xmlns="{PUBSUB}#owner">'
+                    f'<subscriptions node="{node}"><subscription jid="{server.jid("receiver")}" '
+                    'subscription="subscribed"/></subscriptions></pubsub></iq>'
+                )
+            assert sub.get("type") == "result"
+            for payload in _GARBAGE:
                 reply = await raw.request(
                     f'<iq type="set" id="{{id}}" to="{server.pubsub}"><pubsub xmlns="{PUBSUB}">'
                     f'<publish node="{node}"><item><event xmlns="pyobs:event">{payload}</event></item></publish>'
                     "</pubsub></iq>"
                 )
-                assert reply.get("type") == "result"  # every account is pubsub admin on the test server
-            await eventually(lambda: caplog.text.count("dropped") >= len(payloads), what="log lines")
-        assert "missing uuid" in caplog.text
-        assert "missing field 'message'" in caplog.text
-        assert "unknown event type 'NoSuchEvent'" in caplog.text
+                assert reply.get("type") == "result"
+            await eventually(lambda: caplog.text.count("dropped") >= len(_GARBAGE), what="log lines (pubsub)")
+            assert "missing uuid" in caplog.text
+            assert "missing field 'message'" in caplog.text
+            assert "unknown event type 'NoSuchEvent'" in caplog.text
+            caplog.clear()
+
+            # as direct messages, the way pyobs-comm peers send events
+            for payload in _GARBAGE:
+                raw.send_text(f'<message to="{receiver_jid}" type="headline">{_notification(node, payload)}</message>')
+            await eventually(lambda: caplog.text.count("dropped") >= len(_GARBAGE), what="log lines (direct)")
+            # and nobody sends events in another module's name
+            good = '{"type": "ProbeEvent", "timestamp": 1, "uuid": "u3", "data": {"message": "fake"}}'
+            spoof = _notification("pyobs:event:sender:ProbeEvent:1", good)
+            raw.send_text(f'<message to="{receiver_jid}" type="headline">{spoof}</message>')
+            await eventually(lambda: "sent by" in caplog.text, what="spoofing log line")
         assert got == []
         # the receiver still works
         await sender.send_event(ProbeEvent(message="real"))

@@ -18,6 +18,8 @@ NS = "http://jabber.org/protocol/disco#info"
 Q_QUERY = f"{{{NS}}}query"
 Q_FEATURE = f"{{{NS}}}feature"
 
+#: our own feature: send me the events I handle as messages (see transport), not through pubsub
+DIRECT_EVENTS = "urn:pyobs:comm:direct-events:1"
 IFACE_PREFIX = "urn:pyobs:interface:"
 STATE_PREFIX = "urn:pyobs:state:"
 EVENT_PREFIX = "urn:pyobs:event:"
@@ -31,7 +33,11 @@ def info_body(info: Announcement, capabilities: dict[str, Any]) -> str:
 
     ``capabilities``: dataclass per interface name (IModule's included).
     """
-    out = ['<identity category="automation" type="rpc"/>', '<feature var="jabber:iq:rpc"/>']
+    out = [
+        '<identity category="automation" type="rpc"/>',
+        '<feature var="jabber:iq:rpc"/>',
+        f'<feature var="{DIRECT_EVENTS}"/>',
+    ]
     ifaces: list[type[Interface]] = sorted(info.interfaces, key=lambda i: (i.__name__ != "IModule", i.__name__))
     for iface in ifaces:
         name = escape_attr(iface.__name__)
@@ -83,6 +89,8 @@ class PeerInfo:
     receives: set[tuple[str, int]] = field(default_factory=set)
     #: plain capabilities (dict of fields) per interface name
     capabilities: dict[str, Any] = field(default_factory=dict)
+    #: takes events as direct messages (a pyobs-comm peer)
+    direct: bool = False
 
     @property
     def is_module(self) -> bool:
@@ -105,7 +113,9 @@ def parse_info(iq: Element) -> PeerInfo:
         tag = child.tag
         if tag == Q_FEATURE:
             var = child.get("var", "")
-            if var.startswith(IFACE_PREFIX):
+            if var == DIRECT_EVENTS:
+                info.direct = True
+            elif var.startswith(IFACE_PREFIX):
                 name, _, version = var[len(IFACE_PREFIX) :].rpartition(":")
                 if name and version.isdigit():
                     info.interfaces.append((name, int(version)))

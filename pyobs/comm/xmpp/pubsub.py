@@ -62,6 +62,17 @@ def publish_event_body(node: str, json_text: str) -> str:
     )
 
 
+def direct_event_head(node: str) -> str:
+    """What follows the recipient of a direct event message, up to the JSON."""
+    return (
+        f'" type="headline"><event xmlns="{NS_EVENT}"><items node="{escape_attr(node)}"><item>'
+        f'<event xmlns="{EVENT_PAYLOAD_NS}">'
+    )
+
+
+DIRECT_EVENT_TAIL = "</event></item></items></event></message>"
+
+
 def publish_state_body(node: str, interface: str, version: int, state: Any) -> str:
     return (
         f'"><pubsub xmlns="{NS}"><publish node="{escape_attr(node)}"><item>'

@@ -56,6 +56,7 @@ OFFLINE_DEBOUNCE = 0.05
 PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
 Q_PING = "{urn:xmpp:ping}ping"
+Q_DIRECT_SUBSCRIBE = f"{{{discovery.DIRECT_EVENTS}}}subscribe"
 CAPS_NS = "http://jabber.org/protocol/caps"
 
 
@@ -186,6 +187,10 @@ class XmppTransport(Transport):
         self._events: deque[tuple[str, str]] = deque()
         self._event_queue_size = event_queue_size
         self._unacked: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        #: peers that take our events as direct messages: name → (full JID, event names)
+        self._direct: dict[str, tuple[str, frozenset[str]]] = {}
+        #: event name → '<message to="JID' prefixes of those peers
+        self._direct_targets: dict[str, list[str]] = {}
         self._dropped = 0
 
         self._call_prefix: dict[str, str] = {}
@@ -515,6 +520,10 @@ class XmppTransport(Transport):
             if query is not None:
                 self._on_call(xml, query)
                 return True
+            sub = xml.find(Q_DIRECT_SUBSCRIBE)
+            if sub is not None:
+                self._on_direct_subscribe(xml, sub)
+                return True
             return False
         if typ == "get":
             query = xml.find(discovery.Q_QUERY)
@@ -543,7 +552,7 @@ class XmppTransport(Transport):
 
     def _on_message(self, xml: Element) -> bool:
         if xml.get("from") != self.pubsub:
-            return False
+            return self._on_direct_event(xml)
         handler = self._handler
         if handler is None:
             return True
@@ -556,6 +565,53 @@ class XmppTransport(Transport):
         except Exception:
             log.exception("%s: failed to handle a pubsub notification", self.bare)
         return True
+
+    def _on_direct_event(self, xml: Element) -> bool:
+        """An event a peer sent us directly (we asked it to, see _sync_event_subscriptions)."""
+        if xml.find(pubsub.Q_EVENT) is None or self._handler is None:
+            return False
+        frm = xml.get("from", "")
+        bare, _, resource = frm.partition("/")
+        local, _, domain = bare.partition("@")
+        if domain != self.domain or resource != self.resource:
+            return False
+        try:
+            for note in pubsub.notifications(xml):
+                if note.kind != "event" or note.module != local:
+                    # the server vouches for the sender: nobody sends events in another's name
+                    log.warning("%s: dropped an event for %s's node sent by %s", self.bare, note.module, frm)
+                    continue
+                self._on_event(note)
+        except Exception:
+            log.exception("%s: failed to handle an event from %s", self.bare, frm)
+        return True
+
+    def _on_direct_subscribe(self, xml: Element, el: Element) -> None:
+        """A peer asks for our events of the listed types as messages (replaces its earlier list)."""
+        frm = xml.get("from", "")
+        to, iq_id = escape_attr(frm), escape_attr(xml.get("id", ""))
+        bare, _, resource = frm.partition("/")
+        local, _, domain = bare.partition("@")
+        if not local or domain != self.domain or resource != self.resource:
+            with contextlib.suppress(XmppConnectionError):
+                self._write(rpc.iq_error(to, iq_id, "not-allowed", "cancel", 405, "not a module of this fleet"))
+            return
+        events = frozenset(el.get("events", "").split())
+        if events:
+            self._direct[local] = (frm, events)
+        else:
+            self._direct.pop(local, None)
+        self._rebuild_direct()
+        with contextlib.suppress(XmppConnectionError):
+            self._write(f'<iq type="result" to="{to}" id="{iq_id}"/>')
+
+    def _rebuild_direct(self) -> None:
+        targets: dict[str, list[str]] = {}
+        for jid, events in self._direct.values():
+            prefix = f'<message to="{escape_attr(jid)}'
+            for name in events:
+                targets.setdefault(name, []).append(prefix)
+        self._direct_targets = targets
 
     def _on_event(self, note: pubsub.Notification) -> None:
         if note.payload.tag != pubsub.Q_EVENT_PAYLOAD:
@@ -874,6 +930,8 @@ class XmppTransport(Transport):
             peer.task.cancel()
         peer.discovered.set()
         self._state_subs = {k for k in self._state_subs if k[0] != name}
+        if self._direct.pop(name, None) is not None:
+            self._rebuild_direct()
         if peer.reported and self._handler is not None:
             self._handler.peer_offline(name)
 
@@ -938,6 +996,21 @@ class XmppTransport(Transport):
         wanted = self._wanted_events(peer)
         if self._closing or not self._session:
             return
+        if peer.info is not None and peer.info.direct:
+            if wanted == peer.events:
+                return
+            # a pyobs-comm peer: it sends us its events as messages, one hop less than pubsub
+            events = escape_attr(" ".join(sorted(wanted)))
+            try:
+                await self._iq(
+                    f'<iq type="set" to="{escape_attr(peer.jid)}" id="',
+                    f'"><subscribe xmlns="{discovery.DIRECT_EVENTS}" events="{events}"/></iq>',
+                    peer.jid, self.timeout, "event subscription",
+                )  # fmt: skip
+                peer.events = set(wanted)
+                return
+            except (IqError, TimeoutError) as exc:
+                log.warning("%s: %s refused direct events (%s); using pubsub", self.bare, peer.name, exc)
         new = sorted(wanted - peer.events)
         if not new:
             return
@@ -988,14 +1061,25 @@ class XmppTransport(Transport):
             return
         sends = self._info.sends
         per_node: dict[str, list[str]] = {}
+        changed = False
         for peer in peers:
             if peer.info is None:
+                continue
+            if peer.info.direct:  # pyobs-comm peers get our events as messages: add them at once
+                wanted = {n for n, v in peer.info.receives if n in sends and _event_version(n) == v}
+                old = self._direct.get(peer.name)
+                have = old[1] if old is not None and old[0] == peer.jid else frozenset()
+                if not wanted <= have:
+                    self._direct[peer.name] = (peer.jid, have | wanted)
+                    changed = True
                 continue
             for name, version in peer.info.receives:
                 if name in sends and _event_version(name) == version:
                     node = pubsub.event_node(self.name, name, version)
                     if node in self._created_nodes:
                         per_node.setdefault(node, []).append(peer.jid.partition("/")[0])
+        if changed:
+            self._rebuild_direct()
         if not per_node:
             return
 
@@ -1039,8 +1123,14 @@ class XmppTransport(Transport):
 
     def _send_event(self, node: str, text: str) -> None:
         iq_id = self._next_id()
+        publish = self._pubsub_head + iq_id + pubsub.publish_event_body(node, text)
+        targets = self._direct_targets.get(node.split(":", 4)[3]) if self._direct_targets else None
+        if targets:
+            # peers that asked for it get a message each; the pubsub node serves everybody else
+            middle = pubsub.direct_event_head(node) + text + pubsub.DIRECT_EVENT_TAIL
+            publish = "".join([t + middle for t in targets]) + publish
         try:
-            self._write(self._pubsub_head + iq_id + pubsub.publish_event_body(node, text))
+            self._write(publish)
         except XmppConnectionError:
             self._events.append((node, text))
             self._trim_events()
