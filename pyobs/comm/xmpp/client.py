@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,10 @@ def _fast_hi(self: Any, text: Any, salt: bytes, iterations: int) -> bytes:
     name = self.hash().name
     return _salted_password(name, bytes(text), bytes(salt), int(iterations))
 
+
+# slixmpp logs every connect and disconnect at INFO; the transport logs what matters itself
+if logging.getLogger("slixmpp").level == logging.NOTSET:
+    logging.getLogger("slixmpp").setLevel(logging.WARNING)
 
 setattr(_mechanisms.SCRAM, "Hi", _fast_hi)  # noqa: B010  (a method replaced on purpose)
 
