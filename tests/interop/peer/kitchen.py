@@ -104,8 +104,9 @@ class FlapMoved(Event):
         return float(self.data["angle"])
 
 
-class KitchenSinkMixin(IKitchenSink):
-    """The implementation: echoes, checking the decoded Python types like our side does."""
+class KitchenSinkMixin:
+    """The implementation of IKitchenSink (a plain mixin, so pyobs-core does not take it for an
+    interface): echoes, checking the decoded Python types like our side does."""
 
     async def echo_bool(self, value: bool, **kwargs: Any) -> bool:
         if type(value) is not bool:

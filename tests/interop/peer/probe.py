@@ -52,7 +52,7 @@ from pyobs.utils.enums import MotionStatus
 from pyobs.utils.time import Time
 
 from . import kitchen
-from .kitchen import FlapMoved, KitchenSinkMixin
+from .kitchen import FlapMoved, IKitchenSink, KitchenSinkMixin
 
 PREFIX = "@@PEER "
 
@@ -247,7 +247,7 @@ class Probe(Module):
         raise ValueError(f"unknown command {cmd}")
 
 
-class CoreSink(Probe, KitchenSinkMixin):
+class CoreSink(Probe, KitchenSinkMixin, IKitchenSink):
     """pyobs-core module implementing the user-defined IKitchenSink, remote-controlled."""
 
     async def open(self) -> None:
