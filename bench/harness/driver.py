@@ -73,6 +73,7 @@ class Run:
         self.core_python: str | None = None
         self.ws: Workers | None = None
         self.verbose: bool = args.verbose
+        self.pyspy: bool = args.pyspy
         self._n = 0
 
     # --- time
@@ -136,6 +137,10 @@ class Run:
         }
         argv = [python, str(WORKER), json.dumps(spec)]
         log = self.logs / f"{self._n:03d}-{transport}-{impl}-{label}.log"
+        if self.pyspy and role not in ("import", "starter"):
+            # sampled from outside; --nonblocking so the worker is never paused
+            out = log.with_suffix(".pyspy")
+            argv = ["py-spy", "record", "--nonblocking", "-r", "2000", "-f", "raw", "-o", str(out), "--", *argv]
         return await self.ws.start(Worker(f"{transport}/{impl}/{label}", argv, penv, self.out, log))
 
     def say(self, text: str) -> None:
@@ -416,6 +421,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-core", action="store_true", help="do not measure pyobs-core")
     ap.add_argument("--out", help="output directory (default: bench/ for a full run, else bench/.out/)")
     ap.add_argument("--budget", type=float, default=570.0, help="seconds for the whole run (default 570)")
+    ap.add_argument("--pyspy", action="store_true", help="record a py-spy profile of every worker (<out>/logs/*.pyspy)")
     ap.add_argument("--report", action="store_true", help="only re-render RESULTS.md from results.json")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
