@@ -354,3 +354,103 @@ def tag(value: Any) -> Any:
     if isinstance(value, dict):
         return {"dict": {str(k): tag(v) for k, v in value.items()}}
     raise TypeError(f"cannot tag {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------- raw
+
+
+class RawClient:
+    """A bare slixmpp session (no pyobs at all) that sends hand-written stanzas to both sides, so
+    their answers can be compared byte for byte. It never sends presence: nobody discovers it."""
+
+    def __init__(self, server: Server, user: str) -> None:
+        import slixmpp
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+
+        self.server = server
+        self.client = slixmpp.ClientXMPP(f"{server.jid(user)}/raw", server.password)
+        self.client.enable_plaintext = True
+        self.client.enable_starttls = False
+        self.client.register_plugin("xep_0030")
+        self.client["feature_mechanisms"].unencrypted_plain = True
+        self.replies: dict[str, list[Any]] = {}
+        self._started = asyncio.Event()
+        self.client.add_event_handler("session_start", lambda _: self._started.set())
+        self.client.register_handler(Callback("raw replies", MatchXPath("{jabber:client}iq"), self._on_reply))
+        self.messages: list[Any] = []
+        self.client.register_handler(
+            Callback("raw messages", MatchXPath("{jabber:client}message"), lambda m: self.messages.append(m.xml))
+        )
+
+    def _on_reply(self, iq: Any) -> None:
+        if iq["type"] in ("result", "error"):
+            self.replies.setdefault(iq["id"], []).append(iq.xml)
+
+    async def connect(self, timeout: float = 20.0) -> None:
+        self.client.connect(host=self.server.host, port=self.server.port)
+        await asyncio.wait_for(self._started.wait(), timeout)
+
+    def disconnect(self) -> None:
+        self.client.disconnect()
+
+    async def send(
+        self, to: str, payload: str, iq_type: str = "set", count: int = 1, timeout: float = 20.0, bare: bool = False
+    ) -> list[Any]:
+        """Send ``<iq type=… to=<to>/pyobs>payload</iq>``; wait for ``count`` replies with its id."""
+        from xml.etree import ElementTree
+
+        iq = self.client.make_iq(ito=to if bare else f"{self.server.jid(to)}/pyobs", itype=iq_type)
+        iq.append(ElementTree.fromstring(payload))
+        ident = iq["id"]
+        iq.send()
+        await eventually(lambda: len(self.replies.get(ident, [])) >= count, timeout, f"{count} replies from {to}")
+        return self.replies[ident]
+
+    async def rpc(self, to: str, method: str, params: list[str], count: int = 1, timeout: float = 20.0) -> list[Any]:
+        """A jabber:iq:rpc methodCall with the given vocabulary elements (written with xmlns="") as params."""
+        body = "".join(f'<param><value><value xmlns="urn:pyobs:rpc:1">{p}</value></value></param>' for p in params)
+        payload = (
+            f'<query xmlns="jabber:iq:rpc"><methodCall><methodName>{method}</methodName>'
+            f"<params>{body}</params></methodCall></query>"
+        )
+        return await self.send(to, payload, count=count, timeout=timeout)
+
+    @property
+    def full_jid(self) -> str:
+        return str(self.client.boundjid.full)
+
+    async def subscribe(self, node: str) -> None:
+        """Subscribe this session's full JID to a pubsub node (no presence needed for delivery)."""
+        await self.send(
+            f"pubsub.{self.server.domain}",
+            '<pubsub xmlns="http://jabber.org/protocol/pubsub">'
+            f'<subscribe node="{node}" jid="{self.full_jid}"/></pubsub>',
+            bare=True,
+        )
+
+    def notifications(self, node: str) -> list[Any]:
+        """Payloads of the items of pubsub notifications received for ``node``."""
+        out = []
+        for message in self.messages:
+            for items in message.iter("{http://jabber.org/protocol/pubsub#event}items"):
+                if items.get("node") == node:
+                    out.extend(item[0] for item in items if len(item))
+        return out
+
+    async def disco(self, to: str) -> Any:
+        (reply,) = await self.send(to, '<query xmlns="http://jabber.org/protocol/disco#info"/>', iq_type="get")
+        return reply
+
+
+def canonical(element: Any) -> str:
+    """An element's payload in a canonical text form: without the iq's id/from/to, namespaces
+    spelled out, children in document order, whitespace-only text dropped."""
+
+    def walk(e: Any, depth: int) -> list[str]:
+        attrs = " ".join(f"{k}={v!r}" for k, v in sorted(e.attrib.items()) if k not in ("id", "from", "to"))
+        text = (e.text or "").strip()
+        line = "  " * depth + e.tag + (f" [{attrs}]" if attrs else "") + (f" {text!r}" if text else "")
+        return [line] + [x for c in e for x in walk(c, depth + 1)]
+
+    return "\n".join(walk(element, 0))
