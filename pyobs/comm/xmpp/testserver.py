@@ -169,7 +169,7 @@ storage = "internal"
 groups_file = {_lua(str(d / "groups.txt"))}
 limits = {{ c2s = {{ rate = "100mb/s"; burst = "10s" }} }}
 -- low latency: no Nagle delay, write at once instead of on the next loop iteration
-network_settings = {{ nagle = false; opportunistic_writes = true }}
+network_settings = {{ nagle = false }}
 c2s_stanza_size_limit = 10*1024*1024
 c2s_require_encryption = {"true" if self.tls else "false"}
 allow_unencrypted_plain_auth = {"true" if self.allow_plain else "false"}

@@ -423,6 +423,7 @@ class XmppTransport(Transport):
         self._leaving.clear()
         if client is not None and self._session:
             client.write('<presence type="unavailable"/>')
+            client.flush()
             try:
                 await asyncio.wait_for(client.disconnect(wait=1.0), 2.0)
             except (TimeoutError, Exception):
