@@ -11,7 +11,6 @@ import os
 import shutil
 import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest_asyncio
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "behaviour"))  # support.py: IKitchenSink and friends
 
-from harness import CorePeer, Server, core_python  # noqa: E402
+from harness import Core, CorePeer, CorePeers, Ours, Server, core_python  # noqa: E402
 
 #: every account on the server; pyobs-core's modules are "core*", ours "our*"
 CORE_NAMES = ["coresink", "corescope", "corecam", "corelate", "coreflap"]
@@ -87,46 +86,6 @@ def sky_image(core_py: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-class CorePeers:
-    """The pyobs-core modules every test can use (started once per session)."""
-
-    def __init__(self, core_py: Path, server: Server, workdir: Path, sky_image: Path) -> None:
-        self.core_py, self.server, self.workdir, self.sky_image = core_py, server, workdir, sky_image
-        self.all: list[CorePeer] = []
-
-    def make(self, name: str, cls: str, **options: Any) -> CorePeer:
-        config = {"class": cls, **options, "comm": self.server.core_comm_config(name)}
-        peer = CorePeer(self.core_py, name, config, self.workdir / name)
-        self.all.append(peer)
-        return peer
-
-    def camera(self, name: str = "corecam") -> CorePeer:
-        cache = self.workdir / "cache"
-        cache.mkdir(parents=True, exist_ok=True)
-        return self.make(
-            name,
-            "pyobs.modules.camera.DummyCamera",
-            readout_time=0.2,
-            images=str(self.sky_image),
-            vfs={
-                "class": "pyobs.vfs.VirtualFileSystem",
-                "roots": {"cache": {"class": "pyobs.vfs.LocalFile", "root": str(cache)}},
-            },
-        )
-
-    def stop_all(self) -> None:
-        for peer in self.all:
-            peer.stop()
-
-
-@dataclass
-class Core:
-    sink: CorePeer  # peer.probe.CoreSink: IKitchenSink + remote control
-    scope: CorePeer  # peer.probe.CoreTelescope: ITelescope, IPointingRaDec, IFocuser
-    cam: CorePeer  # pyobs-core's own DummyCamera
-    peers: CorePeers
-
-
 @pytest.fixture(scope="session")
 def core(core_py: Path, server: Server, tmp_path_factory: pytest.TempPathFactory, sky_image: Path) -> Iterator[Core]:
     peers = CorePeers(core_py, server, tmp_path_factory.mktemp("core"), sky_image)
@@ -147,16 +106,6 @@ def core_twin(core: Core) -> Iterator[CorePeer]:
         yield twin
     finally:
         twin.stop()
-
-
-@dataclass
-class Ours:
-    sink: Any  # ours.OurSink (support.KitchenSink)
-    scope: Any  # ours.OurTelescope
-    focus: Any  # pyobs.modules.simulated.focuser.SimFocuser
-    cam: Any  # pyobs.modules.simulated.camera.SimCamera
-    probe: Any  # ours.OurProbe (comm timeout 3 s)
-    server: Server
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -356,6 +357,59 @@ def tag(value: Any) -> Any:
     raise TypeError(f"cannot tag {value!r}")
 
 
+# ---------------------------------------------------------------------------------------------- fixtures
+
+
+class CorePeers:
+    """The pyobs-core modules every test can use (started once per session)."""
+
+    def __init__(self, core_py: Path, server: Server, workdir: Path, sky_image: Path) -> None:
+        self.core_py, self.server, self.workdir, self.sky_image = core_py, server, workdir, sky_image
+        self.all: list[CorePeer] = []
+
+    def make(self, name: str, cls: str, **options: Any) -> CorePeer:
+        config = {"class": cls, **options, "comm": self.server.core_comm_config(name)}
+        peer = CorePeer(self.core_py, name, config, self.workdir / name)
+        self.all.append(peer)
+        return peer
+
+    def camera(self, name: str = "corecam") -> CorePeer:
+        cache = self.workdir / "cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        return self.make(
+            name,
+            "pyobs.modules.camera.DummyCamera",
+            readout_time=0.2,
+            images=str(self.sky_image),
+            vfs={
+                "class": "pyobs.vfs.VirtualFileSystem",
+                "roots": {"cache": {"class": "pyobs.vfs.LocalFile", "root": str(cache)}},
+            },
+        )
+
+    def stop_all(self) -> None:
+        for peer in self.all:
+            peer.stop()
+
+
+@dataclass
+class Core:
+    sink: CorePeer  # peer.probe.CoreSink: IKitchenSink + remote control
+    scope: CorePeer  # peer.probe.CoreTelescope: ITelescope, IPointingRaDec, IFocuser
+    cam: CorePeer  # pyobs-core's own DummyCamera
+    peers: CorePeers
+
+
+@dataclass
+class Ours:
+    sink: Any  # ours.OurSink (support.KitchenSink)
+    scope: Any  # ours.OurTelescope
+    focus: Any  # pyobs.modules.simulated.focuser.SimFocuser
+    cam: Any  # pyobs.modules.simulated.camera.SimCamera
+    probe: Any  # ours.OurProbe (comm timeout 3 s)
+    server: Server
+
+
 # ---------------------------------------------------------------------------------------------- raw
 
 
@@ -373,7 +427,7 @@ class RawClient:
         self.client.enable_plaintext = True
         self.client.enable_starttls = False
         self.client.register_plugin("xep_0030")
-        self.client["feature_mechanisms"].unencrypted_plain = True
+        self.client.plugin["feature_mechanisms"].unencrypted_plain = True
         self.replies: dict[str, list[Any]] = {}
         self._started = asyncio.Event()
         self.client.add_event_handler("session_start", lambda _: self._started.set())

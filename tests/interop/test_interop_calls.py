@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Core, Ours
+from harness import Core, Ours
 from support import Color, IKitchenSink, Point, Track
 
 from pyobs.interfaces import ICamera, IExposureTime, IFocuser, IImageType, IMotion, IPointingRaDec

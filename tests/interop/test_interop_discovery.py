@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Core, Ours
-from harness import eventually
+from harness import Core, Ours, eventually
 from support import IKitchenSink
 
 from pyobs.events import ModuleClosedEvent, ModuleOpenedEvent

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import Core, Ours
-from harness import CorePeer
+from harness import Core, CorePeer, Ours
 from support import IKitchenSink
 
 from pyobs.interfaces import ICamera

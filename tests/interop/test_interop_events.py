@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Core, Ours
-from harness import eventually
+from harness import Core, Ours, eventually
 from ours import FlapMoved
 
 from pyobs.events import (

@@ -6,8 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Core, Ours
-from harness import eventually
+from harness import Core, Ours, eventually
 from ours import OurProbe
 
 from pyobs.interfaces import (

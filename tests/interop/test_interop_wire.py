@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from conftest import Core, Ours
-from harness import RawClient, canonical, eventually
+from harness import Core, Ours, RawClient, canonical, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
