@@ -52,6 +52,8 @@ DISCOVERY_WAIT = 2.0
 RECENTLY_GONE = 2.0
 #: an unavailable presence counts after this long (unless our own connection ends meanwhile)
 OFFLINE_DEBOUNCE = 0.05
+#: delay of the pubsub copy of an event that went to peers directly (s)
+PUBSUB_DELAY = 0.002
 #: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
 PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
@@ -189,6 +191,9 @@ class XmppTransport(Transport):
         self._unacked: OrderedDict[str, tuple[str, str]] = OrderedDict()
         #: peers that take our events as direct messages: name → (full JID, event names)
         self._direct: dict[str, tuple[str, frozenset[str]]] = {}
+        #: pubsub publishes of events that went to peers directly first, and their timer
+        self._deferred: list[str] = []
+        self._deferred_timer: asyncio.TimerHandle | None = None
         #: event name → '<message to="JID' prefixes of those peers
         self._direct_targets: dict[str, list[str]] = {}
         self._dropped = 0
@@ -332,6 +337,10 @@ class XmppTransport(Transport):
             hint = " (set ca_file to trust a self-signed certificate)" if self._ca_file is None else ""
             self._fail_attempt(XmppAuthError(f"TLS with {self.domain} failed: {reason}{hint}"))
         self._fail_attempt(XmppConnectionError(why))
+        self._deferred.clear()
+        if self._deferred_timer is not None:
+            self._deferred_timer.cancel()
+            self._deferred_timer = None
         self._fail_pending(XmppConnectionError(f"{self.bare}: connection to the XMPP server {self.address} lost"))
         # events the server never confirmed go out again after reconnecting (receivers de-duplicate)
         if self._unacked:
@@ -421,6 +430,9 @@ class XmppTransport(Transport):
         for timer in self._leaving.values():
             timer.cancel()
         self._leaving.clear()
+        if self._deferred_timer is not None:
+            self._deferred_timer.cancel()
+            self._flush_deferred()
         if client is not None and self._session:
             client.write('<presence type="unavailable"/>')
             client.flush()
@@ -1126,12 +1138,18 @@ class XmppTransport(Transport):
         iq_id = self._next_id()
         publish = self._pubsub_head + iq_id + pubsub.publish_event_body(node, text)
         targets = self._direct_targets.get(node.split(":", 4)[3]) if self._direct_targets else None
-        if targets:
-            # peers that asked for it get a message each; the pubsub node serves everybody else
-            middle = pubsub.direct_event_head(node) + text + pubsub.DIRECT_EVENT_TAIL
-            publish = "".join([t + middle for t in targets]) + publish
         try:
-            self._write(publish)
+            if targets:
+                # peers that asked for it get a message each, now; the pubsub node (for everybody
+                # else) a moment later, so the server routes the messages before it works on that
+                middle = pubsub.direct_event_head(node) + text + pubsub.DIRECT_EVENT_TAIL
+                self._write("".join([t + middle for t in targets]))
+                self._deferred.append(publish)
+                if self._deferred_timer is None:
+                    assert self._loop is not None
+                    self._deferred_timer = self._loop.call_later(PUBSUB_DELAY, self._flush_deferred)
+            else:
+                self._write(publish)
         except XmppConnectionError:
             self._events.append((node, text))
             self._trim_events()
@@ -1141,6 +1159,13 @@ class XmppTransport(Transport):
         self._pending[iq_id] = _Pending(fut, self.pubsub)
         self._unacked[iq_id] = (node, text)
         fut.add_done_callback(lambda f, i=iq_id: self._event_acked(i, f))  # type: ignore[misc]
+
+    def _flush_deferred(self) -> None:
+        self._deferred_timer = None
+        data, self._deferred = "".join(self._deferred), []
+        if data:
+            with contextlib.suppress(XmppConnectionError):  # unacknowledged: sent again on reconnect
+                self._write(data)
 
     def _event_acked(self, iq_id: str, fut: asyncio.Future[Element]) -> None:
         if fut.cancelled() or fut.exception() is not None:
