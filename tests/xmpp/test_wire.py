@@ -226,3 +226,41 @@ async def test_event_nodes_keep_no_items_state_nodes_do(xmpp_backend: Any, raw: 
         assert items.find(f"{{{PUBSUB}}}pubsub/{{{PUBSUB}}}items/{{{PUBSUB}}}item") is None
     finally:
         await probe.close()
+
+
+async def test_events_between_our_modules_skip_pubsub(xmpp_backend: Any, raw: RawClient) -> None:
+    """pyobs-comm peers ask each other for events as messages; their pubsub nodes still work."""
+    from backends.base import eventually
+
+    server: TestServer = xmpp_backend.server
+    got: list[Any] = []
+
+    async def handler(event: Any, sender: str) -> bool:
+        got.append((event, sender))
+        return True
+
+    receiver = xmpp_backend.comm("receiver")
+    await receiver.register_event(ProbeEvent, handler)
+    await receiver.open()
+    probe, jid = await _probe(xmpp_backend, raw)
+    try:
+        reply = await raw.request(f'<iq type="get" id="{{id}}" to="{jid}"><query xmlns="{DISCO[1:-1]}"/></iq>')
+        features = {f.get("var") for f in reply.iter(f"{DISCO}feature")}
+        assert "urn:pyobs:comm:direct-events:1" in features
+        targets = probe.comm.xmpp._direct_targets
+        assert targets.get("ProbeEvent") == [f'<message to="{server.jid("receiver", xmpp_backend.resource)}']
+        # the receiver did not subscribe to the node (no pubsub copy to de-duplicate)
+        subs = await raw.request(
+            f'<iq type="get" id="{{id}}" to="{server.pubsub}"><pubsub xmlns="{PUBSUB}#owner">'
+            f'<subscriptions node="pyobs:event:callee:ProbeEvent:1"/></pubsub></iq>'
+        )
+        assert server.jid("receiver") not in {s.get("jid") for s in subs.iter(f"{{{PUBSUB}#owner}}subscription")}
+        await probe.comm.send_event(ProbeEvent(message="direct", number=1))
+        await eventually(lambda: len(got) == 1, what="the direct event")
+        assert got[0][1] == "callee" and got[0][0].message == "direct"
+        # a receiver that leaves is no target any more
+        await receiver.close()
+        await eventually(lambda: "ProbeEvent" not in probe.comm.xmpp._direct_targets, what="target removed")
+    finally:
+        await probe.close()
+        await receiver.close()

@@ -584,6 +584,13 @@ class XmppTransport(Transport):
         if xml.find(pubsub.Q_EVENT) is None or self._handler is None:
             return False
         frm = xml.get("from", "")
+        if xml.get("type") == "error":  # our event bounced: that peer is gone
+            name = frm.partition("@")[0]
+            entry = self._direct.get(name)
+            if entry is not None and entry[0] == frm:
+                del self._direct[name]
+                self._rebuild_direct()
+            return True
         bare, _, resource = frm.partition("/")
         local, _, domain = bare.partition("@")
         if domain != self.domain or resource != self.resource:
@@ -895,7 +902,10 @@ class XmppTransport(Transport):
         if typ is None:
             c = xml.find(f"{{{CAPS_NS}}}c")
             self._peer_available(local, frm, c.get("ver") if c is not None else None)
-        elif local in self._peers and local not in self._leaving and self._loop is not None:
+        elif local not in self._peers:
+            if self._direct.pop(local, None) is not None:
+                self._rebuild_direct()
+        elif local not in self._leaving and self._loop is not None:
             # confirmed a moment later: when the server shuts down it ends the other sessions
             # just before ours, and those peers are not gone, the server is
             self._leaving[local] = self._loop.call_later(OFFLINE_DEBOUNCE, self._peer_left, local)
