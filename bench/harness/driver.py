@@ -19,7 +19,7 @@ from typing import Any
 
 from . import report
 from .common import summary
-from .procs import WORKER, Worker, Workers, workers
+from .procs import WORKER, Worker, Workers, watch_cpu, workers
 from .roles import event_stats
 
 BENCH = Path(__file__).resolve().parent.parent
@@ -143,6 +143,15 @@ class Run:
             argv = ["py-spy", "record", "--nonblocking", "-r", "2000", "-f", "raw", "-o", str(out), "--", *argv]
         return await self.ws.start(Worker(f"{transport}/{impl}/{label}", argv, penv, self.out, log))
 
+    def server_pid(self) -> int | None:
+        """The pid of the scenario's server or bus daemon, if it has one (``server_pid`` in its env)."""
+        pid = getattr(self, "env", {}).get("server_pid")
+        return int(pid) if pid else None
+
+    def watch_cpu(self, caller: Worker, callee: Worker, into: dict[str, float]) -> None:
+        """For floors: CPU per sequential call of callee and server, stored into ``into``."""
+        watch_cpu(caller, {"callee": callee.pid, "server": self.server_pid()}, into)
+
     def say(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
@@ -161,8 +170,12 @@ async def phase_calls(run: Run, scen: ModuleType, impl: str) -> dict[str, Any]:
     await callee.expect("ready", run.timeout(90))
     params = {**run.remote_params(), "name": "bench-caller", "target": "bench-callee"}
     caller = await run.spawn("caller", impl, scen.NAME, "caller", params)
+    cpu: dict[str, float] = {}
+    watch_cpu(caller, {"callee": callee.pid, "server": run.server_pid()}, cpu)
     res = await caller.expect("result", run.timeout(180))
-    return {k: v for k, v in res.items() if k != "kind"}
+    out = {k: v for k, v in res.items() if k != "kind"}
+    out.setdefault("cpu_per_call", {}).update(cpu)
+    return out
 
 
 async def phase_events(

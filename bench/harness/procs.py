@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,6 +36,12 @@ class Worker:
         self._eof = False
         self._log: TextIO | None = None
         self._reader: asyncio.Task[None] | None = None
+        #: called with each ``mark`` message, before the worker gets its ``ack``
+        self.on_mark: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
 
     async def start(self) -> Worker:
         self._log = open(self.log_path, "a", encoding="utf-8")
@@ -66,6 +72,11 @@ class Worker:
                 self._log.write(line + "\n")
                 continue
             self._log.write(line[:500] + "\n")
+            if msg["kind"] == "mark":
+                if self.on_mark is not None:
+                    self.on_mark(msg)
+                self.send("ack")
+                continue
             async with self._changed:
                 self._messages.append(msg)
                 self._changed.notify_all()
@@ -155,3 +166,35 @@ async def workers() -> AsyncIterator[Workers]:
         yield ws
     finally:
         await asyncio.shield(ws.stop_all())
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), None if unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def watch_cpu(marker: Worker, others: dict[str, int | None], into: dict[str, float]) -> None:
+    """When ``marker`` marks the end of its sequential calls, store the CPU the ``others`` (name →
+    pid) spent per call between its two marks into ``into``."""
+    start: dict[str, float | None] = {}
+
+    def on_mark(msg: dict[str, Any]) -> None:
+        if msg.get("name") != "calls":
+            return
+        now = {name: cpu_seconds(pid) for name, pid in others.items()}
+        if msg.get("edge") == 0:
+            start.update(now)
+            return
+        n = max(int(msg.get("n", 0)), 1)
+        for name, value in now.items():
+            before = start.get(name)
+            if value is not None and before is not None:
+                into[name] = (value - before) / n
+
+    marker.on_mark = on_mark

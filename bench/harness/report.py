@@ -13,6 +13,9 @@ CALL_ROWS: list[tuple[str, str, str]] = [
     ("call_rtt.p99", "call round trip p99", "time"),
     ("throughput.per_s", "calls/s with 50 in flight", "rate"),
     ("throughput.p50", "call latency p50 with 50 in flight", "time"),
+    ("cpu_per_call.caller", "CPU per sequential call: caller", "time"),
+    ("cpu_per_call.callee", "CPU per sequential call: callee", "time"),
+    ("cpu_per_call.server", "CPU per sequential call: server / bus daemon", "time"),
 ]
 START_ROWS: list[tuple[str, str, str]] = [
     ("open.p50", "open() (module start) duration p50", "time"),

@@ -19,6 +19,22 @@ from typing import Any
 from .common import bounded, emit, now_ns, summary
 
 Role = Callable[["Context"], Awaitable[None]]
+#: the worker's command channel (set by Context), for marks that the driver acknowledges
+CONTROL: Control | None = None
+
+
+async def mark(name: str, edge: int, **data: Any) -> None:
+    """Tell the driver a measured stretch starts (edge 0) or ends (1) and wait for its ``ack``, so
+    it can read the CPU time of the other processes (callee, server) at exactly that point."""
+    if CONTROL is None:
+        return
+    emit("mark", name=name, edge=edge, **data)
+    try:
+        await CONTROL.wait("ack", 5.0)
+    except TimeoutError:
+        pass
+
+
 EVENT_PREFIX = "bench:"
 
 
@@ -77,6 +93,8 @@ class Context:
         self.env: dict[str, Any] = spec.get("env", {})
         self.t_main = t_main
         self.control = Control()
+        global CONTROL
+        CONTROL = self.control
 
     def make_comm(self, name: str) -> Any:
         return self.scenario.make_comm(self.impl, name, self.env)
@@ -155,10 +173,14 @@ async def measure_calls(call: Callable[[], Awaitable[Any]], p: dict[str, Any]) -
     for _ in bounded(p.get("warmup", 100), 10.0):
         await call()
     rtt: list[float] = []
+    await mark("calls", 0)
+    cpu0 = time.process_time()
     for _ in bounded(p["calls"], p.get("calls_seconds", 20.0)):
         t0 = now_ns()
         await call()
         rtt.append((now_ns() - t0) * 1e-9)
+    cpu = (time.process_time() - cpu0) / max(len(rtt), 1)
+    await mark("calls", 1, n=len(rtt))
 
     total, inflight = p["tp_calls"], p.get("inflight", 50)
     lat: list[float] = []
@@ -177,7 +199,7 @@ async def measure_calls(call: Callable[[], Awaitable[Any]], p: dict[str, Any]) -
     await asyncio.gather(*(worker() for _ in range(inflight)))
     elapsed = (now_ns() - t0) * 1e-9
     tp = {"calls": len(lat), "inflight": inflight, "seconds": elapsed, "per_s": len(lat) / elapsed, **summary(lat)}
-    return {"call_rtt": summary(rtt), "throughput": tp}
+    return {"call_rtt": summary(rtt), "throughput": tp, "cpu_per_call": {"caller": cpu}}
 
 
 async def measure_unknown_proxy(comm: Any, interface: type) -> float | None:

@@ -79,7 +79,7 @@ async def environment(run: Run) -> AsyncIterator[dict[str, Any]]:
         if not address:
             raise RuntimeError("dbus-daemon did not print its address")
         run.say(f"dbus-daemon at {address}")
-        yield {"address": address}
+        yield {"address": address, "server_pid": proc.pid}
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -104,7 +104,10 @@ async def floor(run: Run, env: dict[str, Any]) -> dict[str, Any]:
     callee = await run.spawn("floor-callee", "ours", NAME, "floor_callee", {})
     await callee.expect("ready", run.timeout(60))
     caller = await run.spawn("floor-caller", "ours", NAME, "floor_caller", run.remote_params())
+    cpu: dict[str, float] = {}
+    run.watch_cpu(caller, callee, cpu)
     metrics: dict[str, Any] = (await caller.expect("result", run.timeout(180)))["metrics"]
+    metrics.setdefault("cpu_per_call", {}).update(cpu)
     return metrics
 
 

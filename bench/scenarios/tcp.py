@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from harness.common import bounded, emit, now_ns, summary
-from harness.roles import Context
+from harness.roles import Context, mark
 
 if TYPE_CHECKING:
     from harness.driver import Run
@@ -43,7 +43,11 @@ async def floor(run: Run, env: dict[str, Any]) -> dict[str, Any]:
     server = await run.spawn("tcp-server", "ours", NAME, "server", {})
     port = (await server.expect("ready", run.timeout(30)))["port"]
     client = await run.spawn("tcp-client", "ours", NAME, "client", {**run.remote_params(), "port": port})
-    return (await client.expect("result", run.timeout(120)))["metrics"]
+    cpu: dict[str, float] = {}
+    run.watch_cpu(client, server, cpu)
+    metrics: dict[str, Any] = (await client.expect("result", run.timeout(120)))["metrics"]
+    metrics.setdefault("cpu_per_call", {}).update(cpu)
+    return metrics
 
 
 async def role_server(ctx: Context) -> None:
@@ -70,10 +74,14 @@ async def role_client(ctx: Context) -> None:
     for _ in bounded(p.get("warmup", 100), 5.0):
         await one()
     rtt = []
+    await mark("calls", 0)
+    cpu0 = time.process_time()
     for _ in bounded(p["calls"], p.get("calls_seconds", 20.0)):
         t0 = now_ns()
         await one()
         rtt.append((now_ns() - t0) * 1e-9)
+    cpu = (time.process_time() - cpu0) / max(len(rtt), 1)
+    await mark("calls", 1, n=len(rtt))
 
     # pipelined: keep `inflight` messages outstanding on the connection
     total, inflight = p["tp_calls"], p.get("inflight", 50)
@@ -93,4 +101,4 @@ async def role_client(ctx: Context) -> None:
     elapsed = (now_ns() - t0) * 1e-9
     writer.close()
     tp = {"calls": len(lat), "inflight": inflight, "seconds": elapsed, "per_s": len(lat) / elapsed, **summary(lat)}
-    emit("result", metrics={"call_rtt": summary(rtt), "throughput": tp})
+    emit("result", metrics={"call_rtt": summary(rtt), "throughput": tp, "cpu_per_call": {"caller": cpu}})

@@ -80,7 +80,8 @@ async def environment(run: Run) -> AsyncIterator[dict[str, Any]]:
 
     async with TestServer(users=users(run.profile.subscribers, run.profile.starts)) as server:
         run.say(f"prosody on {server.address} ({server.directory})")
-        yield {"server": server.address, "domain": server.domain, "password": server.password}
+        pid = server._process.pid if server._process is not None else None
+        yield {"server": server.address, "domain": server.domain, "password": server.password, "server_pid": pid}
 
 
 def make_comm(impl: str, name: str, env: dict[str, Any]) -> Any:
@@ -97,7 +98,10 @@ async def floor(run: Run, env: dict[str, Any]) -> dict[str, Any]:
     await callee.expect("ready", run.timeout(60))
     params = {**run.remote_params(), "name": "bench-floor-a", "target": "bench-floor-b"}
     caller = await run.spawn("floor-caller", "ours", NAME, "floor_caller", params)
+    cpu: dict[str, float] = {}
+    run.watch_cpu(caller, callee, cpu)
     metrics: dict[str, Any] = (await caller.expect("result", run.timeout(180)))["metrics"]
+    metrics.setdefault("cpu_per_call", {}).update(cpu)
     return metrics
 
 
