@@ -266,6 +266,8 @@ def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             out[key] = median_of([v for v in values if isinstance(v, dict)])
         elif isinstance(value, int | float) and not isinstance(value, bool):
             nums = sorted(v for v in values if isinstance(v, int | float))
+            if key in ("p50", "per_s") and len(rounds) > 1:  # the spread, to judge the noise
+                out[f"{key}_rounds"] = [v for v in values if isinstance(v, int | float)]
             out[key] = nums[len(nums) // 2] if len(nums) % 2 else (nums[len(nums) // 2 - 1] + nums[len(nums) // 2]) / 2
         else:
             out[key] = value
