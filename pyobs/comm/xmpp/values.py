@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
+import types
+import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -98,26 +100,47 @@ def _enc_dict(v: Mapping[Any, Any]) -> str:
     )
 
 
-_FIELD_TAGS: dict[type, tuple[tuple[str, str, str], ...]] = {}
+_FIELD_TAGS: dict[type, tuple[tuple[str, str, str, bool], ...]] = {}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
-def _field_tags(cls: type) -> tuple[tuple[str, str, str], ...]:
-    """(field name, opening tag, closing tag) per field of a dataclass, computed once per class."""
+def _declares_float(annotation: Any) -> bool:
+    """float, float | None, Annotated[float, ...]: an int value must still travel as <double>."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _declares_float(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return len(members) == 1 and _declares_float(members[0])
+    return annotation is float
+
+
+def _field_tags(cls: type) -> tuple[tuple[str, str, str, bool], ...]:
+    """(field name, opening tag, closing tag, declared float) per field of a dataclass, once per class."""
     tags = _FIELD_TAGS.get(cls)
     if tags is None:
+        try:
+            hints = typing.get_type_hints(cls, include_extras=True)
+        except Exception:
+            hints = {}
         out = []
         for f in dataclasses.fields(cls):
             if _NAME.match(f.name) is None or f.name.lower().startswith("xml"):
                 raise EncodeError(f"field name {f.name!r} of {cls.__name__} cannot be an XML element name")
-            out.append((f.name, f'<{f.name} xmlns="">', f"</{f.name}>"))
+            out.append((f.name, f'<{f.name} xmlns="">', f"</{f.name}>", _declares_float(hints.get(f.name))))
         tags = _FIELD_TAGS[cls] = tuple(out)
     return tags
 
 
+def _enc_field(value: Any, is_float: bool) -> str:
+    if is_float and type(value) is int:
+        return _enc_float(value)  # pyobs-core keeps an <int> an int even where a float is declared
+    return encode(value)
+
+
 def encode_fields(v: Any) -> str:
     """The children of a dataclass element: ``<field xmlns="">V</field>`` per field."""
-    return "".join([o + encode(getattr(v, n)) + c for n, o, c in _field_tags(type(v))])
+    return "".join([o + _enc_field(getattr(v, n), f) + c for n, o, c, f in _field_tags(type(v))])
 
 
 def _enc_dataclass(v: Any) -> str:
