@@ -197,9 +197,7 @@ async def test_event_node_items_differ_on_purpose(raw: RawClient) -> None:
 
 def _capability_namespaces(reply: object) -> set[str]:
     return {
-        line.split("'")[1]
-        for line in canonical(reply).splitlines()
-        if "feature [var='urn:pyobs:capabilities:" in line
+        line.split("'")[1] for line in canonical(reply).splitlines() if "feature [var='urn:pyobs:capabilities:" in line
     }
 
 

@@ -19,6 +19,8 @@ Commands (``id`` is echoed in the reply ``{"kind": "reply", "id": …, "ok": …
     {"cmd": "set_state", "interface": I, "state": <tagged dataclass>}   # publish own state
     {"cmd": "send_event", "event": E, "kwargs": {...}}
     {"cmd": "get_capabilities", "module": m, "interface": I}
+    {"cmd": "client_state", "module": m}        # [state, error text] from m's presence, or null
+    {"cmd": "set_module_state", "state": "error", "error": text}   # this module's own state
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from pyobs.interfaces import (
     ReadyState,
 )
 from pyobs.modules import Module, timeout
-from pyobs.utils.enums import MotionStatus
+from pyobs.utils.enums import ModuleState, MotionStatus
 from pyobs.utils.time import Time
 
 from . import kitchen
@@ -239,6 +241,12 @@ class Probe(Module):
             return True
         if cmd == "set_state":
             await self.comm.set_state(_lookup(c["interface"]), decode(c["state"]))
+            return True
+        if cmd == "client_state":  # the presence-derived state pyobs-core keeps for a peer
+            state = self.comm.get_client_state(c["module"])
+            return None if state is None else [getattr(state[0], "value", str(state[0])), state[1]]
+        if cmd == "set_module_state":  # e.g. {"state": "error", "error": "broken"}
+            await self.set_state(ModuleState(c["state"]), c.get("error"))
             return True
         if cmd == "send_event":
             event_class = _lookup(c["event"])
