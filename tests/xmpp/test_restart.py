@@ -130,3 +130,20 @@ async def test_wrong_password_is_an_auth_error(server: TestServer) -> None:
     with pytest.raises(XmppAuthError, match="rejected the credentials"):
         await comm.open()
     assert time.monotonic() - start < 3.0
+
+
+async def test_second_login_with_the_same_jid_ends_the_first_without_ping_pong(server: TestServer) -> None:
+    first = _comm(server, "callee")
+    second = _comm(server, "callee")
+    await first.open()
+    try:
+        await second.open()  # the server kicks the older session ("conflict")
+        await eventually(lambda: not first.connected, what="first session kicked")
+        assert first.xmpp._conflict
+        # the first does not reconnect (that would kick the second in turn, forever)
+        task = first.xmpp._reconnect_task
+        assert task is None or task.done()
+        assert not first.connected and second.connected
+    finally:
+        await second.close()
+        await first.close()
