@@ -236,6 +236,7 @@ class XmppTransport(Transport):
         self._handler = handler
         self._loop = asyncio.get_running_loop()
         self._closing = False
+        self._conflict = False
         self._client = self._make_client()
         await self._connect(self.connect_timeout, retry=True)
 
@@ -457,6 +458,10 @@ class XmppTransport(Transport):
         for task in list(self._tasks):
             task.cancel()
         self._peers.clear()
+        self._direct.clear()
+        self._direct_targets = {}
+        self._state_subs.clear()
+        self._expected.clear()
         self._info = None
 
     # ================================================================== sending
