@@ -1,0 +1,81 @@
+"""The throw-away prosody: command line, restart on the same port and directory."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pyobs.comm.xmpp import XmppComm
+from pyobs.comm.xmpp.testserver import TestServer
+
+
+def _read_lines(proc: subprocess.Popen[bytes], until: str, timeout: float) -> dict[str, str]:
+    """``key=value`` lines the test server prints, up to the one with ``until`` (unbuffered reads)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    end = time.monotonic() + timeout
+    values: dict[str, str] = {}
+    buffer = b""
+    try:
+        while until not in values:
+            remaining = end - time.monotonic()
+            if remaining <= 0 or not sel.select(remaining):
+                raise AssertionError(f"no '{until}=' line within {timeout} s (got {values})")
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise AssertionError(f"the test server exited: {proc.wait()}")
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                key, _, value = line.decode().strip().partition("=")
+                values[key] = value
+    finally:
+        sel.close()
+    return values
+
+
+async def test_command_line_runs_until_sigterm(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyobs.comm.xmpp.testserver", "--dir", str(tmp_path), "--users", "a,b"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        values = _read_lines(proc, "dir", 30.0)
+        assert values["domain"] == "pyobs.test" and values["dir"] == str(tmp_path)
+        host, port = values["server"].split(":")
+        comm = XmppComm(jid="a@pyobs.test", password=values["password"], server=values["server"])
+        await comm.open()
+        await comm.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        # prosody is gone with it
+        with socket.socket() as s:
+            assert s.connect_ex((host, int(port))) != 0
+        assert (tmp_path / "prosody.cfg.lua").exists()  # a given directory is kept
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+async def test_restart_keeps_port_and_accounts() -> None:
+    async with TestServer(["a"]) as server:
+        port = server.port
+        await server.restart()
+        assert server.port == port and server.running
+        comm = XmppComm(jid=server.jid("a"), password=server.password, server=server.address)
+        await comm.open()
+        await comm.close()
+    assert not server.directory.exists()  # a temporary directory is removed
