@@ -24,7 +24,7 @@ from harness import Core, CorePeer, CorePeers, Ours, Server, core_python  # noqa
 
 #: every account on the server; pyobs-core's modules are "core*", ours "our*"
 CORE_NAMES = ["coresink", "corescope", "corecam", "corelate", "coreflap", "corerestart"]
-OUR_NAMES = ["oursink", "ourscope", "ourfocus", "ourcam", "ourprobe", "ourlate", "ourslow", "ourrestart"]
+OUR_NAMES = ["oursink", "ourscope", "ourfocus", "ourcam", "ourprobe", "ourlate", "ourslow", "ourrestart", "oursim"]
 
 _PYTHON = None if os.environ.get("PYOBS_INTEROP") == "0" else core_python()
 
@@ -114,6 +114,7 @@ async def ours(server: Server, core: Core, tmp_path_factory: pytest.TempPathFact
 
     from pyobs.modules.simulated.camera import SimCamera
     from pyobs.modules.simulated.focuser import SimFocuser
+    from pyobs.modules.simulated.telescope import SimTelescope
 
     modules: list[Any] = []
     try:
@@ -131,7 +132,9 @@ async def ours(server: Server, core: Core, tmp_path_factory: pytest.TempPathFact
             comm=server.our_comm("ourcam"),
         )
         probe = OurProbe(comm=server.our_comm("ourprobe", timeout=3.0))
-        for m in (sink, scope, focus, cam, probe):
+        sim = SimTelescope(slew_speed=90.0, settle_time=0.0, init_time=0.1, state_interval=0.2,
+                           comm=server.our_comm("oursim"))  # fmt: skip
+        for m in (sink, scope, focus, cam, probe, sim):
             await m.open()
             modules.append(m)
         # both directions of discovery must be complete before any test starts
@@ -142,10 +145,10 @@ async def ours(server: Server, core: Core, tmp_path_factory: pytest.TempPathFact
         for m in modules:
             for name in ("coresink", "corescope", "corecam"):
                 await eventually(lambda m=m, name=name: m.comm.is_online(name), 60.0, f"{m.comm.name} sees {name}")
-        for name in ("oursink", "ourscope", "ourfocus", "ourcam", "ourprobe"):
+        for name in ("oursink", "ourscope", "ourfocus", "ourcam", "ourprobe", "oursim"):
             for peer in (core.sink,):
                 await peer.wait_record(f"sees {name}", 60.0, kind="event", type="ModuleOpenedEvent", sender=name)
-        yield Ours(sink, scope, focus, cam, probe, server)
+        yield Ours(sink, scope, focus, cam, probe, sim, server)
     finally:
         for m in reversed(modules):
             try:

@@ -407,6 +407,7 @@ class Ours:
     focus: Any  # pyobs.modules.simulated.focuser.SimFocuser
     cam: Any  # pyobs.modules.simulated.camera.SimCamera
     probe: Any  # ours.OurProbe (comm timeout 3 s)
+    sim: Any  # pyobs.modules.simulated.telescope.SimTelescope
     server: Server
 
 
