@@ -13,6 +13,9 @@ from xmpp_helpers import IProbe, Probe, ProbeEvent
 
 from pyobs.comm.xmpp import XmppComm, XmppConnectionError
 from pyobs.comm.xmpp.testserver import TestServer
+from pyobs.interfaces import IMotion
+from pyobs.interfaces.types import MotionState
+from pyobs.utils.enums import MotionStatus
 from pyobs.utils.exceptions import RemoteError
 
 
@@ -44,6 +47,13 @@ async def test_reconnect_restores_everything_and_loses_no_events(server: TestSer
         assert await proxy.add(1, 2.0) == 3.0
         await probe.comm.send_event(ProbeEvent(message="before", number=-1))
         await eventually(lambda: len(got) == 1, what="first event")
+        states: list[Any] = []
+
+        async def on_state(state: Any, sender: str) -> None:
+            states.append(state.status)
+
+        await caller.subscribe_state("callee", IMotion, on_state)
+        assert (await caller.get_state("callee", IMotion)).status is MotionStatus.IDLE
 
         # calls in flight when the server dies fail at once (the server may first say the callee left)
         slow = asyncio.ensure_future(proxy.slow(5.0))
@@ -89,6 +99,10 @@ async def test_reconnect_restores_everything_and_loses_no_events(server: TestSer
         # and new events flow
         await probe.comm.send_event(ProbeEvent(message="after", number=99))
         await eventually(lambda: got[-1].message == "after", what="event after restart")
+        # and the state subscription is back
+        await probe.comm.set_state(IMotion, MotionState(status=MotionStatus.PARKED))
+        await eventually(lambda: MotionStatus.PARKED in states, what="state after restart")
+        assert (await caller.get_state("callee", IMotion)).status is MotionStatus.PARKED
     finally:
         await caller.close()
         await probe.close()
