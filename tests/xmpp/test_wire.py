@@ -264,3 +264,27 @@ async def test_events_between_our_modules_skip_pubsub(xmpp_backend: Any, raw: Ra
     finally:
         await probe.close()
         await receiver.close()
+
+
+async def test_module_state_in_presence(xmpp_backend: Any, raw: RawClient) -> None:
+    """Spec §3.2 (the core does not report module states yet; the transport is ready for it)."""
+    probe, jid = await _probe(xmpp_backend, raw)
+
+    def presence_with(show: str | None) -> Any:
+        return lambda el: (
+            el.tag.endswith("presence") and el.get("from") == jid and el.findtext("{jabber:client}show") == show
+        )
+
+    try:
+        await probe.comm.xmpp.set_module_state("error", "Camera <not> connected")
+        p = await raw.wait_for(presence_with("dnd"))
+        assert p.findtext("{jabber:client}status") == "Camera <not> connected"
+        await probe.comm.xmpp.set_module_state("local")
+        p = await raw.wait_for(presence_with("away"))
+        assert p.find("{jabber:client}status") is None
+        start = len(raw.received)
+        await probe.comm.xmpp.set_module_state("ready")
+        p = await raw.wait_for(lambda el: presence_with(None)(el) and raw.received.index(el) >= start)
+        assert p.get("type") is None and p.find("{jabber:client}status") is None
+    finally:
+        await probe.close()

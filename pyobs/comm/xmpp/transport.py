@@ -38,7 +38,7 @@ from pyobs.utils.exceptions import ForbiddenError, RemoteError, UnknownMethodErr
 from ..transport import Announcement, Extend, Transport, TransportHandler
 from . import discovery, pubsub, rpc
 from .client import Client
-from .values import DecodeError, EncodeError, decode_fields, escape_attr
+from .values import INVALID_XML, DecodeError, EncodeError, decode_fields, escape, escape_attr
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,7 @@ class XmppTransport(Transport):
 
         self._info: Announcement | None = None
         self._online = False  # our presence was sent in this session
+        self._show: tuple[str, str] = ("", "")  # presence <show> and <status>
         self._disco_body = ""
         self._caps_ver = ""
         self._created_nodes: set[str] = set()
@@ -807,8 +808,28 @@ class XmppTransport(Transport):
         digest = hashlib.sha1(self._disco_body.encode()).digest()
         self._caps_ver = base64.b64encode(digest).decode()
 
+    async def set_module_state(self, state: str, message: str = "") -> None:
+        """The module's lifecycle state, shown in presence (spec §3.2): ``ready`` available,
+        ``error`` ``<show>dnd</show>`` with the message as status, ``local`` ``<show>away</show>``.
+
+        Not part of the Transport contract yet: the core does not report module states (see
+        docs/xmpp.md); whoever does calls this.
+        """
+        show = {"error": "dnd", "local": "away"}.get(str(state), "")
+        status = message if show == "dnd" else ""
+        if (show, status) == self._show:
+            return
+        self._show = (show, status)
+        if self._online:
+            self._send_presence()
+
     def _send_presence(self) -> None:
-        self._write(f'<presence><c xmlns="{CAPS_NS}" hash="sha-1" node="urn:pyobs" ver="{self._caps_ver}"/></presence>')
+        show, status = self._show
+        extra = f"<show>{show}</show>" if show else ""
+        if status:
+            extra += f"<status>{escape(INVALID_XML.sub('', status))}</status>"
+        caps = f'<c xmlns="{CAPS_NS}" hash="sha-1" node="urn:pyobs" ver="{self._caps_ver}"/>'
+        self._write(f"<presence>{extra}{caps}</presence>")
 
     async def _go_online(self) -> None:
         """Event nodes and initial state first, then presence; returns when the peers already
