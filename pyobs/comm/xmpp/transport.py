@@ -1195,6 +1195,12 @@ class XmppTransport(Transport):
         self._pending[iq_id] = _Pending(fut, self.pubsub)
         self._unacked[iq_id] = (node, text)
         fut.add_done_callback(lambda f, i=iq_id: self._event_acked(i, f))  # type: ignore[misc]
+        if len(self._unacked) > self._event_queue_size:  # a server that stopped answering: stay bounded
+            old_id, (old_node, _) = self._unacked.popitem(last=False)
+            pending = self._pending.pop(old_id, None)
+            if pending is not None:
+                pending.future.cancel()
+            log.warning("%s: the server did not confirm a publish to %s; not tracked any more", self.bare, old_node)
 
     def _flush_deferred(self) -> None:
         self._deferred_timer = None
