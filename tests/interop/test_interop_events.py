@@ -147,3 +147,20 @@ async def test_our_event_text_arrives_unchanged_at_pyobs_core(ours: Ours, core: 
     )
     assert record["data"] == {"dict": {"message": TRICKY}}
     assert len(core.sink.find(kind="event", type="TestEvent", sender="ourprobe")) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="missing feature: our modules do not publish their log records as LogEvent (every pyobs-core module "
+    "publishes INFO and above, spec §9.3), so pyobs-core's GUI and loggers never show our modules' logs",
+)
+async def test_our_log_records_reach_pyobs_core_like_its_own(ours: Ours, core: Core) -> None:
+    import logging
+
+    await core.sink.result("register_event", event="LogEvent")
+    # pyobs-core's own camera logs "Setting exposure time ..." at INFO: it arrives as LogEvent
+    await core.sink.call("corecam", "IExposureTime", "set_exposure_time", 0.0)
+    await core.sink.wait_record("LogEvent from corecam", 20.0, kind="event", type="LogEvent", sender="corecam")
+    logging.getLogger("pyobs.modules.simulated.camera").warning("interop log line from ourcam")
+    await ours.cam.set_exposure_time(0.25)
+    await core.sink.wait_record("LogEvent from ourcam", 10.0, kind="event", type="LogEvent", sender="ourcam")

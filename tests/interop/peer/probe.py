@@ -19,6 +19,7 @@ Commands (``id`` is echoed in the reply ``{"kind": "reply", "id": …, "ok": …
     {"cmd": "set_state", "interface": I, "state": <tagged dataclass>}   # publish own state
     {"cmd": "send_event", "event": E, "kwargs": {...}}
     {"cmd": "get_capabilities", "module": m, "interface": I}
+    {"cmd": "register_event", "event": E}      # report events of type E too, from now on
     {"cmd": "client_state", "module": m}        # [state, error text] from m's presence, or null
     {"cmd": "set_module_state", "state": "error", "error": text}   # this module's own state
 """
@@ -241,6 +242,9 @@ class Probe(Module):
             return True
         if cmd == "set_state":
             await self.comm.set_state(_lookup(c["interface"]), decode(c["state"]))
+            return True
+        if cmd == "register_event":  # receive (and report) one more event type from now on
+            await self.comm.register_event(_lookup(c["event"]), self._on_event)
             return True
         if cmd == "client_state":  # the presence-derived state pyobs-core keeps for a peer
             state = self.comm.get_client_state(c["module"])
