@@ -239,7 +239,25 @@ class XmppTransport(Transport):
         self._closing = False
         self._conflict = False
         self._client = self._make_client()
-        await self._connect(self.connect_timeout, retry=True)
+        try:
+            await self._connect(self.connect_timeout, retry=True)
+        except BaseException:
+            self._closing = True
+            await self._dispose_client()
+            raise
+
+    async def _dispose_client(self) -> None:
+        """Abort the connection and end slixmpp's own task (nothing left running)."""
+        client = self._client
+        if client is None:
+            return
+        client.cancel_connection_attempt()
+        client.abort()
+        filters = getattr(client, "_run_out_filters", None)  # slixmpp's send-queue task
+        if isinstance(filters, asyncio.Future) and not filters.done():
+            filters.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(filters, 1.0)
 
     async def _connect(self, timeout: float, retry: bool) -> None:
         """Connect and log in within ``timeout`` s (retrying refused connections if ``retry``)."""
@@ -446,12 +464,7 @@ class XmppTransport(Transport):
             client.cancel_connection_attempt()
             client.abort()
         self._session = False
-        if client is not None:
-            filters = getattr(client, "_run_out_filters", None)  # slixmpp's send-queue task
-            if isinstance(filters, asyncio.Future) and not filters.done():
-                filters.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(filters, 1.0)
+        await self._dispose_client()
         self._fail_pending(XmppConnectionError(f"{self.bare}: closed"))
         if self._events:
             log.warning("%s: %d queued events not sent before closing", self.bare, len(self._events))
