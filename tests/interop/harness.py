@@ -57,6 +57,16 @@ def _has_core(python: Path) -> bool:
     return proc.returncode == 0
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the test process dies, however it dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _clean_env(**extra: str) -> dict[str, str]:
     """Environment for pyobs-core's processes: nothing of ours on their path."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
@@ -102,7 +112,13 @@ class Server:
             "--allow-plain",
         ]
         self.proc = subprocess.Popen(
-            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            cmd,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         info: dict[str, str] = {}
         lines: list[str] = []
@@ -208,6 +224,7 @@ class CorePeer:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         threading.Thread(target=self._read, name=f"peer-{self.name}", daemon=True).start()
         return self

@@ -152,6 +152,8 @@ class Probe(Module):
         def read_stdin() -> None:  # a daemon thread: works for pipes, files and ttys alike
             for line in sys.stdin:
                 loop.call_soon_threadsafe(queue.put_nowait, line)
+            # EOF: the test process is gone (or done with us): do not linger
+            loop.call_soon_threadsafe(self.quit)
 
         threading.Thread(target=read_stdin, name="probe-stdin", daemon=True).start()
         self._spawn(self._read_commands(queue))
