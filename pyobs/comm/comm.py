@@ -237,6 +237,11 @@ class Comm:
         self._state_cache.clear()
         self._state_subscribed.clear()
 
+    async def set_module_state(self, state: str, message: str = "") -> None:
+        """Tell peers the module's lifecycle state (``ready``, ``error``, ``local``)."""
+        if self._opened:
+            await self._transport.set_module_state(str(state), message)
+
     # ------------------------------------------------------------------ discovery
 
     @property

@@ -145,6 +145,11 @@ class Transport(abc.ABC):
     async def unsubscribe_state(self, peer: str, interface: str) -> None:
         return None
 
+    async def set_module_state(self, state: str, message: str = "") -> None:
+        """The module's lifecycle state changed (``ready``, ``error`` with a message, ``local``):
+        show it to peers where the transport can (XMPP: presence ``<show>``/``<status>``)."""
+        return None
+
     async def resolve(self, peer: str) -> bool:
         """Called when ``peer`` is not (yet) known to the core: if the transport knows it is
         online and its discovery is under way, wait for that (bounded) and return True."""

@@ -73,7 +73,7 @@ class Event:
         if not isinstance(data, dict):
             raise ValueError(f"{name}: data is not an object")
         kwargs = {}
-        for fname, ann, required in dataclass_fields(etype):
+        for fname, ann, required in dataclass_fields(etype):  # type: ignore[arg-type]
             if fname in data:
                 try:
                     kwargs[fname] = caster(ann)(data[fname])

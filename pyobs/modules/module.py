@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -72,13 +73,23 @@ class Module(Object, IModule, IConfig):
         self._module_state = ModuleState.ERROR
         self._error_message = message
         log.error("%s: %s", self.name, message)
+        self._report_state()
 
     async def reset_error(self, **kwargs: Any) -> bool:
         """Leave the error state."""
         if self._module_state == ModuleState.ERROR:
             self._module_state = ModuleState.READY
             self._error_message = ""
+            self._report_state()
         return True
+
+    def _report_state(self) -> None:
+        """Show the new state to peers (in the background: callers of set_error need not await)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not running yet: the state is announced when the module goes online
+        self.comm._spawn(self.comm.set_module_state(self._module_state, self._error_message))
 
     async def get_permitted_methods(self, **kwargs: Any) -> list[str]:
         """Names of the methods the caller may call."""
