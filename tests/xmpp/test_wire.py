@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from xmpp_helpers import IProbe, Probe, ProbeEvent, RawClient
+from xmpp_helpers import IProbe, Probe, ProbeEvent, RawClient, transport_of
 
 from pyobs.comm.xmpp.testserver import TestServer
 from pyobs.interfaces.interface import methods_of
@@ -102,8 +102,8 @@ async def test_call_and_answer_stanzas(xmpp_backend: Any, raw: RawClient) -> Non
         assert value.tag == "double" and value.text == "2.25"  # no namespace, Python float syntax
 
         void = await raw.request(_call(jid, "nothing", ""))
-        params = void.find(f"{RPC}query/{RPC}methodResponse/{RPC}params")
-        assert params is not None and len(params) == 0
+        empty = void.find(f"{RPC}query/{RPC}methodResponse/{RPC}params")
+        assert empty is not None and len(empty) == 0
 
         fault = await raw.request(_call(jid, "fail", ""))
         f = fault.find(f"{RPC}query/{RPC}methodResponse/{RPC}fault/{RPC}value/{PYRPC}fault")
@@ -247,7 +247,7 @@ async def test_events_between_our_modules_skip_pubsub(xmpp_backend: Any, raw: Ra
         reply = await raw.request(f'<iq type="get" id="{{id}}" to="{jid}"><query xmlns="{DISCO[1:-1]}"/></iq>')
         features = {f.get("var") for f in reply.iter(f"{DISCO}feature")}
         assert "urn:pyobs:comm:direct-events:1" in features
-        targets = probe.comm.xmpp._direct_targets
+        targets = transport_of(probe)._direct_targets
         assert targets.get("ProbeEvent") == [f'<message to="{server.jid("receiver", xmpp_backend.resource)}']
         # the receiver did not subscribe to the node (no pubsub copy to de-duplicate)
         subs = await raw.request(
@@ -260,7 +260,7 @@ async def test_events_between_our_modules_skip_pubsub(xmpp_backend: Any, raw: Ra
         assert got[0][1] == "callee" and got[0][0].message == "direct"
         # a receiver that leaves is no target any more
         await receiver.close()
-        await eventually(lambda: "ProbeEvent" not in probe.comm.xmpp._direct_targets, what="target removed")
+        await eventually(lambda: "ProbeEvent" not in transport_of(probe)._direct_targets, what="target removed")
     finally:
         await probe.close()
         await receiver.close()
@@ -276,14 +276,14 @@ async def test_module_state_in_presence(xmpp_backend: Any, raw: RawClient) -> No
         )
 
     try:
-        await probe.comm.xmpp.set_module_state("error", "Camera <not> connected")
+        await transport_of(probe).set_module_state("error", "Camera <not> connected")
         p = await raw.wait_for(presence_with("dnd"))
         assert p.findtext("{jabber:client}status") == "Camera <not> connected"
-        await probe.comm.xmpp.set_module_state("local")
+        await transport_of(probe).set_module_state("local")
         p = await raw.wait_for(presence_with("away"))
         assert p.find("{jabber:client}status") is None
         start = len(raw.received)
-        await probe.comm.xmpp.set_module_state("ready")
+        await transport_of(probe).set_module_state("ready")
         p = await raw.wait_for(lambda el: presence_with(None)(el) and raw.received.index(el) >= start)
         assert p.get("type") is None and p.find("{jabber:client}status") is None
     finally:

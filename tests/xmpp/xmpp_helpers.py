@@ -13,6 +13,7 @@ from xml.etree.ElementTree import Element, tostring
 import pytest
 import slixmpp
 
+from pyobs.comm.xmpp import XmppTransport
 from pyobs.comm.xmpp.testserver import TestServer
 from pyobs.events import Event
 from pyobs.interfaces import IMotion
@@ -62,8 +63,13 @@ class RawClient(slixmpp.ClientXMPP):  # type: ignore[misc]
         super()._spawn_event(xml)
 
     async def login(self) -> RawClient:
-        started = asyncio.get_running_loop().create_future()
-        self.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+        started: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def on_start(_: Any) -> None:
+            if not started.done():
+                started.set_result(True)
+
+        self.add_event_handler("session_start", on_start)
         host, port = self.test_server.address.split(":")
         self.connect(host, int(port))
         await asyncio.wait_for(started, 10)
@@ -118,6 +124,13 @@ async def raw(xmpp_backend: Any) -> AsyncIterator[RawClient]:
         yield client
     finally:
         await client.close()
+
+
+def transport_of(module: Module) -> XmppTransport:
+    """The XMPP transport under a module's comm."""
+    transport = module.comm.transport
+    assert isinstance(transport, XmppTransport)
+    return transport
 
 
 class IProbe(Interface):
