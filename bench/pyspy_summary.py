@@ -19,6 +19,7 @@ def main() -> None:
     ap.add_argument("files", nargs="+")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--only", help="keep stacks containing this text")
+    ap.add_argument("--exclude", action="append", default=[], help="drop stacks containing this text")
     ap.add_argument("--idle", action="store_true", help="keep samples in the selector (idle) too")
     args = ap.parse_args()
     for name in args.files:
@@ -27,7 +28,7 @@ def main() -> None:
         incl: collections.Counter[str] = collections.Counter()
         for line in Path(name).read_text().splitlines():
             stack, _, count = line.rpartition(" ")
-            if not stack or (args.only and args.only not in stack):
+            if not stack or (args.only and args.only not in stack) or any(x in stack for x in args.exclude):
                 continue
             frames = stack.split(";")
             if not args.idle and "select (selectors.py" in frames[-1]:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -65,6 +65,8 @@ class Run:
     def __init__(self, args: argparse.Namespace) -> None:
         self.profile_name: str = args.profile
         self.profile = PROFILES[args.profile]
+        if args.calls:  # e.g. for a profile with enough samples: --quick --calls 10000
+            self.profile = replace(self.profile, calls=args.calls)
         self.out = Path(args.out).resolve()
         # logs never go into the committed bench/ directory
         self.logs = (BENCH / ".out" if self.out == BENCH else self.out) / "logs"
@@ -435,6 +437,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--only", choices=(*SCENARIOS[:-1], "floors"), action="append", help="repeatable")
     ap.add_argument("--no-core", action="store_true", help="do not measure pyobs-core")
     ap.add_argument("--out", help="output directory (default: bench/ for a full run, else bench/.out/)")
+    ap.add_argument("--calls", type=int, help="sequential calls per measurement (default: the profile's)")
     ap.add_argument("--budget", type=float, default=570.0, help="seconds for the whole run (default 570)")
     ap.add_argument("--pyspy", action="store_true", help="record a py-spy profile of every worker (<out>/logs/*.pyspy)")
     ap.add_argument("--report", action="store_true", help="only re-render RESULTS.md from results.json")
