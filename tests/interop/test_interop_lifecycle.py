@@ -42,24 +42,23 @@ async def test_pyobs_core_sees_our_modules_ready(ours: Ours, core: Core) -> None
     assert await core.sink.result("client_state", module="corescope") == ["ready", ""]
 
 
-@pytest.mark.xfail(
-    strict=False,  # XPASS once fixed elsewhere: then remove the marker
-    reason="wire difference: Module.set_error() does not change our presence (spec §3.2: <show>dnd</show> "
-    "<status>text</status>), so pyobs-core peers (and its GUI) still show the module as ready",
-)
-async def test_pyobs_core_sees_our_module_in_error(ours: Ours, core: Core) -> None:
+async def _client_state_becomes(core: Core, module: str, expected: list[str], timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while (state := await core.sink.result("client_state", module=module)) != expected:
+        assert loop.time() < end, f"pyobs-core sees {module} as {state}, expected {expected}"
+        await asyncio.sleep(0.2)
+
+
+async def test_pyobs_core_sees_our_module_in_error_and_back(ours: Ours, core: Core) -> None:
+    # spec §3.2: error -> presence <show>dnd</show><status>text</status>; ready -> plain presence
     ours.sink.set_error("sink broken")
     try:
-
-        async def state() -> Any:
-            return await core.sink.result("client_state", module="oursink")
-
-        end = asyncio.get_running_loop().time() + 10.0
-        while await state() != ["error", "sink broken"]:
-            assert asyncio.get_running_loop().time() < end, f"pyobs-core sees {await state()}"
-            await asyncio.sleep(0.2)
+        await _client_state_becomes(core, "oursink", ["error", "sink broken"])
     finally:
         await ours.sink.reset_error()
+    await _client_state_becomes(core, "oursink", ["ready", ""])
+    assert await core.sink.call("oursink", "IKitchenSink", "echo_int", 3) == 3
 
 
 async def test_pyobs_core_module_restart_keeps_its_events_coming(ours: Ours, core: Core) -> None:
