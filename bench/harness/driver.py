@@ -315,7 +315,7 @@ async def run_scenario(run: Run, scen: ModuleType, what: set[str]) -> dict[str, 
     if not todo and not do_floor:
         return result
     p = run.profile
-    floor_events = getattr(scen, "FLOOR_EVENT_ROLES", None)
+    floor_events: dict[str, tuple[str, str]] | None = getattr(scen, "FLOOR_EVENT_ROLES", None)
     async with scen.environment(run) as env:
         run.env = env  # type: ignore[attr-defined]
         # Rounds alternate ours, pyobs-core and the floor against drift of the machine's load; for
@@ -354,9 +354,11 @@ async def run_scenario(run: Run, scen: ModuleType, what: set[str]) -> dict[str, 
                     for impl in todo:
                         await step(impl, f"event_{k}", label, phase_events, scen, impl, k)
                     if do_floor and floor_events:
-                        await step(
-                            "floor", f"event_{k}", "floor " + label, phase_events, scen, "ours", k, *floor_events
-                        )
+                        # the first variant is "the" event floor, others are reported next to it
+                        for n, (variant, roles) in enumerate(floor_events.items()):
+                            part = f"event_{k}" if n == 0 else f"{variant}_event_{k}"
+                            flabel = f"floor ({variant}) {label}"
+                            await step("floor", part, flabel, phase_events, scen, "ours", k, *roles)
         for who in [*todo, "floor"]:
             if who == "floor" and not do_floor:
                 continue

@@ -27,7 +27,9 @@ START_ROWS: list[tuple[str, str, str]] = [
 ]
 
 
-def rows(subscribers: list[int] | tuple[int, ...] = (1, 10)) -> list[tuple[str, str, str]]:
+def rows(
+    subscribers: list[int] | tuple[int, ...] = (1, 10), variants: tuple[str, ...] = ()
+) -> list[tuple[str, str, str]]:
     """Every row of a transport table; the event rows depend on the subscriber counts measured."""
     ev: list[tuple[str, str, str]] = []
     for k in subscribers:
@@ -41,6 +43,11 @@ def rows(subscribers: list[int] | tuple[int, ...] = (1, 10)) -> list[tuple[str, 
                 (f"event_{k}.last.p50", f"event → {k} subscribers, last of {k}, p50", "time"),
                 (f"event_{k}.every.p50", f"event → {k} subscribers, each delivery p50", "time"),
             ]
+    for variant in variants:
+        for k in subscribers:
+            what = "1 subscriber" if k == 1 else f"{k} subscribers, last of {k},"
+            path = f"{variant}_event_{k}." + ("every" if k == 1 else "last") + ".p50"
+            ev.append((path, f"event → {what} p50 — {variant} floor", "time"))
     return CALL_ROWS + ev + START_ROWS
 
 
@@ -113,7 +120,8 @@ def scenario_table(name: str, scen: dict[str, Any], subscribers: list[int]) -> l
         "| metric | ours | pyobs-core 2.19.1 | floor | ours vs pyobs-core | ours ÷ floor |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for path, label, kind in rows(subscribers):
+    variants = tuple(sorted({k.rsplit("_event_", 1)[0] for k in (floor or {}) if "_event_" in k}))
+    for path, label, kind in rows(subscribers, variants):
         o, c, f = get(ours, path), get(core, path), get(floor, path)
         if o is None and c is None and f is None:
             continue

@@ -7,8 +7,9 @@
   (a throw-away server, a private bus), or ``{}``;
 * ``make_comm(impl, name, env)`` → a comm for a module called ``name`` (worker side);
 * ``floor(run, env)`` → call metrics of the raw library on the same environment (driver side;
-  in-process scenarios: all metrics), optional; ``FLOOR_EVENT_ROLES`` = (subscriber role, publisher
-  role) of the floor's event measurement, which the driver runs like ours (see roles.SubscriberLog);
+  in-process scenarios: all metrics), optional; ``FLOOR_EVENT_ROLES`` = {variant: (subscriber role,
+  publisher role)} of the floor's event measurements, which the driver runs like ours (see
+  roles.SubscriberLog); the first variant fills the floor column, others get rows of their own;
 * ``role_<x>(ctx)`` → extra worker roles, e.g. the floor's.
 
 Scenario modules must not import ``pyobs`` at module level: workers of both venvs import them.

@@ -28,7 +28,7 @@ IN_PROCESS = False
 IMPLS = ("ours",)  # pyobs-core 2.19.1 has no D-Bus transport any more
 IMPORT = {"ours": "pyobs.comm.dbus"}
 #: worker roles of the floor's event measurement (the driver runs them like ours)
-FLOOR_EVENT_ROLES = ("floor_subscriber", "floor_publisher")
+FLOOR_EVENT_ROLES = {"signal": ("floor_subscriber", "floor_publisher")}
 FLOOR = (
     "dbus-fast on the same private dbus-daemon: method call (dd → ()) answered by a low-level handler; "
     "events: a signal (s) to subscribers with a match rule"

@@ -28,10 +28,14 @@ IN_PROCESS = False
 IMPLS = ("ours", "core")
 IMPORT = {"ours": "pyobs.comm.xmpp", "core": "pyobs.comm.xmpp"}
 #: worker roles of the floor's event measurement (the driver runs them like ours)
-FLOOR_EVENT_ROLES = ("floor_subscriber", "floor_publisher")
+FLOOR_EVENT_ROLES = {
+    "message": ("floor_msg_subscriber", "floor_msg_publisher"),
+    "pubsub": ("floor_subscriber", "floor_publisher"),
+}
 FLOOR = (
     "plain slixmpp through the same prosody: IQ with an rpc-sized payload answered by a minimal callback; "
-    "events: XEP-0060 publish to a node with persist_items=0, subscribers by full JID"
+    "events: a <message> to each subscriber's full JID (as ours sends to our peers); "
+    "the pubsub floor (XEP-0060 publish to a node with persist_items=0, subscribers by full JID) in its own rows"
 )
 #: events 25 ms apart: well above pyobs-core's latency to 10 subscribers, so nothing queues up
 EVENT_INTERVAL = 0.025
@@ -203,12 +207,44 @@ async def role_floor_publisher(ctx: Context) -> None:
     await _ensure_node(client, service)
 
     async def send(i: int) -> None:
-        # a payload like a pyobs event's JSON
         payload = ET.Element(f"{{{NS}}}event")
-        payload.text = json.dumps(
-            {"type": "NewImageEvent", "timestamp": time.time(), "uuid": "0" * 36, "data": {"seq": i, "filename": "x"}}
-        )
+        payload.text = _event_json(i)
         await client["xep_0060"].publish(service, FLOOR_NODE, payload=payload, timeout=10)
+
+    await publish_series(ctx, send)
+    client.disconnect()
+
+
+def _event_json(i: int) -> str:
+    """A payload like a pyobs event's JSON."""
+    return json.dumps(
+        {"type": "NewImageEvent", "timestamp": time.time(), "uuid": "0" * 36, "data": {"seq": i, "filename": "x"}}
+    )
+
+
+async def role_floor_msg_subscriber(ctx: Context) -> None:
+    client = await _connect(ctx, ctx.params["name"])
+    log = SubscriberLog()
+
+    def on_message(msg: Any) -> None:
+        body = msg["body"]
+        if body:
+            log.got(int(json.loads(body)["data"]["seq"]))
+
+    client.add_event_handler("message", on_message)
+    client.send_presence()
+    await log.serve(ctx)
+    client.disconnect()
+
+
+async def role_floor_msg_publisher(ctx: Context) -> None:
+    client = await _connect(ctx, ctx.params["name"])
+    targets = [f"{name}@{ctx.env['domain']}/floor" for name in ctx.params["subscribers"]]
+
+    async def send(i: int) -> None:
+        body = _event_json(i)
+        for jid in targets:
+            client.send_message(mto=jid, mbody=body, mtype="normal")
 
     await publish_series(ctx, send)
     client.disconnect()
