@@ -151,9 +151,18 @@ async def test_our_unknown_exception_class_reaches_pyobs_core_by_name(ours: Ours
     assert "sink is full" in error["message"]
 
 
-async def test_pyobs_core_gets_type_errors_for_bad_arguments(ours: Ours, core: Core) -> None:
-    # our implementation checks types; pyobs-core sends an int where an enum is declared -> our
-    # casting refuses it and pyobs-core gets a fault, not a hang
-    error = await core.sink.call_fails("oursink", "IKitchenSink", "echo_enum", "purple")
-    assert error["type"].startswith(("builtins.", "pyobs.utils.exceptions."))
+@pytest.mark.parametrize(("method", "arg"), [("echo_enum", "purple"), ("echo_int", "x"), ("echo_point", 5)])
+async def test_pyobs_core_gets_a_fault_for_bad_arguments(ours: Ours, core: Core, method: str, arg: object) -> None:
+    # we decode strictly by the interface declaration: a value that does not fit is a TypeError fault
+    # naming method and argument (pyobs-core's callee says builtins.ValueError for a bad enum value)
+    error = await core.sink.call_fails("oursink", "IKitchenSink", method, arg)
+    assert error["type"] == "pyobs.utils.exceptions.UnclassifiedError"
+    assert error["original_type"] == "builtins.TypeError"
+    assert f"{method}() argument 'value'" in error["message"]
     assert error["elapsed"] < 10.0
+
+
+async def test_we_accept_an_int_for_a_float(ours: Ours, core: Core) -> None:
+    # pyobs-core's encoder sends <int> for an int given to a float parameter; we decode tolerantly
+    result = await core.sink.call("oursink", "IKitchenSink", "echo_float", 3)
+    assert result == 3.0 and isinstance(result, float)
