@@ -267,7 +267,7 @@ async def test_events_between_our_modules_skip_pubsub(xmpp_backend: Any, raw: Ra
 
 
 async def test_module_state_in_presence(xmpp_backend: Any, raw: RawClient) -> None:
-    """Spec §3.2 (the core does not report module states yet; the transport is ready for it)."""
+    """Spec §3.2: Module.set_error()/reset_error() reach the presence through the core."""
     probe, jid = await _probe(xmpp_backend, raw)
 
     def presence_with(show: str | None) -> Any:
@@ -276,14 +276,14 @@ async def test_module_state_in_presence(xmpp_backend: Any, raw: RawClient) -> No
         )
 
     try:
-        await transport_of(probe).set_module_state("error", "Camera <not> connected")
+        probe.set_error("Camera <not> connected")
         p = await raw.wait_for(presence_with("dnd"))
         assert p.findtext("{jabber:client}status") == "Camera <not> connected"
         await transport_of(probe).set_module_state("local")
         p = await raw.wait_for(presence_with("away"))
         assert p.find("{jabber:client}status") is None
         start = len(raw.received)
-        await transport_of(probe).set_module_state("ready")
+        await probe.reset_error()
         p = await raw.wait_for(lambda el: presence_with(None)(el) and raw.received.index(el) >= start)
         assert p.get("type") is None and p.find("{jabber:client}status") is None
     finally:

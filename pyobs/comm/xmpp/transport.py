@@ -823,11 +823,8 @@ class XmppTransport(Transport):
 
     async def set_module_state(self, state: str, message: str = "") -> None:
         """The module's lifecycle state, shown in presence (spec §3.2): ``ready`` available,
-        ``error`` ``<show>dnd</show>`` with the message as status, ``local`` ``<show>away</show>``.
-
-        Not part of the Transport contract yet: the core does not report module states (see
-        docs/xmpp.md); whoever does calls this.
-        """
+        ``error`` ``<show>dnd</show>`` with the message as status, ``local`` ``<show>away</show>``;
+        kept for every later presence (re-announces, reconnects)."""
         show = {"error": "dnd", "local": "away"}.get(str(state), "")
         status = message if show == "dnd" else ""
         if (show, status) == self._show:
