@@ -63,6 +63,37 @@ async def test_command_line_runs_until_sigterm(tmp_path: Path) -> None:
         assert (tmp_path / "prosody.cfg.lua").exists()  # a given directory is kept
     finally:
         if proc.poll() is None:
+            proc.terminate()  # stops its prosody too
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # its prosody gets SIGTERM then (it dies with its parent)
+                proc.wait(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+async def test_prosody_dies_with_a_killed_command_line(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyobs.comm.xmpp.testserver", "--dir", str(tmp_path), "--users", "a"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        values = _read_lines(proc, "dir", 30.0)
+        pid = int((tmp_path / "prosody.pid").read_text().strip())
+        proc.kill()  # no chance to clean up
+        proc.wait(timeout=10)
+        end = time.monotonic() + 10.0
+        while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+            assert time.monotonic() < end, "prosody outlived its killed parent"
+            time.sleep(0.01)
+        host, port = values["server"].split(":")
+        with socket.socket() as s:
+            assert s.connect_ex((host, int(port))) != 0
+    finally:
+        if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
         for stream in (proc.stdout, proc.stderr):
