@@ -121,7 +121,7 @@ async def test_long_call_announces_method_timeout_first(xmpp_backend: Any, raw: 
         raw.send_text(_call(jid, "slow", _param('<double xmlns="">0.2</double>')).replace("{id}", "slow1"))
         first = await raw.wait_for(lambda el: el.get("id") == "slow1")
         t = first.find(f"{RPC}query/{RPC}methodTimeout/{RPC}timeout")
-        assert t is not None and t.text == "65"
+        assert t is not None and t.text == "66"  # 0.2 + 65 s, rounded up: never less than promised
         final = await raw.wait_for(lambda el: el.get("id") == "slow1" and el is not first)
         inner = final.find(f"{RPC}query/{RPC}methodResponse/{RPC}params/{RPC}param/{RPC}value/{PYRPC}value/string")
         assert inner is not None and inner.text == "done"

@@ -6,6 +6,7 @@ ElementTree elements slixmpp's parser produced, without stanza objects.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element, tostring
@@ -197,9 +198,12 @@ def result(to: str, iq_id: str, value: Any) -> str:
 
 
 def method_timeout(to: str, iq_id: str, seconds: float) -> str:
+    """The notice of a long call. Whole seconds, rounded *up*: pyobs-core callers wait exactly that
+    long, and must not give up before the time announced."""
+    whole = math.ceil(seconds) if math.isfinite(seconds) else 2**31 - 1
     return (
         f'<iq type="result" to="{to}" id="{iq_id}"><query xmlns="{NS}"><methodTimeout>'
-        f"<timeout>{max(0, int(seconds))}</timeout></methodTimeout></query></iq>"
+        f"<timeout>{max(0, whole)}</timeout></methodTimeout></query></iq>"
     )
 
 
