@@ -975,7 +975,7 @@ class XmppTransport(Transport):
             if peer.stale:
                 peer.stale = False
                 peer.events.clear()  # subscribe again (idempotent on the server)
-        peer.task = self._spawn(self._discover(peer))
+        peer.task = self._spawn(self._discover(peer, peer.discovered))
 
     def _peer_gone(self, name: str) -> None:
         peer = self._peers.pop(name, None)
@@ -994,9 +994,13 @@ class XmppTransport(Transport):
         if peer.reported and self._handler is not None:
             self._handler.peer_offline(name)
 
-    async def _discover(self, peer: _PeerState) -> None:
+    async def _discover(self, peer: _PeerState, done: asyncio.Event) -> None:
+        """Read a peer's disco#info, subscribe to its events, report it; ``done`` is set at the end
+        (this discovery's own event: a newer discovery of the same peer has its own)."""
         try:
             info = await self._query_info(peer)
+            if info is None and self._peers.get(peer.name) is peer:
+                peer.caps = "\x00"  # matches no presence: its next one tries again
             if info is None or self._peers.get(peer.name) is not peer:
                 return
             peer.info = info
@@ -1007,7 +1011,7 @@ class XmppTransport(Transport):
             peer.reported = True
             self._handler.peer_online(peer.name, list(info.interfaces), sends, info.label)
         finally:
-            peer.discovered.set()
+            done.set()
 
     async def _query_info(self, peer: _PeerState) -> discovery.PeerInfo | None:
         delay = 0.1
