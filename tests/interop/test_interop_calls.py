@@ -9,7 +9,16 @@ import pytest
 from harness import Core, Ours
 from support import Color, IKitchenSink, Point, Track
 
-from pyobs.interfaces import ICamera, IExposureTime, IFocuser, IImageType, IMotion, IPointingRaDec
+from pyobs.interfaces import (
+    ICamera,
+    IExposureTime,
+    IFitsHeaderBefore,
+    IFocuser,
+    IImageType,
+    IMotion,
+    IPointingRaDec,
+)
+from pyobs.interfaces.types import FitsHeaderEntry
 from pyobs.utils.enums import ImageType
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -146,3 +155,30 @@ async def test_we_call_pyobs_core_module_methods(ours: Ours, core: Core) -> None
     assert await scope.reset_error() is True
     focuser = await ours.probe.proxy("corescope", IFocuser)
     assert focuser is not None
+
+
+async def test_we_get_pyobs_cores_fits_headers(ours: Ours, core: Core) -> None:
+    # a catalog method returning dict[str, FitsHeaderEntry] whose values are int | float | str | None
+    scope = await ours.probe.proxy("corescope", IFitsHeaderBefore)
+    await scope.set_focus(42.5)
+    cards = await scope.get_fits_header_before()
+    assert cards["TEL-FOCU"] == FitsHeaderEntry(42.5, "focus [mm]")
+    assert cards["FRAMENUM"] == FitsHeaderEntry(7, "an int") and type(cards["FRAMENUM"].value) is int
+    assert cards["OBJECT"] == FitsHeaderEntry("M42", "a string")
+    assert cards["FILTER"] == FitsHeaderEntry(None, "no value")
+    assert cards["NS"].value == "<none>"
+    assert (await scope.get_fits_header_before(["a", "b"]))["NS"].value == "a,b"
+    assert all(isinstance(c, FitsHeaderEntry) for c in cards.values())
+
+
+async def test_pyobs_core_gets_our_fits_headers(ours: Ours, core: Core) -> None:
+    cards = await core.sink.call("oursim", "IFitsHeaderBefore", "get_fits_header_before")
+    assert set(cards) == {"dict"}
+    assert cards["dict"], "no cards"
+    for key, card in cards["dict"].items():
+        assert card["dataclass"] == "FitsHeaderEntry", key
+        assert isinstance(card["fields"]["comment"], str)
+        assert card["fields"]["value"] is None or isinstance(card["fields"]["value"], (int, float, str))
+    assert isinstance(cards["dict"]["TEL-ALT"]["fields"]["value"], float)
+    more = await core.sink.call("oursim", "IFitsHeaderBefore", "get_fits_header_before", ["oursim", "x"])
+    assert set(more["dict"]) == set(cards["dict"])

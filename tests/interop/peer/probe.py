@@ -40,7 +40,9 @@ import pyobs.interfaces
 import pyobs.utils.enums
 from pyobs.events import Event
 from pyobs.interfaces import (
+    FitsHeaderEntry,
     FocuserState,
+    IFitsHeaderBefore,
     IFocuser,
     IMotion,
     IPointingRaDec,
@@ -272,7 +274,7 @@ class CoreSink(Probe, KitchenSinkMixin, IKitchenSink):
         await self.comm.register_event(pyobs.events.TestEvent)
 
 
-class CoreTelescope(Probe, ITelescope, IPointingRaDec, IFocuser):
+class CoreTelescope(Probe, ITelescope, IPointingRaDec, IFocuser, IFitsHeaderBefore):
     """A pyobs-core telescope with focuser that moves instantly and publishes its state like pyobs-core's
     own devices do (IMotion, IReady, IPointingRaDec, IFocuser). ``init`` announces a long timeout."""
 
@@ -321,3 +323,16 @@ class CoreTelescope(Probe, ITelescope, IPointingRaDec, IFocuser):
 
     async def set_focus_offset(self, offset: float, **kwargs: Any) -> None:
         await self._publish()
+
+    async def get_fits_header_before(
+        self, namespaces: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, FitsHeaderEntry]:
+        """Cards of every value type; ``namespaces`` echoed in a card to show what arrived."""
+        return {
+            "TEL-FOCU": FitsHeaderEntry(self._focus, "focus [mm]"),
+            "TEL-RA": FitsHeaderEntry(self._radec[0], "right ascension [deg]"),
+            "FRAMENUM": FitsHeaderEntry(7, "an int"),
+            "OBJECT": FitsHeaderEntry("M42", "a string"),
+            "FILTER": FitsHeaderEntry(None, "no value"),
+            "NS": FitsHeaderEntry(",".join(namespaces) if namespaces is not None else "<none>", "namespaces"),
+        }
