@@ -957,7 +957,7 @@ class XmppTransport(Transport):
             leaving.cancel()
             peer = self._peers.get(name)
             if peer is not None:
-                peer.caps = None
+                peer.caps = "\x00"  # read its disco#info again
         if name in self._expected:
             self._expected.discard(name)
             self._peer_returned.set()
