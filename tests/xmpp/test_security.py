@@ -80,3 +80,22 @@ async def test_plain_without_tls_only_when_allowed() -> None:
             assert _mechanism(allowed) == "PLAIN"
         finally:
             await allowed.close()
+
+
+async def test_direct_tls() -> None:
+    async with TestServer(["callee"], tls=True) as server:
+        comm = XmppComm(
+            jid=server.jid("callee"),
+            password=server.password,
+            server=server.direct_tls_address,
+            direct_tls=True,
+            require_tls=True,
+            ca_file=str(server.ca_file),
+        )
+        await comm.open()
+        try:
+            client: Any = comm.xmpp._client
+            assert client.encrypted
+            assert "starttls" not in client.features  # TLS from the first byte, not negotiated
+        finally:
+            await comm.close()

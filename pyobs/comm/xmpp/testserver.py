@@ -100,6 +100,8 @@ class TestServer:
         self.password = password
         self.host = "127.0.0.1"
         self.port = port or free_port(self.host)
+        #: with ``tls``: a second c2s port speaking TLS from the first byte (XEP-0368)
+        self.direct_tls_port = free_port(self.host) if tls else None
         self.tls = tls
         self.allow_plain = allow_plain
         self.disable_mechanisms = list(disable_mechanisms)
@@ -119,6 +121,13 @@ class TestServer:
     def address(self) -> str:
         """``host:port`` for the ``server`` option of XmppComm."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def direct_tls_address(self) -> str:
+        """``host:port`` of the direct-TLS port (only with ``tls=True``)."""
+        if self.direct_tls_port is None:
+            raise ValueError("the test server was started without tls=True")
+        return f"{self.host}:{self.direct_tls_port}"
 
     @property
     def pubsub(self) -> str:
@@ -173,7 +182,7 @@ interfaces = {{ {_lua(self.host)} }}
 c2s_ports = {{ {self.port} }}
 c2s_interfaces = {{ {_lua(self.host)} }}
 s2s_ports = {{ }}
-c2s_direct_tls_ports = {{ }}
+c2s_direct_tls_ports = {{ {self.direct_tls_port or ""} }}
 modules_enabled = {{ "roster"; "saslauth"; {tls_module}"disco"; "ping"; "groups"; "limits"; "posix" }}
 modules_disabled = {{ "s2s"; "offline"; "admin_socket"{"" if self.tls else '; "tls"'} }}
 certificates = {_lua(str(d / "certs"))}
