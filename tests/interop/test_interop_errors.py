@@ -70,11 +70,6 @@ async def test_pyobs_core_obeys_the_value_we_announce(ours: Ours, core: Core) ->
     assert 0.8 < error["elapsed"] < 5.0
 
 
-@pytest.mark.xfail(
-    strict=False,  # XPASS once fixed elsewhere: then remove the marker
-    reason="wire difference: our methodTimeout truncates the announced seconds (int(1.95) = 1, int(0.6) = 0) "
-    "and pyobs-core waits exactly that long, so it gives up before the time we promised",
-)
 @pytest.mark.parametrize(("announce", "seconds"), [(1.95, 1.7), (2.9, 2.6)])
 async def test_pyobs_core_waits_at_least_what_we_announce(
     ours: Ours, core: Core, announce: float, seconds: float
