@@ -71,7 +71,7 @@ class Run:
         # logs never go into the committed bench/ directory
         self.logs = (BENCH / ".out" if self.out == BENCH else self.out) / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.deadline = time.monotonic() + args.budget
+        self.deadline: float = time.monotonic() + float(args.budget)
         self.core_python: str | None = None
         self.ws: Workers | None = None
         self.verbose: bool = args.verbose
@@ -235,7 +235,7 @@ async def phase_start(run: Run, scen: ModuleType, impl: str) -> dict[str, Any]:
             after.append((seen["t"] - ready["t"]) * 1e-9)
             total.append((seen["t"] - ready["t_open0"]) * 1e-9)
         await w.stop()
-    out = {
+    out: dict[str, Any] = {
         "spawn_to_ready": summary(spawn),
         "spawn_detail": {
             "interpreter": summary(interp),

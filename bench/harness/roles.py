@@ -362,7 +362,7 @@ async def role_callee(ctx: Context) -> None:
     module = Target(comm=ctx.make_comm(ctx.params["name"]))
     await ctx.start(module)
     await _serve_until_quit(ctx, module, {"info": ctx.pyobs_info()})
-    emit("done", calls=Target.calls)
+    emit("done", calls=getattr(Target, "calls", 0))
 
 
 async def role_caller(ctx: Context) -> None:

@@ -43,7 +43,7 @@ def make_comm(impl: str, name: str, env: dict[str, Any]) -> Any:
 
 async def floor(run: Run, env: dict[str, Any]) -> dict[str, Any]:
     worker = await run.spawn("local-floor", "ours", NAME, "floor", run.inproc_params())
-    return (await worker.expect("result", run.timeout(120))).get("metrics", {})
+    return dict((await worker.expect("result", run.timeout(120))).get("metrics", {}))
 
 
 async def role_floor(ctx: Context) -> None:

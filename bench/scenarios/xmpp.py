@@ -123,7 +123,12 @@ async def _connect(ctx: Context, name: str, plugins: tuple[str, ...] = ()) -> An
     for plugin in plugins:
         client.register_plugin(plugin)
     started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    client.add_event_handler("session_start", lambda _: started.done() or started.set_result(None))
+
+    def on_start(_: Any) -> None:
+        if not started.done():
+            started.set_result(None)
+
+    client.add_event_handler("session_start", on_start)
     client.connect(host, int(port))
     async with asyncio.timeout(30):
         await started
