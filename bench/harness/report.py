@@ -150,11 +150,21 @@ def scenario_table(name: str, scen: dict[str, Any], subscribers: list[int]) -> l
     return lines
 
 
+ORDER = ("local", "xmpp", "dbus", "tcp")
+
+
+def ordered(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Scenarios in the order they run (results.json has them sorted by name)."""
+    scen = results.get("scenarios", {})
+    names = [n for n in ORDER if n in scen] + sorted(n for n in scen if n not in ORDER)
+    return [(n, scen[n]) for n in names]
+
+
 def goals_table(results: dict[str, Any]) -> list[str]:
     import importlib
 
     rows = []
-    for name, scen in results.get("scenarios", {}).items():
+    for name, scen in ordered(results):
         try:
             goals = importlib.import_module(f"scenarios.{name}").GOALS
         except ImportError:
@@ -187,7 +197,7 @@ def markdown(results: dict[str, Any], analysis: str = "") -> str:
     ]
     lines += goals_table(results)
     lines += ["## Transports", ""]
-    for name, scen in results.get("scenarios", {}).items():
+    for name, scen in ordered(results):
         if name == "tcp":
             continue
         lines += scenario_table(name, scen, list(counts.get("subscribers", (1, 10))))
@@ -197,7 +207,7 @@ def markdown(results: dict[str, Any], analysis: str = "") -> str:
         "| floor | round trip p50 | p99 | p50, one every 20 ms | calls/s with 50 in flight |",
         "|---|---:|---:|---:|---:|",
     ]
-    for name, scen in results.get("scenarios", {}).items():
+    for name, scen in ordered(results):
         f = scen.get("floor")
         if f:
             lines.append(
