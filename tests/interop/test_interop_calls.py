@@ -3,6 +3,7 @@ through catalog interfaces; returned values are checked with their exact Python 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -182,3 +183,25 @@ async def test_pyobs_core_gets_our_fits_headers(ours: Ours, core: Core) -> None:
     assert isinstance(cards["dict"]["TEL-ALT"]["fields"]["value"], float)
     more = await core.sink.call("oursim", "IFitsHeaderBefore", "get_fits_header_before", ["oursim", "x"])
     assert set(more["dict"]) == set(cards["dict"])
+
+
+async def test_concurrent_calls_both_ways(ours: Ours, core: Core) -> None:
+    sink = await ours.probe.proxy("coresink", IKitchenSink)
+    results = await asyncio.gather(*(sink.combine(i, i / 2, str(i)) for i in range(30)))
+    assert results == [f"{i}|{i / 2}|{i}" for i in range(30)]
+
+    replies = await asyncio.gather(
+        *(core.sink.request("call", 30.0, module="oursink", interface="IKitchenSink", method="combine",
+                            args=[i, i / 2, str(i)]) for i in range(30))
+    )  # fmt: skip
+    assert [r["result"] for r in replies] == [f"{i}|{i / 2}|{i}" for i in range(30)]
+
+
+async def test_large_values_both_ways(ours: Ours, core: Core) -> None:
+    numbers = list(range(-1000, 1000))
+    text = "pyobs <&> " * 5000
+    sink = await ours.probe.proxy("coresink", IKitchenSink)
+    assert await sink.echo_list(numbers) == numbers
+    assert await sink.echo_str(text) == text
+    assert await core.sink.call("oursink", "IKitchenSink", "echo_list", numbers) == numbers
+    assert await core.sink.call("oursink", "IKitchenSink", "echo_str", text) == text
