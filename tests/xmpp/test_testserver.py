@@ -74,6 +74,13 @@ async def test_command_line_runs_until_sigterm(tmp_path: Path) -> None:
                 stream.close()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
 async def test_prosody_dies_with_a_killed_command_line(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "pyobs.comm.xmpp.testserver", "--dir", str(tmp_path), "--users", "a"],
@@ -86,7 +93,7 @@ async def test_prosody_dies_with_a_killed_command_line(tmp_path: Path) -> None:
         proc.kill()  # no chance to clean up
         proc.wait(timeout=10)
         end = time.monotonic() + 10.0
-        while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+        while _alive(pid):
             assert time.monotonic() < end, "prosody outlived its killed parent"
             time.sleep(0.01)
         host, port = values["server"].split(":")
