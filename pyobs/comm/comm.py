@@ -223,6 +223,7 @@ class Comm:
             return
         self._opened = False
         self._announced = False
+        self._connected = False
         try:
             await asyncio.wait_for(self._transport.close(), timeout=max(self.timeout, 5.0))
         except TimeoutError:

@@ -7,12 +7,15 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from pyobs.events import LogEvent
 from pyobs.interfaces import IConfig, IModule
 from pyobs.interfaces.interface import implemented_interfaces, methods_of
-from pyobs.interfaces.types import ConfigValue
+from pyobs.interfaces.types import ConfigCapabilities, ConfigValue
 from pyobs.object import Object
 from pyobs.utils.enums import ModuleState
 from pyobs.utils.exceptions import InvalidArgumentError
+
+from .logpublisher import LogPublisher
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,11 +42,15 @@ class Module(Object, IModule, IConfig):
     """A module: its name comes from its comm, ``label`` is a human-readable name.
 
     Config values are exposed through IConfig for every name added with :meth:`add_config`.
+    With ``publish_logs`` (default), log records of INFO and above are sent as LogEvent, as
+    pyobs-core modules do, so GUIs and loggers on the network show them.
     """
 
-    def __init__(self, label: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, label: str | None = None, publish_logs: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._label = label
+        self._publish_logs = publish_logs
+        self._log_handler: LogPublisher | None = None
         self._module_state = ModuleState.STARTING
         self._error_message = ""
         self._config: dict[str, tuple[Callable[[], Any], Callable[[Any], Any] | None]] = {}
@@ -60,11 +67,27 @@ class Module(Object, IModule, IConfig):
     def module_state(self) -> ModuleState:
         return self._module_state
 
+    async def open(self) -> None:
+        await super().open()
+        if self._publish_logs:
+            await self.comm.register_event(LogEvent)
+            self._log_handler = LogPublisher(self)
+            logging.getLogger().addHandler(self._log_handler)
+
     async def _after_open(self) -> None:
+        # capabilities are constant per session: known before the module goes online
+        self.comm.set_capabilities(
+            IConfig,
+            ConfigCapabilities(caps={n: (True, setter is not None, False) for n, (_, setter) in self._config.items()}),
+        )
         await super()._after_open()
         self._module_state = ModuleState.READY
 
     async def close(self) -> None:
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
+            await self._log_handler.stop()
+            self._log_handler = None
         await super().close()
         self._module_state = ModuleState.CLOSED
 

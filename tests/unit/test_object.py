@@ -117,3 +117,55 @@ async def test_module_in_error_state_only_answers_imodule_methods() -> None:
     finally:
         await caller.close()
         await module.close()
+
+
+async def test_module_log_records_are_sent_as_log_events() -> None:
+    from pyobs.events import LogEvent
+
+    net = LocalNetwork()
+    received: list[LogEvent] = []
+
+    async def on_log(event: LogEvent, sender: str) -> bool:
+        received.append(event)
+        return True
+
+    listener = LocalComm("listener", net)
+    await listener.register_event(LogEvent, on_log)
+    await listener.open()
+    module = Module(comm=LocalComm("talker", net))
+    await module.open()
+    try:
+        logging.getLogger("my.device").warning("lamp %d is out", 3)
+        logging.getLogger("my.device").debug("too chatty to send")
+        for _ in range(100):
+            if received:
+                break
+            await asyncio.sleep(0.01)
+        assert [(e.level, e.message, e.sender) for e in received] == [("WARNING", "lamp 3 is out", "talker")]
+        assert received[0].function == "test_module_log_records_are_sent_as_log_events"
+    finally:
+        await module.close()
+        await listener.close()
+    logging.getLogger("my.device").warning("after close")  # the handler is gone: nothing breaks
+
+
+async def test_module_announces_iconfig_capabilities() -> None:
+    from pyobs.interfaces import IConfig
+    from pyobs.interfaces.types import ConfigCapabilities
+
+    net = LocalNetwork()
+    module = Module(comm=LocalComm("mod", net))
+    module.add_config("gain", lambda: 1.0, lambda v: None)
+    module.add_config("serial", lambda: "abc")
+    caller = LocalComm("caller", net)
+    await module.open()
+    await caller.open()
+    try:
+        proxy = await caller.proxy("mod", IConfig)
+        caps = await proxy.get_capabilities(IConfig)
+        assert caps == ConfigCapabilities(caps={"gain": (True, True, False), "serial": (True, False, False)})
+        assert module.comm.connected
+    finally:
+        await caller.close()
+        await module.close()
+    assert not module.comm.connected
