@@ -115,7 +115,7 @@ class MethodSpec:
             try:
                 out.append(p.cast(v))
             except CastError as exc:
-                raise TypeError(f"{self.name}() argument {p.name!r}: {exc}") from None
+                raise _argument_error(self.name, p.name, exc) from None
         if kwargs:
             unknown = [k for k in kwargs if k not in self.param_names]
             if unknown:
@@ -142,12 +142,18 @@ class MethodSpec:
                 try:
                     out.append(p.cast(args[i]))
                 except CastError as exc:
-                    raise TypeError(f"{self.name}() argument {p.name!r}: {exc}") from None
+                    raise _argument_error(self.name, p.name, exc) from None
             elif p.default is not _EMPTY:
                 out.append(p.default)
             else:
                 raise TypeError(f"{self.name}() missing required argument {p.name!r}")
         return out
+
+
+def _argument_error(method: str, param: str, exc: CastError) -> Exception:
+    """TypeError for a value of the wrong type, ValueError for a wrong value of the right type."""
+    cls = ValueError if isinstance(exc, ValueError) else TypeError
+    return cls(f"{method}() argument {param!r}: {exc}")
 
 
 def _method_spec(iface: type[Interface], name: str, func: Any) -> MethodSpec:

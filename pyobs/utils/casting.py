@@ -25,6 +25,11 @@ class CastError(TypeError):
     """A value does not fit its declared type; the message names both."""
 
 
+class CastValueError(CastError, ValueError):
+    """A value of the right kind but not an allowed one (an unknown enum value): also a ValueError,
+    as pyobs-core reports it."""
+
+
 def type_name(tp: Any) -> str:
     if isinstance(tp, type):
         return tp.__name__
@@ -172,7 +177,7 @@ def _enum_caster(tp: type[enum.Enum]) -> Caster:
         except ValueError:
             if isinstance(v, str) and v in tp.__members__:
                 return tp[v]
-            raise CastError(f"{v!r} is not a valid {tp.__name__} (one of {values})") from None
+            raise CastValueError(f"{v!r} is not a valid {tp.__name__} (one of {values})") from None
 
     return cast_enum
 

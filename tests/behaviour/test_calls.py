@@ -158,7 +158,7 @@ async def test_arguments_are_cast_and_checked_before_sending(backend: Any) -> No
             await proxy.combine(1)
         with pytest.raises(TypeError, match="unexpected keyword argument 'd'"):
             await proxy.combine(1, 2.0, d=4)
-        with pytest.raises(TypeError, match="not a valid Color"):
+        with pytest.raises(ValueError, match="not a valid Color"):
             await proxy.echo_enum("purple")
         with pytest.raises(AttributeError, match="no method 'nope'"):
             await caller.execute("sink", "nope")

@@ -149,11 +149,6 @@ async def test_our_event_text_arrives_unchanged_at_pyobs_core(ours: Ours, core: 
     assert len(core.sink.find(kind="event", type="TestEvent", sender="ourprobe")) == 1
 
 
-@pytest.mark.xfail(
-    strict=False,  # XPASS once fixed elsewhere: then remove the marker
-    reason="missing feature: our modules do not publish their log records as LogEvent (every pyobs-core module "
-    "publishes INFO and above, spec §9.3), so pyobs-core's GUI and loggers never show our modules' logs",
-)
 async def test_our_log_records_reach_pyobs_core_like_its_own(ours: Ours, core: Core) -> None:
     import logging
 

@@ -210,11 +210,6 @@ async def test_disco_capabilities_of_imodule(raw: RawClient) -> None:
     assert "{urn:pyobs:capabilities:IModule:1}capabilities" in canonical(await raw.disco("oursink"))
 
 
-@pytest.mark.xfail(
-    strict=False,  # XPASS once fixed elsewhere: then remove the marker
-    reason="wire difference: our modules do not publish IConfig capabilities (ConfigCapabilities, spec §4.2 "
-    "SHOULD); pyobs-core's modules send <capabilities xmlns='urn:pyobs:capabilities:IConfig:1'><caps><dict/>",
-)
 async def test_disco_capabilities_like_pyobs_core(raw: RawClient) -> None:
     theirs = _capability_namespaces(await raw.disco("coresink"))
     ours = _capability_namespaces(await raw.disco("oursink"))
