@@ -368,6 +368,8 @@ class Comm:
             result = stop.value
         else:
             result = await self._wait(peer, spec, call, _Resume(coro, first))
+        if self._transport.typed_values:
+            return result  # cast by the callee against this very MethodSpec
         try:
             return spec.cast_return(result)
         except CastError as exc:
@@ -401,11 +403,13 @@ class Comm:
         m = self._methods.get(name)
         return m.spec if m is not None else None
 
-    async def handle_call(self, sender: str, method: str, args: list[Any], announce: Announce) -> Any:
+    async def handle_call(
+        self, sender: str, method: str, args: list[Any], announce: Announce, cast: bool = True
+    ) -> Any:
         m = self._methods.get(method)
         if m is None:
             raise UnknownMethodError(f"module '{self.name}' has no method '{method}'")
-        cargs = m.spec.cast_args(args)
+        cargs = m.spec.cast_args(args) if cast else args
         if method not in _ALWAYS_ALLOWED:
             if not self._announced:
                 raise ModuleStartingError(f"module '{self.name}' is still starting")
@@ -422,7 +426,7 @@ class Comm:
             result = await m.func(*cargs, sender=sender)
         else:
             result = await m.func(*cargs)
-        return m.spec.cast_return(result)
+        return m.spec.cast_return(result)  # the caller's transport may not cast again (typed_values)
 
     async def _evaluate_timeout(self, m: _LocalMethod, args: list[Any]) -> float:
         tmo = m.timeout

@@ -63,8 +63,12 @@ class TransportHandler(Protocol):
     def method(self, name: str) -> MethodSpec | None:
         """The spec of one of our own methods, to decode an incoming call; None if unknown."""
 
-    async def handle_call(self, sender: str, method: str, args: list[Any], announce: Announce) -> Any:
+    async def handle_call(
+        self, sender: str, method: str, args: list[Any], announce: Announce, cast: bool = True
+    ) -> Any:
         """Run an incoming call; returns the typed result or raises (the transport encodes either).
+
+        ``cast=False`` only for arguments already cast against the same MethodSpec (in-process).
 
         Raises :class:`~pyobs.utils.exceptions.UnknownMethodError` for unknown methods and
         TypeError for arguments that do not fit the declaration.
@@ -98,6 +102,9 @@ class Transport(abc.ABC):
 
     #: the module name on this transport
     name: str
+    #: True when call results arrive already cast by the callee against the caller's own
+    #: MethodSpec (in-process): the core then does not cast them again
+    typed_values: bool = False
 
     @abc.abstractmethod
     async def open(self, handler: TransportHandler) -> None:

@@ -7,23 +7,12 @@ from typing import Any
 
 import pytest
 from backends.base import eventually
-from xmpp_helpers import Probe, ProbeEvent, RawClient
+from xmpp_helpers import Probe, ProbeEvent, RawClient, rpc_call, rpc_param
 
 RPC = "{jabber:iq:rpc}"
 PYRPC = "{urn:pyobs:rpc:1}"
 STANZAS = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
 PUBSUB = "http://jabber.org/protocol/pubsub"
-
-
-def _call(to: str, method: str, params: str) -> str:
-    return (
-        f'<iq type="set" id="{{id}}" to="{to}"><query xmlns="jabber:iq:rpc"><methodCall>'
-        f"<methodName>{method}</methodName><params>{params}</params></methodCall></query></iq>"
-    )
-
-
-def _param(inner: str) -> str:
-    return f'<param><value><value xmlns="urn:pyobs:rpc:1">{inner}</value></value></param>'
 
 
 def _fault(reply: Any) -> tuple[str | None, str | None]:
@@ -44,7 +33,7 @@ async def probe(xmpp_backend: Any) -> Any:
 
 async def _still_works(raw: RawClient, jid: str, probe: Probe) -> None:
     reply = await raw.request(
-        _call(jid, "add", _param('<int xmlns="">1</int>') + _param('<double xmlns="">1.0</double>'))
+        rpc_call(jid, "add", rpc_param('<int xmlns="">1</int>') + rpc_param('<double xmlns="">1.0</double>'))
     )
     inner = reply.find(f"{RPC}query/{RPC}methodResponse/{RPC}params/{RPC}param/{RPC}value/{PYRPC}value/double")
     assert inner is not None and inner.text == "2.0"
@@ -55,7 +44,7 @@ async def test_unknown_method_is_item_not_found(
 ) -> None:
     jid = xmpp_backend.server.jid("callee", xmpp_backend.resource)
     with caplog.at_level(logging.WARNING, logger="pyobs.comm.xmpp"):
-        reply = await raw.request(_call(jid, "self_destruct", ""))
+        reply = await raw.request(rpc_call(jid, "self_destruct", ""))
     assert reply.get("type") == "error"
     error = reply.find("{jabber:client}error")
     assert error is not None and error.get("type") == "cancel" and error.get("code") == "404"
@@ -71,15 +60,15 @@ async def test_unknown_method_is_item_not_found(
         # garbled: the inner value lacks the urn:pyobs:rpc:1 wrapper
         ("<param><value><int>1</int></value></param>", "builtins.ValueError", "no <value xmlns='urn:pyobs:rpc:1'>"),
         # an <int> holding no number
-        (_param('<int xmlns="">one</int>'), "builtins.ValueError", "holds no integer"),
+        (rpc_param('<int xmlns="">one</int>'), "builtins.ValueError", "holds no integer"),
         # too few arguments
         ("", "builtins.TypeError", "missing required argument 'a'"),
         # too many arguments
-        (_param("<int>1</int>") * 3, "builtins.TypeError", "takes 2 arguments but 3 were given"),
+        (rpc_param("<int>1</int>") * 3, "builtins.TypeError", "takes 2 arguments but 3 were given"),
         # wrong type
-        (_param('<string xmlns="">seven</string>'), "builtins.TypeError", "argument 'a'"),
+        (rpc_param('<string xmlns="">seven</string>'), "builtins.TypeError", "argument 'a'"),
         # a boolean that is none
-        (_param('<boolean xmlns="">maybe</boolean>'), "builtins.ValueError", "true or false"),
+        (rpc_param('<boolean xmlns="">maybe</boolean>'), "builtins.ValueError", "true or false"),
     ],
 )
 async def test_bad_calls_get_a_fault_and_a_log_line(
@@ -93,7 +82,7 @@ async def test_bad_calls_get_a_fault_and_a_log_line(
 ) -> None:
     jid = xmpp_backend.server.jid("callee", xmpp_backend.resource)
     with caplog.at_level(logging.WARNING, logger="pyobs.comm.xmpp"):
-        reply = await raw.request(_call(jid, "add", params))
+        reply = await raw.request(rpc_call(jid, "add", params))
     exc_type, message = _fault(reply)
     assert exc_type == expect_type
     assert message is not None and expect_text in message
@@ -120,7 +109,7 @@ async def test_call_without_method_name_or_params(xmpp_backend: Any, raw: RawCli
 async def test_deeply_nested_value_is_refused(xmpp_backend: Any, raw: RawClient, probe: Probe) -> None:
     jid = xmpp_backend.server.jid("callee", xmpp_backend.resource)
     nested = "<items><item>" * 3000 + "<int>1</int>" + "</item></items>" * 3000
-    reply = await raw.request(_call(jid, "add", _param(nested)), timeout=10)
+    reply = await raw.request(rpc_call(jid, "add", rpc_param(nested)), timeout=10)
     exc_type, message = _fault(reply)
     assert exc_type == "builtins.ValueError" and message is not None and "nested too deeply" in message
     await _still_works(raw, jid, probe)

@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from xmpp_helpers import IProbe, Probe, ProbeEvent, RawClient, transport_of
+from xmpp_helpers import IProbe, Probe, ProbeEvent, RawClient, rpc_call, rpc_param, transport_of
 
 from pyobs.comm.xmpp.testserver import TestServer
 from pyobs.interfaces.interface import methods_of
@@ -15,17 +15,6 @@ DISCO = "{http://jabber.org/protocol/disco#info}"
 RPC = "{jabber:iq:rpc}"
 PYRPC = "{urn:pyobs:rpc:1}"
 PUBSUB = "http://jabber.org/protocol/pubsub"
-
-
-def _call(to: str, method: str, params: str) -> str:
-    return (
-        f'<iq type="set" id="{{id}}" to="{to}"><query xmlns="jabber:iq:rpc"><methodCall>'
-        f"<methodName>{method}</methodName><params>{params}</params></methodCall></query></iq>"
-    )
-
-
-def _param(inner: str) -> str:
-    return f'<param><value><value xmlns="urn:pyobs:rpc:1">{inner}</value></value></param>'
 
 
 async def _probe(backend: Any, raw: RawClient) -> tuple[Probe, str]:
@@ -93,19 +82,19 @@ async def test_event_roles_in_disco_info(xmpp_backend: Any, raw: RawClient) -> N
 async def test_call_and_answer_stanzas(xmpp_backend: Any, raw: RawClient) -> None:
     probe, jid = await _probe(xmpp_backend, raw)
     try:
-        params = _param('<int xmlns="">2</int>') + _param('<double xmlns="">0.25</double>')
-        reply = await raw.request(_call(jid, "add", params))
+        params = rpc_param('<int xmlns="">2</int>') + rpc_param('<double xmlns="">0.25</double>')
+        reply = await raw.request(rpc_call(jid, "add", params))
         assert reply.get("type") == "result"
         inner = reply.find(f"{RPC}query/{RPC}methodResponse/{RPC}params/{RPC}param/{RPC}value/{PYRPC}value")
         assert inner is not None
         (value,) = list(inner)
         assert value.tag == "double" and value.text == "2.25"  # no namespace, Python float syntax
 
-        void = await raw.request(_call(jid, "nothing", ""))
+        void = await raw.request(rpc_call(jid, "nothing", ""))
         empty = void.find(f"{RPC}query/{RPC}methodResponse/{RPC}params")
         assert empty is not None and len(empty) == 0
 
-        fault = await raw.request(_call(jid, "fail", ""))
+        fault = await raw.request(rpc_call(jid, "fail", ""))
         f = fault.find(f"{RPC}query/{RPC}methodResponse/{RPC}fault/{RPC}value/{PYRPC}fault")
         assert f is not None
         assert f.findtext("exception") == "pyobs.utils.exceptions.MoveError"
@@ -118,7 +107,7 @@ async def test_call_and_answer_stanzas(xmpp_backend: Any, raw: RawClient) -> Non
 async def test_long_call_announces_method_timeout_first(xmpp_backend: Any, raw: RawClient) -> None:
     probe, jid = await _probe(xmpp_backend, raw)
     try:
-        raw.send_text(_call(jid, "slow", _param('<double xmlns="">0.2</double>')).replace("{id}", "slow1"))
+        raw.send_text(rpc_call(jid, "slow", rpc_param('<double xmlns="">0.2</double>')).replace("{id}", "slow1"))
         first = await raw.wait_for(lambda el: el.get("id") == "slow1")
         t = first.find(f"{RPC}query/{RPC}methodTimeout/{RPC}timeout")
         assert t is not None and t.text == "66"  # 0.2 + 65 s, rounded up: never less than promised
@@ -143,7 +132,7 @@ async def test_we_call_with_all_parameters_positionally(xmpp_backend: Any, raw: 
         assert name is not None and name.text == "add"
         values = call.findall(f"{RPC}query/{RPC}methodCall/{RPC}params/{RPC}param/{RPC}value/{PYRPC}value")
         assert [(v[0].tag, v[0].text) for v in values] == [("int", "3"), ("double", "2.0")]
-        answer = _param('<double xmlns="">5.0</double>')
+        answer = rpc_param('<double xmlns="">5.0</double>')
         raw.send_text(
             f'<iq type="result" to="{call.get("from")}" id="{call.get("id")}"><query xmlns="jabber:iq:rpc">'
             f"<methodResponse><params>{answer}</params></methodResponse></query></iq>"

@@ -113,6 +113,19 @@ class RawClient(slixmpp.ClientXMPP):  # type: ignore[misc]
             await asyncio.wait_for(self.disconnect(wait=1.0), 3)
 
 
+def rpc_call(to: str, method: str, params: str) -> str:
+    """A raw jabber:iq:rpc call (``{id}`` is filled in by RawClient)."""
+    return (
+        f'<iq type="set" id="{{id}}" to="{to}"><query xmlns="jabber:iq:rpc"><methodCall>'
+        f"<methodName>{method}</methodName><params>{params}</params></methodCall></query></iq>"
+    )
+
+
+def rpc_param(inner: str) -> str:
+    """One positional parameter holding a urn:pyobs:rpc:1 value."""
+    return f'<param><value><value xmlns="urn:pyobs:rpc:1">{inner}</value></value></param>'
+
+
 def text(el: Element) -> str:
     return tostring(el, encoding="unicode")
 

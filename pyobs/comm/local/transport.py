@@ -14,6 +14,8 @@ from .network import LocalNetwork
 
 
 class LocalTransport(Transport):
+    typed_values = True  # caller and callee share MethodSpecs: values are cast once, by the callee
+
     def __init__(self, name: str, network: LocalNetwork | None = None) -> None:
         if not name or ":" in name:
             raise ValueError(f"invalid module name {name!r}")
@@ -92,7 +94,9 @@ class LocalTransport(Transport):
 
         # runs in the caller's task: the fastest possible path, and the caller's deadline applies
         try:
-            return await handler.handle_call(self.name, method.name, args, extend)
+            # arguments were cast by the caller against the callee's own spec: no second cast
+            same_spec = handler.method(method.name) is method
+            return await handler.handle_call(self.name, method.name, args, extend, cast=not same_spec)
         except Exception as exc:
             # exceptions cross as they would over a wire: by name, rebuilt where importable
             raise rebuild(describe(exc), f"{peer}.{method.name}()") from None
