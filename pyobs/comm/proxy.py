@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -109,7 +108,6 @@ class ProxyRequest(Awaitable[T]):
 
     def __init__(self, factory: Callable[[], Awaitable[T]]) -> None:
         self._factory = factory
-        self._task: asyncio.Future[T] | None = None
 
     def __await__(self) -> Generator[Any, None, T]:
         return self._factory().__await__()
