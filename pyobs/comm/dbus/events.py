@@ -1,0 +1,86 @@
+"""Events over D-Bus: broadcast signals ``org.pyobs.Event.<EventType>(s uuid, d timestamp, a{sv} data)``,
+received through one match rule per event type we receive.
+"""
+
+from __future__ import annotations
+
+from dbus_fast import Message
+from dbus_fast.validators import is_member_name_valid
+
+from pyobs.events.event import Event
+from pyobs.utils.exceptions import RemoteError
+
+from .base import (
+    EVENT_IFACE,
+    EVENT_SIGNATURE,
+    DbusBase,
+    _ignore_result,
+    log,
+)
+from .codec import (
+    plain,
+    to_variant,
+)
+
+
+class EventsMixin(DbusBase):
+    """Publishes events as signals and keeps the match rules for the events we receive."""
+
+    def _event_rule(self, name: str) -> str:
+        return f"type='signal',path='{self.path}',interface='{EVENT_IFACE}',member='{name}'"
+
+    async def _update_event_rules(self, receives: set[str]) -> None:
+        wanted = {n for n in receives if is_member_name_valid(n)}
+        self._receives = wanted
+        if self._bus is None:
+            return
+        for name in sorted(wanted - self._event_rules):
+            await self._bus_request("AddMatch", "s", [self._event_rule(name)])
+            self._event_rules.add(name)
+        for name in sorted(self._event_rules - wanted):
+            self._event_rules.discard(name)
+            try:
+                await self._bus_request("RemoveMatch", "s", [self._event_rule(name)])
+            except RemoteError as exc:
+                log.debug("%s: %s", self.name, exc)
+
+    async def publish_event(self, event: Event) -> None:
+        bus = self._bus
+        if bus is None:
+            raise RemoteError(f"cannot send {event.type}: '{self.name}' is not connected to the D-Bus bus")
+        if not is_member_name_valid(event.type):
+            raise ValueError(f"cannot send {event.type}: its name is no valid D-Bus member name (use ASCII)")
+        try:
+            data = {k: to_variant(v) for k, v in event.data.items()}
+            msg = Message.new_signal(
+                self.path, EVENT_IFACE, event.type, EVENT_SIGNATURE, [event.uuid, event.timestamp, data]
+            )
+            fut = bus.send(msg)  # marshals now: a value D-Bus cannot carry fails here
+        except Exception as exc:
+            raise ValueError(f"cannot send {event.type} over D-Bus: {exc}") from None
+        fut.add_done_callback(_ignore_result)
+
+    def _on_event(self, msg: Message) -> None:
+        bus = self._bus
+        name = msg.member or ""
+        if msg.path != self.path or name not in self._receives or bus is None or msg.sender == bus.unique_name:
+            return
+        sender = self._owners.get(msg.sender or "", msg.sender or "")
+        if msg.signature != EVENT_SIGNATURE:
+            log.warning(
+                "%s: dropped event %s from %s: signature '%s', expected '%s'",
+                self.name,
+                name,
+                sender,
+                msg.signature,
+                EVENT_SIGNATURE,
+            )
+            return
+        uuid, timestamp, data = msg.body
+        try:
+            event = Event.from_dict({"type": name, "uuid": uuid, "timestamp": timestamp, "data": plain(data)})
+        except Exception as exc:  # ValueError naming the problem; anything else from an odd event class
+            log.warning("%s: dropped malformed event %s from %s: %s", self.name, name, sender, exc)
+            return
+        if self._handler is not None:
+            self._handler.event_received(sender, event)
