@@ -1,0 +1,262 @@
+"""Shared ground of the XMPP transport: errors, constants, peer bookkeeping and the state that all parts share.
+
+:class:`XmppBase` holds the constructor (every attribute the mixins use) and the type-checking
+stubs for methods one mixin calls on another; the mixins in ``connection``, ``calls``,
+``presence``, ``events`` and ``state`` each own one concern and are combined in
+:class:`pyobs.comm.xmpp.transport.XmppTransport`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import logging
+import os
+from collections import OrderedDict, deque
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from xml.etree.ElementTree import Element
+
+from pyobs.utils.exceptions import RemoteError
+
+from ..transport import Announcement, Extend, Transport, TransportHandler
+from . import discovery, pubsub
+from .client import Client
+
+log = logging.getLogger("pyobs.comm.xmpp.transport")
+
+#: longest pause between two reconnection attempts (s)
+RECONNECT_MAX_DELAY = 0.25
+#: after reconnecting, how long to wait for the peers we knew to come back before flushing events
+RESTORE_GRACE = 5.0
+#: how long open() waits for the discovery of the peers already online (slow ones are reported later)
+DISCOVERY_WAIT = 2.0
+#: peers that went offline this shortly before we lost the server are expected back with it
+RECENTLY_GONE = 2.0
+#: an unavailable presence counts after this long (unless our own connection ends meanwhile)
+OFFLINE_DEBOUNCE = 0.05
+#: delay of the pubsub copy of an event that went to peers directly (s)
+PUBSUB_DELAY = 0.002
+#: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
+PING_INTERVAL = 30.0
+PING_TIMEOUT = 10.0
+Q_PING = "{urn:xmpp:ping}ping"
+Q_DIRECT_SUBSCRIBE = f"{{{discovery.DIRECT_EVENTS}}}subscribe"
+CAPS_NS = "http://jabber.org/protocol/caps"
+
+
+class XmppConnectionError(RemoteError, ConnectionError):
+    """Not connected to the XMPP server (or the connection was lost during the operation)."""
+
+    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+
+
+class XmppAuthError(XmppConnectionError, PermissionError):
+    """The server refused our credentials, or its certificate is not trusted: retrying won't help."""
+
+    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+
+
+class IqError(RemoteError):
+    """An IQ was answered with an error."""
+
+    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+
+    def __init__(self, condition: str, text: str = "", what: str = "") -> None:
+        detail = f"{what}: " if what else ""
+        super().__init__(f"{detail}{condition}{f' ({text})' if text else ''}")
+        self.condition = condition
+        self.text = text
+
+
+def split_jid(jid: str) -> tuple[str, str, str]:
+    """``local@domain/resource`` → (local, domain, resource); ValueError naming what is wrong."""
+    bare, _, resource = jid.partition("/")
+    local, at, domain = bare.partition("@")
+    if not at or not local or not domain:
+        raise ValueError(f"invalid JID {jid!r}: expected name@domain[/resource]")
+    if ":" in local:
+        raise ValueError(f"invalid module name {local!r} in JID {jid!r}: names must not contain ':'")
+    return local, domain, resource
+
+
+@dataclass(eq=False)
+class _Pending:
+    """An IQ we sent and wait for."""
+
+    future: asyncio.Future[Element]
+    expect_from: str | None
+    extend: Extend | None = None  # calls: the callee may announce a duration
+
+
+@dataclass(eq=False)
+class _PeerState:
+    name: str
+    jid: str
+    caps: str | None = None
+    info: discovery.PeerInfo | None = None
+    discovered: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    reported: bool = False
+    stale: bool = False
+    #: event names we subscribed to at this peer
+    events: set[str] = field(default_factory=set)
+
+
+def _parse_server(server: str) -> tuple[str, int]:
+    host, sep, port = server.rpartition(":")
+    if not sep:
+        return server, 5222
+    host = host.strip("[]")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"invalid server {server!r}: expected host:port") from None
+    if not host or not 0 < number < 65536:
+        raise ValueError(f"invalid server {server!r}: expected host:port")
+    return host, number
+
+
+def _event_version(name: str) -> int:
+    from pyobs.events.event import event_by_name
+
+    etype = event_by_name(name)
+    return etype.version if etype is not None else 1
+
+
+class XmppBase(Transport):
+    """Constructor and shared attributes of :class:`XmppTransport`."""
+
+    def __init__(
+        self,
+        jid: str,
+        password: str,
+        *,
+        server: str | None = None,
+        use_tls: bool = True,
+        require_tls: bool = False,
+        direct_tls: bool = False,
+        ca_file: str | None = None,
+        allow_plain: bool = False,
+        timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        event_queue_size: int = 10000,
+        version: str = "",
+    ) -> None:
+        local, domain, resource = split_jid(jid)
+        self.name = local
+        self.domain = domain
+        self.resource = resource or "pyobs"
+        self.bare = f"{local}@{domain}"
+        self.full = f"{self.bare}/{self.resource}"
+        self.pubsub = f"pubsub.{domain}"
+        self._password = password
+        self._address: tuple[str, int] | None = _parse_server(server) if server else None
+        self._use_tls = use_tls
+        self._require_tls = require_tls
+        self._direct_tls = direct_tls
+        self._ca_file = ca_file
+        self._allow_plain = allow_plain
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
+        self.version = version
+        if event_queue_size < 1:
+            raise ValueError("event_queue_size must be at least 1")
+
+        self._client: Client | None = None
+        self._handler: TransportHandler | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._session = False  # a session is up
+        self._closing = False
+        self._attempt: asyncio.Future[None] | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._ping_task: asyncio.Task[None] | None = None
+        self._conflict = False
+        self._last_error = ""
+
+        self._ids = itertools.count(1)
+        self._id_prefix = "p" + base64.b32encode(os.urandom(5)).decode().lower() + "-"
+        self._pending: dict[str, _Pending] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+        self._info: Announcement | None = None
+        self._online = False  # our presence was sent in this session
+        self._show: tuple[str, str] = ("", "")  # presence <show> and <status>
+        self._disco_body = ""
+        self._caps_ver = ""
+        self._created_nodes: set[str] = set()
+
+        self._peers: dict[str, _PeerState] = {}
+        self._peer_returned = asyncio.Event()
+        #: peers we expect back after a reconnect, and when peers went offline
+        self._expected: set[str] = set()
+        self._gone_at: dict[str, float] = {}
+        #: peers whose unavailable presence is being confirmed
+        self._leaving: dict[str, asyncio.TimerHandle] = {}
+        self._state_subs: set[tuple[str, str]] = set()
+        self._own_state: dict[str, Any] = {}
+        self._published_state: dict[str, Any] = {}
+
+        self._events: deque[tuple[str, str]] = deque()
+        self._event_queue_size = event_queue_size
+        self._unacked: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        #: peers that take our events as direct messages: name → (full JID, event names)
+        self._direct: dict[str, tuple[str, frozenset[str]]] = {}
+        #: pubsub publishes of events that went to peers directly first, and their timer
+        self._deferred: list[str] = []
+        self._deferred_timer: asyncio.TimerHandle | None = None
+        #: event name → '<message to="JID' prefixes of those peers
+        self._direct_targets: dict[str, list[str]] = {}
+        self._dropped = 0
+
+        self._call_prefix: dict[str, str] = {}
+        self._call_body: dict[str, str] = {}
+        self._pubsub_head = pubsub.iq_head(self.pubsub)
+
+    if TYPE_CHECKING:
+        # implemented by the mixins; declared here so that each mixin type-checks on its own
+        async def _iq(
+            self, head: str, body: str, expect_from: str | None, timeout: float | None = None, what: str = ""
+        ) -> Element: ...
+
+        def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]: ...
+
+        def _write(self, data: str) -> None: ...
+
+        def _next_id(self) -> str: ...
+
+        async def _sync_all_event_subscriptions(self) -> None: ...
+
+        async def _push_subscriptions(self, peers: list[_PeerState]) -> None: ...
+
+        async def _publish_state(self, interface: str, state: Any) -> None: ...
+
+        def _rebuild_direct(self) -> None: ...
+
+        async def _sync_event_subscriptions(self, peer: _PeerState) -> None: ...
+
+        def _on_state(self, note: pubsub.Notification) -> None: ...
+
+        def _on_message(self, xml: Element) -> bool: ...
+
+        def _on_presence(self, xml: Element) -> bool: ...
+
+        def _trim_events(self) -> None: ...
+
+        async def _go_online(self) -> None: ...
+
+        async def _restore_subscriptions(self) -> None: ...
+
+        def _flush_events(self) -> None: ...
+
+        def _flush_deferred(self) -> None: ...
+
+        def _extend(self, pending: _Pending, el: Element, frm: str | None) -> None: ...
+
+        def _on_call(self, xml: Element, query: Element) -> None: ...
+
+        def _on_direct_subscribe(self, xml: Element, el: Element) -> None: ...
+
+        def _on_disco(self, xml: Element, query: Element) -> None: ...

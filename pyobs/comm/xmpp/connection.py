@@ -1,0 +1,407 @@
+"""Connection to the XMPP server: connect, reconnect, keepalive, close, and the raw write/IQ plumbing.
+
+Also routes incoming IQs (answers to our IQs, calls, direct subscriptions, disco, ping) to the
+other parts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import Awaitable
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from pyobs.utils.exceptions import RemoteError
+
+from ..transport import TransportHandler
+from . import discovery, rpc
+from .base import (
+    PING_INTERVAL,
+    PING_TIMEOUT,
+    Q_DIRECT_SUBSCRIBE,
+    Q_PING,
+    RECENTLY_GONE,
+    RECONNECT_MAX_DELAY,
+    IqError,
+    XmppAuthError,
+    XmppBase,
+    XmppConnectionError,
+    _Pending,
+    log,
+)
+from .client import Client
+from .values import escape_attr
+
+
+class ConnectionMixin(XmppBase):
+    # ================================================================== connection
+
+    def _make_client(self) -> Client:
+        client = Client(
+            self.full,
+            self._password,
+            on_iq=self._on_iq,
+            on_message=self._on_message,
+            on_presence=self._on_presence,
+            use_tls=self._use_tls,
+            direct_tls=self._direct_tls,
+            ca_file=self._ca_file,
+            allow_plain=self._allow_plain,
+        )
+        client.add_event_handler("session_start", self._on_session_start)
+        client.add_event_handler("connection_failed", self._on_connection_failed)
+        client.add_event_handler("failed_all_auth", self._on_auth_failed)
+        client.add_event_handler("ssl_invalid_chain", self._on_invalid_cert)
+        client.add_event_handler("stream_error", self._on_stream_error)
+        client.add_event_handler("disconnected", self._on_disconnected)
+        return client
+
+    @property
+    def connected(self) -> bool:
+        return self._session
+
+    @property
+    def address(self) -> str:
+        return f"{self._address[0]}:{self._address[1]}" if self._address else self.domain
+
+    async def open(self, handler: TransportHandler) -> None:
+        self._handler = handler
+        self._loop = asyncio.get_running_loop()
+        self._closing = False
+        self._conflict = False
+        self._client = self._make_client()
+        try:
+            await self._connect(self.connect_timeout, retry=True)
+        except BaseException:
+            self._closing = True
+            await self._dispose_client()
+            raise
+
+    async def _dispose_client(self) -> None:
+        """Abort the connection and end slixmpp's own task (nothing left running)."""
+        client = self._client
+        if client is None:
+            return
+        client.cancel_connection_attempt()
+        client.abort()
+        filters = getattr(client, "_run_out_filters", None)  # slixmpp's send-queue task
+        if isinstance(filters, asyncio.Future) and not filters.done():
+            filters.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(filters, 1.0)
+
+    async def _connect(self, timeout: float, retry: bool) -> None:
+        """Connect and log in within ``timeout`` s (retrying refused connections if ``retry``)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        delay = 0.02
+        while True:
+            try:
+                await self._attempt_session(max(0.05, end - loop.time()))
+                return
+            except XmppAuthError:
+                raise
+            except XmppConnectionError as exc:
+                if not retry or self._closing or loop.time() + delay >= end:
+                    raise XmppConnectionError(
+                        f"{self.bare}: cannot connect to the XMPP server {self.address}: {exc}"
+                    ) from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_DELAY)
+
+    async def _attempt_session(self, timeout: float) -> None:
+        client = self._client
+        assert client is not None and self._loop is not None
+        attempt = self._attempt = self._loop.create_future()
+        self._last_error = ""
+        if self._address is not None:
+            client.connect(*self._address)
+        else:
+            client.connect()
+        try:
+            await asyncio.wait_for(asyncio.shield(attempt), timeout)
+        except TimeoutError:
+            self._attempt = None
+            client.cancel_connection_attempt()
+            client.abort()
+            raise XmppConnectionError(f"no session within {timeout:.1f} s") from None
+        finally:
+            if self._attempt is attempt:
+                self._attempt = None
+
+    def _fail_attempt(self, exc: Exception) -> None:
+        attempt = self._attempt
+        if attempt is not None and not attempt.done():
+            attempt.set_exception(exc)
+            attempt.exception()  # retrieved: no "never retrieved" warnings if nobody awaits
+
+    def _on_connection_failed(self, error: Any) -> None:
+        if self._client is not None:
+            self._client.cancel_connection_attempt()  # we retry ourselves, quickly
+        self._fail_attempt(XmppConnectionError(str(error) or "connection refused"))
+
+    def _on_auth_failed(self, _: Any) -> None:
+        self._last_error = "authentication failed"
+        self._fail_attempt(
+            XmppAuthError(f"{self.bare}: the server rejected the credentials (or no usable SASL mechanism)")
+        )
+
+    def _on_invalid_cert(self, error: Any) -> None:
+        hint = " (set ca_file to trust a self-signed certificate)" if self._ca_file is None else ""
+        self._last_error = f"TLS certificate of {self.domain} not trusted: {error}{hint}"
+        self._fail_attempt(XmppAuthError(self._last_error))
+        if self._client is not None:
+            self._client.abort()
+
+    def _on_stream_error(self, stanza: Any) -> None:
+        condition = str(stanza["condition"]) if stanza is not None else ""
+        self._last_error = f"stream error {condition}"
+        if condition == "conflict":
+            self._conflict = True
+            log.error("%s: another session logged in with the same JID; not reconnecting", self.full)
+
+    def _on_session_start(self, _: Any) -> None:
+        client = self._client
+        if client is None:
+            return
+        if self._require_tls and not client.encrypted:
+            self._fail_attempt(XmppAuthError(f"{self.domain} offers no TLS and require_tls is set"))
+            client.abort()
+            return
+        self._session = True
+        attempt = self._attempt
+        if attempt is not None and not attempt.done():
+            attempt.set_result(None)
+        self._ping_task = self._spawn(self._keepalive())
+
+    def _on_disconnected(self, reason: Any) -> None:
+        was_up = self._session
+        self._session = False
+        self._online = False
+        self._published_state.clear()
+        self._created_nodes.clear()  # the server may have lost them: create them again (idempotent)
+        if self._ping_task is not None:
+            self._ping_task.cancel()
+            self._ping_task = None
+        why = self._last_error or (str(reason) if reason else "connection closed")
+        if isinstance(reason, ssl.SSLError):
+            hint = " (set ca_file to trust a self-signed certificate)" if self._ca_file is None else ""
+            self._fail_attempt(XmppAuthError(f"TLS with {self.domain} failed: {reason}{hint}"))
+        self._fail_attempt(XmppConnectionError(why))
+        self._deferred.clear()
+        if self._deferred_timer is not None:
+            self._deferred_timer.cancel()
+            self._deferred_timer = None
+        self._fail_pending(XmppConnectionError(f"{self.bare}: connection to the XMPP server {self.address} lost"))
+        # events the server never confirmed go out again after reconnecting (receivers de-duplicate)
+        if self._unacked:
+            self._events.extendleft(reversed(list(self._unacked.values())))
+            self._unacked.clear()
+            self._trim_events()
+        if not was_up or self._closing:
+            return
+        for timer in self._leaving.values():
+            timer.cancel()
+        self._leaving.clear()
+        for peer in self._peers.values():
+            peer.stale = True
+        # peers whose session the server ended just before ours (a server shutdown) come back too
+        now = time.monotonic()
+        self._expected = set(self._peers) | {n for n, t in self._gone_at.items() if now - t < RECENTLY_GONE}
+        if self._handler is not None:
+            self._handler.connection_changed(False, why)
+        if self._conflict:
+            return
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = self._spawn(self._reconnect())
+
+    def _fail_pending(self, exc: Exception) -> None:
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
+            if not p.future.done():
+                p.future.set_exception(exc)
+                p.future.exception()
+
+    async def _reconnect(self) -> None:
+        """Reconnect until it works (or we close); then restore presence, subscriptions and events."""
+        delay = 0.0
+        while not self._closing:
+            if delay:
+                await asyncio.sleep(delay)
+            delay = min(max(delay * 2, 0.02), RECONNECT_MAX_DELAY)
+            try:
+                await self._attempt_session(self.connect_timeout)
+            except XmppAuthError as exc:
+                log.error("%s: %s", self.bare, exc)
+                delay = 5.0
+                continue
+            except XmppConnectionError:
+                continue
+            break
+        if self._closing:
+            return
+        log.info("%s: reconnected to %s", self.bare, self.address)
+        try:
+            if self._info is not None:
+                await self._go_online()
+            await self._restore_subscriptions()
+        except XmppConnectionError:
+            return  # lost again: _on_disconnected started the next round
+        if self._handler is not None:
+            self._handler.connection_changed(True)
+        self._flush_events()
+
+    async def _keepalive(self) -> None:
+        while self._session:
+            await asyncio.sleep(PING_INTERVAL)
+            if not self._session:
+                return
+            try:
+                await self._iq(
+                    f'<iq type="get" to="{escape_attr(self.domain)}" id="', '"><ping xmlns="urn:xmpp:ping"/></iq>',
+                    None, PING_TIMEOUT, "ping",
+                )  # fmt: skip
+            except TimeoutError:
+                log.warning("%s: server did not answer a ping within %s s; reconnecting", self.bare, PING_TIMEOUT)
+                if self._client is not None:
+                    self._client.abort()
+                return
+            except RemoteError:
+                continue
+
+    async def close(self) -> None:
+        self._closing = True
+        client = self._client
+        for task in (self._reconnect_task, self._ping_task):
+            if task is not None:
+                task.cancel()
+        for peer in self._peers.values():
+            if peer.task is not None:
+                peer.task.cancel()
+        for timer in self._leaving.values():
+            timer.cancel()
+        self._leaving.clear()
+        if self._deferred_timer is not None:
+            self._deferred_timer.cancel()
+            self._flush_deferred()
+        if client is not None and self._session:
+            client.write('<presence type="unavailable"/>')
+            client.flush()
+            try:
+                await asyncio.wait_for(client.disconnect(wait=1.0), 2.0)
+            except (TimeoutError, Exception):
+                client.abort()
+        elif client is not None:
+            client.cancel_connection_attempt()
+            client.abort()
+        self._session = False
+        await self._dispose_client()
+        self._fail_pending(XmppConnectionError(f"{self.bare}: closed"))
+        if self._events:
+            log.warning("%s: %d queued events not sent before closing", self.bare, len(self._events))
+            self._events.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        self._peers.clear()
+        self._direct.clear()
+        self._direct_targets = {}
+        self._state_subs.clear()
+        self._expected.clear()
+        self._info = None
+
+    # ================================================================== sending
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("%s: background task failed: %s", self.bare, exc, exc_info=exc)
+
+    def _write(self, data: str) -> None:
+        client = self._client
+        if client is None or not client.write(data):
+            raise XmppConnectionError(f"{self.bare}: not connected to the XMPP server {self.address}")
+
+    def _next_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids)}"
+
+    async def _iq(
+        self, head: str, body: str, expect_from: str | None, timeout: float | None = None, what: str = ""
+    ) -> Element:
+        """Send ``head + id + body`` and wait (at most ``timeout`` s) for the result; IqError on an error."""
+        assert self._loop is not None
+        iq_id = self._next_id()
+        fut: asyncio.Future[Element] = self._loop.create_future()
+        self._pending[iq_id] = _Pending(fut, expect_from)
+        try:
+            self._write(head + iq_id + body)
+            if timeout is None:
+                reply = await fut
+            else:
+                reply = await asyncio.wait_for(fut, timeout)
+        finally:
+            self._pending.pop(iq_id, None)
+        if reply.get("type") == "error":
+            cond, text = rpc.error_condition(reply)
+            raise IqError(cond, text, what)
+        return reply
+
+    # ================================================================== receiving (raw)
+
+    def _on_iq(self, xml: Element) -> bool:
+        typ = xml.get("type")
+        iq_id = xml.get("id", "")
+        if typ == "result" or typ == "error":
+            pending = self._pending.get(iq_id)
+            if pending is None:
+                return iq_id.startswith(self._id_prefix)  # a late answer to something finished: drop
+            frm = xml.get("from")
+            if pending.expect_from is not None and frm is not None and frm != pending.expect_from:
+                log.warning(
+                    "%s: ignored an answer to %s from %s (expected %s)", self.bare, iq_id, frm, pending.expect_from
+                )
+                return True
+            if pending.extend is not None and typ == "result":
+                query = xml.find(rpc.Q_QUERY)
+                if query is not None:
+                    t = query.find(rpc.Q_TIMEOUT)
+                    if t is not None:
+                        self._extend(pending, t, frm)
+                        return True
+            del self._pending[iq_id]
+            if not pending.future.done():
+                pending.future.set_result(xml)
+            return True
+        if typ == "set":
+            query = xml.find(rpc.Q_QUERY)
+            if query is not None:
+                self._on_call(xml, query)
+                return True
+            sub = xml.find(Q_DIRECT_SUBSCRIBE)
+            if sub is not None:
+                self._on_direct_subscribe(xml, sub)
+                return True
+            return False
+        if typ == "get":
+            query = xml.find(discovery.Q_QUERY)
+            if query is not None:
+                self._on_disco(xml, query)
+                return True
+            if xml.find(Q_PING) is not None:
+                self._reply_empty(xml)
+                return True
+        return False
+
+    def _reply_empty(self, xml: Element) -> None:
+        with contextlib.suppress(XmppConnectionError):
+            to, iq_id = escape_attr(xml.get("from", self.domain)), escape_attr(xml.get("id", ""))
+            self._write(f'<iq type="result" to="{to}" id="{iq_id}"/>')

@@ -1,0 +1,293 @@
+"""Announcing ourselves (presence, disco#info, event nodes) and tracking peers: who is online and what they offer."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import time
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from pyobs.interfaces.types import ModuleCapabilities
+
+from ..transport import Announcement
+from . import discovery, pubsub
+from .base import (
+    CAPS_NS,
+    DISCOVERY_WAIT,
+    OFFLINE_DEBOUNCE,
+    RECENTLY_GONE,
+    RESTORE_GRACE,
+    IqError,
+    XmppBase,
+    XmppConnectionError,
+    _event_version,
+    _PeerState,
+    log,
+)
+from .values import INVALID_XML, EncodeError, escape, escape_attr
+
+
+class PresenceMixin(XmppBase):
+    # ================================================================== announce / discovery
+
+    async def announce(self, info: Announcement) -> None:
+        self._info = info
+        self._own_state.update(info.state)
+        self._rebuild_disco()
+        if not self._session:
+            return  # done when the connection is back
+        if self._online:
+            await self._create_event_nodes()
+            self._send_presence()
+            peers = [p for p in self._peers.values() if p.info is not None]
+            await asyncio.gather(self._sync_all_event_subscriptions(), self._push_subscriptions(peers))
+            return
+        await self._go_online()
+
+    async def update_events(self, sends: set[str], receives: set[str]) -> None:
+        if self._info is None:
+            return
+        self._info.sends = set(sends)
+        self._info.receives = set(receives)
+        await self.announce(self._info)
+
+    def _rebuild_disco(self) -> None:
+        info = self._info
+        assert info is not None
+        caps: dict[str, Any] = dict(info.capabilities)
+        if info.is_module and not isinstance(caps.get("IModule"), ModuleCapabilities):
+            caps["IModule"] = ModuleCapabilities(label=info.label or self.name, version=self.version)
+        try:
+            self._disco_body = discovery.info_body(info, caps)
+        except EncodeError as exc:
+            raise ValueError(f"{self.name}: cannot announce capabilities: {exc}") from None
+        digest = hashlib.sha1(self._disco_body.encode()).digest()
+        self._caps_ver = base64.b64encode(digest).decode()
+
+    async def set_module_state(self, state: str, message: str = "") -> None:
+        """The module's lifecycle state, shown in presence (spec §3.2): ``ready`` available,
+        ``error`` ``<show>dnd</show>`` with the message as status, ``local`` ``<show>away</show>``;
+        kept for every later presence (re-announces, reconnects)."""
+        show = {"error": "dnd", "local": "away"}.get(str(state), "")
+        status = message if show == "dnd" else ""
+        if (show, status) == self._show:
+            return
+        self._show = (show, status)
+        if self._online:
+            self._send_presence()
+
+    def _send_presence(self) -> None:
+        show, status = self._show
+        extra = f"<show>{show}</show>" if show else ""
+        if status:
+            extra += f"<status>{escape(INVALID_XML.sub('', status))}</status>"
+        caps = f'<c xmlns="{CAPS_NS}" hash="sha-1" node="urn:pyobs" ver="{self._caps_ver}"/>'
+        self._write(f"<presence>{extra}{caps}</presence>")
+
+    async def _go_online(self) -> None:
+        """Event nodes and initial state first, then presence; returns when the peers already
+        online are discovered (bounded)."""
+        assert self._info is not None
+        await self._create_event_nodes()
+        states = [(i, s) for i, s in self._own_state.items() if self._published_state.get(i) is not s]
+        results = await asyncio.gather(*(self._publish_state(i, s) for i, s in states), return_exceptions=True)
+        for (iface, _), res in zip(states, results, strict=True):
+            if isinstance(res, XmppConnectionError):
+                raise res
+            if isinstance(res, BaseException):
+                log.warning("%s: publishing the initial state of %s failed: %s", self.bare, iface, res)
+        self._send_presence()
+        self._online = True
+        # the server answers this ping only after it delivered the presence of everyone online
+        with contextlib.suppress(TimeoutError, IqError):
+            await self._iq(
+                f'<iq type="get" to="{escape_attr(self.domain)}" id="', '"><ping xmlns="urn:xmpp:ping"/></iq>',
+                None, self.timeout, "ping",
+            )  # fmt: skip
+        if self._expected:
+            await self._wait_for_returning_peers()
+        waits = [p.discovered.wait() for p in self._peers.values() if not p.discovered.is_set()]
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waits), min(self.timeout, DISCOVERY_WAIT))
+
+    async def _wait_for_returning_peers(self) -> None:
+        """After a reconnect: give the peers we knew a moment to come back (they reconnect too when
+        the server restarted), so queued events reach them; the others are gone."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + min(self.timeout, RESTORE_GRACE)
+        while self._expected:
+            remaining = end - loop.time()
+            if remaining <= 0:
+                break
+            self._peer_returned.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._peer_returned.wait(), remaining)
+        self._expected.clear()
+        for name in [n for n, p in self._peers.items() if p.stale]:
+            self._peer_gone(name)  # not online any more after our reconnect
+
+    async def _create_event_nodes(self) -> None:
+        assert self._info is not None
+        nodes = []
+        for name in sorted(self._info.sends):
+            node = pubsub.event_node(self.name, name, _event_version(name))
+            if node not in self._created_nodes:
+                nodes.append(node)
+        if nodes:
+            await asyncio.gather(*(self._create_node(n) for n in nodes))
+
+    async def _create_node(self, node: str) -> None:
+        try:
+            await self._iq(self._pubsub_head, pubsub.create_body(node, transient=True), self.pubsub, self.timeout, node)
+        except IqError as exc:
+            if exc.condition == "conflict":
+                self._created_nodes.add(node)
+                return
+            if exc.condition in ("not-acceptable", "bad-request", "feature-not-implemented", "not-allowed"):
+                # the server does not take our node configuration: create it with its defaults
+                try:
+                    await self._iq(
+                        self._pubsub_head, pubsub.create_body(node, transient=False), self.pubsub, self.timeout
+                    )
+                except IqError as exc2:
+                    if exc2.condition != "conflict":
+                        log.warning("%s: cannot create event node %s: %s", self.bare, node, exc2)
+                        return
+                self._created_nodes.add(node)
+                return
+            log.warning("%s: cannot create event node %s: %s", self.bare, node, exc)
+            return
+        except TimeoutError:
+            log.warning("%s: creating event node %s timed out", self.bare, node)
+            return
+        self._created_nodes.add(node)
+
+    def _on_disco(self, xml: Element, query: Element) -> None:
+        to = escape_attr(xml.get("from", ""))
+        iq_id = escape_attr(xml.get("id", ""))
+        with contextlib.suppress(XmppConnectionError):
+            self._write(discovery.info_result(to, iq_id, self._disco_body, query.get("node")))
+
+    def _on_presence(self, xml: Element) -> bool:
+        typ = xml.get("type")
+        if typ is not None and typ != "unavailable":
+            return False  # subscription handling etc.: slixmpp
+        frm = xml.get("from", "")
+        bare, _, resource = frm.partition("/")
+        local, _, domain = bare.partition("@")
+        if not local or domain != self.domain or resource != self.resource or bare == self.bare:
+            return True
+        if typ is None:
+            c = xml.find(f"{{{CAPS_NS}}}c")
+            self._peer_available(local, frm, c.get("ver") if c is not None else None)
+        elif local not in self._peers:
+            if self._direct.pop(local, None) is not None:
+                self._rebuild_direct()
+        elif local not in self._leaving and self._loop is not None:
+            # confirmed a moment later: when the server shuts down it ends the other sessions
+            # just before ours, and those peers are not gone, the server is
+            self._leaving[local] = self._loop.call_later(OFFLINE_DEBOUNCE, self._peer_left, local)
+        return True
+
+    def _peer_left(self, name: str) -> None:
+        self._leaving.pop(name, None)
+        self._peer_gone(name)
+
+    def _peer_available(self, name: str, jid: str, caps: str | None) -> None:
+        leaving = self._leaving.pop(name, None)
+        if leaving is not None:  # it left and came back at once: read its disco#info again
+            leaving.cancel()
+            peer = self._peers.get(name)
+            if peer is not None:
+                peer.caps = "\x00"  # read its disco#info again
+        if name in self._expected:
+            self._expected.discard(name)
+            self._peer_returned.set()
+        peer = self._peers.get(name)
+        if peer is not None and not peer.stale and peer.caps == caps and peer.jid == jid:
+            return  # a presence update (show/status) only
+        if peer is None:
+            peer = self._peers[name] = _PeerState(name, jid, caps)
+        else:  # back after our reconnect, or it changed what it offers: read its disco#info again
+            peer.caps = caps
+            peer.jid = jid
+            if peer.task is not None and not peer.task.done():
+                peer.task.cancel()
+            peer.discovered = asyncio.Event()
+            if peer.stale:
+                peer.stale = False
+                peer.events.clear()  # subscribe again (idempotent on the server)
+        peer.task = self._spawn(self._discover(peer, peer.discovered))
+
+    def _peer_gone(self, name: str) -> None:
+        peer = self._peers.pop(name, None)
+        if peer is None:
+            return
+        self._gone_at[name] = time.monotonic()
+        if len(self._gone_at) > 4 * len(self._peers) + 100:
+            cutoff = time.monotonic() - RECENTLY_GONE
+            self._gone_at = {n: t for n, t in self._gone_at.items() if t > cutoff}
+        if peer.task is not None and not peer.task.done():
+            peer.task.cancel()
+        peer.discovered.set()
+        self._state_subs = {k for k in self._state_subs if k[0] != name}
+        if self._direct.pop(name, None) is not None:
+            self._rebuild_direct()
+        if peer.reported and self._handler is not None:
+            self._handler.peer_offline(name)
+
+    async def _discover(self, peer: _PeerState, done: asyncio.Event) -> None:
+        """Read a peer's disco#info, subscribe to its events, report it; ``done`` is set at the end
+        (this discovery's own event: a newer discovery of the same peer has its own)."""
+        try:
+            info = await self._query_info(peer)
+            if info is None and self._peers.get(peer.name) is peer:
+                peer.caps = "\x00"  # matches no presence: its next one tries again
+            if info is None or self._peers.get(peer.name) is not peer:
+                return
+            peer.info = info
+            await asyncio.gather(self._sync_event_subscriptions(peer), self._push_subscriptions([peer]))
+            if self._peers.get(peer.name) is not peer or self._handler is None:
+                return
+            sends = {name for name, _ in info.sends}
+            peer.reported = True
+            self._handler.peer_online(peer.name, list(info.interfaces), sends, info.label)
+        finally:
+            done.set()
+
+    async def _query_info(self, peer: _PeerState) -> discovery.PeerInfo | None:
+        delay = 0.1
+        for attempt in range(5):
+            try:
+                reply = await self._disco_iq(peer.jid)
+                return discovery.parse_info(reply)
+            except IqError as exc:
+                log.info("%s: %s answered disco#info with %s", self.bare, peer.name, exc.condition)
+                return None
+            except TimeoutError:
+                log.warning("%s: %s did not answer disco#info (attempt %d)", self.bare, peer.name, attempt + 1)
+            except XmppConnectionError:
+                return None
+            await asyncio.sleep(delay)
+            delay *= 2
+        return None
+
+    async def _disco_iq(self, jid: str) -> Element:
+        return await self._iq(
+            f'<iq type="get" to="{escape_attr(jid)}" id="',
+            f'"><query xmlns="{discovery.NS}"/></iq>',
+            jid, self.timeout, "disco#info",
+        )  # fmt: skip
+
+    async def resolve(self, peer: str) -> bool:
+        state = self._peers.get(peer)
+        if state is None:
+            return False
+        if not state.discovered.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.discovered.wait(), min(self.timeout, 5.0))
+        return state.reported and self._peers.get(peer) is state
