@@ -76,6 +76,8 @@ class Run:
         self.ws: Workers | None = None
         self.verbose: bool = args.verbose
         self.pyspy: bool = args.pyspy
+        #: prosody with its own GC pacing instead of the tuned one docs/xmpp.md recommends
+        self.prosody_gc: bool = args.prosody_gc
         self._n = 0
 
     # --- time
@@ -443,6 +445,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--budget", type=float, default=570.0, help="seconds for the whole run (default 570)")
     ap.add_argument("--pyspy", action="store_true", help="record a py-spy profile of every worker (<out>/logs/*.pyspy)")
     ap.add_argument("--report", action="store_true", help="only re-render RESULTS.md from results.json")
+    ap.add_argument(
+        "--prosody-gc", action="store_true",
+        help="keep prosody's own garbage collector pacing (Debian's default), not the one docs/xmpp.md recommends",
+    )  # fmt: skip
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     if args.out is None:
@@ -467,7 +473,12 @@ async def amain(args: argparse.Namespace) -> int:
     run = Run(args)
     setup_core(run, args)
     results: dict[str, Any] = {
-        "meta": {**machine(), "profile": run.profile_name, "counts": asdict(run.profile)},
+        "meta": {
+            **machine(),
+            "profile": run.profile_name,
+            "counts": asdict(run.profile),
+            "prosody_gc": "prosody's default" if run.prosody_gc else "tuned (docs/xmpp.md)",
+        },
         "scenarios": {},
     }
     for name in SCENARIOS:

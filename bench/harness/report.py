@@ -188,6 +188,7 @@ def markdown(results: dict[str, Any], analysis: str = "") -> str:
         f"{meta.get('seconds')} s",
         f"- machine: {meta.get('nproc')} CPUs, {meta.get('cpu')}; Python {meta.get('python')}; {meta.get('platform')}",
         f"- counts: {counts}",
+        f"- prosody garbage collector pacing: {meta.get('prosody_gc', 'prosody default')}",
         "",
         "Ratios: *ours vs pyobs-core* is how many times better ours is (pyobs-core ÷ ours for times, "
         "ours ÷ pyobs-core for rates; > 1 = ours better). *ours ÷ floor* is what our layer costs over the raw "
@@ -216,6 +217,20 @@ def markdown(results: dict[str, Any], analysis: str = "") -> str:
                 f"| {fmt(get(f, 'throughput.per_s'), 'rate')} |"
             )
     lines.append("")
+    tcp = results.get("scenarios", {}).get("tcp", {}).get("floor") or {}
+    if "oneway_direct" in tcp:
+        lines += [
+            "What any event path costs on this machine: one-way TCP messages between processes, one every",
+            "20 ms (as the events are sent), straight to the subscriber and through a relay process that only",
+            "forwards them (the least a server in the middle adds):",
+            "",
+            "| one-way, one every 20 ms | p50 | p99 |",
+            "|---|---:|---:|",
+        ]
+        paths = (("oneway_direct", "publisher → subscriber"), ("oneway_relay", "publisher → relay → subscriber"))
+        for key, label in paths:
+            lines.append(f"| {label} | {fmt(get(tcp, key + '.p50'), 'time')} | {fmt(get(tcp, key + '.p99'), 'time')} |")
+        lines.append("")
     if analysis:
         lines += ["## Analysis (hand-written: bench/ANALYSIS.md)", "", analysis.strip(), ""]
     return "\n".join(lines)

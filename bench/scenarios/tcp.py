@@ -1,4 +1,10 @@
-"""Floor only: loopback TCP echo between two processes (asyncio streams), one connection."""
+"""Floor only: loopback TCP between processes (asyncio streams).
+
+Echo between two processes (round trips back to back, paced, pipelined), and the floor of any
+event path: one-way messages 20 ms apart (as the events are sent) straight from the publisher's
+process to the subscriber's, and through a relay process that forwards them and does nothing else,
+as a server in the middle at least must.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +53,29 @@ async def floor(run: Run, env: dict[str, Any]) -> dict[str, Any]:
     run.watch_cpu(client, server, cpu)
     metrics: dict[str, Any] = (await client.expect("result", run.timeout(120)))["metrics"]
     metrics.setdefault("cpu_per_call", {}).update(cpu)
+    metrics.update(await oneway(run))
     return metrics
+
+
+async def oneway(run: Run) -> dict[str, Any]:
+    """One-way latency 20 ms apart, direct and through a relay, alternating message by message."""
+    n = run.profile.events_remote
+    relay = await run.spawn("tcp-relay", "ours", NAME, "relay", {})
+    relay_port = (await relay.expect("ready", run.timeout(30)))["port"]
+    pub = await run.spawn("tcp-pub", "ours", NAME, "oneway_pub", {"n": n, "relay_port": relay_port})
+    pub_port = (await pub.expect("ready", run.timeout(30)))["port"]
+    subs = [
+        await run.spawn(f"tcp-sub-{how}", "ours", NAME, "oneway_sub", {"n": n, "port": port, "how": how})
+        for how, port in (("direct", pub_port), ("relay", relay_port))
+    ]
+    for sub in subs:
+        await sub.expect("ready", run.timeout(30))
+    pub.send("go")
+    out = {}
+    for sub in subs:
+        res = await sub.expect("result", run.timeout(n * 0.05 + 30))
+        out[f"oneway_{res['how']}"] = res["latency"]
+    return out
 
 
 async def role_server(ctx: Context) -> None:
@@ -111,3 +139,55 @@ async def role_client(ctx: Context) -> None:
     tp = {"calls": len(lat), "inflight": inflight, "seconds": elapsed, "per_s": len(lat) / elapsed, **summary(lat)}
     metrics = {"call_rtt": summary(rtt), "paced_rtt": summary(paced), "throughput": tp, "cpu_per_call": {"caller": cpu}}
     emit("result", metrics=metrics)
+
+
+async def role_relay(ctx: Context) -> None:
+    """Forwards every line from a publisher to every connection that said ``sub``; nothing else."""
+    subscribers: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            first = await reader.readline()
+            if first == b"sub\n":
+                subscribers.append(writer)
+                return
+            while line := await reader.readline():
+                for sub in subscribers:
+                    sub.write(line)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    emit("ready", port=server.sockets[0].getsockname()[1])
+    async with server:
+        await ctx.control.wait("quit", ctx.spec.get("max_seconds", 120.0))
+
+
+async def role_oneway_pub(ctx: Context) -> None:
+    """Listens for the direct subscriber, connects to the relay, then sends timestamps alternately."""
+    p = ctx.params
+    direct: list[asyncio.StreamWriter] = []
+    server = await asyncio.start_server(lambda r, w: direct.append(w), "127.0.0.1", 0)
+    _, relay = await asyncio.open_connection("127.0.0.1", p["relay_port"])
+    relay.write(b"pub\n")
+    emit("ready", port=server.sockets[0].getsockname()[1])
+    await ctx.control.wait("go", 60.0)
+    async with server:
+        for _ in bounded(p["n"], p["n"] * 0.1 + 10):
+            for writer in (direct[0], relay):
+                await asyncio.sleep(0.02)
+                writer.write(b"%d\n" % now_ns())
+        await ctx.control.wait("quit", ctx.spec.get("max_seconds", 120.0))
+
+
+async def role_oneway_sub(ctx: Context) -> None:
+    p = ctx.params
+    reader, writer = await asyncio.open_connection("127.0.0.1", p["port"])
+    if p["how"] == "relay":
+        writer.write(b"sub\n")
+        await writer.drain()
+    emit("ready")
+    lat = []
+    for _ in bounded(p["n"], p["n"] * 0.1 + 20):
+        line = await asyncio.wait_for(reader.readline(), 10.0)
+        lat.append((now_ns() - int(line)) * 1e-9)
+    emit("result", how=p["how"], latency=summary(lat))
+    writer.close()

@@ -82,8 +82,10 @@ def available(impl: str) -> str | None:
 async def environment(run: Run) -> AsyncIterator[dict[str, Any]]:
     from pyobs.comm.xmpp.testserver import TestServer
 
-    async with TestServer(users=users(run.profile.subscribers, run.profile.starts)) as server:
-        run.say(f"prosody on {server.address} ({server.directory})")
+    names = users(run.profile.subscribers, run.profile.starts)
+    async with TestServer(users=names, tuned_gc=not run.prosody_gc) as server:
+        pacing = "its own" if run.prosody_gc else "tuned"
+        run.say(f"prosody on {server.address} ({server.directory}; {pacing} GC pacing)")
         pid = server._process.pid if server._process is not None else None
         yield {"server": server.address, "domain": server.domain, "password": server.password, "server_pid": pid}
 
