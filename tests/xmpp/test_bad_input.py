@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from backends.base import eventually
-from xmpp_helpers import Probe, ProbeEvent, RawClient, rpc_call, rpc_param
+from xmpp_helpers import Probe, ProbeEvent, RawClient, compact_call, rpc_call, rpc_param
 
 RPC = "{jabber:iq:rpc}"
 PYRPC = "{urn:pyobs:rpc:1}"
@@ -88,6 +88,49 @@ async def test_bad_calls_get_a_fault_and_a_log_line(
     assert message is not None and expect_text in message
     assert "add" in caplog.text and expect_text in caplog.text
     assert probe.calls == 0
+    await _still_works(raw, jid, probe)
+
+
+@pytest.mark.parametrize(
+    ("values", "expect_type", "expect_text"),
+    [
+        ("<int>one</int>", "builtins.ValueError", "holds no integer"),
+        ("", "builtins.TypeError", "missing required argument 'a'"),
+        ("<int>1</int>" * 3, "builtins.TypeError", "takes 2 arguments but 3 were given"),
+        ("<string>seven</string>", "builtins.TypeError", "argument 'a'"),
+        ("<dict><entry><val><int>1</int></val></entry></dict>", "builtins.ValueError", "without a <key>"),
+    ],
+)
+async def test_bad_compact_calls_get_a_fault_and_a_log_line(
+    xmpp_backend: Any,
+    raw: RawClient,
+    probe: Probe,
+    caplog: pytest.LogCaptureFixture,
+    values: str,
+    expect_type: str,
+    expect_text: str,
+) -> None:
+    """The compact envelope of pyobs-comm peers is checked exactly like jabber:iq:rpc."""
+    jid = xmpp_backend.server.jid("callee", xmpp_backend.resource)
+    with caplog.at_level(logging.WARNING, logger="pyobs.comm.xmpp"):
+        reply = await raw.request(compact_call(jid, "add", values))
+    exc_type, message = _fault(reply)
+    assert exc_type == expect_type
+    assert message is not None and expect_text in message
+    assert "add" in caplog.text and expect_text in caplog.text
+    assert probe.calls == 0
+    await _still_works(raw, jid, probe)
+
+
+async def test_compact_call_of_unknown_or_no_method(xmpp_backend: Any, raw: RawClient, probe: Probe) -> None:
+    jid = xmpp_backend.server.jid("callee", xmpp_backend.resource)
+    reply = await raw.request(compact_call(jid, "self_destruct", ""))
+    assert reply.get("type") == "error"
+    assert reply.find(f"{{jabber:client}}error/{STANZAS}item-not-found") is not None
+    reply = await raw.request(
+        f'<iq type="set" id="{{id}}" to="{jid}"><call xmlns="urn:pyobs:comm:call:1"><int>1</int></call></iq>'
+    )
+    assert _fault(reply)[0] == "builtins.ValueError"
     await _still_works(raw, jid, probe)
 
 

@@ -6,7 +6,18 @@ import asyncio
 import json
 from typing import Any
 
-from xmpp_helpers import IProbe, Probe, ProbeEvent, RawClient, rpc_call, rpc_param, transport_of
+import pytest
+from xmpp_helpers import (
+    COMPACT_NS,
+    IProbe,
+    Probe,
+    ProbeEvent,
+    RawClient,
+    compact_call,
+    rpc_call,
+    rpc_param,
+    transport_of,
+)
 
 from pyobs.comm.xmpp.testserver import TestServer
 from pyobs.interfaces.interface import methods_of
@@ -100,6 +111,52 @@ async def test_call_and_answer_stanzas(xmpp_backend: Any, raw: RawClient) -> Non
         assert f.findtext("exception") == "pyobs.utils.exceptions.MoveError"
         assert f.findtext("message") == "cannot move there"
         assert [b.text for b in f.findall("bases/base")] == ["pyobs.utils.exceptions.MotionError"]
+    finally:
+        await probe.close()
+
+
+async def test_compact_calls_between_pyobs_comm_modules(xmpp_backend: Any, raw: RawClient) -> None:
+    """Peers that advertise the compact envelope are called with it; its answers carry the same values."""
+    probe, jid = await _probe(xmpp_backend, raw)
+    C = f"{{{COMPACT_NS}}}"
+    try:
+        reply = await raw.request(f'<iq type="get" id="{{id}}" to="{jid}"><query xmlns="{DISCO[1:-1]}"/></iq>')
+        assert COMPACT_NS in {f.get("var") for f in reply.iter(f"{DISCO}feature")}
+
+        answer = await raw.request(compact_call(jid, "add", "<int>2</int><double>0.25</double>"))
+        value = answer.find(f"{C}result/{C}double")
+        assert answer.get("type") == "result" and value is not None and value.text == "2.25"
+        void = await raw.request(compact_call(jid, "nothing", ""))
+        assert void.find(f"{C}result/{C}nil") is not None
+        # faults stay in the jabber:iq:rpc form
+        fault = await raw.request(compact_call(jid, "fail", ""))
+        f = fault.find(f"{RPC}query/{RPC}methodResponse/{RPC}fault/{RPC}value/{PYRPC}fault")
+        assert f is not None and f.findtext("exception") == "pyobs.utils.exceptions.MoveError"
+
+        # our caller picks the envelope by what the peer advertises
+        caller = xmpp_backend.comm("caller", timeout=5.0)
+        await caller.open()
+        sent: list[str] = []
+        transport = caller.transport
+        write = transport._write
+
+        def spy(data: str) -> None:
+            sent.append(data)
+            write(data)
+
+        transport._write = spy
+        try:
+            remote = await caller.proxy("callee", IProbe)
+            assert await remote.add(3, 0.5) == 3.5
+            assert await remote.nothing() is None
+            calls = [s for s in sent if 'type="set"' in s]
+            assert len(calls) == 2 and all(f'<call xmlns="{COMPACT_NS}"' in c for c in calls)
+            assert not any("jabber:iq:rpc" in c for c in calls)
+            with pytest.raises(Exception, match="cannot move there"):
+                await remote.fail()
+        finally:
+            del transport._write
+            await caller.close()
     finally:
         await probe.close()
 

@@ -121,6 +121,14 @@ def rpc_call(to: str, method: str, params: str) -> str:
     )
 
 
+COMPACT_NS = "urn:pyobs:comm:call:1"
+
+
+def compact_call(to: str, method: str, values: str) -> str:
+    """A raw call in the compact envelope pyobs-comm modules use among themselves."""
+    return f'<iq type="set" id="{{id}}" to="{to}"><call xmlns="{COMPACT_NS}" method="{method}">{values}</call></iq>'
+
+
 def rpc_param(inner: str) -> str:
     """One positional parameter holding a urn:pyobs:rpc:1 value."""
     return f'<param><value><value xmlns="urn:pyobs:rpc:1">{inner}</value></value></param>'

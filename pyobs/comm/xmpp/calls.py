@@ -56,8 +56,9 @@ class CallsMixin(XmppBase):
     async def _serve(
         self, handler: TransportHandler, sender: str, to: str, iq_id: str, query: Element, method: str
     ) -> None:
+        compact = query.tag == rpc.Q_COMPACT_CALL
         try:
-            name, args = rpc.parse_call(query)
+            name, args = rpc.parse_compact_call(query) if compact else rpc.parse_call(query)
         except (rpc.RpcFormatError, DecodeError) as exc:
             log.warning("%s: rejected a garbled call of %s() from %s: %s", self.bare, method, sender, exc)
             self._send_reply(rpc.fault(to, iq_id, describe(ValueError(str(exc)))))
@@ -68,7 +69,7 @@ class CallsMixin(XmppBase):
 
         try:
             result = await handler.handle_call(sender, name, args, announce)
-            reply = rpc.result(to, iq_id, result)
+            reply = rpc.compact_result(to, iq_id, result) if compact else rpc.result(to, iq_id, result)
         except UnknownMethodError as exc:
             reply = rpc.iq_error(to, iq_id, "item-not-found", "cancel", 404, str(exc), query)
         except EncodeError as exc:
@@ -90,21 +91,28 @@ class CallsMixin(XmppBase):
 
     # ================================================================== calls: caller
 
-    def _peer_jid(self, peer: str) -> str:
-        state = self._peers.get(peer)
-        return state.jid if state is not None else f"{peer}@{self.domain}/{self.resource}"
-
     async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
-        jid = self._peer_jid(peer)
+        state = self._peers.get(peer)
+        jid = state.jid if state is not None else f"{peer}@{self.domain}/{self.resource}"
         prefix = self._call_prefix.get(jid)
         if prefix is None:
             prefix = self._call_prefix[jid] = rpc.call_prefix(jid)
         name = method.name
-        body = self._call_body.get(name)
-        if body is None:
-            body = self._call_body[name] = rpc.call_body(name)
+        # pyobs-comm peers take the compact envelope; everybody else (pyobs-core) jabber:iq:rpc
+        compact = state is not None and state.info is not None and state.info.compact_calls
         try:
-            params = rpc.encode_params(args)
+            if compact:
+                body = self._compact_body.get(name)
+                if body is None:
+                    body = self._compact_body[name] = rpc.compact_call_body(name)
+                params = rpc.encode_values(args)
+                end = rpc.COMPACT_CALL_END
+            else:
+                body = self._call_body.get(name)
+                if body is None:
+                    body = self._call_body[name] = rpc.call_body(name)
+                params = rpc.encode_params(args)
+                end = rpc.CALL_END
         except EncodeError as exc:
             raise TypeError(f"{name}(): {exc}") from None
         assert self._loop is not None
@@ -112,7 +120,7 @@ class CallsMixin(XmppBase):
         fut: asyncio.Future[Element] = self._loop.create_future()
         self._pending[iq_id] = _Pending(fut, jid, extend)
         try:
-            self._write(prefix + iq_id + body + params + rpc.CALL_END)
+            self._write(prefix + iq_id + body + params + end)
             reply = await fut
         except XmppConnectionError as exc:
             raise XmppConnectionError(f"call {peer}.{name}() failed: {exc}") from None

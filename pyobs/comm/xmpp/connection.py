@@ -382,10 +382,10 @@ class ConnectionMixin(XmppBase):
                 pending.future.set_result(xml)
             return True
         if typ == "set":
-            query = xml.find(rpc.Q_QUERY)
-            if query is not None:
-                self._on_call(xml, query)
-                return True
+            for child in xml:  # the call envelope is the only child of a call
+                if child.tag == rpc.Q_COMPACT_CALL or child.tag == rpc.Q_QUERY:
+                    self._on_call(xml, child)
+                    return True
             sub = xml.find(Q_DIRECT_SUBSCRIBE)
             if sub is not None:
                 self._on_direct_subscribe(xml, sub)

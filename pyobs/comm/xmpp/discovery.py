@@ -12,6 +12,7 @@ from pyobs.events.event import event_by_name
 from pyobs.interfaces.interface import Interface
 
 from ..transport import Announcement
+from .rpc import COMPACT_NS
 from .values import decode_fields, encode_fields, escape_attr
 
 NS = "http://jabber.org/protocol/disco#info"
@@ -37,6 +38,7 @@ def info_body(info: Announcement, capabilities: dict[str, Any]) -> str:
         '<identity category="automation" type="rpc"/>',
         '<feature var="jabber:iq:rpc"/>',
         f'<feature var="{DIRECT_EVENTS}"/>',
+        f'<feature var="{COMPACT_NS}"/>',
     ]
     ifaces: list[type[Interface]] = sorted(info.interfaces, key=lambda i: (i.__name__ != "IModule", i.__name__))
     for iface in ifaces:
@@ -91,6 +93,8 @@ class PeerInfo:
     capabilities: dict[str, Any] = field(default_factory=dict)
     #: takes events as direct messages (a pyobs-comm peer)
     direct: bool = False
+    #: takes calls in the compact envelope (a pyobs-comm peer; see rpc)
+    compact_calls: bool = False
 
     @property
     def is_module(self) -> bool:
@@ -115,6 +119,8 @@ def parse_info(iq: Element) -> PeerInfo:
             var = child.get("var", "")
             if var == DIRECT_EVENTS:
                 info.direct = True
+            elif var == COMPACT_NS:
+                info.compact_calls = True
             elif var.startswith(IFACE_PREFIX):
                 name, _, version = var[len(IFACE_PREFIX) :].rpartition(":")
                 if name and version.isdigit():

@@ -2,6 +2,17 @@
 
 Outgoing stanzas are assembled from constant pieces; incoming ones are read from the raw
 ElementTree elements slixmpp's parser produced, without stanza objects.
+
+Between pyobs-comm modules (both advertise :data:`COMPACT_NS` in disco#info) a call and its value
+answer go in a compact envelope with the very same value vocabulary::
+
+    <iq type="set" to="…" id="…"><call xmlns="urn:pyobs:comm:call:1" method="move_radec">
+        <double>1.0</double><double>2.0</double></call></iq>
+    <iq type="result" to="…" id="…"><result xmlns="urn:pyobs:comm:call:1"><nil/></result></iq>
+
+Four elements instead of thirteen: the server parses and re-serialises every element of every
+stanza, so this takes about a quarter off its work per call. Faults, ``methodTimeout`` notices and
+errors stay in the ``jabber:iq:rpc`` form; pyobs-core peers only ever see that form.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from xml.etree.ElementTree import Element, tostring
 
 from pyobs.comm.errors import RemoteException
 
-from .values import INVALID_XML, RPC_NS, DecodeError, decode, encode_top, escape, escape_attr, local
+from .values import INVALID_XML, RPC_NS, DecodeError, decode, encode, encode_top, escape, escape_attr, local
 
 NS = "jabber:iq:rpc"
 STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -27,6 +38,11 @@ Q_TIMEOUT = f"{{{NS}}}methodTimeout"
 Q_FAULT = f"{{{NS}}}fault"
 Q_VALUE_INNER = f"{{{RPC_NS}}}value"
 Q_FAULT_INNER = f"{{{RPC_NS}}}fault"
+
+#: the compact call envelope between pyobs-comm modules (also their disco#info feature)
+COMPACT_NS = "urn:pyobs:comm:call:1"
+Q_COMPACT_CALL = f"{{{COMPACT_NS}}}call"
+Q_COMPACT_RESULT = f"{{{COMPACT_NS}}}result"
 
 _PARAM_OPEN = f'<param><value><value xmlns="{RPC_NS}">'
 _PARAM_CLOSE = "</value></value></param>"
@@ -55,6 +71,19 @@ def call_body(method: str) -> str:
 CALL_END = "</params></methodCall></query></iq>"
 
 
+def compact_call_body(method: str) -> str:
+    """Everything of a compact call between the id and the first value."""
+    return f'"><call xmlns="{COMPACT_NS}" method="{escape_attr(method)}">'
+
+
+COMPACT_CALL_END = "</call></iq>"
+
+
+def encode_values(args: list[Any]) -> str:
+    """The values of a compact call (they take the envelope's namespace; decoding goes by local name)."""
+    return "".join([encode(a) for a in args])
+
+
 def encode_params(args: list[Any]) -> str:
     return "".join([_PARAM_OPEN + encode_top(a) + _PARAM_CLOSE for a in args])
 
@@ -69,8 +98,16 @@ class Reply:
 
 
 def parse_reply(iq: Element) -> Reply:
-    """Read a ``result`` IQ answering a call; RpcFormatError if it is not one."""
-    query = iq.find(Q_QUERY)
+    """Read a ``result`` IQ answering a call (either form); RpcFormatError if it is not one."""
+    query = None
+    for child in iq:
+        if child.tag == Q_COMPACT_RESULT:
+            for v in child:
+                return Reply(value=decode(v))
+            raise RpcFormatError("compact result without a value")
+        if child.tag == Q_QUERY:
+            query = child
+            break
     if query is None:
         raise RpcFormatError("reply without <query xmlns='jabber:iq:rpc'>")
     for child in query:
@@ -183,7 +220,25 @@ def parse_call(query: Element) -> tuple[str, list[Any]]:
     return name, args
 
 
+def parse_compact_call(call: Element) -> tuple[str, list[Any]]:
+    """(method name, positional plain arguments) of a compact ``<call>``; RpcFormatError naming what is wrong."""
+    name = call.get("method", "").strip()
+    if not name:
+        raise RpcFormatError("call without a method name")
+    args: list[Any] = []
+    for i, el in enumerate(call):
+        try:
+            args.append(decode(el))
+        except DecodeError as exc:
+            raise RpcFormatError(f"{name}() parameter {i + 1}: {exc}") from None
+        except RecursionError:
+            raise RpcFormatError(f"{name}() parameter {i + 1}: value nested too deeply") from None
+    return name, args
+
+
 def peek_method(query: Element) -> str:
+    if query.tag == Q_COMPACT_CALL:
+        return query.get("method", "").strip()
     call = query.find(Q_CALL)
     name_el = call.find(Q_NAME) if call is not None else None
     return (name_el.text or "").strip() if name_el is not None else ""
@@ -195,6 +250,11 @@ def result(to: str, iq_id: str, value: Any) -> str:
     if value is None:
         return head + _VOID
     return head + _RESULT_OPEN + encode_top(value) + _RESULT_CLOSE
+
+
+def compact_result(to: str, iq_id: str, value: Any) -> str:
+    """A final answer to a compact call (value already typed)."""
+    return f'<iq type="result" to="{to}" id="{iq_id}"><result xmlns="{COMPACT_NS}">{encode(value)}</result></iq>'
 
 
 def method_timeout(to: str, iq_id: str, seconds: float) -> str:
