@@ -55,20 +55,31 @@ async def test_unknown_method_is_item_not_found(
 
 
 @pytest.mark.parametrize(
-    ("params", "expect_type", "expect_text"),
+    ("envelope", "params", "expect_type", "expect_text"),
     [
         # garbled: the inner value lacks the urn:pyobs:rpc:1 wrapper
-        ("<param><value><int>1</int></value></param>", "builtins.ValueError", "no <value xmlns='urn:pyobs:rpc:1'>"),
+        (
+            "rpc",
+            "<param><value><int>1</int></value></param>",
+            "builtins.ValueError",
+            "no <value xmlns='urn:pyobs:rpc:1'>",
+        ),
         # an <int> holding no number
-        (rpc_param('<int xmlns="">one</int>'), "builtins.ValueError", "holds no integer"),
+        ("rpc", rpc_param('<int xmlns="">one</int>'), "builtins.ValueError", "holds no integer"),
         # too few arguments
-        ("", "builtins.TypeError", "missing required argument 'a'"),
+        ("rpc", "", "builtins.TypeError", "missing required argument 'a'"),
         # too many arguments
-        (rpc_param("<int>1</int>") * 3, "builtins.TypeError", "takes 2 arguments but 3 were given"),
+        ("rpc", rpc_param("<int>1</int>") * 3, "builtins.TypeError", "takes 2 arguments but 3 were given"),
         # wrong type
-        (rpc_param('<string xmlns="">seven</string>'), "builtins.TypeError", "argument 'a'"),
+        ("rpc", rpc_param('<string xmlns="">seven</string>'), "builtins.TypeError", "argument 'a'"),
         # a boolean that is none
-        (rpc_param('<boolean xmlns="">maybe</boolean>'), "builtins.ValueError", "true or false"),
+        ("rpc", rpc_param('<boolean xmlns="">maybe</boolean>'), "builtins.ValueError", "true or false"),
+        # the compact envelope of pyobs-comm peers is checked exactly the same way
+        ("compact", "<int>one</int>", "builtins.ValueError", "holds no integer"),
+        ("compact", "", "builtins.TypeError", "missing required argument 'a'"),
+        ("compact", "<int>1</int>" * 3, "builtins.TypeError", "takes 2 arguments but 3 were given"),
+        ("compact", "<string>seven</string>", "builtins.TypeError", "argument 'a'"),
+        ("compact", "<dict><entry><val><int>1</int></val></entry></dict>", "builtins.ValueError", "without a <key>"),
     ],
 )
 async def test_bad_calls_get_a_fault_and_a_log_line(
@@ -76,44 +87,15 @@ async def test_bad_calls_get_a_fault_and_a_log_line(
     raw: RawClient,
     probe: Probe,
     caplog: pytest.LogCaptureFixture,
+    envelope: str,
     params: str,
     expect_type: str,
     expect_text: str,
 ) -> None:
     jid = xmpp_backend.server.jid("callee", xmpp_backend.resource)
+    build = rpc_call if envelope == "rpc" else compact_call
     with caplog.at_level(logging.WARNING, logger="pyobs.comm.xmpp"):
-        reply = await raw.request(rpc_call(jid, "add", params))
-    exc_type, message = _fault(reply)
-    assert exc_type == expect_type
-    assert message is not None and expect_text in message
-    assert "add" in caplog.text and expect_text in caplog.text
-    assert probe.calls == 0
-    await _still_works(raw, jid, probe)
-
-
-@pytest.mark.parametrize(
-    ("values", "expect_type", "expect_text"),
-    [
-        ("<int>one</int>", "builtins.ValueError", "holds no integer"),
-        ("", "builtins.TypeError", "missing required argument 'a'"),
-        ("<int>1</int>" * 3, "builtins.TypeError", "takes 2 arguments but 3 were given"),
-        ("<string>seven</string>", "builtins.TypeError", "argument 'a'"),
-        ("<dict><entry><val><int>1</int></val></entry></dict>", "builtins.ValueError", "without a <key>"),
-    ],
-)
-async def test_bad_compact_calls_get_a_fault_and_a_log_line(
-    xmpp_backend: Any,
-    raw: RawClient,
-    probe: Probe,
-    caplog: pytest.LogCaptureFixture,
-    values: str,
-    expect_type: str,
-    expect_text: str,
-) -> None:
-    """The compact envelope of pyobs-comm peers is checked exactly like jabber:iq:rpc."""
-    jid = xmpp_backend.server.jid("callee", xmpp_backend.resource)
-    with caplog.at_level(logging.WARNING, logger="pyobs.comm.xmpp"):
-        reply = await raw.request(compact_call(jid, "add", values))
+        reply = await raw.request(build(jid, "add", params))
     exc_type, message = _fault(reply)
     assert exc_type == expect_type
     assert message is not None and expect_text in message
