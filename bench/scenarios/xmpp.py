@@ -1,4 +1,4 @@
-"""XmppComm, one process per module, on a throw-away prosody (pyobs.comm.xmpp.testserver).
+"""XmppComm, one process per module, on a throw-away prosody (pyobs.testing.xmpp_server).
 
 Ours and pyobs-core 2.19.1 use the same server, one after the other. Floor: plain slixmpp, an IQ
 with a jabber:iq:rpc-sized payload answered by a minimal callback, between two processes.
@@ -80,7 +80,7 @@ def available(impl: str) -> str | None:
 
 @contextlib.asynccontextmanager
 async def environment(run: Run) -> AsyncIterator[dict[str, Any]]:
-    from pyobs.comm.xmpp.testserver import TestServer
+    from pyobs.testing.xmpp_server import TestServer
 
     names = users(run.profile.subscribers, run.profile.starts)
     async with TestServer(users=names, tuned_gc=not run.prosody_gc) as server:

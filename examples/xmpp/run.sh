@@ -13,7 +13,7 @@ pids=""
 trap 'kill $pids 2>/dev/null; wait; rm -f "${serverlog:-}"' EXIT INT TERM
 if [ "${PYOBS_XMPP_SERVER:-1}" != "0" ]; then
     serverlog=$(mktemp)
-    python -m pyobs.comm.xmpp.testserver --port 52222 --users weather,telescope,focuser,camera,autofocus,night \
+    python -m pyobs.testing.xmpp_server --port 52222 --users weather,telescope,focuser,camera,autofocus,night \
         >"$serverlog" 2>&1 &
     pids="$!"
     # wait (at most 15 s) until the server says where it listens

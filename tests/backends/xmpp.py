@@ -17,7 +17,7 @@ import pytest
 
 from pyobs.comm import Comm
 from pyobs.comm.xmpp import XmppComm
-from pyobs.comm.xmpp.testserver import TestServer, TestServerError
+from pyobs.testing.xmpp_server import TestServer, TestServerError
 
 log = logging.getLogger(__name__)
 

@@ -90,7 +90,7 @@ async def eventually(predicate: Callable[[], Any], timeout: float, what: str) ->
 
 
 class Server:
-    """Our throw-away prosody (``python -m pyobs.comm.xmpp.testserver``) in its own process group."""
+    """Our throw-away prosody (``python -m pyobs.testing.xmpp_server``) in its own process group."""
 
     def __init__(self, directory: Path, users: list[str]) -> None:
         self.directory = directory
@@ -104,7 +104,7 @@ class Server:
         cmd = [
             sys.executable,
             "-m",
-            "pyobs.comm.xmpp.testserver",
+            "pyobs.testing.xmpp_server",
             "--dir",
             str(self.directory),
             "--users",

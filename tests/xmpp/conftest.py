@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from xmpp_helpers import raw  # noqa: F401  (fixture)
 
-from pyobs.comm.xmpp.testserver import PROSODY
+from pyobs.testing.xmpp_server import PROSODY
 
 _HERE = Path(__file__).parent
 _NO_SERVER_NEEDED = {"test_values.py"}

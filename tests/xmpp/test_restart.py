@@ -12,7 +12,7 @@ from backends.base import eventually
 from xmpp_helpers import IProbe, Probe, ProbeEvent
 
 from pyobs.comm.xmpp import XmppComm, XmppConnectionError
-from pyobs.comm.xmpp.testserver import TestServer
+from pyobs.testing.xmpp_server import TestServer
 from pyobs.interfaces import IMotion
 from pyobs.interfaces.types import MotionState
 from pyobs.utils.enums import MotionStatus
@@ -127,7 +127,7 @@ async def test_bounded_queue_drops_the_oldest_with_a_warning(server: TestServer,
 
 
 async def test_open_fails_fast_and_clearly_without_a_server() -> None:
-    from pyobs.comm.xmpp.testserver import free_port
+    from pyobs.testing.xmpp_server import free_port
 
     comm = XmppComm(jid="nobody@pyobs.test", password="x", server=f"127.0.0.1:{free_port()}", connect_timeout=0.5)
     start = time.monotonic()

@@ -8,7 +8,7 @@ import pytest
 from xmpp_helpers import IProbe, Probe
 
 from pyobs.comm.xmpp import XmppAuthError, XmppComm
-from pyobs.comm.xmpp.testserver import TestServer
+from pyobs.testing.xmpp_server import TestServer
 
 
 def _mechanism(comm: XmppComm) -> str:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from pyobs.comm.xmpp import XmppComm
-from pyobs.comm.xmpp.testserver import TestServer
+from pyobs.testing.xmpp_server import TestServer
 
 
 def _read_lines(proc: subprocess.Popen[bytes], until: str, timeout: float) -> dict[str, str]:
@@ -44,7 +44,7 @@ def _read_lines(proc: subprocess.Popen[bytes], until: str, timeout: float) -> di
 
 async def test_command_line_runs_until_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pyobs.comm.xmpp.testserver", "--dir", str(tmp_path), "--users", "a,b"],
+        [sys.executable, "-m", "pyobs.testing.xmpp_server", "--dir", str(tmp_path), "--users", "a,b"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -83,7 +83,7 @@ def _alive(pid: int) -> bool:
 
 async def test_prosody_dies_with_a_killed_command_line(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pyobs.comm.xmpp.testserver", "--dir", str(tmp_path), "--users", "a"],
+        [sys.executable, "-m", "pyobs.testing.xmpp_server", "--dir", str(tmp_path), "--users", "a"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

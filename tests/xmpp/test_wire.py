@@ -19,7 +19,7 @@ from xmpp_helpers import (
     transport_of,
 )
 
-from pyobs.comm.xmpp.testserver import TestServer
+from pyobs.testing.xmpp_server import TestServer
 from pyobs.interfaces.interface import methods_of
 
 DISCO = "{http://jabber.org/protocol/disco#info}"

@@ -14,7 +14,7 @@ import pytest
 import slixmpp
 
 from pyobs.comm.xmpp import XmppTransport
-from pyobs.comm.xmpp.testserver import TestServer
+from pyobs.testing.xmpp_server import TestServer
 from pyobs.events import Event
 from pyobs.interfaces import IMotion
 from pyobs.interfaces.interface import Interface
