@@ -12,9 +12,9 @@ from backends.base import eventually
 from xmpp_helpers import IProbe, Probe, ProbeEvent
 
 from pyobs.comm.xmpp import XmppComm, XmppConnectionError
-from pyobs.testing.xmpp_server import TestServer
 from pyobs.interfaces import IMotion
 from pyobs.interfaces.types import MotionState
+from pyobs.testing.xmpp_server import TestServer
 from pyobs.utils.enums import MotionStatus
 from pyobs.utils.exceptions import RemoteError
 

@@ -19,8 +19,8 @@ from xmpp_helpers import (
     transport_of,
 )
 
-from pyobs.testing.xmpp_server import TestServer
 from pyobs.interfaces.interface import methods_of
+from pyobs.testing.xmpp_server import TestServer
 
 DISCO = "{http://jabber.org/protocol/disco#info}"
 RPC = "{jabber:iq:rpc}"

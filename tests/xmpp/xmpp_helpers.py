@@ -14,12 +14,12 @@ import pytest
 import slixmpp
 
 from pyobs.comm.xmpp import XmppTransport
-from pyobs.testing.xmpp_server import TestServer
 from pyobs.events import Event
 from pyobs.interfaces import IMotion
 from pyobs.interfaces.interface import Interface
 from pyobs.interfaces.types import MotionState
 from pyobs.modules import Module, timeout
+from pyobs.testing.xmpp_server import TestServer
 from pyobs.utils.enums import MotionStatus
 from pyobs.utils.exceptions import MoveError
 
