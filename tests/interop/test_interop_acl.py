@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
-from harness import Core, CorePeer, Ours, eventually
+from harness import Core, CorePeer, Ours, RawClient, eventually
 from support import IKitchenSink, KitchenSink
 
 from pyobs.interfaces import IModule
@@ -73,3 +73,30 @@ async def test_our_caller_is_denied_by_a_pyobs_core_module(core_acl_module: Core
     theirs = await core.sink.call("coreacl", "IModule", "get_permitted_methods")
     assert "whoami" in theirs and "reset_error" in theirs
     assert await core.sink.call("coreacl", "IKitchenSink", "whoami") == "coresink"
+
+
+async def test_a_forged_from_does_not_make_a_caller_somebody_else(our_acl_module: KitchenSink, ours: Ours) -> None:
+    """The server stamps ``from``: an account that writes another's JID there is not taken for it."""
+    client = RawClient(ours.server, "ourforger")
+    await client.connect()
+    try:
+        from xml.etree import ElementTree
+
+        iq = client.client.make_iq(
+            ito=f"{ours.server.jid('ouracl')}/pyobs", itype="set", ifrom=f"{ours.server.jid('ourprobe')}/pyobs"
+        )
+        iq.append(
+            ElementTree.fromstring(
+                '<query xmlns="jabber:iq:rpc"><methodCall><methodName>whoami</methodName><params/></methodCall></query>'
+            )
+        )
+        ident = iq["id"]
+        iq.send()
+        await eventually(lambda: client.replies.get(ident), 20.0, "an answer to the forged call")
+        (reply,) = client.replies[ident]
+        text = ElementTree.tostring(reply, encoding="unicode")
+        # prosody replaces the forged from with the sender's own JID: ouracl denies the real sender
+        assert "pyobs.utils.exceptions.ForbiddenError" in text, text
+        assert "Caller 'ourforger' is not permitted to invoke 'whoami'." in text, text
+    finally:
+        client.disconnect()
