@@ -32,7 +32,7 @@ from pyobs.utils.exceptions import (
 
 from .acl import Acl
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
-from .transport import Announce, Announcement, Transport
+from .transport import Announce, Announcement, NotConnected, Transport
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ T = TypeVar("T")
 _DEDUP_WINDOW = 1024
 #: methods that may be called while a module is starting or in error (as pyobs-core)
 _ALWAYS_ALLOWED = frozenset({"reset_error", "get_permitted_methods"})
+#: how long peers are kept (marked stale) while our own link is down, and after it is back for
+#: them to be seen again, before they are reported offline [s]
+PEER_GRACE = 10.0
 
 
 @dataclass(eq=False)
@@ -53,6 +56,8 @@ class Peer:
     interfaces: tuple[type[Interface], ...]
     sends: frozenset[str]
     label: str = ""
+    #: our own link went down since it was last seen: kept for the grace period, not yet offline
+    stale: bool = False
 
     @property
     def is_module(self) -> bool:
@@ -66,12 +71,13 @@ class _Call:
     without suspending (an in-process call) costs no timer at all.
     """
 
-    __slots__ = ("deadline", "gone", "until")
+    __slots__ = ("deadline", "gone", "lost", "until")
 
     def __init__(self) -> None:
         self.deadline: asyncio.Timeout | None = None
         self.until: float | None = None
         self.gone = False
+        self.lost: str | None = None  # why our own link went, if that ended the call
 
     def extend(self, seconds: float) -> None:
         # the callee's estimate plus a margin for the answer to travel back
@@ -81,8 +87,9 @@ class _Call:
         else:
             self.deadline.reschedule(until)
 
-    def abort(self) -> None:
+    def abort(self, lost: str | None = None) -> None:
         self.gone = True
+        self.lost = lost
         if self.deadline is not None:
             self.deadline.reschedule(asyncio.get_running_loop().time())
 
@@ -130,13 +137,19 @@ class Comm:
     Args:
         transport: the backend that moves bytes (subclasses such as LocalComm create it).
         timeout: default deadline of a remote call in seconds (a ``@timeout`` method extends it).
+        peer_grace: seconds peers are kept while our own link is down, and after it is back for
+            them to be seen again, before they are reported offline (also the attribute
+            ``peer_grace``).
     """
 
-    def __init__(self, transport: Transport, *, timeout: float = 10.0) -> None:
+    def __init__(self, transport: Transport, *, timeout: float = 10.0, peer_grace: float = PEER_GRACE) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
+        if peer_grace < 0:
+            raise ValueError("peer_grace must not be negative")
         self._transport = transport
         self.timeout = float(timeout)
+        self.peer_grace = float(peer_grace)
         self.module: Any = None
         self._peers: dict[str, Peer] = {}
         self._proxies: dict[str, Proxy] = {}
@@ -159,6 +172,11 @@ class Comm:
         self._opened = False
         self._announced = False
         self._connected = False
+        self._lost_reason = ""
+        #: stale peers reported again before our link was reported back: their state is subscribed then
+        self._returned: set[str] = set()
+        #: ends the grace of stale peers (armed when our link goes down and again when it is back)
+        self._grace_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -227,6 +245,8 @@ class Comm:
         self._opened = False
         self._announced = False
         self._connected = False
+        self._cancel_grace()
+        self._returned.clear()
         try:
             await asyncio.wait_for(self._transport.close(), timeout=max(self.timeout, 5.0))
         except TimeoutError:
@@ -322,6 +342,12 @@ class Comm:
         peer = self._peers.get(name)
         if peer is not None:  # known already: update in place, so existing proxies stay valid
             peer.interfaces, peer.sends, peer.label = tuple(classes), frozenset(sends or ()), label
+            if peer.stale:  # seen again after our link was down: its state may have changed meanwhile
+                peer.stale = False
+                if self._connected:
+                    self._resubscribe_peer(name)
+                else:  # a transport may report peers before it reports its link back
+                    self._returned.add(name)
         else:
             self._peers[name] = Peer(name, tuple(classes), frozenset(sends or ()), label)
             self._dispatch(ModuleOpenedEvent(module=name), name)
@@ -342,11 +368,57 @@ class Comm:
         self._dispatch(ModuleClosedEvent(module=name), name)
 
     def connection_changed(self, connected: bool, reason: str = "") -> None:
+        """The connectivity policy, the same for every transport.
+
+        Link lost: calls in flight end at once with :class:`NotConnected`, new calls fail at once;
+        peers are kept, marked stale (no ModuleClosedEvent), for ``peer_grace`` seconds. Link back:
+        peers the transport reports again are fresh (their state is subscribed again); those not
+        seen within ``peer_grace`` after that, or all of them if we stay down longer, go offline.
+        """
+        was = self._connected
         self._connected = connected
+        if not self._opened:
+            return
         if connected:
             log.info("%s: connection restored", self.name)
-        else:
-            log.warning("%s: connection lost%s", self.name, f" ({reason})" if reason else "")
+            returned, self._returned = self._returned, set()
+            for name in returned:
+                if name in self._peers:
+                    self._resubscribe_peer(name)
+            if any(p.stale for p in self._peers.values()):
+                self._arm_grace()  # a fresh grace for the stale ones to be seen again
+            return
+        log.warning("%s: connection lost%s", self.name, f" ({reason})" if reason else "")
+        self._lost_reason = reason or "connection lost"
+        for peer in self._peers.values():
+            peer.stale = True
+        for calls in self._inflight.values():
+            for call in list(calls):
+                call.abort(lost=self._lost_reason)
+        if was or self._grace_timer is None:
+            self._arm_grace()
+
+    def _resubscribe_peer(self, name: str) -> None:
+        keys = {k for k in self._state_subscribed if k[0] == name} | {k for k in self._state_handlers if k[0] == name}
+        for key in keys:
+            self._spawn(self._resubscribe(key))
+
+    def _arm_grace(self) -> None:
+        self._cancel_grace()
+        self._grace_timer = asyncio.get_running_loop().call_later(self.peer_grace, self._grace_over)
+
+    def _cancel_grace(self) -> None:
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
+
+    def _grace_over(self) -> None:
+        self._grace_timer = None
+        stale = [name for name, peer in self._peers.items() if peer.stale]
+        if stale:
+            log.info("%s: not seen again within %.1f s: %s", self.name, self.peer_grace, ", ".join(sorted(stale)))
+        for name in stale:
+            self.peer_offline(name)
 
     # ------------------------------------------------------------------ calls (caller side)
 
@@ -363,6 +435,10 @@ class Comm:
         name = peer.name
         if self._peers.get(name) is not peer:
             raise RemoteError(f"cannot call {name}.{spec.name}(): module '{name}' is offline")
+        if self._opened and not self._connected:
+            raise NotConnected(
+                f"cannot call {name}.{spec.name}(): '{self.name}' is not connected ({self._lost_reason}); reconnecting"
+            )
         call = _Call()
         coro = self._transport.call(name, spec, bound, call.extend)
         try:
@@ -394,6 +470,8 @@ class Comm:
         except TimeoutError:
             if not deadline.expired():
                 raise  # a TimeoutError raised by the remote method itself
+            if call.lost is not None:
+                raise NotConnected(f"call {name}.{spec.name}() failed: our connection was lost ({call.lost})") from None
             if call.gone:
                 raise RemoteError(f"call {name}.{spec.name}() failed: module '{name}' went offline") from None
             raise RemoteTimeoutError(f"call {name}.{spec.name}() timed out (deadline passed)") from None
@@ -627,17 +705,21 @@ class Comm:
                 return None
         return value
 
-    async def _subscribe_state(self, key: tuple[str, str], decl: type[Interface]) -> None:
+    async def _subscribe_state(self, key: tuple[str, str], decl: type[Interface], refresh: bool = False) -> None:
         peer = await self._peer(key[0])
         if decl not in peer.interfaces:
             raise ValueError(f"module '{key[0]}' does not implement {decl.__name__}")
+        if self._opened and not self._connected:  # subscribed again when the peer is seen again
+            raise NotConnected(f"cannot subscribe to state {key[1]} of '{key[0]}': '{self.name}' is not connected")
         try:
             async with asyncio.timeout(self.timeout):
                 value = await self._transport.subscribe_state(key[0], key[1])
         except TimeoutError:
             raise RemoteTimeoutError(f"subscribing to state {key[1]} of '{key[0]}' timed out") from None
         self._state_subscribed.add(key)
-        if value is not None and key not in self._state_cache:
+        if value is not None and refresh:  # seen again after our link was down: handlers hear the news
+            self.state_received(key[0], key[1], value)
+        elif value is not None and key not in self._state_cache:
             self._store_state(key, value)
 
     async def _resubscribe(self, key: tuple[str, str]) -> None:
@@ -645,7 +727,7 @@ class Comm:
         if decl is None:
             return
         try:
-            await self._subscribe_state(key, decl)
+            await self._subscribe_state(key, decl, refresh=True)
         except Exception as exc:
             log.warning("%s: cannot subscribe to state %s of %s: %s", self.name, key[1], key[0], exc)
 

@@ -25,6 +25,15 @@ from typing import Any, Protocol
 
 from pyobs.events.event import Event
 from pyobs.interfaces.interface import Interface, MethodSpec
+from pyobs.utils.exceptions import RemoteError
+
+
+class NotConnected(RemoteError, ConnectionError):
+    """A transport cannot send right now because it has no connection (it reconnects by itself).
+
+    Raised by ``publish_event``; the core then keeps the event in its outbox
+    (:mod:`pyobs.comm.outbox`) and sends it when the connection is back.
+    """
 
 #: callee side: the core calls this to announce a long call's duration (seconds) to the caller;
 #: it may return an awaitable (a transport that has to send something), which the core awaits
@@ -94,7 +103,14 @@ class TransportHandler(Protocol):
         """A new state value of a peer's interface arrived (plain or typed)."""
 
     def connection_changed(self, connected: bool, reason: str = "") -> None:
-        """The transport lost or regained its connection."""
+        """The transport lost or regained its connection (it reconnects by itself).
+
+        That is all a transport reports about its link: the core decides what follows, the same
+        for every transport (peers kept for a grace period, calls failing at once with
+        :class:`NotConnected`, state subscribed again when a peer is seen again).
+        Peers seen again after a reconnect are reported through ``peer_online`` as usual; a
+        transport does not report its peers offline because its own link went.
+        """
 
 
 class Transport(abc.ABC):
