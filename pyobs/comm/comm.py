@@ -31,6 +31,7 @@ from pyobs.utils.exceptions import (
 )
 
 from .acl import Acl
+from .errors import mark_bad_arguments
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
 from .transport import Announce, Announcement, NotConnected, Transport
 
@@ -520,7 +521,10 @@ class Comm:
             log.warning(
                 '%s: caller "%s" would be denied calling "%s" (acl mode=log, allowing).', self.name, sender, method
             )
-        cargs = m.spec.cast_args(args) if cast else args
+        try:
+            cargs = m.spec.cast_args(args) if cast else args
+        except Exception as exc:  # TypeError/ValueError naming the argument, or a dataclass refusing values
+            raise mark_bad_arguments(exc) from None
         if m.timeout is not None:  # gates first, then announce the duration (pyobs-core does it the other way)
             seconds = await self._evaluate_timeout(m, cargs)
             if seconds:

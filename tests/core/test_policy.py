@@ -204,7 +204,7 @@ async def test_while_our_link_is_down_peers_stay_and_calls_fail_at_once() -> Non
         pair.network.cut("server restarting")
         with pytest.raises(NotConnected, match="connection was lost"):
             await pending
-        with pytest.raises(NotConnected, match="not connected .*server restarting"):
+        with pytest.raises(NotConnected, match=r"not connected .*server restarting"):
             await proxy.wait(0.0)
         assert time.monotonic() - start < 1.0
         assert pair.caller.is_online("slow") and pair.caller._peers["slow"].stale

@@ -1,14 +1,20 @@
 """Method calls over D-Bus, both ways.
 
-Incoming: checking a call against our method table, running it in the handler, replying with the
-result or an ``org.pyobs.Error.*`` error, and announcing ``@timeout`` with ``CallTimeout`` signals.
-Outgoing: encoding a call to a peer, extending its deadline on ``CallTimeout`` and turning error
-replies back into exceptions.
+:class:`CallServer` (callee side) owns the calls it is serving (their tasks): it checks an incoming
+call's signature against our method table, hands the plain arguments to the core (which casts
+them), replies with the result or an ``org.pyobs.Error.*`` error, and announces ``@timeout`` with
+``CallTimeout`` signals.
+
+:class:`CallClient` (caller side) owns our calls waiting for a reply (serial → peer and deadline
+extension) and the encoders compiled per method: it sends a call, extends its deadline on
+``CallTimeout`` and turns error replies back into exceptions. It has no deadline of its own:
+the core's ends the wait.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,36 +24,141 @@ from dbus_fast.validators import is_interface_name_valid, is_member_name_valid
 from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError, UnknownMethodError
 
-from ..errors import RemoteException, describe, rebuild
-from ..transport import Extend
-from .base import (
-    _ERROR,
-    _NO_REPLY,
-    _RETURN,
-    _SIGNAL,
+from ..errors import RemoteException, describe, is_bad_arguments, rebuild
+from ..transport import Extend, NotConnected, TransportHandler
+from .codec import EncodeError, Encoder, compile_type, error_name, needs_decoding, plain
+from .exports import Exports, _Incoming
+from .link import Link
+from .peers import PeerTable
+from .wire import (
     DESCRIBE_SIGNATURE,
     E_GONE,
     E_INVALID_ARGS,
     E_UNKNOWN_METHOD,
     E_UNKNOWN_OBJECT,
+    ERROR,
     ERROR_PREFIX,
     ERROR_SIGNATURE,
     IFACE_PREFIX,
     MODULE_IFACE,
-    PROPS_IFACE,
-    DbusBase,
-    _ignore_result,
-    log,
+    NO_REPLY,
+    RETURN,
+    SIGNAL,
+    Names,
+    spawn,
 )
-from .codec import (
-    EncodeError,
-    Encoder,
-    compile_type,
-    error_name,
-    needs_decoding,
-    plain,
-)
-from .introspection import _HEADER, _Incoming
+
+log = logging.getLogger(__name__)
+
+
+class CallServer:
+    def __init__(self, names: Names, link: Link, peers: PeerTable, exports: Exports) -> None:
+        self.names = names
+        self.link = link
+        self.peers = peers
+        self.exports = exports
+        self.handler: TransportHandler | None = None
+        self._serving: set[asyncio.Task[Any]] = set()
+
+    def on_call(self, msg: Message) -> Message | bool | None:
+        """A call of one of our pyobs methods (or ``org.pyobs.Module``); the transport routes the rest."""
+        iface = msg.interface
+        member = msg.member or ""
+        exports = self.exports
+        if not exports.online:
+            return Message.new_error(msg, E_UNKNOWN_OBJECT, f"module '{self.names.name}' is not online yet")
+        if iface == MODULE_IFACE:
+            if member == "Describe" and not msg.signature:
+                return Message.new_method_return(msg, DESCRIBE_SIGNATURE, exports.describe_body)
+            return self._reject(msg, E_UNKNOWN_METHOD, f"{MODULE_IFACE} has no method {member}({msg.signature})")
+        entry = exports.entry(iface, member)
+        if entry is None:
+            where = f"{iface}.{member}" if iface else member
+            return self._reject(msg, E_UNKNOWN_METHOD, f"module '{self.names.name}' has no method {where}")
+        sig = msg.signature
+        if sig != entry.in_sig and sig not in entry.accepted:
+            params = ", ".join(f"{p.name}: {compile_type(p.annotation)[0]}" for p in entry.spec.params)
+            return self._reject(
+                msg,
+                E_INVALID_ARGS,
+                f"{entry.spec.name}() takes signature '{entry.in_sig}' ({params}), got '{sig}'",
+            )
+        args = [plain(a) for a in msg.body] if entry.decode else msg.body
+        spawn(self._serving, self._serve(msg, entry, args))
+        return True
+
+    def _reject(self, msg: Message, name: str, text: str) -> Message | bool:
+        log.warning("%s: rejected call %s.%s from %s: %s", self.names.name, msg.interface, msg.member, msg.sender, text)
+        if msg.flags & NO_REPLY:
+            return True
+        exc = UnknownMethodError(text) if name == E_UNKNOWN_METHOD else TypeError(text)
+        return self._error_reply(msg, exc, name)
+
+    async def _serve(self, msg: Message, entry: _Incoming, args: list[Any]) -> None:
+        handler = self.handler
+        assert handler is not None
+        caller = msg.sender
+        sender = await self.peers.caller(caller) if caller else ""
+
+        def announce(seconds: float) -> None:
+            self.link.send(
+                Message(
+                    message_type=SIGNAL,
+                    destination=caller,
+                    path=self.names.path,
+                    interface=MODULE_IFACE,
+                    member="CallTimeout",
+                    signature="ud",
+                    body=[msg.serial, float(seconds)],
+                )
+            )
+
+        try:
+            result = await handler.handle_call(sender, entry.spec.name, args, announce)
+            if entry.out_sig:
+                body = [result if entry.out_enc is None else entry.out_enc(result)]
+                reply = Message(
+                    message_type=RETURN,
+                    reply_serial=msg.serial,
+                    destination=caller,
+                    signature=entry.out_sig,
+                    body=body,
+                    validate=False,
+                )
+            else:
+                reply = Message(message_type=RETURN, reply_serial=msg.serial, destination=caller, validate=False)
+        except Exception as exc:
+            if is_bad_arguments(exc):
+                log.warning("%s: rejected call %s() from %s: %s", self.names.name, entry.spec.name, sender, exc)
+                reply = self._error_reply(msg, exc, E_INVALID_ARGS)
+            else:
+                reply = self._error_reply(msg, exc)
+        if msg.flags & NO_REPLY:
+            return
+        try:
+            self.link.send(reply)
+        except Exception as exc:  # the result does not fit the declared signature
+            log.error("%s: cannot send the result of %s(): %s", self.names.name, entry.spec.name, exc)
+            err = EncodeError(f"{entry.spec.name}() returned a value that cannot be sent over D-Bus: {exc}")
+            self.link.send(self._error_reply(msg, err))
+
+    @staticmethod
+    def _error_reply(msg: Message, exc: BaseException, name: str | None = None) -> Message:
+        remote = describe(exc)
+        if name is None:
+            name = E_UNKNOWN_METHOD if isinstance(exc, UnknownMethodError) else error_name(remote.type)
+        return Message(
+            message_type=ERROR,
+            reply_serial=msg.serial,
+            destination=msg.sender,
+            error_name=name,
+            signature=ERROR_SIGNATURE,
+            body=[remote.message, remote.type, list(remote.bases)],
+        )
+
+    def close(self) -> None:
+        for task in list(self._serving):
+            task.cancel()
 
 
 @dataclass
@@ -62,147 +173,35 @@ class _Outgoing:
     decode: bool
 
 
-class CallsMixin(DbusBase):
-    """Serves calls to our methods and makes calls to peers."""
+def _compile(spec: MethodSpec) -> _Outgoing:
+    iface = IFACE_PREFIX + spec.interface.__name__
+    if not is_interface_name_valid(iface) or not is_member_name_valid(spec.name):
+        raise TypeError(f"{iface}.{spec.name} is no valid D-Bus interface/method name (use ASCII identifiers)")
+    compiled = [compile_type(p.annotation) for p in spec.params]
+    encoders = [e for _, e in compiled]
+    out_sig = "" if spec.void else compile_type(spec.returns)[0]
+    return _Outgoing(
+        spec=spec,
+        interface=iface,
+        in_sig="".join(s for s, _ in compiled),
+        encoders=encoders if any(e is not None for e in encoders) else None,
+        out_sig=out_sig,
+        decode=needs_decoding(out_sig),
+    )
 
-    def _on_call(self, msg: Message) -> Message | bool | None:
-        iface = msg.interface
-        member = msg.member or ""
-        if iface is not None and iface.startswith("org.freedesktop.DBus."):
-            if iface == "org.freedesktop.DBus.Introspectable" and member == "Introspect":
-                return Message.new_method_return(msg, "s", [self._xml or f"{_HEADER}<node/>\n"])
-            if iface == PROPS_IFACE:
-                return self._on_properties(msg)
-            return None  # Peer: dbus-fast answers Ping and GetMachineId
-        if self._info is None:
-            return Message.new_error(msg, E_UNKNOWN_OBJECT, f"module '{self.name}' is not online yet")
-        if iface == MODULE_IFACE:
-            if member == "Describe" and not msg.signature:
-                return Message.new_method_return(msg, DESCRIBE_SIGNATURE, self._describe_body)
-            return self._reject(msg, E_UNKNOWN_METHOD, f"{MODULE_IFACE} has no method {member}({msg.signature})")
-        entry = self._incoming.get((iface, member)) if iface is not None else self._members.get(member)
-        if entry is None:
-            where = f"{iface}.{member}" if iface else member
-            return self._reject(msg, E_UNKNOWN_METHOD, f"module '{self.name}' has no method {where}")
-        sig = msg.signature
-        if sig != entry.in_sig and sig not in entry.accepted:
-            params = ", ".join(f"{p.name}: {compile_type(p.annotation)[0]}" for p in entry.spec.params)
-            return self._reject(
-                msg,
-                E_INVALID_ARGS,
-                f"{entry.spec.name}() takes signature '{entry.in_sig}' ({params}), got '{sig}'",
-            )
-        args = msg.body
-        if entry.decode:
-            args = [plain(a) for a in args]
-        if entry.check:
-            try:
-                entry.spec.cast_args(args)
-            except Exception as exc:  # CastError/TypeError naming the argument, or a dataclass refusing values
-                return self._reject(msg, E_INVALID_ARGS, str(exc), exc)
-        self._spawn(self._serve(msg, entry, args))
-        return True
 
-    def _reject(self, msg: Message, name: str, text: str, exc: BaseException | None = None) -> Message | bool:
-        log.warning("%s: rejected call %s.%s from %s: %s", self.name, msg.interface, msg.member, msg.sender, text)
-        if msg.flags & _NO_REPLY:
-            return True
-        if exc is None:
-            exc = UnknownMethodError(text) if name == E_UNKNOWN_METHOD else TypeError(text)
-        remote = describe(exc)
-        return Message(
-            message_type=_ERROR,
-            reply_serial=msg.serial,
-            destination=msg.sender,
-            error_name=name,
-            signature=ERROR_SIGNATURE,
-            body=[text, remote.type, list(remote.bases)],
-        )
-
-    async def _serve(self, msg: Message, entry: _Incoming, args: list[Any]) -> None:
-        handler = self._handler
-        assert handler is not None
-        caller = msg.sender
-        sender = await self._caller(caller) if caller else ""
-
-        def announce(seconds: float) -> None:
-            self._send(
-                Message(
-                    message_type=_SIGNAL,
-                    destination=caller,
-                    path=self.path,
-                    interface=MODULE_IFACE,
-                    member="CallTimeout",
-                    signature="ud",
-                    body=[msg.serial, float(seconds)],
-                )
-            )
-
-        try:
-            result = await handler.handle_call(sender, entry.spec.name, args, announce)
-            if entry.out_sig:
-                body = [result if entry.out_enc is None else entry.out_enc(result)]
-                reply = Message(
-                    message_type=_RETURN,
-                    reply_serial=msg.serial,
-                    destination=caller,
-                    signature=entry.out_sig,
-                    body=body,
-                    validate=False,
-                )
-            else:
-                reply = Message(message_type=_RETURN, reply_serial=msg.serial, destination=caller, validate=False)
-        except Exception as exc:
-            reply = self._error_reply(msg, exc)
-        if msg.flags & _NO_REPLY:
-            return
-        bus = self._bus
-        if bus is None:
-            return
-        try:
-            bus.send(reply).add_done_callback(_ignore_result)
-        except Exception as exc:  # the result does not fit the declared signature
-            log.error("%s: cannot send the result of %s(): %s", self.name, entry.spec.name, exc)
-            err = EncodeError(f"{entry.spec.name}() returned a value that cannot be sent over D-Bus: {exc}")
-            bus.send(self._error_reply(msg, err)).add_done_callback(_ignore_result)
-
-    def _error_reply(self, msg: Message, exc: BaseException) -> Message:
-        remote = describe(exc)
-        name = E_UNKNOWN_METHOD if isinstance(exc, UnknownMethodError) else error_name(remote.type)
-        return Message(
-            message_type=_ERROR,
-            reply_serial=msg.serial,
-            destination=msg.sender,
-            error_name=name,
-            signature=ERROR_SIGNATURE,
-            body=[remote.message, remote.type, list(remote.bases)],
-        )
-
-    def _compile_out(self, spec: MethodSpec) -> _Outgoing:
-        iface = IFACE_PREFIX + spec.interface.__name__
-        if not is_interface_name_valid(iface) or not is_member_name_valid(spec.name):
-            raise TypeError(f"{iface}.{spec.name} is no valid D-Bus interface/method name (use ASCII identifiers)")
-        compiled = [compile_type(p.annotation) for p in spec.params]
-        encoders = [e for _, e in compiled]
-        out_sig = "" if spec.void else compile_type(spec.returns)[0]
-        out = _Outgoing(
-            spec=spec,
-            interface=iface,
-            in_sig="".join(s for s, _ in compiled),
-            encoders=encoders if any(e is not None for e in encoders) else None,
-            out_sig=out_sig,
-            decode=needs_decoding(out_sig),
-        )
-        self._outgoing[id(spec)] = out
-        return out
+class CallClient:
+    def __init__(self, names: Names, link: Link, peers: PeerTable) -> None:
+        self.names = names
+        self.link = link
+        self.peers = peers
+        self._compiled: dict[int, _Outgoing] = {}  # id(MethodSpec) -> how to call it
+        self._waiting: dict[int, tuple[str, Extend]] = {}  # serial -> (peer, deadline extension)
 
     async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
-        bus = self._bus
-        if bus is None:
-            raise RemoteError(f"cannot call {peer}.{method.name}(): not connected to the D-Bus bus")
-        out = self._outgoing.get(id(method))
+        out = self._compiled.get(id(method))
         if out is None or out.spec is not method:
-            out = self._compile_out(method)
+            out = self._compiled[id(method)] = _compile(method)
         encoders = out.encoders
         if encoders is None:
             body = args
@@ -211,19 +210,18 @@ class CallsMixin(DbusBase):
                 body = [a if e is None else e(a) for e, a in zip(encoders, args, strict=True)]
             except EncodeError as exc:
                 raise TypeError(f"{method.name}(): {exc}") from None
-        serial = bus.next_serial()
+        what = f"call {peer}.{method.name}()"
         msg = Message(
-            destination=self._dest.get(peer) or self.peer_bus_name(peer),
-            path=self.path,
+            destination=self.peers.bus_name(peer),
+            path=self.names.path,
             interface=out.interface,
             member=method.name,
             signature=out.in_sig,
             body=body,
-            serial=serial,
+            serial=self.link.next_serial(what),
             validate=False,
         )
-        assert self._loop is not None
-        fut: asyncio.Future[Message] = self._loop.create_future()
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
 
         def on_reply(reply: Message | None, err: Exception | None) -> None:
             if fut.done():
@@ -231,57 +229,63 @@ class CallsMixin(DbusBase):
             if reply is not None:
                 fut.set_result(reply)
             else:
-                fut.set_exception(
-                    RemoteError(f"call {peer}.{method.name}() failed: connection to the D-Bus bus lost ({err})")
-                )
+                fut.set_exception(NotConnected(f"{what} failed: connection to the D-Bus bus lost ({err})"))
 
-        self._pending[serial] = (peer, extend)
+        serial = msg.serial
+        self._waiting[serial] = (peer, extend)
         try:
-            bus._call(msg, on_reply)
+            forget = self.link.call_nowait(msg, on_reply)
+        except NotConnected:
+            self._waiting.pop(serial, None)
+            raise
         except Exception as exc:
-            self._pending.pop(serial, None)
-            bus._method_return_handlers.pop(serial, None)
+            self._waiting.pop(serial, None)
             raise TypeError(f"cannot send {peer}.{method.name}(): arguments do not fit '{out.in_sig}': {exc}") from None
         try:
             reply = await fut
         finally:
-            self._pending.pop(serial, None)
+            self._waiting.pop(serial, None)
             if not fut.done():
-                bus._method_return_handlers.pop(serial, None)
-        if reply.message_type is _RETURN:
+                forget()
+        if reply.message_type is RETURN:
             if not out.out_sig or not reply.body:
                 return None
             value = reply.body[0]
             return plain(value) if out.decode or reply.signature != out.out_sig else value
-        raise self._error(reply, peer, method.name)
+        raise _error(reply, peer, method.name)
 
-    def _error(self, reply: Message, peer: str, method: str) -> BaseException:
-        name = reply.error_name or ""
-        body = reply.body
-        where = f"{peer}.{method}()"
-        if reply.signature == ERROR_SIGNATURE:
-            return rebuild(RemoteException(body[1], body[0], tuple(body[2])), where)
-        text = body[0] if body and isinstance(body[0], str) else ""
-        if name in E_GONE:
-            return RemoteError(f"call {where} failed: module '{peer}' went offline ({text})")
-        if name == E_UNKNOWN_METHOD:
-            return UnknownMethodError(f"{where}: {text}")
-        if name == E_INVALID_ARGS:
-            return TypeError(f"{where}: {text}")
-        if name.startswith(ERROR_PREFIX):
-            return rebuild(RemoteException(name[len(ERROR_PREFIX) :], text), where)
-        return RemoteError(f"call {where} failed: {name}: {text}", original_type=name)
-
-    def _on_call_timeout(self, msg: Message) -> None:
-        bus = self._bus
-        if bus is None or msg.destination != bus.unique_name or msg.signature != "ud":
+    def on_call_timeout(self, msg: Message) -> None:
+        """A callee announced how long our call will take."""
+        if msg.destination != self.link.unique_name or msg.signature != "ud":
             return
         serial, seconds = msg.body
-        pending = self._pending.get(serial)
-        if pending is None:
+        waiting = self._waiting.get(serial)
+        if waiting is None:
             return
-        peer, extend = pending
-        if self._owners.get(msg.sender or "") != peer:
-            log.warning("%s: ignored a call timeout for %s from %s", self.name, peer, msg.sender)
+        peer, extend = waiting
+        if self.peers.module_of(msg.sender or "") != peer:
+            log.warning("%s: ignored a call timeout for %s from %s", self.names.name, peer, msg.sender)
             return
         extend(float(seconds))
+
+    def forget(self) -> None:
+        """Our link went: the bus ended every call waiting on it (dbus-fast tells on_reply)."""
+        self._waiting.clear()
+
+
+def _error(reply: Message, peer: str, method: str) -> BaseException:
+    name = reply.error_name or ""
+    body = reply.body
+    where = f"{peer}.{method}()"
+    if reply.signature == ERROR_SIGNATURE:
+        return rebuild(RemoteException(body[1], body[0], tuple(body[2])), where)
+    text = body[0] if body and isinstance(body[0], str) else ""
+    if name in E_GONE:
+        return RemoteError(f"call {where} failed: module '{peer}' went offline ({text})")
+    if name == E_UNKNOWN_METHOD:
+        return UnknownMethodError(f"{where}: {text}")
+    if name == E_INVALID_ARGS:
+        return TypeError(f"{where}: {text}")
+    if name.startswith(ERROR_PREFIX):
+        return rebuild(RemoteException(name[len(ERROR_PREFIX) :], text), where)
+    return RemoteError(f"call {where} failed: {name}: {text}", original_type=name)

@@ -1,8 +1,15 @@
 """Events over D-Bus: broadcast signals ``org.pyobs.Event.<EventType>(s uuid, d timestamp, a{sv} data)``,
 received through one match rule per event type we receive.
+
+Owns: the event types we receive and the match rules the bus has for them on this connection
+(none on a new one: :meth:`EventSignals.install` adds them on every (re)connection). Outgoing events
+are not kept here: an event is a signal the moment it is sent, and one we cannot send raises
+NotConnected (the core keeps it until the link is back).
 """
 
 from __future__ import annotations
+
+import logging
 
 from dbus_fast import Message
 from dbus_fast.validators import is_member_name_valid
@@ -10,66 +17,73 @@ from dbus_fast.validators import is_member_name_valid
 from pyobs.events.event import Event
 from pyobs.utils.exceptions import RemoteError
 
-from .base import (
-    EVENT_IFACE,
-    EVENT_SIGNATURE,
-    DbusBase,
-    _ignore_result,
-    log,
-)
-from .codec import (
-    plain,
-    to_variant,
-)
+from ..transport import NotConnected, TransportHandler
+from .codec import plain, to_variant
+from .link import Link
+from .peers import PeerTable
+from .wire import EVENT_IFACE, EVENT_SIGNATURE, Names
+
+log = logging.getLogger(__name__)
 
 
-class EventsMixin(DbusBase):
-    """Publishes events as signals and keeps the match rules for the events we receive."""
+class EventSignals:
+    def __init__(self, names: Names, link: Link, peers: PeerTable) -> None:
+        self.names = names
+        self.link = link
+        self.peers = peers
+        self.handler: TransportHandler | None = None
+        self._receives: set[str] = set()  # event types we handle
+        self._rules: set[str] = set()  # event types the bus has a match rule of ours for
 
-    def _event_rule(self, name: str) -> str:
-        return f"type='signal',path='{self.path}',interface='{EVENT_IFACE}',member='{name}'"
+    def _rule(self, name: str) -> str:
+        return f"type='signal',path='{self.names.path}',interface='{EVENT_IFACE}',member='{name}'"
 
-    async def _update_event_rules(self, receives: set[str]) -> None:
+    async def install(self) -> None:
+        """A new connection: ask the bus for the events we receive."""
+        self._rules = set()
+        for name in sorted(self._receives):
+            await self.link.bus_request("AddMatch", "s", [self._rule(name)], self.link.timeout)
+            self._rules.add(name)
+
+    async def receive(self, receives: set[str]) -> None:
+        """The event types we handle changed."""
         wanted = {n for n in receives if is_member_name_valid(n)}
         self._receives = wanted
-        if self._bus is None:
-            return
-        for name in sorted(wanted - self._event_rules):
-            await self._bus_request("AddMatch", "s", [self._event_rule(name)])
-            self._event_rules.add(name)
-        for name in sorted(self._event_rules - wanted):
-            self._event_rules.discard(name)
+        if not self.link.up:
+            return  # installed on the next connection
+        for name in sorted(wanted - self._rules):
+            await self.link.bus_request("AddMatch", "s", [self._rule(name)], self.link.timeout)
+            self._rules.add(name)
+        for name in sorted(self._rules - wanted):
+            self._rules.discard(name)
             try:
-                await self._bus_request("RemoveMatch", "s", [self._event_rule(name)])
+                await self.link.bus_request("RemoveMatch", "s", [self._rule(name)], self.link.timeout)
             except RemoteError as exc:
-                log.debug("%s: %s", self.name, exc)
+                log.debug("%s: %s", self.names.name, exc)
 
-    async def publish_event(self, event: Event) -> None:
-        bus = self._bus
-        if bus is None:
-            raise RemoteError(f"cannot send {event.type}: '{self.name}' is not connected to the D-Bus bus")
+    async def publish(self, event: Event) -> None:
+        if not self.link.up:
+            raise NotConnected(f"cannot send {event.type}: '{self.names.name}' is not connected to the D-Bus bus")
         if not is_member_name_valid(event.type):
             raise ValueError(f"cannot send {event.type}: its name is no valid D-Bus member name (use ASCII)")
         try:
             data = {k: to_variant(v) for k, v in event.data.items()}
             msg = Message.new_signal(
-                self.path, EVENT_IFACE, event.type, EVENT_SIGNATURE, [event.uuid, event.timestamp, data]
+                self.names.path, EVENT_IFACE, event.type, EVENT_SIGNATURE, [event.uuid, event.timestamp, data]
             )
-            fut = bus.send(msg)  # marshals now: a value D-Bus cannot carry fails here
+            self.link.send(msg)  # marshals now: a value D-Bus cannot carry fails here
         except Exception as exc:
             raise ValueError(f"cannot send {event.type} over D-Bus: {exc}") from None
-        fut.add_done_callback(_ignore_result)
 
-    def _on_event(self, msg: Message) -> None:
-        bus = self._bus
+    def on_event(self, msg: Message) -> None:
         name = msg.member or ""
-        if msg.path != self.path or name not in self._receives or bus is None or msg.sender == bus.unique_name:
+        if msg.path != self.names.path or name not in self._receives or msg.sender == self.link.unique_name:
             return
-        sender = self._owners.get(msg.sender or "", msg.sender or "")
+        sender = self.peers.module_of(msg.sender or "") or msg.sender or ""
         if msg.signature != EVENT_SIGNATURE:
             log.warning(
                 "%s: dropped event %s from %s: signature '%s', expected '%s'",
-                self.name,
+                self.names.name,
                 name,
                 sender,
                 msg.signature,
@@ -80,7 +94,7 @@ class EventsMixin(DbusBase):
         try:
             event = Event.from_dict({"type": name, "uuid": uuid, "timestamp": timestamp, "data": plain(data)})
         except Exception as exc:  # ValueError naming the problem; anything else from an odd event class
-            log.warning("%s: dropped malformed event %s from %s: %s", self.name, name, sender, exc)
+            log.warning("%s: dropped malformed event %s from %s: %s", self.names.name, name, sender, exc)
             return
-        if self._handler is not None:
-            self._handler.event_received(sender, event)
+        if self.handler is not None:
+            self.handler.event_received(sender, event)

@@ -1,0 +1,243 @@
+"""The link of a D-Bus module to its bus: connecting, watching the connection, reconnecting.
+
+Owns: the :class:`~dbus_fast.aio.MessageBus` (None while down), whether we are closing, and the
+watcher task that notices the bus going and reconnects with :func:`~pyobs.comm.backoff.backoff`.
+Reports only "lost" and "back" (the core decides what that means for peers and calls). Everything
+else talks to the bus through the link: sends, the transport's own requests, and the calls of
+:mod:`.calls`. It is also the one module that uses dbus-fast's private API (``MessageBus._call``
+and ``_method_return_handlers``, a call that answers through a callback without a future and a
+task per call); ``tests/dbus/test_dbus_adapter.py`` fails loudly when dbus-fast changes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dbus_fast import BusType, Message, MessageFlag
+from dbus_fast.aio import MessageBus
+
+from pyobs.utils.exceptions import RemoteError
+
+from ..backoff import backoff
+from ..transport import NotConnected
+from .wire import DBUS_NAME, DBUS_PATH, ERROR, ignore_result
+
+log = logging.getLogger(__name__)
+
+#: pauses between reconnection attempts [s]
+RECONNECT_FIRST = 0.05
+RECONNECT_CAP = 2.0
+
+ReplyCallback = Callable[[Message | None, Exception | None], None]
+
+
+class Link:
+    """One module's connection to the bus.
+
+    Args:
+        owner: the module name (for messages).
+        bus: ``"session"``, ``"system"`` or an address such as ``"unix:path=/tmp/bus"``.
+        timeout: deadline of the link's own requests (connecting, the bus's methods).
+        on_message: handler of every incoming message (dbus-fast's message handler protocol).
+        setup: run on every (re)connection before it counts as up (match rules, name, discovery).
+        on_lost: the connection went, with a reason; we reconnect by ourselves.
+        on_back: reconnected (``setup`` done).
+    """
+
+    def __init__(
+        self,
+        owner: str,
+        bus: str,
+        timeout: float,
+        on_message: Callable[[Message], Message | bool | None],
+        setup: Callable[[], Awaitable[None]],
+        on_lost: Callable[[str], None],
+        on_back: Callable[[], None],
+    ) -> None:
+        if bus == "session":
+            self._bus_type, self._address = BusType.SESSION, None
+        elif bus == "system":
+            self._bus_type, self._address = BusType.SYSTEM, None
+        elif isinstance(bus, str) and ":" in bus:
+            self._bus_type, self._address = BusType.SESSION, bus
+        else:
+            raise ValueError(
+                f"invalid bus {bus!r}: expected 'session', 'system' or an address like 'unix:path=/tmp/bus'"
+            )
+        self.owner = owner
+        self.description = bus
+        self.timeout = timeout
+        self._on_message = on_message
+        self._setup = setup
+        self._on_lost = on_lost
+        self._on_back = on_back
+        self._bus: MessageBus | None = None
+        self._closing = False
+        self._watch: asyncio.Task[None] | None = None
+
+    @property
+    def up(self) -> bool:
+        return self._bus is not None
+
+    @property
+    def unique_name(self) -> str | None:
+        """Our connection's unique name (``:1.42``), None while down."""
+        bus = self._bus
+        return bus.unique_name if bus is not None else None
+
+    # ------------------------------------------------------------------ connecting
+
+    async def open(self) -> None:
+        self._closing = False
+        await self._connect()
+        self._watch = asyncio.get_running_loop().create_task(self._watch_connection())
+
+    async def _connect(self) -> None:
+        try:
+            bus = MessageBus(bus_address=self._address, bus_type=self._bus_type)  # finds the address
+            async with asyncio.timeout(self.timeout):
+                await bus.connect()
+        except TimeoutError:
+            raise ConnectionError(f"{self.owner}: connecting to the D-Bus bus ({self.description}) timed out") from None
+        except Exception as exc:
+            where = f"the D-Bus bus ({self.description})"
+            raise ConnectionError(f"{self.owner}: cannot connect to {where}: {exc}") from None
+        bus.add_message_handler(self._on_message)
+        self._bus = bus
+        try:
+            await self._setup()
+        except BaseException:
+            self._bus = None
+            bus.disconnect()
+            raise
+
+    async def _watch_connection(self) -> None:
+        """Reconnect when the bus goes away, until closed."""
+        while not self._closing:
+            bus = self._bus
+            if bus is None:
+                return
+            # a task of its own: cancelling this watcher must not cancel the bus's disconnect future
+            disconnected = asyncio.ensure_future(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
+            await asyncio.wait({disconnected})
+            exc = None if disconnected.cancelled() else disconnected.exception()
+            if exc is None:
+                reason = "the bus closed the connection"
+            else:
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if self._closing:
+                return
+            self._bus = None
+            self._on_lost(f"D-Bus bus ({self.description}) lost: {reason}; reconnecting")
+            for pause in backoff(RECONNECT_FIRST, RECONNECT_CAP):
+                await asyncio.sleep(pause)
+                if self._closing:
+                    return
+                try:
+                    await self._connect()
+                except ValueError as exc:  # our name was taken meanwhile
+                    log.warning("%s: reconnected, but cannot go online again: %s", self.owner, exc)
+                    continue
+                except Exception as exc:
+                    log.debug("%s: reconnecting to the D-Bus bus failed: %s", self.owner, exc)
+                    continue
+                self._on_back()
+                break
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._watch is not None:
+            self._watch.cancel()
+        bus, self._bus = self._bus, None
+        if bus is None:
+            return
+        bus.disconnect()
+        disconnected = asyncio.ensure_future(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
+        await asyncio.wait({disconnected}, timeout=2.0)
+        if not disconnected.done():
+            disconnected.cancel()
+        elif not disconnected.cancelled():
+            disconnected.exception()
+
+    # ------------------------------------------------------------------ sending
+
+    def _connected_bus(self, what: str) -> MessageBus:
+        bus = self._bus
+        if bus is None:
+            raise NotConnected(f"cannot {what}: '{self.owner}' is not connected to the D-Bus bus ({self.description})")
+        return bus
+
+    def send(self, msg: Message) -> None:
+        """Send without waiting if connected (a message for a link that went is dropped: its receiver
+        learns why from the bus). Raises at once if ``msg`` cannot be marshalled; write failures end
+        up in the loss handling."""
+        bus = self._bus
+        if bus is not None:
+            bus.send(msg).add_done_callback(ignore_result)
+
+    async def request(
+        self,
+        destination: str,
+        path: str,
+        interface: str,
+        member: str,
+        signature: str = "",
+        body: list[Any] | None = None,
+        timeout: float | None = None,
+    ) -> Message:
+        """A method call of the transport's own; ``timeout`` only where nobody else bounds the wait."""
+        bus = self._connected_bus(f"call {interface}.{member}")
+        msg = Message(
+            destination=destination,
+            path=path,
+            interface=interface,
+            member=member,
+            signature=signature,
+            body=body or [],
+            flags=MessageFlag.NO_AUTOSTART,
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                reply = await bus.call(msg)
+        except TimeoutError:
+            raise TimeoutError(f"{destination} did not answer {interface}.{member} within {timeout} s") from None
+        except Exception as exc:
+            raise RemoteError(f"{interface}.{member} to {destination} failed: {exc}") from None
+        assert reply is not None
+        return reply
+
+    async def bus_request(
+        self, member: str, signature: str = "", body: list[Any] | None = None, timeout: float | None = None
+    ) -> list[Any]:
+        """A method of the bus daemon itself (AddMatch, RequestName, ListNames ...)."""
+        reply = await self.request(DBUS_NAME, DBUS_PATH, DBUS_NAME, member, signature, body, timeout)
+        if reply.message_type is ERROR:
+            text = reply.body[0] if reply.body else ""
+            raise RemoteError(f"the bus refused {member}: {reply.error_name}: {text}")
+        return list(reply.body)
+
+    # ------------------------------------------------------------------ calls (dbus-fast's private API, here only)
+
+    def next_serial(self, what: str) -> int:
+        return self._connected_bus(what).next_serial()
+
+    def call_nowait(self, msg: Message, on_reply: ReplyCallback) -> Callable[[], None]:
+        """Send a method call whose reply (or the loss of the connection) goes to ``on_reply``.
+
+        Returns what to call when we stop waiting before the reply came (the deadline passed).
+        """
+        bus = self._connected_bus(f"call {msg.destination}")
+        serial = msg.serial
+        try:
+            bus._call(msg, on_reply)
+        except Exception:
+            bus._method_return_handlers.pop(serial, None)
+            raise
+
+        def forget() -> None:
+            bus._method_return_handlers.pop(serial, None)
+
+        return forget
