@@ -274,6 +274,11 @@ class Comm:
         """Names of all modules online."""
         return [n for n, p in self._peers.items() if p.is_module]
 
+    @property
+    def stale(self) -> list[str]:
+        """Peers kept since our link went down that have not been seen again yet (see ``peer_grace``)."""
+        return [n for n, p in self._peers.items() if p.stale]
+
     def is_online(self, name: str) -> bool:
         """Whether ``name`` (a module or a module-less tool) is online; its events reach us then."""
         return name in self._peers

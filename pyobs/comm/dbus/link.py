@@ -189,7 +189,6 @@ class Link:
         timeout: float | None = None,
     ) -> Message:
         """A method call of the transport's own; ``timeout`` only where nobody else bounds the wait."""
-        bus = self._connected_bus(f"call {interface}.{member}")
         msg = Message(
             destination=destination,
             path=path,
@@ -199,15 +198,29 @@ class Link:
             body=body or [],
             flags=MessageFlag.NO_AUTOSTART,
         )
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+
+        def on_reply(reply: Message | None, err: Exception | None) -> None:
+            if not fut.done():
+                if reply is not None:
+                    fut.set_result(reply)
+                else:
+                    fut.set_exception(RemoteError(f"{interface}.{member} to {destination} failed: {err}"))
+
         try:
-            async with asyncio.timeout(timeout):
-                reply = await bus.call(msg)
-        except TimeoutError:
-            raise TimeoutError(f"{destination} did not answer {interface}.{member} within {timeout} s") from None
+            forget = self.call_nowait(msg, on_reply)
+        except NotConnected:
+            raise
         except Exception as exc:
             raise RemoteError(f"{interface}.{member} to {destination} failed: {exc}") from None
-        assert reply is not None
-        return reply
+        try:
+            async with asyncio.timeout(timeout):
+                return await fut
+        except TimeoutError:
+            raise TimeoutError(f"{destination} did not answer {interface}.{member} within {timeout} s") from None
+        finally:
+            if not fut.done():  # cancelled or timed out: dbus-fast would keep the handler until disconnect
+                forget()
 
     async def bus_request(
         self, member: str, signature: str = "", body: list[Any] | None = None, timeout: float | None = None
@@ -229,7 +242,9 @@ class Link:
 
         Returns what to call when we stop waiting before the reply came (the deadline passed).
         """
-        bus = self._connected_bus(f"call {msg.destination}")
+        bus = self._connected_bus(f"call {msg.interface}.{msg.member} of {msg.destination}")
+        if not msg.serial:
+            msg.serial = bus.next_serial()
         serial = msg.serial
         try:
             bus._call(msg, on_reply)
