@@ -11,9 +11,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-#: the pause before the first retry of a reconnect, and the longest pause between two [s]
+#: reconnecting to a server or bus: the first pause, and the longest pause between two attempts [s]
 RECONNECT_FIRST = 0.02
-RECONNECT_CAP = 2.0
+RECONNECT_CAP = 1.0
+#: asking again for something that is not there yet (e.g. a node a peer creates late) [s]
+RETRY_FIRST = 0.2
+RETRY_CAP = 30.0
 
 
 def backoff(

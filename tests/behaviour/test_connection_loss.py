@@ -107,9 +107,10 @@ async def test_a_short_outage_keeps_peers_fails_calls_at_once_and_restores_state
 async def test_peers_go_offline_when_our_link_stays_down_past_the_grace(outage_backend: Any) -> None:
     caller, sink, tel, watch = await _start(outage_backend, grace=0.5)
     try:
-        await outage_backend.cut()
+        cut = asyncio.ensure_future(outage_backend.cut())  # a server may take a while to stop
         await eventually(lambda: not caller.connected, timeout=RECONNECT, what="the caller noticing the loss")
         start = time.monotonic()
+        await cut
         await eventually(lambda: sorted(watch.closed) == ["sink", "telescope"], what="ModuleClosedEvent after grace")
         assert time.monotonic() - start >= 0.4
         assert caller.clients == []

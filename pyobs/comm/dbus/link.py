@@ -21,15 +21,11 @@ from dbus_fast.aio import MessageBus
 
 from pyobs.utils.exceptions import RemoteError
 
-from ..backoff import backoff
+from ..backoff import RECONNECT_CAP, RECONNECT_FIRST, backoff
 from ..transport import NotConnected
 from .wire import DBUS_NAME, DBUS_PATH, ERROR, ignore_result
 
 log = logging.getLogger(__name__)
-
-#: pauses between reconnection attempts [s]
-RECONNECT_FIRST = 0.05
-RECONNECT_CAP = 2.0
 
 ReplyCallback = Callable[[Message | None, Exception | None], None]
 

@@ -21,14 +21,15 @@ from xml.etree.ElementTree import Element
 
 from pyobs.utils.exceptions import RemoteError
 
+from ..backoff import RECONNECT_CAP
 from ..transport import Announcement, Extend, Transport, TransportHandler
 from . import discovery, pubsub
 from .client import Client
 
 log = logging.getLogger("pyobs.comm.xmpp.transport")
 
-#: longest pause between two reconnection attempts (s)
-RECONNECT_MAX_DELAY = 0.25
+#: longest pause between two reconnection attempts (s): the comm layer's one reconnect pacing
+RECONNECT_MAX_DELAY = RECONNECT_CAP
 #: after reconnecting, how long to wait for the peers we knew to come back before flushing events
 RESTORE_GRACE = 5.0
 #: how long open() waits for the discovery of the peers already online (slow ones are reported later)

@@ -16,6 +16,7 @@ from xml.etree.ElementTree import Element
 
 from pyobs.utils.exceptions import RemoteError
 
+from ..backoff import RECONNECT_FIRST, backoff
 from ..transport import TransportHandler
 from . import discovery, rpc
 from .base import (
@@ -97,7 +98,7 @@ class ConnectionMixin(XmppBase):
         """Connect and log in within ``timeout`` s (retrying refused connections if ``retry``)."""
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
-        delay = 0.02
+        pauses = backoff(RECONNECT_FIRST, RECONNECT_MAX_DELAY)
         while True:
             try:
                 await self._attempt_session(max(0.05, end - loop.time()))
@@ -105,12 +106,12 @@ class ConnectionMixin(XmppBase):
             except XmppAuthError:
                 raise
             except XmppConnectionError as exc:
-                if not retry or self._closing or loop.time() + delay >= end:
+                pause = next(pauses)
+                if not retry or self._closing or loop.time() + pause >= end:
                     raise XmppConnectionError(
                         f"{self.bare}: cannot connect to the XMPP server {self.address}: {exc}"
                     ) from None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX_DELAY)
+            await asyncio.sleep(pause)
 
     async def _attempt_session(self, timeout: float) -> None:
         client = self._client
@@ -227,16 +228,17 @@ class ConnectionMixin(XmppBase):
 
     async def _reconnect(self) -> None:
         """Reconnect until it works (or we close); then restore presence, subscriptions and events."""
-        delay = 0.0
+        pauses = backoff(RECONNECT_FIRST, RECONNECT_MAX_DELAY)
+        pause = 0.0  # the first attempt at once
         while not self._closing:
-            if delay:
-                await asyncio.sleep(delay)
-            delay = min(max(delay * 2, 0.02), RECONNECT_MAX_DELAY)
+            if pause:
+                await asyncio.sleep(pause)
+            pause = next(pauses)
             try:
                 await self._attempt_session(self.connect_timeout)
             except XmppAuthError as exc:
                 log.error("%s: %s", self.bare, exc)
-                delay = 5.0
+                pause = 5.0  # credentials do not fix themselves quickly
                 continue
             except XmppConnectionError:
                 continue

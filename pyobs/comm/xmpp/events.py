@@ -12,6 +12,7 @@ from xml.etree.ElementTree import Element
 
 from pyobs.events.event import Event
 
+from ..backoff import RETRY_CAP, RETRY_FIRST, backoff
 from . import discovery, pubsub, rpc
 from .base import (
     PUBSUB_DELAY,
@@ -167,10 +168,9 @@ class EventsMixin(XmppBase):
         peer.events.add(event)
 
     async def _subscribe_later(self, peer: _PeerState, event: str, node: str) -> None:
-        delay = 0.2
+        pauses = backoff(RETRY_FIRST, RETRY_CAP)
         while self._peers.get(peer.name) is peer and self._session:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            await asyncio.sleep(next(pauses))
             try:
                 await self._iq(
                     self._pubsub_head, pubsub.subscribe_body(node, self.bare), self.pubsub, self.timeout, node

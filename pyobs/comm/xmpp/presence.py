@@ -12,6 +12,7 @@ from xml.etree.ElementTree import Element
 
 from pyobs.interfaces.types import ModuleCapabilities
 
+from ..backoff import RETRY_CAP, backoff
 from ..transport import Announcement
 from . import discovery, pubsub
 from .base import (
@@ -260,8 +261,7 @@ class PresenceMixin(XmppBase):
             done.set()
 
     async def _query_info(self, peer: _PeerState) -> discovery.PeerInfo | None:
-        delay = 0.1
-        for attempt in range(5):
+        for attempt, pause in enumerate(backoff(0.1, RETRY_CAP, attempts=5)):
             try:
                 reply = await self._disco_iq(peer.jid)
                 return discovery.parse_info(reply)
@@ -272,8 +272,7 @@ class PresenceMixin(XmppBase):
                 log.warning("%s: %s did not answer disco#info (attempt %d)", self.bare, peer.name, attempt + 1)
             except XmppConnectionError:
                 return None
-            await asyncio.sleep(delay)
-            delay *= 2
+            await asyncio.sleep(pause)
         return None
 
     async def _disco_iq(self, jid: str) -> Element:

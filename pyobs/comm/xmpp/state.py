@@ -8,6 +8,7 @@ from typing import Any
 
 from pyobs.interfaces.interface import interface_by_name
 
+from ..backoff import RETRY_CAP, RETRY_FIRST, backoff
 from . import pubsub
 from .base import (
     IqError,
@@ -74,10 +75,9 @@ class StateMixin(XmppBase):
             return None
 
     async def _subscribe_state_later(self, peer: str, interface: str, node: str) -> None:
-        delay = 0.2
+        pauses = backoff(RETRY_FIRST, RETRY_CAP)
         while (peer, interface) in self._state_subs and self._session and peer in self._peers:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            await asyncio.sleep(next(pauses))
             try:
                 await self._iq(
                     self._pubsub_head, pubsub.subscribe_body(node, self.bare), self.pubsub, self.timeout, node
