@@ -94,7 +94,8 @@ class PresenceMixin(XmppBase):
         assert self._info is not None
         await self._create_event_nodes()
         states = [(i, s) for i, s in self._own_state.items() if self._published_state.get(i) is not s]
-        results = await asyncio.gather(*(self._publish_state(i, s) for i, s in states), return_exceptions=True)
+        publishing = (self._publish_state(i, s, self.timeout) for i, s in states)
+        results = await asyncio.gather(*publishing, return_exceptions=True)
         for (iface, _), res in zip(states, results, strict=True):
             if isinstance(res, XmppConnectionError):
                 raise res
