@@ -3,22 +3,38 @@ loudly, naming what changed, when a dbus-fast release moves it."""
 
 from __future__ import annotations
 
-import inspect
+import asyncio
 
+from dbus_fast import Message
 from dbus_fast.aio import MessageBus
 
 
-def test_message_bus_still_has_the_private_call_api_the_link_uses() -> None:
-    call = getattr(MessageBus, "_call", None)
-    assert callable(call), "dbus_fast.aio.MessageBus._call is gone: update pyobs/comm/dbus/link.py (call_nowait)"
-    params = list(inspect.signature(call).parameters)
-    assert params[:3] == ["self", "msg", "callback"], f"MessageBus._call takes {params} now: update link.py"
-
-
-async def test_message_bus_keeps_reply_handlers_by_serial(dbus_bus: str) -> None:
+async def test_reply_handlers_are_kept_by_serial_and_called_with_the_reply(dbus_bus: str) -> None:
     bus = await MessageBus(bus_address=dbus_bus).connect()
     try:
         handlers = getattr(bus, "_method_return_handlers", None)
         assert isinstance(handlers, dict), "MessageBus._method_return_handlers is no dict: update link.py"
+        got: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        msg = Message(
+            destination="org.freedesktop.DBus",
+            path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus",
+            member="GetId",
+            serial=bus.next_serial(),
+        )
+        handlers[msg.serial] = lambda reply, err: got.set_result(reply)
+        await bus.send(msg)
+        reply = await asyncio.wait_for(got, 5.0)
+        assert reply.reply_serial == msg.serial and isinstance(reply.body[0], str)
+        assert msg.serial not in handlers, "dbus-fast no longer removes a reply handler once it was called"
     finally:
         bus.disconnect()
+
+
+async def test_reply_handlers_hear_of_a_lost_connection(dbus_bus: str) -> None:
+    bus = await MessageBus(bus_address=dbus_bus).connect()
+    errors: list[Exception | None] = []
+    bus._method_return_handlers[10**6] = lambda reply, err: errors.append(err)
+    bus.disconnect()
+    await asyncio.wait_for(bus.wait_for_disconnect(), 5.0)
+    assert len(errors) == 1, "dbus-fast no longer calls pending reply handlers when the connection ends"

@@ -26,27 +26,12 @@ from pyobs.utils.exceptions import RemoteError, UnknownMethodError
 
 from ..errors import RemoteException, describe, is_bad_arguments, rebuild
 from ..transport import Extend, NotConnected, TransportHandler
+from . import wire
 from .codec import EncodeError, Encoder, compile_type, error_name, needs_decoding, plain
 from .exports import Exports, _Incoming
 from .link import Link
 from .peers import PeerTable
-from .wire import (
-    DESCRIBE_SIGNATURE,
-    E_GONE,
-    E_INVALID_ARGS,
-    E_UNKNOWN_METHOD,
-    E_UNKNOWN_OBJECT,
-    ERROR,
-    ERROR_PREFIX,
-    ERROR_SIGNATURE,
-    IFACE_PREFIX,
-    MODULE_IFACE,
-    NO_REPLY,
-    RETURN,
-    SIGNAL,
-    Names,
-    spawn,
-)
+from .wire import Names, spawn
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +51,23 @@ class CallServer:
         member = msg.member or ""
         exports = self.exports
         if not exports.online:
-            return Message.new_error(msg, E_UNKNOWN_OBJECT, f"module '{self.names.name}' is not online yet")
-        if iface == MODULE_IFACE:
+            return Message.new_error(msg, wire.E_UNKNOWN_OBJECT, f"module '{self.names.name}' is not online yet")
+        if iface == wire.MODULE_IFACE:
             if member == "Describe" and not msg.signature:
-                return Message.new_method_return(msg, DESCRIBE_SIGNATURE, exports.describe_body)
-            return self._reject(msg, E_UNKNOWN_METHOD, f"{MODULE_IFACE} has no method {member}({msg.signature})")
+                return Message.new_method_return(msg, wire.DESCRIBE_SIGNATURE, exports.describe_body)
+            return self._reject(
+                msg, wire.E_UNKNOWN_METHOD, f"{wire.MODULE_IFACE} has no method {member}({msg.signature})"
+            )
         entry = exports.entry(iface, member)
         if entry is None:
             where = f"{iface}.{member}" if iface else member
-            return self._reject(msg, E_UNKNOWN_METHOD, f"module '{self.names.name}' has no method {where}")
+            return self._reject(msg, wire.E_UNKNOWN_METHOD, f"module '{self.names.name}' has no method {where}")
         sig = msg.signature
         if sig != entry.in_sig and sig not in entry.accepted:
             params = ", ".join(f"{p.name}: {compile_type(p.annotation)[0]}" for p in entry.spec.params)
             return self._reject(
                 msg,
-                E_INVALID_ARGS,
+                wire.E_INVALID_ARGS,
                 f"{entry.spec.name}() takes signature '{entry.in_sig}' ({params}), got '{sig}'",
             )
         args = [plain(a) for a in msg.body] if entry.decode else msg.body
@@ -89,9 +76,9 @@ class CallServer:
 
     def _reject(self, msg: Message, name: str, text: str) -> Message | bool:
         log.warning("%s: rejected call %s.%s from %s: %s", self.names.name, msg.interface, msg.member, msg.sender, text)
-        if msg.flags & NO_REPLY:
+        if msg.flags & wire.NO_REPLY:
             return True
-        exc = UnknownMethodError(text) if name == E_UNKNOWN_METHOD else TypeError(text)
+        exc = UnknownMethodError(text) if name == wire.E_UNKNOWN_METHOD else TypeError(text)
         return self._error_reply(msg, exc, name)
 
     async def _serve(self, msg: Message, entry: _Incoming, args: list[Any]) -> None:
@@ -103,10 +90,10 @@ class CallServer:
         def announce(seconds: float) -> None:
             self.link.send(
                 Message(
-                    message_type=SIGNAL,
+                    message_type=wire.SIGNAL,
                     destination=caller,
                     path=self.names.path,
-                    interface=MODULE_IFACE,
+                    interface=wire.MODULE_IFACE,
                     member="CallTimeout",
                     signature="ud",
                     body=[msg.serial, float(seconds)],
@@ -118,7 +105,7 @@ class CallServer:
             if entry.out_sig:
                 body = [result if entry.out_enc is None else entry.out_enc(result)]
                 reply = Message(
-                    message_type=RETURN,
+                    message_type=wire.RETURN,
                     reply_serial=msg.serial,
                     destination=caller,
                     signature=entry.out_sig,
@@ -126,14 +113,14 @@ class CallServer:
                     validate=False,
                 )
             else:
-                reply = Message(message_type=RETURN, reply_serial=msg.serial, destination=caller, validate=False)
+                reply = Message(message_type=wire.RETURN, reply_serial=msg.serial, destination=caller, validate=False)
         except Exception as exc:
             if is_bad_arguments(exc):
                 log.warning("%s: rejected call %s() from %s: %s", self.names.name, entry.spec.name, sender, exc)
-                reply = self._error_reply(msg, exc, E_INVALID_ARGS)
+                reply = self._error_reply(msg, exc, wire.E_INVALID_ARGS)
             else:
                 reply = self._error_reply(msg, exc)
-        if msg.flags & NO_REPLY:
+        if msg.flags & wire.NO_REPLY:
             return
         try:
             self.link.send(reply)
@@ -146,13 +133,13 @@ class CallServer:
     def _error_reply(msg: Message, exc: BaseException, name: str | None = None) -> Message:
         remote = describe(exc)
         if name is None:
-            name = E_UNKNOWN_METHOD if isinstance(exc, UnknownMethodError) else error_name(remote.type)
+            name = wire.E_UNKNOWN_METHOD if isinstance(exc, UnknownMethodError) else error_name(remote.type)
         return Message(
-            message_type=ERROR,
+            message_type=wire.ERROR,
             reply_serial=msg.serial,
             destination=msg.sender,
             error_name=name,
-            signature=ERROR_SIGNATURE,
+            signature=wire.ERROR_SIGNATURE,
             body=[remote.message, remote.type, list(remote.bases)],
         )
 
@@ -174,7 +161,7 @@ class _Outgoing:
 
 
 def _compile(spec: MethodSpec) -> _Outgoing:
-    iface = IFACE_PREFIX + spec.interface.__name__
+    iface = wire.IFACE_PREFIX + spec.interface.__name__
     if not is_interface_name_valid(iface) or not is_member_name_valid(spec.name):
         raise TypeError(f"{iface}.{spec.name} is no valid D-Bus interface/method name (use ASCII identifiers)")
     compiled = [compile_type(p.annotation) for p in spec.params]
@@ -210,7 +197,6 @@ class CallClient:
                 body = [a if e is None else e(a) for e, a in zip(encoders, args, strict=True)]
             except EncodeError as exc:
                 raise TypeError(f"{method.name}(): {exc}") from None
-        what = f"call {peer}.{method.name}()"
         msg = Message(
             destination=self.peers.bus_name(peer),
             path=self.names.path,
@@ -218,7 +204,7 @@ class CallClient:
             member=method.name,
             signature=out.in_sig,
             body=body,
-            serial=self.link.next_serial(what),
+            serial=self.link.next_serial(),
             validate=False,
         )
         fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
@@ -229,12 +215,14 @@ class CallClient:
             if reply is not None:
                 fut.set_result(reply)
             else:
-                fut.set_exception(NotConnected(f"{what} failed: connection to the D-Bus bus lost ({err})"))
+                text = f"call {peer}.{method.name}() failed: connection to the D-Bus bus lost ({err})"
+                fut.set_exception(NotConnected(text))
+                fut.exception()  # retrieved: the waiter may be gone (cancelled) by now
 
         serial = msg.serial
         self._waiting[serial] = (peer, extend)
         try:
-            forget = self.link.call_nowait(msg, on_reply)
+            token = self.link.call_nowait(msg, on_reply)
         except NotConnected:
             self._waiting.pop(serial, None)
             raise
@@ -246,8 +234,8 @@ class CallClient:
         finally:
             self._waiting.pop(serial, None)
             if not fut.done():
-                forget()
-        if reply.message_type is RETURN:
+                self.link.forget_reply(token, serial)
+        if reply.message_type is wire.RETURN:
             if not out.out_sig or not reply.body:
                 return None
             value = reply.body[0]
@@ -277,15 +265,15 @@ def _error(reply: Message, peer: str, method: str) -> BaseException:
     name = reply.error_name or ""
     body = reply.body
     where = f"{peer}.{method}()"
-    if reply.signature == ERROR_SIGNATURE:
+    if reply.signature == wire.ERROR_SIGNATURE:
         return rebuild(RemoteException(body[1], body[0], tuple(body[2])), where)
     text = body[0] if body and isinstance(body[0], str) else ""
-    if name in E_GONE:
+    if name in wire.E_GONE:
         return RemoteError(f"call {where} failed: module '{peer}' went offline ({text})")
-    if name == E_UNKNOWN_METHOD:
+    if name == wire.E_UNKNOWN_METHOD:
         return UnknownMethodError(f"{where}: {text}")
-    if name == E_INVALID_ARGS:
+    if name == wire.E_INVALID_ARGS:
         return TypeError(f"{where}: {text}")
-    if name.startswith(ERROR_PREFIX):
-        return rebuild(RemoteException(name[len(ERROR_PREFIX) :], text), where)
+    if name.startswith(wire.ERROR_PREFIX):
+        return rebuild(RemoteException(name[len(wire.ERROR_PREFIX) :], text), where)
     return RemoteError(f"call {where} failed: {name}: {text}", original_type=name)

@@ -71,9 +71,11 @@ class EventSignals:
             msg = Message.new_signal(
                 self.names.path, EVENT_IFACE, event.type, EVENT_SIGNATURE, [event.uuid, event.timestamp, data]
             )
-            self.link.send(msg)  # marshals now: a value D-Bus cannot carry fails here
+            sent = self.link.send(msg)  # marshals now: a value D-Bus cannot carry fails here
         except Exception as exc:
             raise ValueError(f"cannot send {event.type} over D-Bus: {exc}") from None
+        if not sent:
+            raise NotConnected(f"cannot send {event.type}: the connection to the D-Bus bus just broke")
 
     def on_event(self, msg: Message) -> None:
         name = msg.member or ""

@@ -4,9 +4,10 @@ Owns: the :class:`~dbus_fast.aio.MessageBus` (None while down), whether we are c
 watcher task that notices the bus going and reconnects with :func:`~pyobs.comm.backoff.backoff`.
 Reports only "lost" and "back" (the core decides what that means for peers and calls). Everything
 else talks to the bus through the link: sends, the transport's own requests, and the calls of
-:mod:`.calls`. It is also the one module that uses dbus-fast's private API (``MessageBus._call``
-and ``_method_return_handlers``, a call that answers through a callback without a future and a
-task per call); ``tests/dbus/test_dbus_adapter.py`` fails loudly when dbus-fast changes it.
+:mod:`.calls`. It is also the one module that uses dbus-fast's private API: the reply handlers by
+serial (``MessageBus._method_return_handlers``), so a call answers through a callback without a
+future and a task per call, and a call we stop waiting for leaves nothing behind;
+``tests/dbus/test_dbus_adapter.py`` fails loudly when dbus-fast changes it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pyobs.utils.exceptions import RemoteError
 
 from ..backoff import RECONNECT_CAP, RECONNECT_FIRST, backoff
 from ..transport import NotConnected
-from .wire import DBUS_NAME, DBUS_PATH, ERROR, ignore_result
+from .wire import DBUS_NAME, DBUS_PATH, ERROR, sent
 
 log = logging.getLogger(__name__)
 
@@ -160,19 +161,17 @@ class Link:
 
     # ------------------------------------------------------------------ sending
 
-    def _connected_bus(self, what: str) -> MessageBus:
+    def send(self, msg: Message) -> bool:
+        """Send without waiting; False if the link is down (or just broke: the loss handling follows).
+        Raises at once if ``msg`` cannot be marshalled (a value D-Bus cannot carry)."""
         bus = self._bus
         if bus is None:
-            raise NotConnected(f"cannot {what}: '{self.owner}' is not connected to the D-Bus bus ({self.description})")
-        return bus
-
-    def send(self, msg: Message) -> None:
-        """Send without waiting if connected (a message for a link that went is dropped: its receiver
-        learns why from the bus). Raises at once if ``msg`` cannot be marshalled; write failures end
-        up in the loss handling."""
-        bus = self._bus
-        if bus is not None:
-            bus.send(msg).add_done_callback(ignore_result)
+            return False
+        try:
+            sent(bus.send(msg))
+        except OSError:  # the socket broke under this write (dbus-fast raises after closing it)
+            return False
+        return True
 
     async def request(
         self,
@@ -202,9 +201,10 @@ class Link:
                     fut.set_result(reply)
                 else:
                     fut.set_exception(RemoteError(f"{interface}.{member} to {destination} failed: {err}"))
+                    fut.exception()  # retrieved: the waiter may be gone (cancelled) by now
 
         try:
-            forget = self.call_nowait(msg, on_reply)
+            token = self.call_nowait(msg, on_reply)
         except NotConnected:
             raise
         except Exception as exc:
@@ -215,8 +215,8 @@ class Link:
         except TimeoutError:
             raise TimeoutError(f"{destination} did not answer {interface}.{member} within {timeout} s") from None
         finally:
-            if not fut.done():  # cancelled or timed out: dbus-fast would keep the handler until disconnect
-                forget()
+            if not fut.done():  # cancelled or timed out
+                self.forget_reply(token, msg.serial)
 
     async def bus_request(
         self, member: str, signature: str = "", body: list[Any] | None = None, timeout: float | None = None
@@ -230,25 +230,40 @@ class Link:
 
     # ------------------------------------------------------------------ calls (dbus-fast's private API, here only)
 
-    def next_serial(self, what: str) -> int:
-        return self._connected_bus(what).next_serial()
+    def next_serial(self) -> int:
+        bus = self._bus
+        return bus.next_serial() if bus is not None else 0  # 0: call_nowait raises NotConnected
 
-    def call_nowait(self, msg: Message, on_reply: ReplyCallback) -> Callable[[], None]:
+    def call_nowait(self, msg: Message, on_reply: ReplyCallback) -> Any:
         """Send a method call whose reply (or the loss of the connection) goes to ``on_reply``.
 
-        Returns what to call when we stop waiting before the reply came (the deadline passed).
+        Returns a token for :meth:`forget_reply`, for when we stop waiting before the reply came.
         """
-        bus = self._connected_bus(f"call {msg.interface}.{msg.member} of {msg.destination}")
+        bus = self._bus
+        if bus is None:
+            raise NotConnected(
+                f"cannot call {msg.interface}.{msg.member} of {msg.destination}: '{self.owner}' is not connected "
+                f"to the D-Bus bus ({self.description})"
+            )
         if not msg.serial:
             msg.serial = bus.next_serial()
-        serial = msg.serial
+        # the reply handler goes in first: the reply may arrive before send() returns
+        handlers = bus._method_return_handlers
+        handlers[msg.serial] = on_reply
         try:
-            bus._call(msg, on_reply)
+            sent(bus.send(msg))  # marshals now: raises if the body does not fit
+        except OSError as exc:  # the socket broke under this write
+            handlers.pop(msg.serial, None)
+            raise NotConnected(
+                f"cannot call {msg.interface}.{msg.member}: connection to the D-Bus bus lost ({exc})"
+            ) from None
         except Exception:
-            bus._method_return_handlers.pop(serial, None)
+            handlers.pop(msg.serial, None)
             raise
+        return bus
 
-        def forget() -> None:
-            bus._method_return_handlers.pop(serial, None)
-
-        return forget
+    @staticmethod
+    def forget_reply(token: Any, serial: int) -> None:
+        """We stopped waiting for the reply to ``serial`` (cancelled, or the deadline passed): without
+        this, dbus-fast keeps the handler until the connection ends."""
+        token._method_return_handlers.pop(serial, None)

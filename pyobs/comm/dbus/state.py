@@ -17,22 +17,12 @@ from dbus_fast import Message, Variant
 from pyobs.utils.exceptions import RemoteError
 
 from ..transport import TransportHandler
+from . import wire
 from .codec import plain, to_variant
 from .exports import Exports
 from .link import Link
 from .peers import PeerTable
-from .wire import (
-    E_GONE,
-    E_INVALID_ARGS,
-    E_READ_ONLY,
-    E_UNKNOWN_INTERFACE,
-    E_UNKNOWN_METHOD,
-    E_UNKNOWN_PROPERTY,
-    ERROR,
-    IFACE_PREFIX,
-    PROPS_IFACE,
-    Names,
-)
+from .wire import Names
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +58,10 @@ class StateProperties:
         if self.exports.online and self.link.up:
             signal = Message.new_signal(
                 self.names.path,
-                PROPS_IFACE,
+                wire.PROPS_IFACE,
                 "PropertiesChanged",
                 "sa{sv}as",
-                [IFACE_PREFIX + interface, {"State": Variant("a{sv}", value, False)}, []],
+                [wire.IFACE_PREFIX + interface, {"State": Variant("a{sv}", value, False)}, []],
             )
             try:
                 self.link.send(signal)  # marshals now: a value D-Bus cannot carry fails here
@@ -87,23 +77,23 @@ class StateProperties:
             values = self._properties(iface)
             if values is None:
                 text = f"module '{self.names.name}' has no interface {iface}"
-                return Message.new_error(msg, E_UNKNOWN_INTERFACE, text)
+                return Message.new_error(msg, wire.E_UNKNOWN_INTERFACE, text)
             if prop not in values:
-                return Message.new_error(msg, E_UNKNOWN_PROPERTY, f"{iface} has no property {prop!r}")
+                return Message.new_error(msg, wire.E_UNKNOWN_PROPERTY, f"{iface} has no property {prop!r}")
             return Message.new_method_return(msg, "v", [values[prop]])
         if member == "GetAll" and sig == "s":
             values = self._properties(body[0])
             if values is None:
                 return Message.new_error(
-                    msg, E_UNKNOWN_INTERFACE, f"module '{self.names.name}' has no interface {body[0]}"
+                    msg, wire.E_UNKNOWN_INTERFACE, f"module '{self.names.name}' has no interface {body[0]}"
                 )
             return Message.new_method_return(msg, "a{sv}", [values])
         if member == "Set" and sig == "ssv":
-            return Message.new_error(msg, E_READ_ONLY, f"{body[0]}.{body[1]} is read-only")
-        text = f"{PROPS_IFACE} has no method {member}({sig})"
+            return Message.new_error(msg, wire.E_READ_ONLY, f"{body[0]}.{body[1]} is read-only")
+        text = f"{wire.PROPS_IFACE} has no method {member}({sig})"
         log.warning("%s: rejected call from %s: %s", self.names.name, msg.sender, text)
         return Message.new_error(
-            msg, E_UNKNOWN_METHOD if member not in ("Get", "GetAll", "Set") else E_INVALID_ARGS, text
+            msg, wire.E_UNKNOWN_METHOD if member not in ("Get", "GetAll", "Set") else wire.E_INVALID_ARGS, text
         )
 
     def _properties(self, dbus_iface: str) -> dict[str, Variant] | None:
@@ -111,7 +101,7 @@ class StateProperties:
         if has is None:
             return None
         has_state, has_caps = has
-        name = dbus_iface[len(IFACE_PREFIX) :]
+        name = dbus_iface[len(wire.IFACE_PREFIX) :]
         out: dict[str, Variant] = {}
         if has_state:
             out["State"] = Variant("a{sv}", self._state.get(name, {}), False)
@@ -125,17 +115,22 @@ class StateProperties:
 
     def _rule(self, peer: str, iface: str) -> str:
         return (
-            f"type='signal',sender='{self.peers.bus_name(peer)}',path='{self.names.path}',interface='{PROPS_IFACE}',"
-            f"member='PropertiesChanged',arg0='{IFACE_PREFIX}{iface}'"
+            f"type='signal',sender='{self.peers.bus_name(peer)}',path='{self.names.path}',interface='{wire.PROPS_IFACE}',"
+            f"member='PropertiesChanged',arg0='{wire.IFACE_PREFIX}{iface}'"
         )
 
     async def _get_property(self, peer: str, interface: str, prop: str) -> Any:
         # no deadline of our own: the core bounds subscribing and fetching capabilities
         reply = await self.link.request(
-            self.peers.bus_name(peer), self.names.path, PROPS_IFACE, "Get", "ss", [IFACE_PREFIX + interface, prop]
+            self.peers.bus_name(peer),
+            self.names.path,
+            wire.PROPS_IFACE,
+            "Get",
+            "ss",
+            [wire.IFACE_PREFIX + interface, prop],
         )
-        if reply.message_type is ERROR:
-            if reply.error_name in E_GONE:
+        if reply.message_type is wire.ERROR:
+            if reply.error_name in wire.E_GONE:
                 raise RemoteError(f"module '{peer}' is offline")
             return None
         return plain(reply.body[0]) or None
@@ -164,9 +159,9 @@ class StateProperties:
         if peer is None or msg.signature != "sa{sv}as":
             return
         dbus_iface, changed, _ = msg.body
-        if not dbus_iface.startswith(IFACE_PREFIX) or "State" not in changed:
+        if not dbus_iface.startswith(wire.IFACE_PREFIX) or "State" not in changed:
             return
-        iface = dbus_iface[len(IFACE_PREFIX) :]
+        iface = dbus_iface[len(wire.IFACE_PREFIX) :]
         if (peer, iface) in self._following and self.handler is not None:
             self.handler.state_received(peer, iface, plain(changed["State"]) or None)
 

@@ -32,24 +32,14 @@ from pyobs.events.event import Event
 from pyobs.interfaces.interface import MethodSpec
 
 from ..transport import Announcement, Extend, Transport, TransportHandler
+from . import wire
 from .calls import CallClient, CallServer
 from .events import EventSignals
 from .exports import Exports
 from .link import Link
 from .peers import PeerTable
 from .state import StateProperties
-from .wire import (
-    CALL,
-    DBUS_NAME,
-    DESCRIBE_SIGNATURE,
-    E_FAILED,
-    EVENT_IFACE,
-    INTROSPECTABLE,
-    MODULE_IFACE,
-    PROPS_IFACE,
-    SIGNAL,
-    Names,
-)
+from .wire import Names
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +73,6 @@ class DbusTransport(Transport):
         self.events = EventSignals(names, self.link, self.peers)
         self.state = StateProperties(names, self.link, self.peers, self.exports)
 
-    @property
-    def bus_description(self) -> str:
-        return self.link.description
-
     def peer_bus_name(self, peer: str) -> str:
         return self.peers.bus_name(peer)
 
@@ -105,12 +91,12 @@ class DbusTransport(Transport):
             "AddMatch",
             "s",
             [
-                f"type='signal',sender='{DBUS_NAME}',interface='{DBUS_NAME}',member='NameOwnerChanged',"
+                f"type='signal',sender='{wire.DBUS_NAME}',interface='{wire.DBUS_NAME}',member='NameOwnerChanged',"
                 f"arg0namespace='{self.prefix}'"
             ],
             self.timeout,
         )
-        described = f"type='signal',path='{path}',interface='{MODULE_IFACE}',member='Described'"
+        described = f"type='signal',path='{path}',interface='{wire.MODULE_IFACE}',member='Described'"
         await link.bus_request("AddMatch", "s", [described], self.timeout)
         await self.events.install()
         if self.exports.online:
@@ -166,7 +152,9 @@ class DbusTransport(Transport):
 
     def _send_described(self) -> None:
         self.link.send(
-            Message.new_signal(self.path, MODULE_IFACE, "Described", DESCRIBE_SIGNATURE, self.exports.describe_body)
+            Message.new_signal(
+                self.path, wire.MODULE_IFACE, "Described", wire.DESCRIBE_SIGNATURE, self.exports.describe_body
+            )
         )
 
     # ------------------------------------------------------------------ the Transport contract, by part
@@ -197,44 +185,48 @@ class DbusTransport(Transport):
     def _on_message(self, msg: Message) -> Message | bool | None:
         try:
             mtype = msg.message_type
-            if mtype is CALL:
-                return self._on_call(msg)
-            if mtype is SIGNAL:
+            if mtype is wire.CALL:
+                reply = self._on_call(msg)
+                if isinstance(reply, Message):  # sent here, not by dbus-fast, which drops a failed send's future
+                    self.link.send(reply)
+                    return True
+                return reply
+            if mtype is wire.SIGNAL:
                 self._on_signal(msg)
         except Exception:
             log.exception(
                 "%s: failed to handle a D-Bus message %s.%s from %s", self.name, msg.interface, msg.member, msg.sender
             )
-            if msg.message_type is CALL:
-                return Message.new_error(msg, E_FAILED, f"internal error in module '{self.name}'")
+            if msg.message_type is wire.CALL:
+                return Message.new_error(msg, wire.E_FAILED, f"internal error in module '{self.name}'")
         return None
 
     def _on_call(self, msg: Message) -> Message | bool | None:
         iface = msg.interface
         if msg.path != self.path:
             xml = self.exports.parent_xml(msg.path or "/")
-            if xml is not None and iface in (None, INTROSPECTABLE) and msg.member == "Introspect":
+            if xml is not None and iface in (None, wire.INTROSPECTABLE) and msg.member == "Introspect":
                 return Message.new_method_return(msg, "s", [xml])
             return None
         if iface is not None and iface.startswith("org.freedesktop.DBus."):
-            if iface == INTROSPECTABLE and msg.member == "Introspect":
+            if iface == wire.INTROSPECTABLE and msg.member == "Introspect":
                 return Message.new_method_return(msg, "s", [self.exports.xml])
-            if iface == PROPS_IFACE:
+            if iface == wire.PROPS_IFACE:
                 return self.state.on_properties(msg)
             return None  # Peer: dbus-fast answers Ping and GetMachineId
         return self.server.on_call(msg)
 
     def _on_signal(self, msg: Message) -> None:
         iface = msg.interface
-        if iface == EVENT_IFACE:
+        if iface == wire.EVENT_IFACE:
             self.events.on_event(msg)
-        elif iface == PROPS_IFACE:
+        elif iface == wire.PROPS_IFACE:
             if msg.member == "PropertiesChanged" and msg.path == self.path:
                 self.state.on_properties_changed(msg)
-        elif iface == DBUS_NAME:
-            if msg.member == "NameOwnerChanged" and msg.sender == DBUS_NAME and msg.signature == "sss":
+        elif iface == wire.DBUS_NAME:
+            if msg.member == "NameOwnerChanged" and msg.sender == wire.DBUS_NAME and msg.signature == "sss":
                 self.peers.on_owner_changed(*msg.body)
-        elif iface == MODULE_IFACE:
+        elif iface == wire.MODULE_IFACE:
             if msg.member == "CallTimeout":
                 self.client.on_call_timeout(msg)
             elif msg.member == "Described" and msg.path == self.path:

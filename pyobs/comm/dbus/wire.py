@@ -93,10 +93,18 @@ def bus_name_of(prefix: str, module: str) -> str:
     return name
 
 
-def ignore_result(fut: asyncio.Future[Any]) -> None:
-    """Done-callback of a send nobody waits for: write failures end up in the link's loss handling."""
+def _ignore_result(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()
+
+
+def sent(fut: asyncio.Future[Any]) -> None:
+    """A send nobody waits for: its failure is retrieved here (at once if the write failed at once,
+    before the loop may be gone); write failures end up in the link's loss handling."""
+    if fut.done():
+        _ignore_result(fut)
+    else:
+        fut.add_done_callback(_ignore_result)
 
 
 def spawn(tasks: set[asyncio.Task[Any]], coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
