@@ -407,7 +407,7 @@ class Comm:
     def _resubscribe_peer(self, name: str) -> None:
         keys = {k for k in self._state_subscribed if k[0] == name} | {k for k in self._state_handlers if k[0] == name}
         for key in keys:
-            self._spawn(self._resubscribe(key))
+            self._spawn(self._resubscribe(key, refresh=True))
 
     def _arm_grace(self) -> None:
         self._cancel_grace()
@@ -731,12 +731,12 @@ class Comm:
         elif value is not None and key not in self._state_cache:
             self._store_state(key, value)
 
-    async def _resubscribe(self, key: tuple[str, str]) -> None:
+    async def _resubscribe(self, key: tuple[str, str], refresh: bool = False) -> None:
         decl = interface_by_name(key[1])
         if decl is None:
             return
         try:
-            await self._subscribe_state(key, decl, refresh=True)
+            await self._subscribe_state(key, decl, refresh)
         except Exception as exc:
             log.warning("%s: cannot subscribe to state %s of %s: %s", self.name, key[1], key[0], exc)
 
