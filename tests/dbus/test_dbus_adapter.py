@@ -4,7 +4,13 @@ loudly, naming what changed, when a dbus-fast release moves it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import tempfile
+from pathlib import Path
 
+import pytest
+from backends.dbus import DbusDaemon
 from dbus_fast import Message
 from dbus_fast.aio import MessageBus
 
@@ -38,3 +44,25 @@ async def test_reply_handlers_hear_of_a_lost_connection(dbus_bus: str) -> None:
     bus.disconnect()
     await asyncio.wait_for(bus.wait_for_disconnect(), 5.0)
     assert len(errors) == 1, "dbus-fast no longer calls pending reply handlers when the connection ends"
+
+
+async def test_a_write_on_a_socket_the_daemon_closed_leaves_its_future_where_the_link_finds_it() -> None:
+    with tempfile.TemporaryDirectory(prefix="pyobs-dbus-") as tmp:
+        daemon = DbusDaemon(Path(tmp))
+        daemon.start()
+        bus = await MessageBus(bus_address=daemon.address).connect()
+        daemon.stop(signal.SIGKILL)
+        msg = Message.new_signal("/org/pyobs/test", "org.pyobs.Test", "Ping", "s", ["x" * 100000])
+        try:
+            fut = bus.send(msg)
+        except OSError:  # dbus-fast 2.x-5.x: the failed write's future stays only in the writer
+            fut = bus._writer.fut
+            assert isinstance(fut, asyncio.Future), "MessageBus._writer.fut is gone: update link._dropped_write"
+            assert fut.done() and isinstance(fut.exception(), OSError)
+        else:  # fixed in dbus-fast: the future is ours; link._dropped_write is then never needed
+            with pytest.raises(Exception):  # noqa: B017 (the error of a broken socket, whatever its class)
+                await asyncio.wait_for(fut, 5.0)
+        finally:
+            bus.disconnect()
+            with contextlib.suppress(Exception):  # the broken connection's error, retrieved
+                await asyncio.wait_for(bus.wait_for_disconnect(), 5.0)

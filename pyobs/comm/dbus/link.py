@@ -169,7 +169,8 @@ class Link:
             return False
         try:
             sent(bus.send(msg))
-        except OSError:  # the socket broke under this write (dbus-fast raises after closing it)
+        except OSError:
+            _dropped_write(bus)
             return False
         return True
 
@@ -252,7 +253,8 @@ class Link:
         handlers[msg.serial] = on_reply
         try:
             sent(bus.send(msg))  # marshals now: raises if the body does not fit
-        except OSError as exc:  # the socket broke under this write
+        except OSError as exc:
+            _dropped_write(bus)
             handlers.pop(msg.serial, None)
             raise NotConnected(
                 f"cannot call {msg.interface}.{msg.member}: connection to the D-Bus bus lost ({exc})"
@@ -267,3 +269,12 @@ class Link:
         """We stopped waiting for the reply to ``serial`` (cancelled, or the deadline passed): without
         this, dbus-fast keeps the handler until the connection ends."""
         token._method_return_handlers.pop(serial, None)
+
+
+def _dropped_write(bus: MessageBus) -> None:
+    """The socket broke under a write: dbus-fast set the write's future failed, then raised (closing
+    the socket, it cannot wait for it to be writable) and dropped that future. Retrieve its exception,
+    or asyncio logs "Future exception was never retrieved" whenever it is collected."""
+    fut = getattr(getattr(bus, "_writer", None), "fut", None)
+    if isinstance(fut, asyncio.Future) and fut.done() and not fut.cancelled():
+        fut.exception()
