@@ -29,6 +29,7 @@ from pyobs.utils.exceptions import (
     UnknownMethodError,
 )
 
+from .outbox import CAPACITY, Outbox
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
 from .transport import Announce, Announcement, Transport
 
@@ -128,12 +129,16 @@ class Comm:
     Args:
         transport: the backend that moves bytes (subclasses such as LocalComm create it).
         timeout: default deadline of a remote call in seconds (a ``@timeout`` method extends it).
+        event_queue_size: how many outgoing events may wait while they cannot be sent (see
+            :mod:`pyobs.comm.outbox`); beyond that the oldest are dropped with a warning.
     """
 
-    def __init__(self, transport: Transport, *, timeout: float = 10.0) -> None:
+    def __init__(self, transport: Transport, *, timeout: float = 10.0, event_queue_size: int = CAPACITY) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self._transport = transport
+        #: where outgoing events wait until they can be sent; its counters say what was sent
+        self.outbox = Outbox(transport.name, transport.publish_event, event_queue_size)
         self.timeout = float(timeout)
         self.module: Any = None
         self._peers: dict[str, Peer] = {}
@@ -195,9 +200,11 @@ class Comm:
         by the module when its ``open()`` has finished (so everything it registered is known)."""
         if self._opened:
             return
+        self.outbox.open()
         await self._transport.open(self)
         self._opened = True
         self._connected = True
+        self.outbox.set_connected(True)
         if self.module is None:
             await self.announce()
 
@@ -205,6 +212,7 @@ class Comm:
         """Become discoverable (idempotent; called again after later registrations)."""
         await self._transport.announce(self._announcement())
         self._announced = True
+        self.outbox.set_announced(True)  # events sent before (e.g. logged in open()) go out now
 
     def _announcement(self) -> Announcement:
         module = self.module
@@ -221,6 +229,9 @@ class Comm:
         """Go offline; pending calls of ours end, handlers are cancelled."""
         if not self._opened:
             return
+        # what waits goes out first (bounded), while we are still online
+        await self.outbox.close()
+        log.info("%s: %s", self.name, self.outbox.summary())
         self._opened = False
         self._announced = False
         self._connected = False
@@ -340,6 +351,7 @@ class Comm:
 
     def connection_changed(self, connected: bool, reason: str = "") -> None:
         self._connected = connected
+        self.outbox.set_connected(connected)  # back: what waits goes out, in order
         if connected:
             log.info("%s: connection restored", self.name)
         else:
@@ -500,7 +512,7 @@ class Comm:
             )
         if not self._opened:
             raise RuntimeError(f"cannot send {etype.__name__}: comm of '{self.name}' is not open")
-        await self._transport.publish_event(event)
+        await self.outbox.send(event)
 
     def event_received(self, sender: str, event: Event) -> None:
         uid = event.uuid
@@ -537,9 +549,7 @@ class Comm:
         if not task.cancelled() and task.exception() is not None:
             self._log_handler_failure(handler, event, sender, task.exception())
 
-    def _log_handler_failure(
-        self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None
-    ) -> None:
+    def _log_handler_failure(self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None) -> None:
         name = getattr(handler, "__qualname__", repr(handler))
         log.error(
             "%s: event handler %s failed on %r from %s",

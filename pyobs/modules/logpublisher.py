@@ -30,6 +30,7 @@ class LogPublisher(logging.Handler):
         self._module = module
         self._queue: collections.deque[LogEvent] = collections.deque(maxlen=QUEUE_SIZE)
         self._wakeup = asyncio.Event()
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -60,10 +61,20 @@ class LogPublisher(logging.Handler):
             while self._queue:
                 event = self._queue.popleft()
                 try:
+                    # the comm's outbox keeps it while it cannot be sent: this raises only for a
+                    # comm that is closed (or an event it cannot encode)
                     await comm.send_event(event)
-                except Exception as exc:  # the comm is closing or down: drop, say so once
-                    logging.getLogger("pyobs.comm").debug("LogEvent not sent: %s", exc)
+                except Exception as exc:
+                    logging.getLogger("pyobs.comm").warning("LogEvent not sent: %s", exc)
+            if self._stopping:
+                return
 
-    async def stop(self) -> None:
-        self._task.cancel()
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Hand what is queued to the comm (whose close() delivers it), then end the task."""
+        self._stopping = True
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)

@@ -10,6 +10,7 @@ from dbus_fast.validators import is_member_name_valid
 from pyobs.events.event import Event
 from pyobs.utils.exceptions import RemoteError
 
+from ..transport import NotConnected
 from .base import (
     EVENT_IFACE,
     EVENT_SIGNATURE,
@@ -46,8 +47,8 @@ class EventsMixin(DbusBase):
 
     async def publish_event(self, event: Event) -> None:
         bus = self._bus
-        if bus is None:
-            raise RemoteError(f"cannot send {event.type}: '{self.name}' is not connected to the D-Bus bus")
+        if bus is None:  # the core keeps it in its outbox and sends it when we report the bus back
+            raise NotConnected(f"cannot send {event.type}: '{self.name}' is not connected to the D-Bus bus")
         if not is_member_name_valid(event.type):
             raise ValueError(f"cannot send {event.type}: its name is no valid D-Bus member name (use ASCII)")
         try:
