@@ -409,8 +409,9 @@ async def test_modules_reconnect_when_the_bus_daemon_returns(tmp_path: Path) -> 
         await unseen(client.comm, "sink", timeout=2.0)
         with pytest.raises(ValueError, match="'sink' is not online"):
             await client.comm.proxy("sink", IKitchenSink)
-        with pytest.raises(Exception, match="not connected"):
-            await cam.comm.send_event(NewImageEvent("/lost.fits"))
+        # an event sent while the bus is away waits in the outbox (it used to raise) ...
+        await cam.comm.send_event(NewImageEvent("/kept.fits"))
+        assert cam.comm.outbox.waiting == 1
 
         daemon.start()
         await eventually(lambda: all(m.comm.connected for m in modules), timeout=10.0, what="reconnection")
@@ -418,8 +419,12 @@ async def test_modules_reconnect_when_the_bus_daemon_returns(tmp_path: Path) -> 
             await seen(client.comm, name, timeout=5.0)
         proxy = await client.comm.proxy("sink", IKitchenSink)
         assert await proxy.echo_int(2) == 2
+        # ... and goes out once the bus is back, before the ones sent after it
+        await eventually(lambda: ("camera", "/kept.fits") in client.images, what="kept event after reconnect")
         await cam.comm.send_event(NewImageEvent("/again.fits"))
         await eventually(lambda: ("camera", "/again.fits") in client.images, what="event after reconnect")
+        assert [f for _, f in client.images] == ["/kept.fits", "/again.fits"]
+        assert cam.comm.outbox.waiting == 0 and cam.comm.outbox.sent["NewImageEvent"] == 2
         await foc.set_focus(42.0)
         await eventually(lambda: 42.0 in states, what="state change after reconnect")
     finally:

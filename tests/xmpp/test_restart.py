@@ -164,3 +164,21 @@ async def test_second_login_with_the_same_jid_ends_the_first_without_ping_pong(s
     finally:
         await second.close()
         await first.close()
+
+
+async def test_close_reports_unsent_events_only_when_the_server_is_unreachable(server: TestServer, caplog: Any) -> None:
+    from pyobs.comm.outbox import CLOSE_GRACE
+
+    comm = _comm(server, "callee", timeout=2.0)
+    await comm.register_event(ProbeEvent)
+    await comm.open()
+    await server.stop()
+    await eventually(lambda: not comm.connected, what="disconnect")
+    for i in range(3):
+        await comm.send_event(ProbeEvent(message="x", number=i))
+    assert comm.outbox.waiting == 3
+    start = time.monotonic()
+    await comm.close()
+    assert time.monotonic() - start < CLOSE_GRACE + 3.0, "close() waited too long for an unreachable server"
+    assert comm.outbox.unsent == 3
+    assert "callee: 3 queued events not sent before closing (not connected)" in caplog.text

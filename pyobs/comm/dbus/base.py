@@ -41,6 +41,9 @@ DBUS_PATH = "/org/freedesktop/DBus"
 EVENT_SIGNATURE = "sda{sv}"
 DESCRIBE_SIGNATURE = "a(su)ass"
 ERROR_SIGNATURE = "ssas"
+#: after a reconnect, how long [s] to wait for the peers that were online to come back before
+#: sending the events kept meanwhile
+RESTORE_GRACE = 3.0
 
 E_UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
 E_INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
@@ -126,6 +129,8 @@ class DbusBase(Transport):
         self._owners: dict[str, str] = {}  # unique name -> module name
         self._names: dict[str, str] = {}  # module name -> unique name
         self._online: set[str] = set()
+        #: peers that were online when the bus went away (waited for, bounded, after reconnecting)
+        self._returning: set[str] = set()
         self._describing: dict[str, asyncio.Task[None]] = {}
         # calls out
         self._outgoing: dict[int, _Outgoing] = {}

@@ -11,6 +11,7 @@ from dbus_fast.aio import MessageBus
 from ..transport import TransportHandler
 from .base import (
     DBUS_NAME,
+    RESTORE_GRACE,
     MODULE_IFACE,
     DbusBase,
     log,
@@ -104,9 +105,19 @@ class ConnectionMixin(DbusBase):
                 except Exception as exc:
                     log.debug("%s: reconnecting to the D-Bus bus failed: %s", self.name, exc)
                     continue
+                await self._wait_for_returning_peers()
                 if self._handler is not None:
                     self._handler.connection_changed(True)
                 break
+
+    async def _wait_for_returning_peers(self) -> None:
+        """After a reconnect: give the peers that were online a moment to come back too (they
+        reconnect to a restarted bus as we do), so the events we kept meanwhile reach them."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + RESTORE_GRACE
+        while not self._returning <= self._online and loop.time() < end and not self._closing:
+            await asyncio.sleep(0.02)
+        self._returning = set()
 
     def _lost(self, reason: str) -> None:
         self._bus = None
@@ -118,6 +129,7 @@ class ConnectionMixin(DbusBase):
         self._pending.clear()
         handler = self._handler
         online, self._online = self._online, set()
+        self._returning = set(online)
         if handler is not None:
             handler.connection_changed(False, f"D-Bus bus ({self.bus_description}) lost: {reason}; reconnecting")
             for peer in online:
