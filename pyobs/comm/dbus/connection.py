@@ -11,8 +11,8 @@ from dbus_fast.aio import MessageBus
 from ..transport import TransportHandler
 from .base import (
     DBUS_NAME,
-    RESTORE_GRACE,
     MODULE_IFACE,
+    RESTORE_GRACE,
     DbusBase,
     log,
 )
