@@ -231,7 +231,8 @@ class Comm:
             return
         # what waits goes out first (bounded), while we are still online
         await self.outbox.close()
-        log.info("%s: %s", self.name, self.outbox.summary())
+        if self.module is not None or self.outbox.sent or self.outbox.unsent or self.outbox.dropped:
+            log.info("%s: %s", self.name, self.outbox.summary())  # what was sent, for operators and tests
         self._opened = False
         self._announced = False
         self._connected = False
