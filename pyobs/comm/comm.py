@@ -231,7 +231,8 @@ class Comm:
             return
         # what waits goes out first (bounded), while we are still online
         await self.outbox.close()
-        if self.module is not None or self.outbox.sent or self.outbox.unsent or self.outbox.dropped:
+        box = self.outbox
+        if box.sent or box.unsent or box.dropped or box.refused:
             log.info("%s: %s", self.name, self.outbox.summary())  # what was sent, for operators and tests
         self._opened = False
         self._announced = False
