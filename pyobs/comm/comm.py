@@ -28,6 +28,7 @@ from pyobs.utils.exceptions import (
     RemoteTimeoutError,
     UnknownMethodError,
 )
+from pyobs.utils.owner import context_of, current_owner
 
 from .outbox import CAPACITY, Outbox
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
@@ -156,6 +157,8 @@ class Comm:
         self._inflight: dict[str, set[_Call]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
+        #: event handlers run as the module's code (see pyobs.utils.owner)
+        self._owner_context = context_of(None)
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._opened = False
@@ -184,6 +187,7 @@ class Comm:
     def attach(self, module: Any) -> None:
         """Attach the module whose interfaces this comm exposes (done by Object)."""
         self.module = module
+        self._owner_context = context_of(module)
         self._methods = {}
         for name, spec in methods_of(implemented_interfaces(module)).items():
             func = getattr(module, name)
@@ -436,10 +440,14 @@ class Comm:
                 announced = announce(seconds)
                 if announced is not None:
                     await announced
-        if m.takes_kwargs:
-            result = await m.func(*cargs, sender=sender)
-        else:
-            result = await m.func(*cargs)
+        owner = current_owner.set(self.module)  # the callee's code runs (in the caller's task, in-process)
+        try:
+            if m.takes_kwargs:
+                result = await m.func(*cargs, sender=sender)
+            else:
+                result = await m.func(*cargs)
+        finally:
+            current_owner.reset(owner)
         return m.spec.cast_return(result)  # the caller's transport may not cast again (typed_values)
 
     async def _evaluate_timeout(self, m: _LocalMethod, args: list[Any]) -> float:
@@ -536,10 +544,11 @@ class Comm:
             return
         loop = asyncio.get_running_loop()
         running = self._handler_tasks
+        context = self._owner_context
         for handler in handlers:
             try:
                 # each handler in its own task: nobody waits for it, a failure is logged when it ends
-                task: asyncio.Task[Any] = loop.create_task(handler(event, sender))  # type: ignore[arg-type]
+                task: asyncio.Task[Any] = loop.create_task(handler(event, sender), context=context)  # type: ignore[arg-type]
             except Exception:  # not a coroutine function, or it raised before its first await
                 self._log_handler_failure(handler, event, sender, None)
                 continue

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from pyobs.events import LogEvent
+from pyobs.utils.owner import current_owner
 
 if TYPE_CHECKING:
     from .module import Module
@@ -17,6 +18,12 @@ if TYPE_CHECKING:
 QUEUE_SIZE = 1000
 #: loggers whose records are never sent: the comm's own (sending them could loop) and libraries'
 _IGNORED = ("pyobs.comm", "slixmpp", "dbus_fast", "asyncio")
+
+
+def _is_module(obj: object) -> bool:
+    from .module import Module
+
+    return isinstance(obj, Module)
 
 
 class LogPublisher(logging.Handler):
@@ -36,6 +43,9 @@ class LogPublisher(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith(_IGNORED):
             return
+        owner = current_owner.get()
+        if owner is not None and owner is not self._module and _is_module(owner):
+            return  # another module of this process logged it: that one sends it
         try:
             when = datetime.fromtimestamp(record.created, tz=UTC)
             self._queue.append(
