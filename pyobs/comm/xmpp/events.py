@@ -1,4 +1,5 @@
-"""Events: publishing (pubsub and direct messages, with the queue kept while disconnected) and receiving them.
+"""Events: publishing (pubsub and direct messages; unconfirmed publishes written again after a reconnect)
+and receiving them. Events that cannot be sent wait in the core's outbox (pyobs/comm/outbox.py), not here.
 
 Covers the subscriptions to peers' event nodes and the direct-event subscriptions peers make at us.
 """
