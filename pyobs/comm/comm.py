@@ -32,7 +32,7 @@ from pyobs.utils.owner import context_of, current_owner
 
 from .outbox import CAPACITY, Outbox
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
-from .transport import Announce, Announcement, Transport
+from .transport import Announce, Announcement, NotConnected, Transport
 
 log = logging.getLogger(__name__)
 
@@ -600,6 +600,10 @@ class Comm:
                     await self._transport.publish_state(decl.__name__, state)
             except TimeoutError:
                 raise RemoteTimeoutError(f"{self.name}: publishing state of {decl.__name__} timed out") from None
+            except NotConnected as exc:
+                # kept: transports publish their own state again when the connection is back; a
+                # module's loop that sets state must not die of a reconnect (a weather station!)
+                log.debug("%s: state of %s kept until reconnected: %s", self.name, decl.__name__, exc)
 
     def get_own_state(self, interface: type[Interface]) -> Any:
         return self._own_state.get(self._state_interface(interface).__name__)

@@ -155,7 +155,11 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def publish_state(self, interface: str, state: Any) -> None:
-        """Publish the current state (a dataclass) of one of our interfaces."""
+        """Publish the current state (a dataclass) of one of our interfaces.
+
+        Without a connection: keep it and publish it once the connection is back (raising
+        :class:`NotConnected` is allowed, the core then carries on).
+        """
 
     @abc.abstractmethod
     async def subscribe_state(self, peer: str, interface: str) -> Any:

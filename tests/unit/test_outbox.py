@@ -1,4 +1,5 @@
-"""The core's outbox against a small in-memory transport: order, retries, bound, close (no server needed)."""
+"""The core's outbox and link policy against a small in-memory transport: order, retries, bound, close, state
+(no server needed)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from typing import Any
 import pytest
 from backends.base import eventually
 
+from pyobs.comm import Comm
 from pyobs.comm.outbox import Outbox
-from pyobs.comm.transport import NotConnected
+from pyobs.comm.transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from pyobs.events import Event, NewImageEvent
+from pyobs.interfaces import IMotion
+from pyobs.interfaces.interface import MethodSpec
+from pyobs.interfaces.types import MotionState
+from pyobs.utils.enums import MotionStatus
 
 
 class FakeLink:
@@ -131,3 +137,58 @@ async def test_close_delivers_what_waits_when_it_can_and_reports_it_when_not(cap
     assert "g: 1 queued events not sent before closing (not connected)" in caplog.text
     with pytest.raises(RuntimeError, match="closed"):
         await gone.send(NewImageEvent("/after"))
+
+
+class LinkTransport(Transport):
+    """A transport with nothing but a link that can go down: publishing raises NotConnected then."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.link = FakeLink()
+        self.states: list[Any] = []
+        self.handler: TransportHandler | None = None
+
+    async def open(self, handler: TransportHandler) -> None:
+        self.handler = handler
+
+    async def announce(self, info: Announcement) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
+        raise NotConnected("no peers")
+
+    async def publish_event(self, event: Event) -> None:
+        await self.link.publish(event)
+
+    async def publish_state(self, interface: str, state: Any) -> None:
+        if not self.link.up:
+            raise NotConnected("link down")
+        self.states.append(state)
+
+    async def subscribe_state(self, peer: str, interface: str) -> Any:
+        raise NotConnected("link down")
+
+
+async def test_comm_keeps_events_and_state_while_the_link_is_down() -> None:
+    """The core's policy on a transport whose link drops: send_event and set_state do not raise."""
+    transport = LinkTransport("dev")
+    comm = Comm(transport)
+    await comm.register_event(NewImageEvent)
+    await comm.open()
+    try:
+        assert transport.handler is comm
+        transport.link.up = False
+        comm.connection_changed(False, "test")
+        await comm.send_event(NewImageEvent("/kept"))
+        await comm.set_state(IMotion, MotionState(status=MotionStatus.SLEWING))  # raised before
+        assert comm.get_own_state(IMotion).status is MotionStatus.SLEWING
+        transport.link.up = True
+        comm.connection_changed(True)
+        await eventually(lambda: transport.link.published == ["/kept"], what="the kept event")
+        await comm.set_state(IMotion, MotionState(status=MotionStatus.IDLE))
+        assert [s.status for s in transport.states] == [MotionStatus.IDLE]
+    finally:
+        await comm.close()
