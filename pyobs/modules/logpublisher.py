@@ -38,6 +38,7 @@ class LogPublisher(logging.Handler):
         self._queue: collections.deque[LogEvent] = collections.deque(maxlen=QUEUE_SIZE)
         self._wakeup = asyncio.Event()
         self._stopping = False
+        self._overflow = 0  # records dropped because the queue was full (reported by the task)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -48,6 +49,8 @@ class LogPublisher(logging.Handler):
             return  # another module of this process logged it: that one sends it
         try:
             when = datetime.fromtimestamp(record.created, tz=UTC)
+            if len(self._queue) == QUEUE_SIZE:
+                self._overflow += 1  # the deque drops the oldest
             self._queue.append(
                 LogEvent(
                     time=when.strftime("%Y-%m-%dT%H:%M:%S.%f"),
@@ -68,6 +71,12 @@ class LogPublisher(logging.Handler):
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            if self._overflow:
+                logging.getLogger("pyobs.comm").warning(
+                    "%s: %d log records not sent as LogEvent: more than %d at once",
+                    comm.name, self._overflow, QUEUE_SIZE,
+                )  # fmt: skip
+                self._overflow = 0
             while self._queue:
                 event = self._queue.popleft()
                 try:

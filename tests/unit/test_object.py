@@ -216,6 +216,37 @@ async def test_in_one_process_each_log_record_is_sent_once_by_the_module_that_lo
         await listener.close()
 
 
+async def test_a_log_flood_is_bounded_and_reported(caplog: Any) -> None:
+    from pyobs.events import LogEvent
+    from pyobs.modules.logpublisher import QUEUE_SIZE
+
+    net = LocalNetwork()
+    received: list[str] = []
+
+    async def on_log(event: LogEvent, sender: str) -> bool:
+        if event.message.startswith("flood"):
+            received.append(event.message)
+        return True
+
+    listener = LocalComm("listener", net)
+    await listener.register_event(LogEvent, on_log)
+    await listener.open()
+    module = Module(comm=LocalComm("talker", net))
+    await module.open()
+    try:
+        for i in range(QUEUE_SIZE + 500):  # without yielding: the publisher cannot keep up
+            logging.getLogger("my.device").warning("flood %d", i)
+        for _ in range(500):
+            if len(received) >= QUEUE_SIZE:
+                break
+            await asyncio.sleep(0.01)
+        assert received == [f"flood {i}" for i in range(500, QUEUE_SIZE + 500)]  # the newest
+        assert f"talker: 500 log records not sent as LogEvent: more than {QUEUE_SIZE} at once" in caplog.text
+    finally:
+        await module.close()
+        await listener.close()
+
+
 async def test_module_announces_iconfig_capabilities() -> None:
     from pyobs.interfaces import IConfig
     from pyobs.interfaces.types import ConfigCapabilities
