@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pyobs.events import Event, ModuleClosedEvent, ModuleOpenedEvent, MotionStatusChangedEvent, NewImageEvent
-from pyobs.interfaces import IRunning
+from pyobs.interfaces import IStartStop
 from pyobs.modules import Module
 from pyobs.utils.enums import ImageType
 
@@ -99,7 +99,7 @@ class Observer(Module):
             science = [f for f in self.images if f.endswith(f"-{ImageType.OBJECT}.fits")]
             if len(science) == IMAGES_BEFORE_RAIN and not self.weather_started.is_set():
                 self.weather_started.set()
-                weather = await self.proxy("weather", IRunning)
+                weather = await self.proxy("weather", IStartStop)
                 await weather.start()
         return True
 
