@@ -182,3 +182,48 @@ async def test_close_reports_unsent_events_only_when_the_server_is_unreachable(s
     assert time.monotonic() - start < CLOSE_GRACE + 3.0, "close() waited too long for an unreachable server"
     assert comm.outbox.unsent == 3
     assert "callee: 3 queued events not sent before closing (not connected)" in caplog.text
+
+
+async def test_publishes_the_server_never_confirmed_are_sent_again_after_it_returns(server: TestServer) -> None:
+    """The server takes our events into its socket and dies before handling them: they are written
+    again after the reconnect (before anything newer), and arrive once, in order."""
+    import os
+    import signal
+
+    got: list[ProbeEvent] = []
+
+    async def handler(event: Any, sender: str) -> bool:
+        got.append(event)
+        return True
+
+    sender = _comm(server, "callee", timeout=2.0)
+    receiver = _comm(server, "caller", timeout=2.0)
+    await receiver.register_event(ProbeEvent, handler)
+    await sender.register_event(ProbeEvent)
+    await receiver.open()
+    await sender.open()
+    try:
+        await eventually(lambda: receiver.is_online("callee"), what="discovery")
+        await sender.send_event(ProbeEvent(message="first", number=0))
+        await eventually(lambda: len(got) == 1, what="the first event")
+        await eventually(lambda: not sender.xmpp._unacked, what="the server to confirm the publish")
+        proc = server._process
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGSTOP)  # the server stops reading, the connection stays up
+        try:
+            for i in range(1, 4):
+                await sender.send_event(ProbeEvent(message="frozen", number=i))
+            await eventually(lambda: len(sender.xmpp._unacked) == 3, what="the deferred publishes")
+            assert sender.outbox.waiting == 0  # written to the server, not confirmed by it
+        finally:
+            proc.kill()  # dies with our events unread
+            proc.wait(10)
+        await eventually(lambda: not sender.connected, what="the sender to notice")
+        await sender.send_event(ProbeEvent(message="during", number=4))  # waits in the outbox
+        await server.start()
+        await eventually(lambda: len(got) >= 5, timeout=15.0, what="the unconfirmed and the queued events")
+        assert [e.number for e in got] == [0, 1, 2, 3, 4]
+        assert not sender.xmpp._unacked
+    finally:
+        await sender.close()
+        await receiver.close()
