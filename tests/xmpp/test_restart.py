@@ -223,7 +223,7 @@ async def test_publishes_the_server_never_confirmed_are_sent_again_after_it_retu
         await server.start()
         await eventually(lambda: len(got) >= 5, timeout=15.0, what="the unconfirmed and the queued events")
         assert [e.number for e in got] == [0, 1, 2, 3, 4]
-        assert not sender.xmpp._unacked
+        await eventually(lambda: not sender.xmpp._unacked, what="the server to confirm them all")
     finally:
         await sender.close()
         await receiver.close()
