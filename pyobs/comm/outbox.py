@@ -66,8 +66,7 @@ class Outbox:
         self.capacity = int(capacity)
         self._publish = publish
         self._queue: deque[Event] = deque()
-        #: events handed to the transport, per event type name
-        self.sent: Counter[str] = Counter()
+        self._sent: dict[type[Event], int] = {}  # per class: the cheapest count on the hot path
         #: events dropped because the queue was full
         self.dropped = 0
         #: events the transport refused for another reason than the connection (logged each)
@@ -89,6 +88,11 @@ class Outbox:
         """(Re)start after :meth:`close`: not announced, not connected yet; counters are kept."""
         self._closed = False
         self._announced = self._connected = self._ready = False
+
+    @property
+    def sent(self) -> Counter[str]:
+        """Events handed to the transport, per event type name."""
+        return Counter({cls.__name__: n for cls, n in self._sent.items()})
 
     @property
     def waiting(self) -> int:
@@ -125,7 +129,8 @@ class Outbox:
                 return
             finally:
                 self._busy = False
-            self.sent[type(event).__name__] += 1
+            sent, cls = self._sent, type(event)
+            sent[cls] = sent.get(cls, 0) + 1
             if self._queue:  # others queued behind us meanwhile
                 self._kick()
             return
@@ -172,7 +177,8 @@ class Outbox:
                 self.refused += 1
                 log.error("%s: the transport refused a queued %s, dropped: %s", self.owner, type(event).__name__, exc)
             else:
-                self.sent[type(event).__name__] += 1
+                cls = type(event)
+                self._sent[cls] = self._sent.get(cls, 0) + 1
                 delay = RETRY_MIN
             if queue and queue[0] is event:
                 queue.popleft()
