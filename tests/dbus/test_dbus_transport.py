@@ -578,3 +578,32 @@ async def test_a_denied_module_is_denied_right_after_a_reconnect(tmp_path: Path)
             raw.disconnect()
         await guarded.close()
         daemon.stop()
+
+
+async def test_close_flushes_a_burst_the_socket_could_not_take_at_once(dbus_backend: DbusBackend) -> None:
+    """Signals still in dbus-fast's write queue when close() runs are written before disconnecting."""
+    got: list[str] = []
+
+    async def on_image(event: NewImageEvent, sender: str) -> bool:
+        got.append(event.filename)
+        return True
+
+    receiver = dbus_backend.comm("receiver")
+    await receiver.register_event(NewImageEvent, on_image)
+    await receiver.open()
+    sender = dbus_backend.comm("sender")
+    await sender.register_event(NewImageEvent)
+    await sender.open()
+    try:
+        await eventually(lambda: receiver.is_online("sender"), what="discovery")
+        pad = "x" * 4000
+        names = [f"/{i}-{pad}.fits" for i in range(1500)]  # ~6 MB: more than a socket buffer takes
+        for name in names:
+            await sender.send_event(NewImageEvent(name))
+        await sender.close()
+        assert sender.outbox.unsent == 0
+        await eventually(lambda: len(got) >= len(names), timeout=20.0, what=f"{len(names)} events (have {len(got)})")
+        assert got == names
+    finally:
+        await sender.close()
+        await receiver.close()

@@ -106,6 +106,10 @@ class ConnectionMixin(DbusBase):
                     log.debug("%s: reconnecting to the D-Bus bus failed: %s", self.name, exc)
                     continue
                 await self._wait_for_returning_peers()
+                try:
+                    await self._resend_unwritten()  # older than anything in the core's outbox
+                except Exception as exc:
+                    log.warning("%s: an event lost with the old connection could not be sent again: %s", self.name, exc)
                 if self._handler is not None:
                     self._handler.connection_changed(True)
                 break
@@ -145,6 +149,10 @@ class ConnectionMixin(DbusBase):
         bus, self._bus = self._bus, None
         self._info = None
         self._online.clear()
+        unwritten, self._unwritten = self._unwritten, None
+        if bus is not None and unwritten is not None:
+            # disconnect() drops what dbus-fast has not written yet: let the last event out first
+            await asyncio.wait({unwritten[0]}, timeout=2.0)
         if bus is not None:
             bus.disconnect()
             disconnected = asyncio.ensure_future(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
