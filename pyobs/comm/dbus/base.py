@@ -19,7 +19,7 @@ from dbus_fast.validators import is_bus_name_valid
 from pyobs.events.event import Event
 from pyobs.utils.exceptions import RemoteError
 
-from ..transport import Announcement, Extend, Transport, TransportHandler
+from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from .codec import (
     escape_name,
     unescape_name,
@@ -215,7 +215,7 @@ class DbusBase(Transport):
         """A method call of the transport's own (to the bus or a peer), under ``self.timeout``."""
         bus = self._bus
         if bus is None:
-            raise RemoteError(f"{self.name}: not connected to the D-Bus bus ({self.bus_description})")
+            raise NotConnected(f"{self.name}: not connected to the D-Bus bus ({self.bus_description})")
         msg = Message(
             destination=destination,
             path=path,
