@@ -78,6 +78,7 @@ class Outbox:
         self._ready = False  # announced and connected: may send
         self._busy = False  # a direct publish is under way (a second sender must queue behind it)
         self._flusher: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # ends a retry pause early (the connection is reported back)
         self._warned_at = float("-inf")
         self._dropped_since_warning = 0
         self._closed = False
@@ -110,6 +111,7 @@ class Outbox:
     def _update(self) -> None:
         self._ready = self._announced and self._connected and not self._closed
         if self._ready and self._queue:
+            self._wake.set()
             self._kick()
 
     # ------------------------------------------------------------------ sending
@@ -170,7 +172,11 @@ class Outbox:
             try:
                 await self._publish(event)
             except NotConnected:
-                await asyncio.sleep(delay)
+                self._wake.clear()
+                try:  # a pause, unless the transport reports the connection back meanwhile
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                except TimeoutError:
+                    pass
                 delay = min(delay * 2, RETRY_MAX)
                 continue
             except Exception as exc:  # not a connection problem: retrying cannot help

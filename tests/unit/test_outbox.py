@@ -71,6 +71,26 @@ async def test_not_connected_without_a_report_is_retried_until_it_works() -> Non
     await box.close()
 
 
+async def test_the_connection_reported_back_ends_a_retry_pause_at_once(monkeypatch: Any) -> None:
+    import pyobs.comm.outbox as outbox_module
+
+    monkeypatch.setattr(outbox_module, "RETRY_MIN", 30.0)  # a long pause after the first refusal
+    link = FakeLink()
+    box = _ready(Outbox("m", link.publish))
+    link.up = False
+    await box.send(NewImageEvent("/a"))
+    await asyncio.sleep(0.05)  # the flusher tried once and pauses now
+    assert box.waiting == 1
+    box.set_connected(False)
+    link.up = True
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    box.set_connected(True)
+    await eventually(lambda: link.published == ["/a"], timeout=2.0, what="the event, without waiting 30 s")
+    assert loop.time() - start < 1.0
+    await box.close()
+
+
 async def test_connection_lost_and_back_flushes_in_order() -> None:
     link = FakeLink()
     box = _ready(Outbox("m", link.publish))
