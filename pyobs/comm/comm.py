@@ -29,7 +29,7 @@ from pyobs.utils.exceptions import (
     RemoteTimeoutError,
     UnknownMethodError,
 )
-from pyobs.utils.owner import context_of, current_owner
+from pyobs.utils.owner import Publishers, context_of, current_owner
 
 from .acl import Acl
 from .outbox import CAPACITY, Outbox
@@ -467,14 +467,16 @@ class Comm:
                 announced = announce(seconds)
                 if announced is not None:
                     await announced
-        owner = current_owner.set(self.module)  # the callee's code runs (in the caller's task, in-process)
-        try:
-            if m.takes_kwargs:
-                result = await m.func(*cargs, sender=sender)
-            else:
-                result = await m.func(*cargs)
-        finally:
-            current_owner.reset(owner)
+        if Publishers.count > 1:  # several modules here: the callee's code runs (in the caller's task)
+            owner = current_owner.set(self.module)
+            try:
+                result = await (m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs))
+            finally:
+                current_owner.reset(owner)
+        elif m.takes_kwargs:
+            result = await m.func(*cargs, sender=sender)
+        else:
+            result = await m.func(*cargs)
         return m.spec.cast_return(result)  # the caller's transport may not cast again (typed_values)
 
     async def _evaluate_timeout(self, m: _LocalMethod, args: list[Any]) -> float:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from pyobs.events import LogEvent
-from pyobs.utils.owner import current_owner
+from pyobs.utils.owner import Publishers, current_owner
 
 if TYPE_CHECKING:
     from .module import Module
@@ -40,6 +40,7 @@ class LogPublisher(logging.Handler):
         self._stopping = False
         self._overflow = 0  # records dropped because the queue was full (reported by the task)
         self._task = asyncio.get_running_loop().create_task(self._run())
+        Publishers.count += 1
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith(_IGNORED):
@@ -90,6 +91,8 @@ class LogPublisher(logging.Handler):
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Hand what is queued to the comm (whose close() delivers it), then end the task."""
+        if not self._stopping:
+            Publishers.count -= 1
         self._stopping = True
         self._wakeup.set()
         try:
