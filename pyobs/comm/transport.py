@@ -35,6 +35,7 @@ class NotConnected(RemoteError, ConnectionError):
     (:mod:`pyobs.comm.outbox`) and sends it when the connection is back.
     """
 
+
 #: callee side: the core calls this to announce a long call's duration (seconds) to the caller;
 #: it may return an awaitable (a transport that has to send something), which the core awaits
 Announce = Callable[[float], Awaitable[None] | None]
@@ -148,7 +149,12 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def publish_event(self, event: Event) -> None:
-        """Send an event to everyone who subscribed to its type. Must not block for long."""
+        """Send an event to everyone who subscribed to its type. Must not block for long.
+
+        Raises :class:`NotConnected` when it cannot send for lack of a connection (and reports
+        the connection lost and back through ``handler.connection_changed``); never queues:
+        the core's outbox (:mod:`pyobs.comm.outbox`) keeps events until they can go out.
+        """
 
     async def update_events(self, sends: set[str], receives: set[str]) -> None:
         """The set of event types this module sends or handles changed (after announce)."""
@@ -156,7 +162,11 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def publish_state(self, interface: str, state: Any) -> None:
-        """Publish the current state (a dataclass) of one of our interfaces."""
+        """Publish the current state (a dataclass) of one of our interfaces.
+
+        Without a connection: keep it and publish it once the connection is back (raising
+        :class:`NotConnected` is allowed, the core then carries on).
+        """
 
     @abc.abstractmethod
     async def subscribe_state(self, peer: str, interface: str) -> Any:

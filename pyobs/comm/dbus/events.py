@@ -2,14 +2,18 @@
 received through one match rule per event type we receive.
 
 Owns: the event types we receive and the match rules the bus has for them on this connection
-(none on a new one: :meth:`EventSignals.install` adds them on every (re)connection). Outgoing events
-are not kept here: an event is a signal the moment it is sent, and one we cannot send raises
-NotConnected (the core keeps it until the link is back).
+(none on a new one: :meth:`EventSignals.install` adds them on every (re)connection), and the flow
+control of outgoing bursts: the last event signal dbus-fast has not written into the socket yet.
+Outgoing events are not queued here: one we cannot send raises NotConnected and the core's outbox
+(:mod:`pyobs.comm.outbox`) keeps it until the link is back; the one the old connection never wrote
+goes out again after a reconnect, before the outbox's (:meth:`EventSignals.resend_unwritten`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 from dbus_fast import Message
 from dbus_fast.validators import is_member_name_valid
@@ -25,6 +29,11 @@ from .wire import EVENT_IFACE, EVENT_SIGNATURE, Names
 
 log = logging.getLogger(__name__)
 
+#: flow control of event bursts: a round trip to the bus daemon after this many event signals sent
+#: less than BURST_WINDOW [s] apart (a full socket would make dbus-fast drop the connection)
+BURST = 32
+BURST_WINDOW = 0.05
+
 
 class EventSignals:
     def __init__(self, names: Names, link: Link, peers: PeerTable) -> None:
@@ -34,6 +43,10 @@ class EventSignals:
         self.handler: TransportHandler | None = None
         self._receives: set[str] = set()  # event types we handle
         self._rules: set[str] = set()  # event types the bus has a match rule of ours for
+        #: the last event signal dbus-fast has not written yet, and its event
+        self._unwritten: tuple[asyncio.Future[Any], Event] | None = None
+        self._burst = 0
+        self._burst_start = 0.0
 
     def _rule(self, name: str) -> str:
         return f"type='signal',path='{self.names.path}',interface='{EVENT_IFACE}',member='{name}'"
@@ -62,20 +75,72 @@ class EventSignals:
                 log.debug("%s: %s", self.names.name, exc)
 
     async def publish(self, event: Event) -> None:
-        if not self.link.up:
+        if not self.link.up:  # the core keeps it in its outbox and sends it when we report the bus back
             raise NotConnected(f"cannot send {event.type}: '{self.names.name}' is not connected to the D-Bus bus")
         if not is_member_name_valid(event.type):
             raise ValueError(f"cannot send {event.type}: its name is no valid D-Bus member name (use ASCII)")
+        unwritten = self._unwritten
+        if unwritten is not None:
+            # dbus-fast takes the socket's EAGAIN for a broken connection when asked to write while a
+            # message is still partly written (a burst larger than the socket buffer): wait for it
+            await self._wait_written(unwritten[0], event)
         try:
             data = {k: to_variant(v) for k, v in event.data.items()}
             msg = Message.new_signal(
                 self.names.path, EVENT_IFACE, event.type, EVENT_SIGNATURE, [event.uuid, event.timestamp, data]
             )
-            sent = self.link.send(msg)  # marshals now: a value D-Bus cannot carry fails here
+            fut = self.link.write(msg)  # marshals now: a value D-Bus cannot carry fails here
+        except NotConnected as exc:
+            raise NotConnected(f"cannot send {event.type}: {exc}") from None
         except Exception as exc:
             raise ValueError(f"cannot send {event.type} over D-Bus: {exc}") from None
-        if not sent:
-            raise NotConnected(f"cannot send {event.type}: the connection to the D-Bus bus just broke")
+        if not fut.done():  # queued in dbus-fast's writer: kept until written (sent again if it never is)
+            self._unwritten = (fut, event)
+        elif not fut.cancelled() and fut.exception() is not None:  # the write killed the connection
+            raise NotConnected(f"cannot send {event.type}: the D-Bus connection failed: {fut.exception()}")
+        await self._pace()
+
+    async def _pace(self) -> None:
+        """Flow control for bursts: dbus-fast takes a full socket for a broken connection, so after
+        :data:`BURST` event signals in quick succession one round trip to the bus daemon (which
+        answers once it has read everything before) lets the socket drain."""
+        now = asyncio.get_running_loop().time()
+        if now - self._burst_start > BURST_WINDOW:
+            self._burst_start, self._burst = now, 0
+        self._burst += 1
+        if self._burst >= BURST:
+            self._burst_start, self._burst = now, 0
+            try:
+                await self.link.bus_request("GetId", timeout=self.link.timeout)
+            except (RemoteError, TimeoutError) as exc:
+                raise NotConnected(f"the D-Bus bus does not answer: {exc}") from None
+
+    async def _wait_written(self, fut: asyncio.Future[Any], event: Event) -> None:
+        try:
+            async with asyncio.timeout(self.link.timeout):
+                await asyncio.wait({fut})
+        except TimeoutError:
+            raise NotConnected(f"cannot send {event.type}: the D-Bus socket takes nothing") from None
+        if self._unwritten is not None and self._unwritten[0] is fut:
+            if not (fut.cancelled() or fut.exception() is not None):
+                self._unwritten = None
+            else:  # written never: sent again after the reconnect (see resend_unwritten)
+                raise NotConnected(f"cannot send {event.type}: the D-Bus connection failed")
+
+    async def resend_unwritten(self) -> None:
+        """After a reconnect, before the core flushes its outbox: the event signal that never made
+        it into the socket goes out first (receivers drop duplicates by uuid)."""
+        unwritten, self._unwritten = self._unwritten, None
+        if unwritten is not None:
+            fut, event = unwritten
+            if not fut.done() or fut.cancelled() or fut.exception() is not None:
+                await self.publish(event)
+
+    async def drain(self, timeout: float = 2.0) -> None:
+        """Before closing: disconnecting drops what dbus-fast has not written yet; let the last out."""
+        unwritten, self._unwritten = self._unwritten, None
+        if unwritten is not None and self.link.up:
+            await asyncio.wait({unwritten[0]}, timeout=timeout)
 
     def on_event(self, msg: Message) -> None:
         name = msg.member or ""

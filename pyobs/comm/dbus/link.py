@@ -41,7 +41,7 @@ class Link:
         on_message: handler of every incoming message (dbus-fast's message handler protocol).
         setup: run on every (re)connection before it counts as up (match rules, name, discovery).
         on_lost: the connection went, with a reason; we reconnect by ourselves.
-        on_back: reconnected (``setup`` done).
+        on_back: reconnected (``setup`` done); awaited before the link counts as back.
     """
 
     def __init__(
@@ -52,7 +52,7 @@ class Link:
         on_message: Callable[[Message], Message | bool | None],
         setup: Callable[[], Awaitable[None]],
         on_lost: Callable[[str], None],
-        on_back: Callable[[], None],
+        on_back: Callable[[], Awaitable[None]],
     ) -> None:
         if bus == "session":
             self._bus_type, self._address = BusType.SESSION, None
@@ -141,7 +141,7 @@ class Link:
                 except Exception as exc:
                     log.debug("%s: reconnecting to the D-Bus bus failed: %s", self.owner, exc)
                     continue
-                self._on_back()
+                await self._on_back()
                 break
 
     async def close(self) -> None:
@@ -160,6 +160,21 @@ class Link:
             disconnected.exception()
 
     # ------------------------------------------------------------------ sending
+
+    def write(self, msg: Message) -> asyncio.Future[None]:
+        """Send ``msg``; the future is done once dbus-fast wrote it into the socket (its failure is
+        retrieved already). Raises NotConnected while down or when the socket breaks under this
+        write, and at once if ``msg`` cannot be marshalled."""
+        bus = self._bus
+        if bus is None:
+            raise NotConnected(f"'{self.owner}' is not connected to the D-Bus bus ({self.description})")
+        try:
+            fut: asyncio.Future[None] = bus.send(msg)
+        except OSError as exc:
+            _dropped_write(bus)
+            raise NotConnected(f"the connection to the D-Bus bus failed: {exc}") from None
+        sent(fut)
+        return fut
 
     def send(self, msg: Message) -> bool:
         """Send without waiting; False if the link is down (or just broke: the loss handling follows).

@@ -117,11 +117,17 @@ class DbusTransport(Transport):
         if self._handler is not None:
             self._handler.connection_changed(False, reason)
 
-    def _back(self) -> None:
+    async def _back(self) -> None:
+        await self.peers.wait_for_returning()
+        try:
+            await self.events.resend_unwritten()  # older than anything in the core's outbox
+        except Exception as exc:
+            log.warning("%s: an event lost with the old connection could not be sent again: %s", self.name, exc)
         if self._handler is not None:
             self._handler.connection_changed(True)
 
     async def close(self) -> None:
+        await self.events.drain()
         self.peers.close()
         self.server.close()
         self.exports.clear()
