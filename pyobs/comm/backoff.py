@@ -27,13 +27,15 @@ def backoff(
     jitter: float = 0.2,
     attempts: int | None = None,
 ) -> Iterator[float]:
-    """Pauses between retries: ``first``, ``first * factor``, … up to ``cap`` seconds.
+    """Pauses between retries: ``first``, ``first * factor``, … up to ``cap`` seconds (a ``first``
+    above ``cap`` is the cap as well).
 
-    Each pause is shortened by a random fraction of up to ``jitter`` (never lengthened, so ``cap``
+    Each pause is shortened by a random fraction of up to ``jitter`` (never lengthened, so the cap
     holds). The iterator is endless unless ``attempts`` bounds the number of pauses.
     """
-    if first <= 0 or cap < first:
-        raise ValueError(f"backoff needs 0 < first <= cap, got first={first}, cap={cap}")
+    if first <= 0:
+        raise ValueError(f"backoff needs a first pause > 0, got {first}")
+    cap = max(cap, first)
     if factor < 1 or not 0 <= jitter < 1:
         raise ValueError(f"backoff needs factor >= 1 and 0 <= jitter < 1, got {factor}, {jitter}")
     delay = first

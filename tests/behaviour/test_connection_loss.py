@@ -16,7 +16,7 @@ from support import IKitchenSink, KitchenSink, Telescope, opened, seen
 
 from pyobs.comm import Comm
 from pyobs.comm.transport import NotConnected
-from pyobs.events import ModuleClosedEvent, ModuleOpenedEvent
+from pyobs.events import ModuleClosedEvent, ModuleOpenedEvent, NewImageEvent
 from pyobs.interfaces import IPointingRaDec, ITelescope
 from pyobs.modules import Module
 from pyobs.utils.enums import MotionStatus
@@ -26,11 +26,12 @@ RECONNECT = 15.0
 
 
 class Watch:
-    """ModuleOpened/Closed events a comm dispatched, in order."""
+    """ModuleOpened/Closed and NewImage events a comm dispatched, in order."""
 
     def __init__(self) -> None:
         self.opened: list[str] = []
         self.closed: list[str] = []
+        self.images: list[str] = []
 
     async def attach(self, comm: Comm) -> None:
         async def on_opened(event: Any, sender: str) -> bool:
@@ -41,8 +42,13 @@ class Watch:
             self.closed.append(event.module)
             return True
 
+        async def on_image(event: Any, sender: str) -> bool:
+            self.images.append(f"{sender}:{event.filename}")
+            return True
+
         await comm.register_event(ModuleOpenedEvent, on_opened)
         await comm.register_event(ModuleClosedEvent, on_closed)
+        await comm.register_event(NewImageEvent, on_image)
 
 
 async def _start(backend: Any, grace: float) -> tuple[Comm, KitchenSink, Telescope, Watch]:
@@ -50,7 +56,9 @@ async def _start(backend: Any, grace: float) -> tuple[Comm, KitchenSink, Telesco
     caller.peer_grace = grace
     watch = Watch()
     await watch.attach(caller)
-    sink = await opened(KitchenSink(comm=backend.comm("sink")))
+    sink = KitchenSink(comm=backend.comm("sink"))
+    await sink.comm.register_event(NewImageEvent)
+    await opened(sink)
     tel = await opened(Telescope(comm=backend.comm("telescope")))
     await caller.open()
     await seen(caller, "sink")
@@ -66,6 +74,9 @@ async def _close(*items: Module | Comm) -> None:
 async def test_a_short_outage_keeps_peers_fails_calls_at_once_and_restores_state(outage_backend: Any) -> None:
     caller, sink, tel, watch = await _start(outage_backend, grace=60.0)
     try:
+        images = watch.images
+        await sink.comm.send_event(NewImageEvent("/before.fits"))
+        await eventually(lambda: images == ["sink:/before.fits"], what="an event before the outage")
         states: list[MotionStatus] = []
 
         async def on_state(state: Any, sender: str) -> None:
@@ -87,6 +98,10 @@ async def test_a_short_outage_keeps_peers_fails_calls_at_once_and_restores_state
         with pytest.raises(NotConnected, match="not connected"):
             await proxy.echo_int(2)
         assert time.monotonic() - start < 1.0
+        # events sent meanwhile wait (the core's outbox) and arrive after, in order
+        for name in ("/during-1.fits", "/during-2.fits"):
+            await sink.comm.send_event(NewImageEvent(name))
+        assert images == ["sink:/before.fits"]
 
         await outage_backend.restore()
         await eventually(
@@ -94,6 +109,8 @@ async def test_a_short_outage_keeps_peers_fails_calls_at_once_and_restores_state
         )
         await eventually(lambda: caller.stale == [], timeout=RECONNECT, what="peers seen again")
         assert await proxy.echo_int(3) == 3
+        await eventually(lambda: len(images) == 3, timeout=RECONNECT, what="the events of the outage")
+        assert images == ["sink:/before.fits", "sink:/during-1.fits", "sink:/during-2.fits"]
         # the state subscription is back: a change after the reconnect reaches the handler
         pointing = await caller.proxy("telescope", IPointingRaDec)
         await pointing.move_radec(1.0, 2.0)

@@ -86,6 +86,10 @@ class FakeTransport(Transport):
                 other.see(self)
                 self.see(other)
 
+    async def update_events(self, sends: set[str], receives: set[str]) -> None:
+        if self.info is not None:
+            self.info.sends, self.info.receives = set(sends), set(receives)
+
     def see(self, other: FakeTransport) -> None:
         if self.handler is not None and other.info is not None:
             info = other.info

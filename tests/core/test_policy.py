@@ -263,6 +263,28 @@ async def test_all_peers_go_offline_when_our_link_stays_down_past_the_grace() ->
         await until(lambda: pair.opened == ["slow", "slow"], what="seen again")
 
 
+async def test_events_sent_while_the_link_is_down_wait_in_the_outbox_and_arrive_in_order() -> None:
+    async with Pair(grace=5.0) as pair:
+        got: list[int] = []
+
+        async def handler(event: Any, sender: str) -> bool:
+            got.append(event.number)
+            return True
+
+        await pair.caller.register_event(PolicyEvent, handler)
+        sender = pair.callee.comm
+        await sender.register_event(PolicyEvent)
+        await sender.send_event(PolicyEvent(number=0))
+        await until(lambda: got == [0], what="an event before the cut")
+        pair.network.cut()
+        for i in (1, 2, 3):
+            await sender.send_event(PolicyEvent(number=i))  # neither raises nor blocks
+        assert sender.outbox.waiting == 3 and got == [0]
+        pair.network.restore()
+        await until(lambda: got == [0, 1, 2, 3], what="the kept events, in order")
+        assert sender.outbox.waiting == 0
+
+
 # ---------------------------------------------------------------------------------- backoff
 
 
@@ -272,5 +294,6 @@ def test_backoff_grows_to_its_cap_with_jitter_below_each_step() -> None:
     steps = [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0]
     assert all(0.8 * s - 1e-9 <= p <= s + 1e-9 for p, s in zip(pauses, steps, strict=True))
     assert list(backoff(0.1, 0.1, jitter=0.0, attempts=3)) == [0.1, 0.1, 0.1]
-    with pytest.raises(ValueError, match="first <= cap"):
-        next(backoff(1.0, 0.5))
+    assert list(backoff(1.0, 0.5, jitter=0.0, attempts=2)) == [1.0, 1.0]  # a first pause above the cap
+    with pytest.raises(ValueError, match="first pause > 0"):
+        next(backoff(0.0, 0.5))
