@@ -179,13 +179,9 @@ class Link:
     def send(self, msg: Message) -> bool:
         """Send without waiting; False if the link is down (or just broke: the loss handling follows).
         Raises at once if ``msg`` cannot be marshalled (a value D-Bus cannot carry)."""
-        bus = self._bus
-        if bus is None:
-            return False
         try:
-            sent(bus.send(msg))
-        except OSError:
-            _dropped_write(bus)
+            self.write(msg)
+        except NotConnected:
             return False
         return True
 
