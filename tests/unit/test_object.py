@@ -162,7 +162,7 @@ async def test_module_announces_iconfig_capabilities() -> None:
     await caller.open()
     try:
         proxy = await caller.proxy("mod", IConfig)
-        caps = await proxy.get_capabilities(IConfig)
+        caps = await proxy.wait_for_capabilities(IConfig)
         assert caps == ConfigCapabilities(caps={"gain": (True, True, False), "serial": (True, False, False)})
         assert module.comm.connected
     finally:

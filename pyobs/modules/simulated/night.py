@@ -337,7 +337,7 @@ class NightScript(Module, IAutonomous):
 
         # weather: the state tells the present, the events tell the changes
         await weather.subscribe_state(IWeather, self._on_weather_state)
-        state: WeatherState | None = await weather.get_state(IWeather)
+        state: WeatherState | None = weather.get_state(IWeather)
         if state is not None and state.good:
             self._good.set()
         if not self._good.is_set():
