@@ -29,6 +29,7 @@ from pyobs.utils.exceptions import (
     RemoteTimeoutError,
     UnknownMethodError,
 )
+from pyobs.utils.expression import evaluate_expression
 
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
 from .transport import Announce, Announcement, Transport
@@ -542,11 +543,13 @@ class Comm:
             value = tmo(self.module, **kwargs)
             if inspect.isawaitable(value):
                 value = await value
-        elif isinstance(tmo, str):
+        elif isinstance(tmo, str) and tmo.isidentifier() and hasattr(self.module, tmo):
             attr = getattr(self.module, tmo)
             value = attr() if callable(attr) else attr
             if inspect.isawaitable(value):
                 value = await value
+        elif isinstance(tmo, str):  # pyobs-core: an arithmetic expression of the arguments
+            value = evaluate_expression(tmo, {p.name: v for p, v in zip(m.spec.params, args, strict=False)})
         else:
             value = tmo
         return float(value or 0.0)

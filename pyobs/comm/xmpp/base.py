@@ -40,6 +40,8 @@ OFFLINE_DEBOUNCE = 0.05
 #: delay of the pubsub copy of an event that went to peers directly (s)
 PUBSUB_DELAY = 0.002
 #: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
+#: longest error text of a peer's presence kept (the rest is cut off)
+MAX_STATUS = 1000
 PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
 Q_PING = "{urn:xmpp:ping}ping"
@@ -103,6 +105,8 @@ class _PeerState:
     stale: bool = False
     #: event names we subscribed to at this peer
     events: set[str] = field(default_factory=set)
+    #: lifecycle state it shows in presence (``ready``, ``error``, ``local``) and the error text
+    module_state: tuple[str, str] = ("ready", "")
 
 
 def _parse_server(server: str) -> tuple[str, int]:
