@@ -84,6 +84,22 @@ def split_jid(jid: str) -> tuple[str, str, str]:
     return local, domain, resource
 
 
+def is_valid_jid(jid: str, resource: str = "pyobs") -> bool:
+    """Whether ``jid`` is a JID XmppComm accepts, ``name@domain`` or ``name@domain/resource``
+    (``resource`` is assumed when it has none), so user input can be checked up front."""
+    if not isinstance(jid, str):
+        return False
+    candidate = jid if "/" in jid else f"{jid}/{resource}"
+    try:
+        local, domain, res = split_jid(candidate)
+    except ValueError:
+        return False
+    parts = (local, domain, res)
+    return all(parts) and not any(c.isspace() or c in "@/\"'<>&" for c in local + domain) and not any(
+        c.isspace() for c in res
+    )
+
+
 @dataclass(eq=False)
 class _Pending:
     """An IQ we sent and wait for."""
@@ -148,6 +164,9 @@ class XmppBase(Transport):
         connect_timeout: float = 10.0,
         event_queue_size: int = 10000,
         version: str = "",
+        ignore_cert_errors: bool = False,
+        ping_interval: float = PING_INTERVAL,
+        ping_timeout: float = PING_TIMEOUT,
     ) -> None:
         local, domain, resource = split_jid(jid)
         self.name = local
@@ -163,6 +182,11 @@ class XmppBase(Transport):
         self._direct_tls = direct_tls
         self._ca_file = ca_file
         self._allow_plain = allow_plain
+        self._ignore_cert_errors = ignore_cert_errors
+        if ping_interval <= 0 or ping_timeout <= 0:
+            raise ValueError("ping_interval and ping_timeout must be positive")
+        self.ping_interval = float(ping_interval)
+        self.ping_timeout = float(ping_timeout)
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
         self.version = version
