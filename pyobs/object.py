@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def get_class_from_string(path: str, key: str = "class") -> type:
+def get_class_from_string(class_name: str, key: str = "class") -> type:
     """Import ``package.module.Class``; ConfigError naming the problem otherwise."""
+    path = class_name
     if not isinstance(path, str) or "." not in path:
         raise ConfigError(key, f"expected a dotted class path like 'pyobs.modules.Module', got {path!r}")
     module_name, _, cls_name = path.rpartition(".")
@@ -342,6 +343,15 @@ class Object:
             t.stop()
         if tasks:
             await asyncio.wait(tasks, timeout=5.0)
+
+    @staticmethod
+    def config_or_object_get_param(config_or_object: Any, param: str) -> Any:
+        """A parameter of a config dict or an object; None if it has none (a class has none)."""
+        if isinstance(config_or_object, dict):
+            return config_or_object.get(param)
+        if isinstance(config_or_object, type):
+            return None
+        return getattr(config_or_object, param, None)
 
     def quit(self) -> None:
         """Ask whoever runs this object (the ``pyobs`` command, a MultiModule) to close it."""

@@ -144,7 +144,7 @@ class Comm:
             raise ValueError("timeout must be positive")
         self._transport = transport
         self.timeout = float(timeout)
-        self.module: Any = None
+        self._module: Any = None
         self._peers: dict[str, Peer] = {}
         self._proxies: dict[str, Proxy] = {}
         self._methods: dict[str, _LocalMethod] = {}
@@ -188,9 +188,18 @@ class Comm:
     def connected(self) -> bool:
         return self._connected
 
+    @property
+    def module(self) -> Any:
+        """The module whose interfaces this comm exposes; None if none (pyobs-core raises instead)."""
+        return self._module
+
+    @module.setter
+    def module(self, module: Any) -> None:
+        self.attach(module)
+
     def attach(self, module: Any) -> None:
         """Attach the module whose interfaces this comm exposes (done by Object)."""
-        self.module = module
+        self._module = module
         self._methods = {}
         for name, spec in methods_of(implemented_interfaces(module)).items():
             func = getattr(module, name)
@@ -275,9 +284,9 @@ class Comm:
         """Names of all modules online that implement ``interface``."""
         return [n for n, p in self._peers.items() if interface in p.interfaces]
 
-    async def get_interfaces(self, name: str) -> list[type[Interface]]:
-        """The interfaces module ``name`` implements; ValueError if it is not online."""
-        return list((await self._peer(name)).interfaces)
+    async def get_interfaces(self, client: str) -> list[type[Interface]]:
+        """The interfaces module ``client`` implements; ValueError if it is not online."""
+        return list((await self._peer(client)).interfaces)
 
     async def _peer(self, name: str) -> Peer:
         peer = self._peers.get(name)

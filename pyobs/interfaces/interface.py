@@ -13,7 +13,7 @@ import inspect
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pyobs.utils.casting import Caster, CastError, caster
 
@@ -91,6 +91,15 @@ class Interface(abc.ABC):
     ) -> Any:
         """Wait for a state of ``interface`` (None here: only a proxy receives states)."""
         return None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_reset(func: F) -> F:
+    """Mark a base class's reset()/full_reset() that knows no driver settings (as pyobs-core)."""
+    func.__pyobs_default_reset__ = True  # type: ignore[attr-defined]
+    return func
 
 
 def get_registered_interface(name: str) -> type[Interface] | None:

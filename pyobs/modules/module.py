@@ -15,7 +15,7 @@ from pyobs.interfaces.interface import Interface, implemented_interfaces, method
 from pyobs.interfaces.types import ConfigCapabilities, ConfigValue
 from pyobs.object import Object
 from pyobs.utils.enums import ModuleState
-from pyobs.utils.exceptions import InvalidArgumentError
+from pyobs.utils.exceptions import InvalidArgumentError, UnknownMethodError
 
 from .logpublisher import LogPublisher
 
@@ -218,6 +218,16 @@ class Module(Object, IModule, IConfig):
         except RuntimeError:
             return  # not running yet: the state is announced when the module goes online
         self.comm._spawn(self.comm.set_module_state(self._module_state, self._error_message))
+
+    async def execute(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call one of this module's remote methods by name, with the checks and casts a remote call
+        gets (unknown method, module starting or in error)."""
+        spec = self.comm.method(method)
+        if spec is None:
+            raise UnknownMethodError(f"module '{self.name}' has no method '{method}'")
+        sender = str(kwargs.pop("sender", self.name))
+        bound = spec.bind(args, kwargs)
+        return await self.comm.handle_call(sender, method, bound, lambda seconds: None, cast=False)
 
     async def get_permitted_methods(self, **kwargs: Any) -> list[str]:
         """Names of the methods the caller may call."""

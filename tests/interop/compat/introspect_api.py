@@ -48,7 +48,7 @@ def _describe(value: Any) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": "class",
             "bases": [b.__name__ for b in value.__mro__[1:]],
-            "enum": sorted(m.name for m in value) if issubclass(value, enum.Enum) else None,
+            "enum": sorted(value.__members__) if issubclass(value, enum.Enum) else None,
             "init": _params(value.__init__) if "__init__" in dir(value) else None,
             "members": {},
         }
