@@ -183,8 +183,11 @@ class Time(datetime):
         """A plain datetime (UTC, aware)."""
         return _dt.datetime.fromtimestamp(self.timestamp(), tz=UTC)
 
-    def to_datetime(self, timezone: Any = None) -> _dt.datetime:
-        """A plain datetime, in ``timezone`` if given (astropy: naive UTC without one)."""
+    def to_datetime(self, timezone: Any = None, leap_second_strict: str = "raise") -> _dt.datetime:
+        """A plain datetime, in ``timezone`` if given (astropy: naive UTC without one).
+
+        ``leap_second_strict`` is astropy's; a time here never falls on a leap second.
+        """
         if timezone is None:
             return self.datetime.replace(tzinfo=None)
         return self.datetime.astimezone(timezone)

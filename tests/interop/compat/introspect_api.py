@@ -40,6 +40,8 @@ def _member(cls: type, name: str) -> dict[str, Any] | None:
         return {"kind": "classmethod", "async": _is_async(raw.__func__), "params": _params(getattr(cls, name))}
     if inspect.isfunction(raw):
         return {"kind": "method", "async": _is_async(raw), "params": _params(raw)}
+    if inspect.isroutine(raw):  # a method implemented in C (a datetime's strftime, ...)
+        return {"kind": "method", "async": False, "params": _params(getattr(cls, name))}
     return None  # class attributes, nested classes: not compared
 
 
