@@ -68,7 +68,7 @@ def get_object(config: Any, object_class: type[T] | None = None, key: str = "", 
     if object_class is not None and not issubclass(cls, object_class):
         raise ConfigError(class_key, f"{config['class']} is not a {object_class.__name__}")
     args = {k: v for k, v in config.items() if k != "class"}
-    args = {k: _build_nested(v, f"{key}.{k}" if key else k) for k, v in args.items()}
+    args = {k: v if k in _KEPT_AS_GIVEN else _build_nested(v, f"{key}.{k}" if key else k) for k, v in args.items()}
     args = _check_arguments(cls, args, key)
     try:
         return cls(**args, **kwargs)  # type: ignore[no-any-return]
@@ -76,6 +76,10 @@ def get_object(config: Any, object_class: type[T] | None = None, key: str = "", 
         raise ConfigError(f"{key}.{exc.key}" if key and exc.key else key or exc.key, exc.problem) from None
     except TypeError as exc:
         raise ConfigError(key or str(config["class"]), f"{config['class']}: {exc}") from None
+
+
+#: options whose ``class:`` names a part of pyobs-core outside this package: kept as configured, not built
+_KEPT_AS_GIVEN = frozenset({"vfs"})
 
 
 def get_safe_object(config: Any, object_class: type[T] | None = None, **kwargs: Any) -> T | None:
