@@ -9,13 +9,14 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from pyobs.comm.acl import Acl
 from pyobs.events import LogEvent
 from pyobs.interfaces import IConfig, IModule, IResettable
 from pyobs.interfaces.interface import Interface, implemented_interfaces, methods_of
 from pyobs.interfaces.types import ConfigCapabilities, ConfigValue
 from pyobs.object import Object
 from pyobs.utils.enums import ModuleState
-from pyobs.utils.exceptions import InvalidArgumentError, UnknownMethodError
+from pyobs.utils.exceptions import ConfigError, InvalidArgumentError, UnknownMethodError
 
 from .logpublisher import LogPublisher
 
@@ -55,6 +56,9 @@ def raises(*exceptions: type[Exception]) -> Callable[[F], F]:
 class Module(Object, IModule, IConfig):
     """A module: its name comes from its comm, ``label`` is a human-readable name.
 
+    ``acl`` restricts who may call the module's methods, as pyobs-core's option does (see
+    :mod:`pyobs.comm.acl`).
+
     Config values are exposed through IConfig for every name added with :meth:`add_config`, and,
     as in pyobs-core, for every constructor argument (and ``additional_config_variables``) the
     module has ``_get_config_<name>`` / ``_set_config_<name>`` / ``_get_config_options_<name>``
@@ -75,11 +79,17 @@ class Module(Object, IModule, IConfig):
         label: str | None = None,
         own_comm: bool = True,
         additional_config_variables: list[str] | None = None,
+        acl: dict[str, Any] | None = None,
         publish_logs: bool = True,
         **kwargs: Any,
     ) -> None:
         self._own_comm = own_comm  # read by Object.__init__
         super().__init__(**kwargs)
+        parsed_acl = Acl.from_config(acl, implemented_interfaces(self))
+        if parsed_acl is not None:
+            if not self._owns_comm:
+                raise ConfigError("acl", "the module shares another module's comm, whose calls it does not check")
+            self.comm.set_acl(parsed_acl)
         self._label = label
         self._publish_logs = publish_logs
         self._log_handler: LogPublisher | None = None
@@ -230,7 +240,10 @@ class Module(Object, IModule, IConfig):
         return await self.comm.handle_call(sender, method, bound, lambda seconds: None, cast=False)
 
     async def get_permitted_methods(self, **kwargs: Any) -> list[str]:
-        """Names of the methods the caller may call."""
+        """Names of the methods the caller (``sender``, given by the transport) may call under our ACL."""
+        sender = str(kwargs.get("sender", ""))
+        if self._owns_comm:
+            return self.comm.permitted_methods(sender)
         return sorted(methods_of(implemented_interfaces(self)))
 
     def add_config(self, name: str, getter: Callable[[], Any], setter: Callable[[Any], Any] | None = None) -> None:
