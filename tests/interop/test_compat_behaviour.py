@@ -1,6 +1,6 @@
 """Same-file behaviour tests: compat/behaviour_checks.py runs once with this package and once in
 pyobs-core 2.19.1's venv, with the same assertions; and a module file plus config written for
-pyobs-core (``{include}``, ``comm:`` with ``ignore_cert_errors``, ``vfs:``, ``own_comm``) starts with
+pyobs-core (``{include}``, ``acl:``, ``comm:`` with ``ignore_cert_errors``, ``vfs:``, ``own_comm``) starts with
 ``pyobs`` and is called by a pyobs-core module."""
 
 from __future__ import annotations
@@ -117,6 +117,9 @@ async def test_a_module_file_and_config_written_for_pyobs_core_start_with_pyobs(
         additional_config_variables: [start]
         vfs:
           class: pyobs.vfs.VirtualFileSystem
+        acl:
+          allow:
+            coresink: [IFocuser, IModule]
         comm:
           {include _comm.yaml}
         """)
@@ -147,6 +150,9 @@ async def test_a_module_file_and_config_written_for_pyobs_core_start_with_pyobs(
         assert await core.sink.call("ourcompat", "IFocuser", "set_focus", 2.0) is None
         error = await core.sink.call_fails("ourcompat", "IFocuser", "set_focus", -1.0)
         assert error["type"] == "pyobs.utils.exceptions.MoveError"
+        # the acl: of the config is enforced: another pyobs-core module is refused
+        error = await core.scope.call_fails("ourcompat", "IFocuser", "set_focus", 1.0)
+        assert error["type"] == "pyobs.utils.exceptions.ForbiddenError", error
         # pyobs-core reads the state its way (proxy.get_state, synchronous there too): 2.0 mm * 200/100
         state = await core.sink.result("wait_for_state", module="ourcompat", interface="IFocuser", timeout=5)
         assert state["fields"]["focus"] == 4.0, state
