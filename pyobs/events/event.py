@@ -12,7 +12,6 @@ Subclasses become dataclasses automatically, so a user event is just::
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 import uuid as _uuid
@@ -68,6 +67,8 @@ class Event:
 
     def __str__(self) -> str:
         """The wire form as a JSON string (as in pyobs-core)."""
+        import json  # only here: the comm core does not need json at import time
+
         return json.dumps(self.to_dict())
 
     @classmethod
