@@ -410,6 +410,70 @@ async def timeout_decorator_and_options() -> None:
     assert module.vfs is not None
 
 
+@check
+async def config_values_by_getter_and_setter_methods() -> None:
+    from pyobs.comm.local import LocalComm
+    from pyobs.modules import Module
+
+    class Configurable(Module):
+        def __init__(self, gain: int = 1, **kwargs: Any) -> None:
+            Module.__init__(self, **kwargs)
+            self._gain = gain
+            self._mode = "fast"
+
+        async def _get_config_gain(self) -> int:
+            return self._gain
+
+        async def _set_config_gain(self, value: int) -> None:
+            self._gain = value
+
+        async def _get_config_mode(self) -> str:
+            return self._mode
+
+        async def _get_config_options_mode(self) -> list[str]:
+            return ["fast", "slow"]
+
+    module = Configurable(comm=LocalComm("compat-config"), gain=3, additional_config_variables=["mode"])
+    caps = await module.get_config_caps()
+    assert caps["gain"] == (True, True, False) and caps["mode"] == (True, False, True), caps
+    assert await module.get_config_value("gain") == 3
+    await module.set_config_value("gain", 5)
+    assert await module.get_config_value("gain") == 5
+    assert await module.get_config_value_options("mode") == ["fast", "slow"]
+    try:
+        await module.set_config_value("mode", "slow")
+    except Exception as exc:
+        assert type(exc).__name__ == "InvalidArgumentError", repr(exc)
+    else:
+        raise AssertionError("a read-only config value was set")
+
+
+@check
+async def multimodule_starts_its_modules() -> None:
+    from pyobs.modules import Module, MultiModule
+
+    def local(name: str) -> dict[str, Any]:
+        return {"class": "pyobs.modules.Module", "comm": {"class": "pyobs.comm.local.LocalComm", "name": name}}
+
+    multi = MultiModule(modules={"one": local("compat-m1"), "two": local("compat-m2")})
+    assert "one" in multi and isinstance(multi["two"], Module) and set(multi.modules) == {"one", "two"}
+    await started(multi)
+    try:
+        from pyobs.utils.enums import ModuleState
+
+        async def both_ready() -> bool:
+            return all([await m.get_state() == ModuleState.READY for m in multi.modules.values()])
+
+        for _ in range(500):  # bounded: 5 s
+            if await both_ready():
+                break
+            await asyncio.sleep(0.01)
+        assert await both_ready()
+        assert await multi["one"].has_proxy("compat-m2")
+    finally:
+        await multi.close()
+
+
 async def run_all(names: list[str]) -> dict[str, str]:
     results = {}
     for name in names or list(CHECKS):
