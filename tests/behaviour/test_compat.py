@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from backends.base import eventually
 from support import Focuser, opened, seen
 
@@ -87,8 +86,6 @@ async def test_capabilities_are_fetched_with_the_proxy(backend: Any) -> None:
 
 
 async def test_peers_see_a_modules_lifecycle_state(backend: Any) -> None:
-    if backend.kind == "dbus":
-        pytest.skip("the D-Bus transport does not carry lifecycle state (docs/compat.md)")
     module = await opened(Module(comm=backend.comm("module")))
     watcher = backend.comm("watcher")
     await watcher.open()
@@ -110,3 +107,21 @@ async def test_peers_see_a_modules_lifecycle_state(backend: Any) -> None:
         await eventually(lambda: watcher.get_client_state("module") is None, what="offline")
         await eventually(lambda: changes[-1][0] == ModuleState.CLOSED, what="the presence callback on leaving")
         await watcher.close()
+
+
+async def test_a_late_joiner_sees_a_module_already_in_error(backend: Any) -> None:
+    module = await opened(Module(comm=backend.comm("module")))
+    try:
+        await module.set_state(ModuleState.ERROR, "camera not connected")
+        late = backend.comm("late")
+        await late.open()
+        try:
+            await seen(late, "module")
+            await eventually(
+                lambda: late.get_client_state("module") == (ModuleState.ERROR, "camera not connected"),
+                what="the error state of a module that was in error before we came",
+            )
+        finally:
+            await late.close()
+    finally:
+        await module.close()
