@@ -9,9 +9,10 @@ import signal
 import sys
 from typing import Any
 
+from pyobs.cli import early_signals, remember_signals
 from pyobs.object import Object, get_object
 from pyobs.utils.config import global_defaults, load_yaml
-from pyobs.utils.exceptions import ConfigError
+from pyobs.utils.exceptions import ConfigError, error_text
 
 #: global options pyobs-core knows that this package accepts and does not use
 _UNUSED_GLOBALS = ("syslog", "influx_log", "debug_time", "iers_offline")
@@ -38,6 +39,8 @@ async def run(obj: Object, stop: asyncio.Event | None = None) -> None:
     """Start ``obj`` (a module's ``startup()``, else ``open()``), run its ``main()`` if it has one,
     until SIGINT/SIGTERM (or ``stop``), ``quit()`` or ``main()`` returning; then close it."""
     stop = stop or asyncio.Event()
+    if early_signals:  # asked to stop while starting: start and close cleanly
+        stop.set()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -65,6 +68,7 @@ async def run(obj: Object, stop: asyncio.Event | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    remember_signals()  # until run() installs the loop's handlers
     try:
         defaults = global_defaults()
     except ConfigError as exc:
@@ -108,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     except Exception as exc:  # a module that fails to open: say what, not a traceback
         logging.getLogger("pyobs").debug("failure", exc_info=True)
-        print(f"pyobs: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"pyobs: {error_text(exc)}", file=sys.stderr)
         return 1
     return 0
 

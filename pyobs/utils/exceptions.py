@@ -162,6 +162,14 @@ class ConfigError(PyobsError, ValueError):
         return self.message or ""
 
 
+def error_text(exc: BaseException) -> str:
+    """``<MoveError> stuck`` for pyobs exceptions (their str() names the class), ``ValueError: bad`` for others."""
+    if isinstance(exc, PyobsError) and not isinstance(exc, ConfigError):
+        return str(exc)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class LoggedException(NamedTuple):
     """One occurrence of an exception (as pyobs-core records them for its error escalation)."""
 
