@@ -49,6 +49,7 @@ async def run(obj: Object, stop: asyncio.Event | None = None) -> None:
             pass
     startup = getattr(obj, "startup", None)
     await (startup() if startup is not None else obj.open())
+    logging.getLogger("pyobs.cli").debug("opened; running until SIGINT/SIGTERM")
     done = getattr(obj, "finished", None)  # modules that end by themselves (e.g. a night script)
     waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(obj.closing.wait())]
     main = getattr(obj, "main", None)

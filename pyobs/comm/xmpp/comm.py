@@ -96,7 +96,7 @@ class XmppComm(Comm):
         )
         if ignore_cert_errors:
             log.warning("%s: ignore_cert_errors is set: the server's certificate is not checked", jid)
-        super().__init__(transport, timeout=timeout)
+        super().__init__(transport, timeout=timeout, event_queue_size=event_queue_size)
 
     @property
     def xmpp(self) -> XmppTransport:
