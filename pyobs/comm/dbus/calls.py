@@ -55,6 +55,8 @@ class CallServer:
         if iface == wire.MODULE_IFACE:
             if member == "Describe" and not msg.signature:
                 return Message.new_method_return(msg, wire.DESCRIBE_SIGNATURE, exports.describe_body)
+            if member == "GetModuleState" and not msg.signature:
+                return Message.new_method_return(msg, "ss", list(exports.module_state))
             return self._reject(
                 msg, wire.E_UNKNOWN_METHOD, f"{wire.MODULE_IFACE} has no method {member}({msg.signature})"
             )

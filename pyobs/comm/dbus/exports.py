@@ -2,7 +2,8 @@
 
 Owns: the :class:`~pyobs.comm.transport.Announcement` we went online with and what is derived from
 it — the method table incoming calls are looked up in, the introspection XML, the ``Describe``
-reply and which interfaces have ``State``/``Capabilities`` properties. Rebuilt by ``announce`` and
+reply and which interfaces have ``State``/``Capabilities`` properties — and the lifecycle state we
+show (``GetModuleState()``, ``ModuleState`` signals). Rebuilt by ``announce`` and
 ``update_events``; a change is broadcast as the ``org.pyobs.Module.Described`` signal.
 """
 
@@ -59,6 +60,10 @@ _STANDARD_XML = """  <interface name="org.freedesktop.DBus.Introspectable">
     <signal name="Described">
       <arg name="interfaces" type="a(su)"/><arg name="sends" type="as"/><arg name="label" type="s"/>
     </signal>
+    <method name="GetModuleState">
+      <arg name="state" type="s" direction="out"/><arg name="message" type="s" direction="out"/>
+    </method>
+    <signal name="ModuleState"><arg name="state" type="s"/><arg name="message" type="s"/></signal>
     <signal name="CallTimeout"><arg name="serial" type="u"/><arg name="seconds" type="d"/></signal>
   </interface>
 """
@@ -102,6 +107,8 @@ class Exports:
         self.info: Announcement | None = None
         self.xml = f"{_HEADER}<node/>\n"
         self.describe_body: list[Any] = [[], [], ""]
+        #: the lifecycle state we show (``ready``, ``error`` + message, ``local``)
+        self.module_state: tuple[str, str] = ("ready", "")
         self._incoming: dict[tuple[str, str], _Incoming] = {}
         self._members: dict[str, _Incoming] = {}
         self._state_ifaces: set[str] = set()

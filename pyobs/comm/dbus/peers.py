@@ -17,7 +17,7 @@ from typing import Any
 
 from ..transport import TransportHandler
 from .link import Link
-from .wire import DBUS_NAME, DBUS_PATH, DESCRIBE_SIGNATURE, ERROR, MODULE_IFACE, Names, bus_name_of, spawn
+from .wire import DBUS_NAME, DBUS_PATH, DESCRIBE_SIGNATURE, ERROR, MAX_STATUS, MODULE_IFACE, Names, bus_name_of, spawn
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +161,39 @@ class PeerTable:
 
     def _report(self, peer: str, body: list[Any]) -> None:
         interfaces, sends, label = body
+        first = peer not in self._online
         self._online.add(peer)
         if self._returning and self._returning <= self._online:
             self._all_back.set()
         if self.handler is not None:
             self.handler.peer_online(peer, [(str(n), int(v)) for n, v in interfaces], set(sends), str(label))
+            if first:
+                spawn(self._tasks, self._fetch_module_state(peer))
+
+    async def _fetch_module_state(self, peer: str) -> None:
+        """A peer seen for the first time may be in error already: ask (later changes are signals)."""
+        owner = self._unique.get(peer)
+        if owner is None:
+            return
+        try:
+            reply = await self.link.request(
+                owner, self.names.path, MODULE_IFACE, "GetModuleState", timeout=self.timeout
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("%s: no lifecycle state from '%s': %s", self.names.name, peer, exc)
+            return
+        if reply.message_type is ERROR or reply.signature != "ss" or self._unique.get(peer) != owner:
+            return  # an older peer without the method, or gone meanwhile
+        if self.handler is not None and peer in self._online:
+            self.handler.peer_module_state(peer, str(reply.body[0]), str(reply.body[1])[:MAX_STATUS])
+
+    def on_module_state(self, sender: str, signature: str, body: list[Any]) -> None:
+        """A peer's ``ModuleState`` signal: its lifecycle state changed."""
+        peer = self._owners.get(sender)
+        if peer is not None and peer in self._online and signature == "ss" and self.handler is not None:
+            self.handler.peer_module_state(peer, str(body[0]), str(body[1])[:MAX_STATUS])
 
     async def resolve(self, peer: str) -> bool:
         if not self.link.up or peer == self.names.name:

@@ -96,8 +96,9 @@ class DbusTransport(Transport):
             ],
             self.timeout,
         )
-        described = f"type='signal',path='{path}',interface='{wire.MODULE_IFACE}',member='Described'"
-        await link.bus_request("AddMatch", "s", [described], self.timeout)
+        for member in ("Described", "ModuleState"):
+            rule = f"type='signal',path='{path}',interface='{wire.MODULE_IFACE}',member='{member}'"
+            await link.bus_request("AddMatch", "s", [rule], self.timeout)
         await self.events.install()
         if self.exports.online:
             await self._request_name()
@@ -155,6 +156,15 @@ class DbusTransport(Transport):
         self.exports.set_events(sends, receives)
         await self.events.receive(receives)
         self._send_described()
+
+    async def set_module_state(self, state: str, message: str = "") -> None:
+        """Shown to peers: the ``ModuleState`` signal now, ``GetModuleState()`` for who looks later."""
+        new = (str(state), message if str(state) == "error" else "")
+        if new == self.exports.module_state:
+            return
+        self.exports.module_state = new
+        if self.exports.online:
+            self.link.send(Message.new_signal(self.path, wire.MODULE_IFACE, "ModuleState", "ss", list(new)))
 
     def _send_described(self) -> None:
         self.link.send(
@@ -237,3 +247,5 @@ class DbusTransport(Transport):
                 self.client.on_call_timeout(msg)
             elif msg.member == "Described" and msg.path == self.path:
                 self.peers.on_described(msg.sender or "", msg.signature, msg.body)
+            elif msg.member == "ModuleState" and msg.path == self.path:
+                self.peers.on_module_state(msg.sender or "", msg.signature, msg.body)

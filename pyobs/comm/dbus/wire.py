@@ -17,6 +17,8 @@ from dbus_fast.validators import is_bus_name_valid
 from .codec import escape_name, unescape_name
 
 MODULE_IFACE = "org.pyobs.Module"
+#: longest error text of a peer's lifecycle state kept (the rest is cut off)
+MAX_STATUS = 1000
 EVENT_IFACE = "org.pyobs.Event"
 IFACE_PREFIX = "org.pyobs."
 ERROR_PREFIX = "org.pyobs.Error."
