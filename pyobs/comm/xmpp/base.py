@@ -29,6 +29,15 @@ log = logging.getLogger("pyobs.comm.xmpp.transport")
 
 #: longest pause between two reconnection attempts (s)
 RECONNECT_MAX_DELAY = 0.25
+#: the first reconnection attempt waits a random part of this (s): a fleet that lost its server
+#: together does not log in within the same few milliseconds
+RECONNECT_JITTER = 0.3
+#: disco#info queries one module has in flight at once (the rest wait their turn)
+DISCO_IN_FLIGHT = 8
+#: disco#info results kept by caps ``ver`` (see discovery.fingerprint)
+CAPS_CACHE_SIZE = 256
+#: attempts at a direct-event subscription that timed out (then the peer's own push has to do)
+DIRECT_RETRIES = 4
 #: after reconnecting, how long to wait for the peers we knew to come back before flushing events
 RESTORE_GRACE = 5.0
 #: how long open() waits for the discovery of the peers already online (slow ones are reported later)
@@ -103,6 +112,8 @@ class _PeerState:
     stale: bool = False
     #: event names we subscribed to at this peer
     events: set[str] = field(default_factory=set)
+    #: a retry of a direct-event subscription that timed out
+    retry: asyncio.Task[None] | None = None
 
 
 def _parse_server(server: str) -> tuple[str, int]:
@@ -189,6 +200,10 @@ class XmppBase(Transport):
         self._created_nodes: set[str] = set()
 
         self._peers: dict[str, _PeerState] = {}
+        #: verified disco#info per caps ver (name left out), and the queries under way per ver
+        self._caps_cache: OrderedDict[str, discovery.PeerInfo] = OrderedDict()
+        self._caps_queries: dict[str, asyncio.Future[discovery.PeerInfo | None]] = {}
+        self._disco_slots = asyncio.Semaphore(DISCO_IN_FLIGHT)
         self._peer_returned = asyncio.Event()
         #: peers we expect back after a reconnect, and when peers went offline
         self._expected: set[str] = set()
@@ -208,7 +223,7 @@ class XmppBase(Transport):
         self._deferred: list[str] = []
         self._deferred_timer: asyncio.TimerHandle | None = None
         #: event name → '<message to="JID' prefixes of those peers
-        self._direct_targets: dict[str, list[str]] = {}
+        self._direct_targets: dict[str, list[str]] | None = {}  # None: to be rebuilt
         self._dropped = 0
 
         self._call_prefix: dict[str, str] = {}
@@ -235,6 +250,10 @@ class XmppBase(Transport):
         async def _publish_state(self, interface: str, state: Any) -> None: ...
 
         def _rebuild_direct(self) -> None: ...
+
+        def _push_direct(self, peer: _PeerState) -> bool: ...
+
+        def _wanted_events(self, peer: _PeerState) -> set[str]: ...
 
         async def _sync_event_subscriptions(self, peer: _PeerState) -> None: ...
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import ssl
 import time
 from collections.abc import Awaitable
@@ -19,11 +20,13 @@ from pyobs.utils.exceptions import RemoteError
 from ..transport import TransportHandler
 from . import discovery, rpc
 from .base import (
+    DISCO_IN_FLIGHT,
     PING_INTERVAL,
     PING_TIMEOUT,
     Q_DIRECT_SUBSCRIBE,
     Q_PING,
     RECENTLY_GONE,
+    RECONNECT_JITTER,
     RECONNECT_MAX_DELAY,
     IqError,
     XmppAuthError,
@@ -70,6 +73,7 @@ class ConnectionMixin(XmppBase):
     async def open(self, handler: TransportHandler) -> None:
         self._handler = handler
         self._loop = asyncio.get_running_loop()
+        self._disco_slots = asyncio.Semaphore(DISCO_IN_FLIGHT)
         self._closing = False
         self._conflict = False
         self._client = self._make_client()
@@ -227,11 +231,13 @@ class ConnectionMixin(XmppBase):
 
     async def _reconnect(self) -> None:
         """Reconnect until it works (or we close); then restore presence, subscriptions and events."""
-        delay = 0.0
+        # a random start: modules that lost the server together do not all log in at once (each
+        # login costs the server a SCRAM derivation, and the presences of all of them cross)
+        delay = random.uniform(0.0, RECONNECT_JITTER)
         while not self._closing:
             if delay:
                 await asyncio.sleep(delay)
-            delay = min(max(delay * 2, 0.02), RECONNECT_MAX_DELAY)
+            delay = min(max(delay * 2, 0.02), RECONNECT_MAX_DELAY) * random.uniform(0.8, 1.2)
             try:
                 await self._attempt_session(self.connect_timeout)
             except XmppAuthError as exc:
