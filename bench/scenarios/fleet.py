@@ -52,6 +52,10 @@ async def role_member(ctx: Context) -> None:
     from pyobs.modules import Module
 
     ctx.check_impl()
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1)  # a stuck worker: kill -USR1 shows where, in its log
     if os.environ.get("PYOBS_FLEET_LOG"):  # diagnostics: e.g. INFO into the worker logs
         import logging
 
@@ -202,6 +206,8 @@ async def role_member(ctx: Context) -> None:
 
             await wait_until(lambda r=receivers: all(first_after(n) is not None for n in r), timeout)
             emit("reach", first={n: first_after(n) for n in receivers})
+        elif what == "count":  # receipts so far (the driver waits until they stop growing)
+            emit("count", n=sum(len(g) for n, g in got.items() if n != publisher))
         elif what == "usage":
             emit("usage", rss=rss_bytes(), modules=len(names), cpu=time.process_time())
     if sender is not None:

@@ -222,6 +222,8 @@ class XmppBase(Transport):
         #: pubsub publishes of events that went to peers directly first, and their timer
         self._deferred: list[str] = []
         self._deferred_timer: asyncio.TimerHandle | None = None
+        #: direct events sent in this loop iteration after the first: per target, their <items>
+        self._batch: dict[str, list[str]] | None = None
         #: event name → '<message to="JID' prefixes of those peers
         self._direct_targets: dict[str, list[str]] | None = {}  # None: to be rebuilt
         self._dropped = 0
@@ -272,6 +274,8 @@ class XmppBase(Transport):
         def _flush_events(self) -> None: ...
 
         def _flush_deferred(self) -> None: ...
+
+        def _flush_batch(self) -> None: ...
 
         def _extend(self, pending: _Pending, el: Element, frm: str | None) -> None: ...
 

@@ -290,6 +290,7 @@ class ConnectionMixin(XmppBase):
         for timer in self._leaving.values():
             timer.cancel()
         self._leaving.clear()
+        self._flush_batch()
         if self._deferred_timer is not None:
             self._deferred_timer.cancel()
             self._flush_deferred()

@@ -334,8 +334,18 @@ class EventsMixin(XmppBase):
             if targets:
                 # peers that asked for it get a message each, now; the pubsub node (for everybody
                 # else) a moment later, so the server routes the messages before it works on that
-                middle = pubsub.direct_event_head(node) + text + pubsub.DIRECT_EVENT_TAIL
-                self._write("".join([t + middle for t in targets]))
+                if self._batch is None:
+                    middle = pubsub.direct_event_head(node) + text + pubsub.DIRECT_EVENT_TAIL
+                    self._write("".join([t + middle for t in targets]))
+                    assert self._loop is not None
+                    self._batch = {}
+                    self._loop.call_soon(self._flush_batch)
+                else:
+                    # more events in the same loop iteration (a queue flushed after a reconnect, a
+                    # burst): one message per peer carries them all, not one per event and peer
+                    items = pubsub.direct_event_items(node, text)
+                    for t in targets:
+                        self._batch.setdefault(t, []).append(items)
                 self._deferred.append(publish)
                 if self._deferred_timer is None:
                     assert self._loop is not None
@@ -357,6 +367,14 @@ class EventsMixin(XmppBase):
             if pending is not None:
                 pending.future.cancel()
             log.warning("%s: the server did not confirm a publish to %s; not tracked any more", self.bare, old_node)
+
+    def _flush_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch:
+            head = pubsub.DIRECT_BATCH_HEAD
+            data = "".join([t + head + "".join(items) + pubsub.DIRECT_BATCH_TAIL for t, items in batch.items()])
+            with contextlib.suppress(XmppConnectionError):  # the pubsub copies are tracked: sent again
+                self._write(data)
 
     def _flush_deferred(self) -> None:
         self._deferred_timer = None
