@@ -289,6 +289,7 @@ def restart_figures(
         "meshed": len(mesh),
         "reached": len(reach),
         "never_down": len(never_down),
+        "events": len(sent),
         "expected": expected,
         "missing": missing,
         "missing_detail": detail,

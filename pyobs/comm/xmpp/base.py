@@ -203,6 +203,10 @@ class XmppBase(Transport):
         #: verified disco#info per caps ver (name left out), and the queries under way per ver
         self._caps_cache: OrderedDict[str, discovery.PeerInfo] = OrderedDict()
         self._caps_queries: dict[str, asyncio.Future[discovery.PeerInfo | None]] = {}
+        #: peers waiting for the query of their ver under way (answered without a task each)
+        self._caps_waiting: dict[str, list[_PeerState]] = {}
+        #: vers whose disco#info did not hash to them (not ours: pyobs-core's): never shared
+        self._caps_unverified: OrderedDict[str, None] = OrderedDict()
         self._disco_slots = asyncio.Semaphore(DISCO_IN_FLIGHT)
         self._peer_returned = asyncio.Event()
         #: peers we expect back after a reconnect, and when peers went offline

@@ -313,6 +313,7 @@ class ConnectionMixin(XmppBase):
         for task in list(self._tasks):
             task.cancel()
         self._peers.clear()
+        self._caps_waiting.clear()
         self._direct.clear()
         self._direct_targets = {}
         self._state_subs.clear()

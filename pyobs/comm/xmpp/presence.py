@@ -231,7 +231,21 @@ class PresenceMixin(XmppBase):
             peer.discovered = asyncio.Event()
         if self._known_at_once(peer):
             return
+        if caps is not None and caps in self._caps_queries and caps not in self._caps_unverified:
+            # a module like this one is being asked right now (a burst of presences at a fleet's
+            # start): this one waits for that answer, in a list rather than a task of its own
+            peer.task = None
+            self._caps_waiting.setdefault(caps, []).append(peer)
+            return
         peer.task = self._spawn(self._discover(peer, peer.discovered))
+
+    def _release_waiting(self, ver: str) -> None:
+        """The query for ``ver`` ended: the peers that waited for it are known now (or asked)."""
+        for peer in self._caps_waiting.pop(ver, ()):
+            if self._peers.get(peer.name) is not peer or peer.caps != ver or peer.discovered.is_set():
+                continue
+            if not self._known_at_once(peer):
+                peer.task = self._spawn(self._discover(peer, peer.discovered))
 
     def _known_at_once(self, peer: _PeerState) -> bool:
         """A peer like one we know (its verified caps ver is cached) that we need not ask anything:
@@ -256,6 +270,13 @@ class PresenceMixin(XmppBase):
         """A peer back after our reconnect, unchanged: only what the server lost is redone."""
         old, peer.discovered = peer.discovered, asyncio.Event()
         old.set()
+        if peer.info is not None and peer.info.direct and self._wanted_events(peer) == peer.events:
+            # a pyobs-comm peer: nothing was lost with the server (no task: N of them come back)
+            if self._session and self._push_direct(peer):
+                self._rebuild_direct()
+            peer.task = None
+            peer.discovered.set()
+            return
         peer.task = self._spawn(self._resync(peer, peer.discovered))
 
     async def _resync(self, peer: _PeerState, done: asyncio.Event) -> None:
@@ -312,6 +333,8 @@ class PresenceMixin(XmppBase):
             self._caps_cache.move_to_end(ver)
             return discovery.instantiate(cached, peer.name)
         running = self._caps_queries.get(ver)
+        if ver in self._caps_unverified:
+            return await self._ask_info(peer)  # another scheme (pyobs-core): each one is asked
         if running is not None:  # a module like this one is being asked: its answer does for both
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 tmpl = await asyncio.wait_for(asyncio.shield(running), self.timeout)
@@ -329,6 +352,10 @@ class PresenceMixin(XmppBase):
                 self._caps_cache[ver] = tmpl
                 while len(self._caps_cache) > CAPS_CACHE_SIZE:
                     self._caps_cache.popitem(last=False)
+            elif info is not None:
+                self._caps_unverified[ver] = None
+                while len(self._caps_unverified) > CAPS_CACHE_SIZE:
+                    self._caps_unverified.popitem(last=False)
             if not fut.done():
                 fut.set_result(tmpl)
             return info
@@ -337,6 +364,8 @@ class PresenceMixin(XmppBase):
                 fut.set_result(None)
             if self._caps_queries.get(ver) is fut:
                 del self._caps_queries[ver]
+            if self._loop is not None:  # after this peer's own report
+                self._loop.call_soon(self._release_waiting, ver)
 
     async def _ask_info(self, peer: _PeerState) -> discovery.PeerInfo | None:
         delay = 0.1
