@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import percentile
-from .procs import WORKER, Worker, Workers, cpu_seconds, workers
+from .procs import WORKER, Worker, WorkerError, Workers, cpu_seconds, workers
 
 BENCH = Path(__file__).resolve().parent.parent
 REPO = BENCH.parent
@@ -123,7 +123,12 @@ async def measure(fl: Fleet, impl: str, n: int, server: Any) -> dict[str, Any]:
 
     # --- fan-out
     pub.send("send", first=0, count=EVENTS, interval=INTERVAL)
-    sent = (await pub.expect("sent", fl.left(EVENTS * INTERVAL + 30)))["sent"]
+    try:
+        sent = (await pub.expect("sent", fl.left(EVENTS * INTERVAL + lim["events"])))["sent"]
+    except WorkerError:  # the publisher is stuck in send_event(): what it sent so far
+        pub.send("stop_sending")
+        sent = (await pub.expect("sent", fl.left(30)))["sent"]
+        out["fanout_stuck"] = True
     await settle(ws, fl, len(sent) * (n - 1), lim["events"])
     got = await collect(ws, fl)
     out["fanout"] = fanout(sent, got, n - 1)
@@ -171,10 +176,10 @@ async def measure(fl: Fleet, impl: str, n: int, server: Any) -> dict[str, Any]:
             w.send("debug")
     pub.send("stop_sending")
     sent_all = (await pub.expect("sent", fl.left(30)))["sent"]
-    await settle(ws, fl, len(sent_all) * (n - 1), lim["restart"])
+    await settle(ws, fl, len(sent_all) * (n - 1), lim["restart"])  # fan-out events included
     got = await collect(ws, fl)
     out["server_cpu_restart_s"] = server_cpu() - cpu0
-    out["restart"] = restart_figures(restarted, reach, sent_all[first:] if len(sent_all) > first else [],
+    out["restart"] = restart_figures(restarted, reach, [x for x in sent_all if x[0] >= first],
                                      got, t_back, names, publisher)  # fmt: skip
     r = out["restart"]
     fl.say(f"{impl} N={n}: restart: reconnected {r['reconnect_s']} s, sees all {r['mesh_s']} s, "

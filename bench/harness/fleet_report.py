@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ def _ratio(ours: Any, core: Any) -> str:
 ROWS = [
     ("fleet start → full mesh", "mesh_s", " s"),
     ("server CPU for the start", "server_cpu_start_s", " s"),
+    ("workers' CPU for the start (all modules)", "workers_cpu_start_s", " s"),
     ("late joiner seen by all", "late_s", " s"),
     ("event → last of N-1, p50", "fanout.last_p50_ms", " ms"),
     ("fan-out deliveries missing", "fanout.missing", ""),
@@ -59,9 +61,10 @@ ROWS = [
 ]
 
 
-def markdown(results: dict[str, Any]) -> str:
+def markdown(results: dict[str, Any], before: dict[str, Any] | None = None) -> str:
     runs = results["runs"]
     ours, core = runs.get("ours", {}), runs.get("core", {})
+    old = (before or {}).get("runs", {}).get("ours", {})
     sizes = [str(n) for n in results["sizes"]]
     lines = [
         BEGIN,
@@ -70,10 +73,14 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results.get('date', '')}, commit {results.get('commit', '?')}; {results['per_process']} modules per "
         "process, each with its own connection; one prosody per N, ours and pyobs-core 2.19.1 on it one after "
         "the other. Module 0 publishes, the others handle its events. \"never\": not within the phase's limit. "
-        "Ratio: pyobs-core ÷ ours (> 1: ours better).",
+        "Ratio: pyobs-core ÷ ours (> 1: ours better). Restart deliveries: pyobs-core's publisher waits in "
+        "send_event() while the server is away, so it sends few events in that phase (\"of\" counts what was sent).",
         "",
-        "| figure | N | ours | pyobs-core | ratio |",
-        "|---|---|---|---|---|",
+        f"Before: ours at {before.get('commit', '?')} ({before.get('date', '')}), bench/fleet-before.json; "
+        "another run, so compare it with care." if before else "",
+        "",
+        "| figure | N | ours | pyobs-core | ratio | ours before |",
+        "|---|---|---|---|---|---|",
     ]
     for label, key, unit in ROWS:
         for n in sizes:
@@ -84,14 +91,17 @@ def markdown(results: dict[str, Any]) -> str:
             cv = _get(c, key) if c else None
             oerr = o is not None and "error" in o
             cerr = c is not None and "error" in c
-            os_ = "error" if oerr else ("-" if o is None else _fmt(ov, unit))
-            cs = "error" if cerr else ("-" if c is None else _fmt(cv, unit))
+            nd = 3 if key.startswith("idle") else 2
+            os_ = "error" if oerr else ("-" if o is None else _fmt(ov, unit, nd))
+            cs = "error" if cerr else ("-" if c is None else _fmt(cv, unit, nd))
             ratio = _ratio(ov, cv) if key not in ("fanout.missing", "restart.missing") and c else "-"
             if key.endswith("missing"):
                 exp = "fanout.deliveries" if key.startswith("fanout") else "restart.expected"
                 os_ = f"{os_} of {_get(o, exp)}" if o and not oerr else os_
                 cs = f"{cs} of {_get(c, exp)}" if c and not cerr else cs
-            lines.append(f"| {label} | {n} | {os_} | {cs} | {ratio} |")
+            b = old.get(n)
+            bs = "-" if b is None else ("error" if "error" in b else _fmt(_get(b, key), unit, nd))
+            lines.append(f"| {label} | {n} | {os_} | {cs} | {ratio} | {bs} |")
     lines += ["", "Growth with N (least-squares exponent of log figure over log N, all sizes measured):", ""]
     lines += ["| figure | ours | pyobs-core |", "|---|---|---|"]
     ex = results.get("exponents", {})
@@ -108,7 +118,10 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "Goals (issue 18):", "", "| goal | measured | met |", "|---|---|---|"]
     for label, n, key, limit in GOALS:
         v = _get(ours.get(n), key) if ours.get(n) else None
-        met = "yes" if isinstance(v, int | float) and v <= limit else ("not measured" if n not in ours else "no")
+        if n not in ours:
+            lines.append(f"| {label} | not measured | - |")
+            continue
+        met = "yes" if isinstance(v, int | float) and v <= limit else "no"
         lines.append(f"| {label} | {_fmt(v, ' s')} | {met} |")
     r100 = _get(ours.get("100"), "restart") if ours.get("100") else None
     if r100:
@@ -131,13 +144,21 @@ def merge_into(text: str, section: str) -> str:
     return text.rstrip("\n") + "\n\n" + section
 
 
+def _before(bench_dir: Path) -> dict[str, Any] | None:
+    path = bench_dir / "fleet-before.json"
+    try:
+        return json.loads(path.read_text()) if path.exists() else None
+    except ValueError:
+        return None
+
+
 def section_from(bench_dir: Path) -> str:
     """The fleet section for report.markdown, from bench/fleet.json (empty if there is none)."""
     path = bench_dir / "fleet.json"
     if not path.exists():
         return ""
     try:
-        return markdown(json.loads(path.read_text()))
+        return markdown(json.loads(path.read_text()), _before(bench_dir))
     except (ValueError, KeyError, TypeError):
         return ""
 
@@ -153,11 +174,13 @@ def write(results: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
         dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "pyobs"],
                                capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
         results["commit"] = commit + (" + uncommitted changes in pyobs/" if dirty else "")
+        if os.environ.get("PYOBS_FLEET_OURS"):
+            results["commit"] = f"pyobs from {os.environ['PYOBS_FLEET_OURS']} (bench {commit})"
     except (OSError, subprocess.SubprocessError):
         results["commit"] = "?"
     out.mkdir(parents=True, exist_ok=True)
     (out / "fleet.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    md = markdown(results)
+    md = markdown(results, _before(Path(__file__).resolve().parent.parent))
     target = out / "RESULTS.md"
     target.write_text(merge_into(target.read_text() if target.exists() else "", md))
     print(md)

@@ -104,7 +104,7 @@ async def role_member(ctx: Context) -> None:
         comm = modules[name].comm
         return want <= set(comm.clients) if want else True
 
-    async def send_series(first: int, count: int, interval: float) -> None:
+    async def send_series(first: int, count: int, interval: float, report: bool) -> None:
         comm = modules[publisher].comm
         for i in range(first, first + count):
             t = now_ns()
@@ -114,6 +114,8 @@ async def role_member(ctx: Context) -> None:
                 emit("send_failed", seq=i, error=f"{type(exc).__name__}: {exc}")
             sent.append((i, t))
             await asyncio.sleep(interval)
+        if report:  # the whole series went out (a stopped one is reported by stop_sending)
+            emit("sent", sent=[x for x in sent if x[0] >= first])
 
     while True:
         try:
@@ -137,7 +139,14 @@ async def role_member(ctx: Context) -> None:
             errors = [f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)]
             t_open = now_ns()
             want = {n: fleet - {n} for n in names}
-            t_mesh = await wait_until(lambda w=want: all(sees(n, w[n]) for n in names), timeout)
+            pending = set(names)
+
+            def meshed(w: dict[str, set[str]] = want, todo: set[str] = pending) -> bool:
+                # only the modules still missing someone are looked at (the polling costs CPU too)
+                todo.difference_update([n for n in todo if sees(n, w[n])])
+                return not todo
+
+            t_mesh = await wait_until(meshed, timeout)
             missing = sum(len(want[n] - set(modules[n].comm.clients)) for n in names)
             if profiler is not None:  # diagnostics only: into the worker's log
                 import io
@@ -157,11 +166,9 @@ async def role_member(ctx: Context) -> None:
         elif what == "send":
             if sender is not None and not sender.done():
                 sender.cancel()
-            sender = asyncio.ensure_future(send_series(int(cmd["first"]), int(cmd["count"]), float(cmd["interval"])))
-            if cmd.get("wait", True):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sender
-                emit("sent", sent=sent[-int(cmd["count"]) :])
+            # in a task of its own: a publisher that blocks in send_event must not block the commands
+            series = send_series(int(cmd["first"]), int(cmd["count"]), float(cmd["interval"]), cmd.get("wait", True))
+            sender = asyncio.ensure_future(series)
         elif what == "stop_sending":
             if sender is not None and not sender.done():
                 sender.cancel()
