@@ -48,7 +48,7 @@ def _connected(comm: Any) -> bool:
 
 
 async def role_member(ctx: Context) -> None:
-    from pyobs.events import NewImageEvent
+    from pyobs.events import ModuleClosedEvent, ModuleOpenedEvent, NewImageEvent
     from pyobs.modules import Module
 
     ctx.check_impl()
@@ -68,7 +68,14 @@ async def role_member(ctx: Context) -> None:
     #: send time of each event seen (from its filename)
     sent_at: dict[int, int] = {}
 
+    #: modules whose list of peers changed since it was last looked at (ModuleOpened/ClosedEvent)
+    changed: set[str] = set()
+
     def member(name: str) -> Any:
+        async def on_peers(event: Any, sender: str) -> bool:
+            changed.add(name)
+            return True
+
         async def on_image(event: Any, sender: str) -> bool:
             t = now_ns()
             parts = str(getattr(event, "filename", "")).split(":")
@@ -80,6 +87,8 @@ async def role_member(ctx: Context) -> None:
         class Member(Module):  # type: ignore[misc]
             async def open(self) -> None:
                 await super().open()
+                await self.comm.register_event(ModuleOpenedEvent, on_peers)
+                await self.comm.register_event(ModuleClosedEvent, on_peers)
                 if name == publisher:
                     await self.comm.register_event(NewImageEvent)
                 else:
@@ -140,10 +149,19 @@ async def role_member(ctx: Context) -> None:
             t_open = now_ns()
             want = {n: fleet - {n} for n in names}
             pending = set(names)
+            sweep = [0.0]
 
-            def meshed(w: dict[str, set[str]] = want, todo: set[str] = pending) -> bool:
-                # only the modules still missing someone are looked at (the polling costs CPU too)
-                todo.difference_update([n for n in todo if sees(n, w[n])])
+            def meshed(w: dict[str, set[str]] = want, todo: set[str] = pending, sweep: list[float] = sweep) -> bool:
+                # only modules still missing someone whose peers changed are looked at (and all of
+                # those every 0.5 s): looking costs CPU, N per module, which a fleet start has not to spare
+                now = time.monotonic()
+                if now - sweep[0] > 0.5:
+                    sweep[0] = now
+                    look = set(todo)
+                else:
+                    look = todo & changed
+                changed.difference_update(look)
+                todo.difference_update([n for n in look if sees(n, w[n])])
                 return not todo
 
             t_mesh = await wait_until(meshed, timeout)
