@@ -89,8 +89,8 @@ def markdown(results: dict[str, Any], before: dict[str, Any] | None = None) -> s
                 continue
             ov = _get(o, key) if o else None
             cv = _get(c, key) if c else None
-            oerr = o is not None and "error" in o
-            cerr = c is not None and "error" in c
+            oerr = o is not None and ("error" in o or ("failed" in o and _get(o, key) is None))
+            cerr = c is not None and ("error" in c or (_get(c, key) is None and "failed" in c))
             nd = 3 if key.startswith("idle") else 2
             os_ = "error" if oerr else ("-" if o is None else _fmt(ov, unit, nd))
             cs = "error" if cerr else ("-" if c is None else _fmt(cv, unit, nd))
@@ -102,6 +102,10 @@ def markdown(results: dict[str, Any], before: dict[str, Any] | None = None) -> s
             b = old.get(n)
             bs = "-" if b is None else ("error" if "error" in b else _fmt(_get(b, key), unit, nd))
             lines.append(f"| {label} | {n} | {os_} | {cs} | {ratio} | {bs} |")
+    failures = [f"{impl} N={n}: {r['failed']}" for impl, rs in runs.items() for n, r in rs.items() if "failed" in r]
+    if failures:
+        lines += ["", "Phases that failed (\"error\" above; the earlier phases of that run are shown): "
+                  + "; ".join(failures)]  # fmt: skip
     lines += ["", "Growth with N (least-squares exponent of log figure over log N, all sizes measured):", ""]
     lines += ["| figure | ours | pyobs-core |", "|---|---|---|"]
     ex = results.get("exponents", {})
