@@ -22,15 +22,19 @@ from pyobs.interfaces.interface import (
 )
 from pyobs.utils.casting import CastError, cast
 from pyobs.utils.exceptions import (
+    ForbiddenError,
     ModuleError,
     ModuleStartingError,
     RemoteError,
     RemoteTimeoutError,
     UnknownMethodError,
 )
+from pyobs.utils.owner import Publishers, context_of, current_owner
 
+from .acl import Acl
+from .outbox import CAPACITY, Outbox
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
-from .transport import Announce, Announcement, Transport
+from .transport import Announce, Announcement, NotConnected, Transport
 
 log = logging.getLogger(__name__)
 
@@ -128,17 +132,22 @@ class Comm:
     Args:
         transport: the backend that moves bytes (subclasses such as LocalComm create it).
         timeout: default deadline of a remote call in seconds (a ``@timeout`` method extends it).
+        event_queue_size: how many outgoing events may wait while they cannot be sent (see
+            :mod:`pyobs.comm.outbox`); beyond that the oldest are dropped with a warning.
     """
 
-    def __init__(self, transport: Transport, *, timeout: float = 10.0) -> None:
+    def __init__(self, transport: Transport, *, timeout: float = 10.0, event_queue_size: int = CAPACITY) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self._transport = transport
+        #: where outgoing events wait until they can be sent; its counters say what was sent
+        self.outbox = Outbox(transport.name, transport.publish_event, event_queue_size)
         self.timeout = float(timeout)
         self.module: Any = None
         self._peers: dict[str, Peer] = {}
         self._proxies: dict[str, Proxy] = {}
         self._methods: dict[str, _LocalMethod] = {}
+        self._acl: Acl | None = None
         self._sends: set[type[Event]] = set()
         self._handlers: dict[type[Event], list[EventHandler]] = {}
         self._dispatch_cache: dict[type[Event], list[EventHandler]] = {}
@@ -151,6 +160,8 @@ class Comm:
         self._inflight: dict[str, set[_Call]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
+        #: event handlers run as the module's code (see pyobs.utils.owner)
+        self._owner_context = context_of(None)
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._opened = False
@@ -179,6 +190,7 @@ class Comm:
     def attach(self, module: Any) -> None:
         """Attach the module whose interfaces this comm exposes (done by Object)."""
         self.module = module
+        self._owner_context = context_of(module)
         self._methods = {}
         for name, spec in methods_of(implemented_interfaces(module)).items():
             func = getattr(module, name)
@@ -195,9 +207,11 @@ class Comm:
         by the module when its ``open()`` has finished (so everything it registered is known)."""
         if self._opened:
             return
+        self.outbox.open()
         await self._transport.open(self)
         self._opened = True
         self._connected = True
+        self.outbox.set_connected(True)
         if self.module is None:
             await self.announce()
 
@@ -211,6 +225,7 @@ class Comm:
         except BaseException:
             self._announced = was
             raise
+        self.outbox.set_announced(True)  # events sent before (e.g. logged in open()) go out now
 
     def _announcement(self) -> Announcement:
         module = self.module
@@ -227,6 +242,11 @@ class Comm:
         """Go offline; pending calls of ours end, handlers are cancelled."""
         if not self._opened:
             return
+        # what waits goes out first (bounded), while we are still online
+        await self.outbox.close()
+        box = self.outbox
+        if box.sent or box.unsent or box.dropped or box.refused:
+            log.info("%s: %s", self.name, self.outbox.summary())  # what was sent, for operators and tests
         self._opened = False
         self._announced = False
         self._connected = False
@@ -346,6 +366,7 @@ class Comm:
 
     def connection_changed(self, connected: bool, reason: str = "") -> None:
         self._connected = connected
+        self.outbox.set_connected(connected)  # back: what waits goes out, in order
         if connected:
             log.info("%s: connection restored", self.name)
         else:
@@ -405,6 +426,20 @@ class Comm:
 
     # ------------------------------------------------------------------ calls (callee side)
 
+    @property
+    def acl(self) -> Acl | None:
+        """The access control list calls to our methods are checked against (None: open)."""
+        return self._acl
+
+    def set_acl(self, acl: Acl | None) -> None:
+        """Check every incoming call against ``acl`` (see :mod:`pyobs.comm.acl`); None opens the module."""
+        self._acl = acl
+
+    def permitted_methods(self, sender: str) -> list[str]:
+        """Names of our methods that ``sender`` may call, sorted."""
+        names = sorted(self._methods)
+        return names if self._acl is None else self._acl.permitted(sender, names)
+
     def method(self, name: str) -> MethodSpec | None:
         m = self._methods.get(name)
         return m.spec if m is not None else None
@@ -415,20 +450,36 @@ class Comm:
         m = self._methods.get(method)
         if m is None:
             raise UnknownMethodError(f"module '{self.name}' has no method '{method}'")
-        cargs = m.spec.cast_args(args) if cast else args
         if method not in _ALWAYS_ALLOWED:
             if not self._announced:
                 raise ModuleStartingError(f"module '{self.name}' is still starting")
             state = getattr(self.module, "_module_state", None)
             if state == "error":
                 raise ModuleError(f"module '{self.name}' is in error state")
+        acl = self._acl
+        # as pyobs-core: after the state gates, before the arguments are looked at; a denied
+        # caller may still ask what it is permitted to call
+        if acl is not None and method != "get_permitted_methods" and acl.denies(sender, method):
+            if acl.enforcing:
+                log.warning("%s: denied caller '%s' calling %s() (acl)", self.name, sender, method)
+                raise ForbiddenError(f"Caller '{sender}' is not permitted to invoke '{method}'.")
+            log.warning(
+                '%s: caller "%s" would be denied calling "%s" (acl mode=log, allowing).', self.name, sender, method
+            )
+        cargs = m.spec.cast_args(args) if cast else args
         if m.timeout is not None:  # gates first, then announce the duration (pyobs-core does it the other way)
             seconds = await self._evaluate_timeout(m, cargs)
             if seconds:
                 announced = announce(seconds)
                 if announced is not None:
                     await announced
-        if m.takes_kwargs:
+        if Publishers.count > 1:  # several modules here: the callee's code runs (in the caller's task)
+            owner = current_owner.set(self.module)
+            try:
+                result = await (m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs))
+            finally:
+                current_owner.reset(owner)
+        elif m.takes_kwargs:
             result = await m.func(*cargs, sender=sender)
         else:
             result = await m.func(*cargs)
@@ -508,7 +559,7 @@ class Comm:
             )
         if not self._opened:
             raise RuntimeError(f"cannot send {etype.__name__}: comm of '{self.name}' is not open")
-        await self._transport.publish_event(event)
+        await self.outbox.send(event)
 
     def event_received(self, sender: str, event: Event) -> None:
         uid = event.uuid
@@ -530,10 +581,11 @@ class Comm:
             return
         loop = asyncio.get_running_loop()
         running = self._handler_tasks
+        context = self._owner_context
         for handler in handlers:
             try:
                 # each handler in its own task: nobody waits for it, a failure is logged when it ends
-                task: asyncio.Task[Any] = loop.create_task(handler(event, sender))  # type: ignore[arg-type]
+                task: asyncio.Task[Any] = loop.create_task(handler(event, sender), context=context)  # type: ignore[arg-type]
             except Exception:  # not a coroutine function, or it raised before its first await
                 self._log_handler_failure(handler, event, sender, None)
                 continue
@@ -545,9 +597,7 @@ class Comm:
         if not task.cancelled() and task.exception() is not None:
             self._log_handler_failure(handler, event, sender, task.exception())
 
-    def _log_handler_failure(
-        self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None
-    ) -> None:
+    def _log_handler_failure(self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None) -> None:
         name = getattr(handler, "__qualname__", repr(handler))
         log.error(
             "%s: event handler %s failed on %r from %s",
@@ -587,6 +637,10 @@ class Comm:
                     await self._transport.publish_state(decl.__name__, state)
             except TimeoutError:
                 raise RemoteTimeoutError(f"{self.name}: publishing state of {decl.__name__} timed out") from None
+            except NotConnected as exc:
+                # kept: transports publish their own state again when the connection is back; a
+                # module's loop that sets state must not die of a reconnect (a weather station!)
+                log.debug("%s: state of %s kept until reconnected: %s", self.name, decl.__name__, exc)
 
     def get_own_state(self, interface: type[Interface]) -> Any:
         return self._own_state.get(self._state_interface(interface).__name__)

@@ -409,8 +409,9 @@ async def test_modules_reconnect_when_the_bus_daemon_returns(tmp_path: Path) -> 
         await unseen(client.comm, "sink", timeout=2.0)
         with pytest.raises(ValueError, match="'sink' is not online"):
             await client.comm.proxy("sink", IKitchenSink)
-        with pytest.raises(Exception, match="not connected"):
-            await cam.comm.send_event(NewImageEvent("/lost.fits"))
+        # an event sent while the bus is away waits in the outbox (it used to raise) ...
+        await cam.comm.send_event(NewImageEvent("/kept.fits"))
+        assert cam.comm.outbox.waiting == 1
 
         daemon.start()
         await eventually(lambda: all(m.comm.connected for m in modules), timeout=10.0, what="reconnection")
@@ -418,8 +419,12 @@ async def test_modules_reconnect_when_the_bus_daemon_returns(tmp_path: Path) -> 
             await seen(client.comm, name, timeout=5.0)
         proxy = await client.comm.proxy("sink", IKitchenSink)
         assert await proxy.echo_int(2) == 2
+        # ... and goes out once the bus is back, before the ones sent after it
+        await eventually(lambda: ("camera", "/kept.fits") in client.images, what="kept event after reconnect")
         await cam.comm.send_event(NewImageEvent("/again.fits"))
         await eventually(lambda: ("camera", "/again.fits") in client.images, what="event after reconnect")
+        assert [f for _, f in client.images] == ["/kept.fits", "/again.fits"]
+        assert cam.comm.outbox.waiting == 0 and cam.comm.outbox.sent["NewImageEvent"] == 2
         await foc.set_focus(42.0)
         await eventually(lambda: 42.0 in states, what="state change after reconnect")
     finally:
@@ -514,3 +519,91 @@ async def test_events_registered_later_are_announced(dbus_backend: DbusBackend) 
     finally:
         await caller.close()
         await sink.close()
+
+
+# ---------------------------------------------------------------------------------- caller identity (ACL)
+
+
+async def test_the_caller_is_the_bus_name_its_connection_owns(dbus_backend: DbusBackend, raw: MessageBus) -> None:
+    """The ACL checks the module name the bus daemon vouches for: the sender's unique name, mapped
+    to the well-known module name it owns; a connection that owns none is named by its unique name."""
+    guarded = await opened(KitchenSink(comm=dbus_backend.comm("sink"), acl={"allow": {"client": "*"}}))
+    try:
+        ks = "org.pyobs.IKitchenSink"
+        reply = await _call(raw, dbus_backend, ks, "whoami")
+        assert reply.message_type is MessageType.ERROR
+        assert reply.error_name is not None and reply.error_name.endswith("ForbiddenError"), reply.error_name
+        assert reply.body[1] == "pyobs.utils.exceptions.ForbiddenError"
+        assert f"Caller '{raw.unique_name}' is not permitted" in reply.body[0]
+        # owning the module name "client" on the bus is what makes a connection that module
+        owned = await asyncio.wait_for(raw.request_name(f"{dbus_backend.prefix}.{escape_name('client')}"), 5.0)
+        assert owned.value == 1  # RequestNameReply.PRIMARY_OWNER
+        # no waiting: the bus delivers NameOwnerChanged to the module before this connection's next call
+        reply = await _call(raw, dbus_backend, ks, "whoami")
+        assert reply.message_type is MessageType.METHOD_RETURN, reply.body
+        assert reply.body == ["client"]
+    finally:
+        await guarded.close()
+
+
+async def test_a_denied_module_is_denied_right_after_a_reconnect(tmp_path: Path) -> None:
+    """After the bus returns, a module is reachable as soon as it owns its name again, before it has
+    looked up who owns the other names: a caller it cannot name yet must wait for that, not pass
+    as an anonymous connection that a deny list does not name."""
+    daemon = DbusDaemon(tmp_path)
+    daemon.start()
+    backend = DbusBackend(daemon.address)
+    guarded = await opened(KitchenSink(comm=backend.comm("sink"), acl={"deny": ["client"]}))
+    raw: MessageBus | None = None
+    try:
+        daemon.stop(signal.SIGKILL)
+        await eventually(lambda: not guarded.comm.connected, what="connection loss")
+        daemon.start()
+        raw = await MessageBus(bus_address=daemon.address).connect()
+        await asyncio.wait_for(raw.request_name(f"{backend.prefix}.{escape_name('client')}"), 5.0)
+        dest, path = _target(backend)
+        msg = Message(destination=dest, path=path, interface="org.pyobs.IKitchenSink", member="whoami")
+        # call as fast as we can until the module answers: the first call it sees is the one that
+        # arrives while it is still discovering
+        deadline = time.monotonic() + 15.0
+        reply = await asyncio.wait_for(raw.call(msg), 5.0)
+        while reply is not None and reply.error_name == "org.freedesktop.DBus.Error.ServiceUnknown":
+            assert time.monotonic() < deadline, "the module did not come back"
+            reply = await asyncio.wait_for(raw.call(msg), 5.0)
+        assert reply is not None and reply.message_type is MessageType.ERROR, reply.body
+        assert reply.body[1] == "pyobs.utils.exceptions.ForbiddenError", reply.body
+        assert "Caller 'client'" in reply.body[0]
+    finally:
+        if raw is not None:
+            raw.disconnect()
+        await guarded.close()
+        daemon.stop()
+
+
+async def test_close_flushes_a_burst_the_socket_could_not_take_at_once(dbus_backend: DbusBackend) -> None:
+    """Signals still in dbus-fast's write queue when close() runs are written before disconnecting."""
+    got: list[str] = []
+
+    async def on_image(event: NewImageEvent, sender: str) -> bool:
+        got.append(event.filename)
+        return True
+
+    receiver = dbus_backend.comm("receiver")
+    await receiver.register_event(NewImageEvent, on_image)
+    await receiver.open()
+    sender = dbus_backend.comm("sender")
+    await sender.register_event(NewImageEvent)
+    await sender.open()
+    try:
+        await eventually(lambda: receiver.is_online("sender"), what="discovery")
+        pad = "x" * 4000
+        names = [f"/{i}-{pad}.fits" for i in range(1500)]  # ~6 MB: more than a socket buffer takes
+        for name in names:
+            await sender.send_event(NewImageEvent(name))
+        await sender.close()
+        assert sender.outbox.unsent == 0
+        await eventually(lambda: len(got) >= len(names), timeout=20.0, what=f"{len(names)} events (have {len(got)})")
+        assert got == names
+    finally:
+        await sender.close()
+        await receiver.close()

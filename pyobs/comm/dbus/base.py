@@ -16,9 +16,10 @@ from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.validators import is_bus_name_valid
 
+from pyobs.events.event import Event
 from pyobs.utils.exceptions import RemoteError
 
-from ..transport import Announcement, Extend, Transport, TransportHandler
+from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from .codec import (
     escape_name,
     unescape_name,
@@ -41,6 +42,13 @@ DBUS_PATH = "/org/freedesktop/DBus"
 EVENT_SIGNATURE = "sda{sv}"
 DESCRIBE_SIGNATURE = "a(su)ass"
 ERROR_SIGNATURE = "ssas"
+#: after a reconnect, how long [s] to wait for the peers that were online to come back before
+#: sending the events kept meanwhile
+RESTORE_GRACE = 3.0
+#: flow control of event bursts: a round trip to the bus daemon after this many event signals sent
+#: less than BURST_WINDOW [s] apart (a full socket would make dbus-fast drop the connection)
+BURST = 32
+BURST_WINDOW = 0.05
 
 E_UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
 E_INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
@@ -124,8 +132,17 @@ class DbusBase(Transport):
         self._receives: set[str] = set()
         # discovery
         self._owners: dict[str, str] = {}  # unique name -> module name
+        # set once the owners of the names listed at (re)connection are known: until then a caller
+        # we cannot name yet may be a module of ours, whose name its call must be checked under
+        self._owners_settled = asyncio.Event()
         self._names: dict[str, str] = {}  # module name -> unique name
         self._online: set[str] = set()
+        #: peers that were online when the bus went away (waited for, bounded, after reconnecting)
+        self._returning: set[str] = set()
+        #: the last event signal dbus-fast has not written yet, and its event (see events.py)
+        self._unwritten: tuple[asyncio.Future[Any], Event] | None = None
+        self._burst = 0
+        self._burst_start = 0.0
         self._describing: dict[str, asyncio.Task[None]] = {}
         # calls out
         self._outgoing: dict[int, _Outgoing] = {}
@@ -158,6 +175,20 @@ class DbusBase(Transport):
             return None
         return unescape_name(rest)
 
+    async def _caller(self, unique_name: str) -> str:
+        """The module name of the connection ``unique_name`` (stamped by the bus daemon, never taken
+        from a message's body); a connection that owns no module name of ours is named by its unique name.
+        """
+        name = self._owners.get(unique_name)
+        if name is None and not self._owners_settled.is_set():
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self._owners_settled.wait()
+            except TimeoutError:
+                pass
+            name = self._owners.get(unique_name)
+        return name if name is not None else unique_name
+
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         assert self._loop is not None
         task = self._loop.create_task(coro)
@@ -184,7 +215,7 @@ class DbusBase(Transport):
         """A method call of the transport's own (to the bus or a peer), under ``self.timeout``."""
         bus = self._bus
         if bus is None:
-            raise RemoteError(f"{self.name}: not connected to the D-Bus bus ({self.bus_description})")
+            raise NotConnected(f"{self.name}: not connected to the D-Bus bus ({self.bus_description})")
         msg = Message(
             destination=destination,
             path=path,
@@ -228,3 +259,5 @@ class DbusBase(Transport):
         def _state_rule(self, peer: str, iface: str) -> str: ...
 
         def _on_properties(self, msg: Message) -> Message: ...
+
+        async def _resend_unwritten(self) -> None: ...

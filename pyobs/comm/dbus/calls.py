@@ -19,7 +19,7 @@ from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError, UnknownMethodError
 
 from ..errors import RemoteException, describe, rebuild
-from ..transport import Extend
+from ..transport import Extend, NotConnected
 from .base import (
     _ERROR,
     _NO_REPLY,
@@ -123,7 +123,7 @@ class CallsMixin(DbusBase):
         handler = self._handler
         assert handler is not None
         caller = msg.sender
-        sender = self._owners.get(caller, caller) if caller else ""
+        sender = await self._caller(caller) if caller else ""
 
         def announce(seconds: float) -> None:
             self._send(
@@ -199,7 +199,7 @@ class CallsMixin(DbusBase):
     async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
         bus = self._bus
         if bus is None:
-            raise RemoteError(f"cannot call {peer}.{method.name}(): not connected to the D-Bus bus")
+            raise NotConnected(f"cannot call {peer}.{method.name}(): not connected to the D-Bus bus")
         out = self._outgoing.get(id(method))
         if out is None or out.spec is not method:
             out = self._compile_out(method)
