@@ -140,6 +140,7 @@ async def test_peers_go_offline_when_our_link_stays_down_past_the_grace(outage_b
             timeout=RECONNECT,
             what="ModuleOpenedEvent once they are back",
         )
+        await eventually(lambda: caller.connected, timeout=RECONNECT, what="the caller reconnecting")
         proxy = await caller.proxy("sink", IKitchenSink)
         assert await proxy.echo_int(4) == 4
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import ssl
 import time
 from collections.abc import Awaitable
@@ -20,9 +21,11 @@ from ..backoff import RECONNECT_FIRST, backoff
 from ..transport import TransportHandler
 from . import discovery, rpc
 from .base import (
+    DISCO_IN_FLIGHT,
     Q_DIRECT_SUBSCRIBE,
     Q_PING,
     RECENTLY_GONE,
+    RECONNECT_JITTER,
     RECONNECT_MAX_DELAY,
     IqError,
     XmppAuthError,
@@ -70,6 +73,7 @@ class ConnectionMixin(XmppBase):
     async def open(self, handler: TransportHandler) -> None:
         self._handler = handler
         self._loop = asyncio.get_running_loop()
+        self._disco_slots = asyncio.Semaphore(DISCO_IN_FLIGHT)
         self._closing = False
         self._conflict = False
         self._client = self._make_client()
@@ -223,8 +227,10 @@ class ConnectionMixin(XmppBase):
 
     async def _reconnect(self) -> None:
         """Reconnect until it works (or we close); then restore presence, subscriptions and events."""
+        # a random start: modules that lost the server together do not all log in at once (each
+        # login costs the server a SCRAM derivation, and the presences of all of them cross)
+        pause = random.uniform(0.0, RECONNECT_JITTER)
         pauses = backoff(RECONNECT_FIRST, RECONNECT_MAX_DELAY)
-        pause = 0.0  # the first attempt at once
         while not self._closing:
             if pause:
                 await asyncio.sleep(pause)
@@ -281,6 +287,7 @@ class ConnectionMixin(XmppBase):
         for timer in self._leaving.values():
             timer.cancel()
         self._leaving.clear()
+        self._flush_batch()
         if self._deferred_timer is not None:
             self._deferred_timer.cancel()
             self._flush_deferred()
@@ -307,6 +314,7 @@ class ConnectionMixin(XmppBase):
         for task in list(self._tasks):
             task.cancel()
         self._peers.clear()
+        self._caps_waiting.clear()
         self._direct.clear()
         self._direct_targets = {}
         self._state_subs.clear()
