@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -22,12 +23,14 @@ from pyobs.interfaces.interface import (
 )
 from pyobs.utils.casting import CastError, cast
 from pyobs.utils.exceptions import (
+    ModuleBusyError,
     ModuleError,
     ModuleStartingError,
     RemoteError,
     RemoteTimeoutError,
     UnknownMethodError,
 )
+from pyobs.utils.ratelimit import RateLimitedLog
 
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
 from .transport import Announce, Announcement, Transport
@@ -64,14 +67,30 @@ class _Call:
     without suspending (an in-process call) costs no timer at all.
     """
 
-    __slots__ = ("deadline", "gone", "until")
+    __slots__ = ("deadline", "gone", "limit", "limited", "until", "who")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: float, who: str, limited: RateLimitedLog) -> None:
         self.deadline: asyncio.Timeout | None = None
         self.until: float | None = None
         self.gone = False
+        self.limit = limit
+        self.who = who
+        self.limited = limited
 
     def extend(self, seconds: float) -> None:
+        # a peer must not hold us longer than max_call_timeout, nor forever
+        if not (isinstance(seconds, int | float) and math.isfinite(seconds)) or seconds < 0:
+            self.limited.warning(
+                "bad-extend",
+                "ignored a call duration of %r announced by %s (not a finite number >= 0)", seconds, self.who,
+            )  # fmt: skip
+            return
+        if seconds > self.limit:
+            self.limited.warning(
+                "long-extend", "%s announced a call duration of %.0f s; waiting at most max_call_timeout=%.0f s",
+                self.who, seconds, self.limit,
+            )  # fmt: skip
+            seconds = self.limit
         # the callee's estimate plus a margin for the answer to travel back
         until = asyncio.get_running_loop().time() + seconds + max(1.0, 0.1 * seconds)
         if self.deadline is None:
@@ -128,13 +147,51 @@ class Comm:
     Args:
         transport: the backend that moves bytes (subclasses such as LocalComm create it).
         timeout: default deadline of a remote call in seconds (a ``@timeout`` method extends it).
+        max_call_timeout: the longest a callee may extend a call's deadline to (seconds from its
+            announcement); longer announcements are cut to this, non-finite ones ignored.
+        max_calls: incoming calls served at once; more get a :class:`ModuleBusyError` at once.
+        max_handler_tasks: events one handler works on at once; further events wait in its queue.
+        handler_queue_size: events waiting per handler; when full, the oldest waiting is dropped
+            (counted in :attr:`dropped_events`, with a rate-limited warning).
     """
 
-    def __init__(self, transport: Transport, *, timeout: float = 10.0) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        timeout: float = 10.0,
+        max_call_timeout: float = 3600.0,
+        max_calls: int = 1000,
+        max_handler_tasks: int = 64,
+        handler_queue_size: int = 1024,
+    ) -> None:
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if not math.isfinite(max_call_timeout) or max_call_timeout <= 0:
+            raise ValueError(f"max_call_timeout must be a positive number of seconds, not {max_call_timeout!r}")
+        for key, value in (
+            ("max_calls", max_calls),
+            ("max_handler_tasks", max_handler_tasks),
+            ("handler_queue_size", handler_queue_size),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a whole number >= 1, not {value!r}")
         self._transport = transport
         self.timeout = float(timeout)
+        self.max_call_timeout = float(max_call_timeout)
+        self.max_calls = max_calls
+        self.max_handler_tasks = max_handler_tasks
+        self.handler_queue_size = handler_queue_size
+        #: incoming calls being served now
+        self.serving = 0
+        #: incoming calls refused because max_calls were being served
+        self.busy_refusals = 0
+        #: events dropped because a handler's queue was full
+        self.dropped_events = 0
+        #: lines a peer can trigger per call or event go through this (one per kind every 10 s, with counts)
+        self._limited = RateLimitedLog(log)
+        self._handler_running: dict[EventHandler, int] = {}
+        self._handler_waiting: dict[EventHandler, deque[tuple[Event, str]]] = {}
         self.module: Any = None
         self._peers: dict[str, Peer] = {}
         self._proxies: dict[str, Proxy] = {}
@@ -231,6 +288,7 @@ class Comm:
         for calls in self._inflight.values():
             for c in list(calls):
                 c.abort()
+        self._handler_waiting.clear()
         for task in [*self._tasks, *self._handler_tasks]:
             task.cancel()
         self._peers.clear()
@@ -360,7 +418,7 @@ class Comm:
         name = peer.name
         if self._peers.get(name) is not peer:
             raise RemoteError(f"cannot call {name}.{spec.name}(): module '{name}' is offline")
-        call = _Call()
+        call = _Call(self.max_call_timeout, name, self._limited)
         coro = self._transport.call(name, spec, bound, call.extend)
         try:
             first = coro.send(None)
@@ -409,6 +467,22 @@ class Comm:
         m = self._methods.get(method)
         if m is None:
             raise UnknownMethodError(f"module '{self.name}' has no method '{method}'")
+        if self.serving >= self.max_calls:
+            self.busy_refusals += 1
+            self._limited.warning(
+                "busy", "%s: refused calls: %d calls are being served (max_calls)", self.name, self.max_calls
+            )
+            raise ModuleBusyError(
+                f"module '{self.name}' is busy: it serves {self.max_calls} calls already (max_calls); try later"
+            )
+        self.serving += 1
+        try:
+            return await self._serve(m, sender, args, announce, cast)
+        finally:
+            self.serving -= 1
+
+    async def _serve(self, m: _LocalMethod, sender: str, args: list[Any], announce: Announce, cast: bool) -> Any:
+        method = m.spec.name
         cargs = m.spec.cast_args(args) if cast else args
         if method not in _ALWAYS_ALLOWED:
             if not self._announced:
@@ -520,28 +594,59 @@ class Comm:
             self._dispatch_cache[etype] = handlers
         if not handlers:
             return
-        loop = asyncio.get_running_loop()
-        running = self._handler_tasks
+        running = self._handler_running
         for handler in handlers:
-            try:
-                # each handler in its own task: nobody waits for it, a failure is logged when it ends
-                task: asyncio.Task[Any] = loop.create_task(handler(event, sender))  # type: ignore[arg-type]
-            except Exception:  # not a coroutine function, or it raised before its first await
-                self._log_handler_failure(handler, event, sender, None)
+            if running.get(handler, 0) < self.max_handler_tasks:
+                self._start_handler(handler, event, sender)
                 continue
-            running[task] = (handler, event, sender)
-            task.add_done_callback(self._handler_done)
+            # the handler is busy with max_handler_tasks events: this one waits (bounded)
+            waiting = self._handler_waiting.get(handler)
+            if waiting is None:
+                waiting = self._handler_waiting[handler] = deque()
+            if len(waiting) >= self.handler_queue_size:
+                old, old_sender = waiting.popleft()
+                self.dropped_events += 1
+                self._limited.warning(
+                    f"drop:{getattr(handler, '__qualname__', '?')}",
+                    "%s: event handler %s is behind (%d running, %d waiting): dropped %s from %s; %d dropped so far",
+                    self.name, getattr(handler, "__qualname__", repr(handler)), running.get(handler, 0),
+                    len(waiting), type(old).__name__, old_sender, self.dropped_events,
+                )  # fmt: skip
+            waiting.append((event, sender))
+
+    def _start_handler(self, handler: EventHandler, event: Event, sender: str) -> None:
+        try:
+            # each handler in its own task: nobody waits for it, a failure is logged when it ends
+            task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(handler(event, sender))  # type: ignore[arg-type]
+        except Exception:  # not a coroutine function, or it raised before its first await
+            self._log_handler_failure(handler, event, sender, None)
+            return
+        self._handler_tasks[task] = (handler, event, sender)
+        self._handler_running[handler] = self._handler_running.get(handler, 0) + 1
+        task.add_done_callback(self._handler_done)
 
     def _handler_done(self, task: asyncio.Task[Any]) -> None:
         handler, event, sender = self._handler_tasks.pop(task)
+        count = self._handler_running.get(handler, 1) - 1
+        if count > 0:
+            self._handler_running[handler] = count
+        else:
+            self._handler_running.pop(handler, None)
         if not task.cancelled() and task.exception() is not None:
             self._log_handler_failure(handler, event, sender, task.exception())
+        waiting = self._handler_waiting.get(handler)
+        if waiting:
+            next_event, next_sender = waiting.popleft()
+            if not waiting:
+                del self._handler_waiting[handler]
+            self._start_handler(handler, next_event, next_sender)
 
     def _log_handler_failure(
         self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None
     ) -> None:
         name = getattr(handler, "__qualname__", repr(handler))
-        log.error(
+        self._limited.error(
+            f"handler:{name}",
             "%s: event handler %s failed on %r from %s",
             self.name,
             name,

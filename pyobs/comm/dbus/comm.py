@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from ..comm import Comm
 from .transport import DbusTransport
 
@@ -12,6 +14,7 @@ class DbusComm(Comm):
         bus: ``"session"`` (default), ``"system"`` or an address such as ``"unix:path=/run/pyobs/bus"``.
         prefix: well-known name prefix; only modules with the same prefix see each other.
         timeout: default call deadline in seconds (also bounds the transport's own bus requests).
+        **limits: the bounds of :class:`~pyobs.comm.Comm` (``max_call_timeout``, ``max_calls``, …).
 
     In YAML::
 
@@ -21,9 +24,14 @@ class DbusComm(Comm):
     """
 
     def __init__(
-        self, name: str, bus: str = "session", prefix: str = "org.pyobs.module", timeout: float = 10.0
+        self,
+        name: str,
+        bus: str = "session",
+        prefix: str = "org.pyobs.module",
+        timeout: float = 10.0,
+        **limits: Any,
     ) -> None:
-        super().__init__(DbusTransport(name, bus=bus, prefix=prefix, timeout=timeout), timeout=timeout)
+        super().__init__(DbusTransport(name, bus=bus, prefix=prefix, timeout=timeout), timeout=timeout, **limits)
 
     @property
     def bus_name(self) -> str:
