@@ -71,9 +71,10 @@ class XmppBackend:
                 f"(the shared roster is fixed when prosody starts)"
             )
 
-    def comm(self, name: str, timeout: float = 10.0) -> Comm:
+    def comm(self, name: str, timeout: float = 10.0, **limits: Any) -> Comm:
         self._check(name)
         comm = XmppComm(
+            **limits,
             user=name,
             domain=self.server.domain,
             resource=self.resource,
