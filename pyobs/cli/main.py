@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from pyobs.object import Object, get_object
+from pyobs.utils import safeyaml
 from pyobs.utils.exceptions import ConfigError
 
 
@@ -24,7 +25,9 @@ def load_config(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(path, f"cannot read file: {exc.strerror or exc}") from None
     try:
-        config = yaml.safe_load(text)
+        config = safeyaml.load(text)
+    except safeyaml.YamlLimitError as exc:
+        raise ConfigError(path, f"refused: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
