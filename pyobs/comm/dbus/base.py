@@ -17,6 +17,7 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.validators import is_bus_name_valid
 
 from pyobs.utils.exceptions import RemoteError
+from pyobs.utils.ratelimit import RateLimitedLog
 
 from ..transport import Announcement, Extend, Transport, TransportHandler
 from .codec import (
@@ -124,6 +125,8 @@ class DbusBase(Transport):
         self._receives: set[str] = set()
         # discovery
         self._owners: dict[str, str] = {}  # unique name -> module name
+        #: lines another process can trigger per message go through this (one per kind every 10 s)
+        self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
         self._names: dict[str, str] = {}  # module name -> unique name
         self._online: set[str] = set()
         self._describing: dict[str, asyncio.Task[None]] = {}

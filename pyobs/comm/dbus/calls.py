@@ -104,7 +104,10 @@ class CallsMixin(DbusBase):
         return True
 
     def _reject(self, msg: Message, name: str, text: str, exc: BaseException | None = None) -> Message | bool:
-        log.warning("%s: rejected call %s.%s from %s: %s", self.name, msg.interface, msg.member, msg.sender, text)
+        self._limited.warning(
+            "rejected-call",
+            "%s: rejected call %s.%s from %s: %s", self.name, msg.interface, msg.member, msg.sender, text,
+        )  # fmt: skip
         if msg.flags & _NO_REPLY:
             return True
         if exc is None:
@@ -282,6 +285,8 @@ class CallsMixin(DbusBase):
             return
         peer, extend = pending
         if self._owners.get(msg.sender or "") != peer:
-            log.warning("%s: ignored a call timeout for %s from %s", self.name, peer, msg.sender)
+            self._limited.warning(
+                "foreign-timeout", "%s: ignored a call timeout for %s from %s", self.name, peer, msg.sender
+            )
             return
         extend(float(seconds))
