@@ -66,7 +66,7 @@ async def test_calls_past_max_calls_get_a_busy_fault(backend: Any) -> None:
         proxy = await caller.proxy("sink", IKitchenSink)
         slow = [asyncio.ensure_future(proxy.sleep(1.0)) for _ in range(3)]
         await eventually(lambda: sink.comm.serving == 3, what="three calls being served")
-        with pytest.raises(ModuleBusyError, match="busy.*max_calls"):
+        with pytest.raises(ModuleBusyError, match=r"busy.*max_calls"):
             await proxy.echo_int(1)
         assert sink.comm.busy_refusals == 1
         assert await asyncio.gather(*slow) == [1.0, 1.0, 1.0]

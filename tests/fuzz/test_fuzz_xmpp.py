@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from fuzz_support import LIMITS, Health, log_lines, rss_mb, start_target, stop_target
 from garble import call_payload
-from target import IFuzzTarget
 from xmpp_helpers import RawClient, rpc_call, rpc_param
 
 RPC = "{jabber:iq:rpc}"
@@ -153,7 +152,8 @@ async def test_attacks_over_xmpp(xmpp_backend: Any, tmp_path: Path) -> None:
         # ------------------------------------------------------------------ spoofing
         handled_before = stats["handled"]
         for i in range(100):
-            reply = await mallory.request(rpc_call(jid, "add", rpc_param("<int>1</int>") + rpc_param("<double>1</double>")))
+            args = rpc_param("<int>1</int>") + rpc_param("<double>1</double>")
+            reply = await mallory.request(rpc_call(jid, "add", args))
             assert _condition(reply) == "forbidden"
             for node_owner in ("mallory", "caller"):
                 mallory.send_text(

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyobs.comm.xmpp.rpc import encode_params, parse_call
-from pyobs.comm.xmpp.values import INVALID_XML, EncodeError, decode, encode, escape_attr
+from pyobs.comm.xmpp.values import EncodeError, decode, encode, escape_attr
 
 #: every character XML 1.0 can carry (Char production), surrogates excluded
 xml_chars = st.one_of(
