@@ -20,8 +20,10 @@ LIMITS = {"max_calls": 200, "max_handler_tasks": 4, "handler_queue_size": 100, "
 MEMORY_BOUND_MB = 96
 
 
-def start_target(comm_config: dict[str, Any], tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
-    config = {"class": "target.FuzzTarget", "comm": {**comm_config, **LIMITS}}
+def start_target(
+    comm_config: dict[str, Any], tmp_path: Path, name: str, **limits: Any
+) -> subprocess.Popen[bytes]:
+    config = {"class": "target.FuzzTarget", "comm": {**comm_config, **LIMITS, **limits}}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))

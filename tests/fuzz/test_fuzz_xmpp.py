@@ -13,7 +13,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fuzz_support import LIMITS, Health, log_lines, rss_mb, start_target, stop_target
 from garble import call_payload
 from xmpp_helpers import RawClient, rpc_call, rpc_param
@@ -195,7 +194,3 @@ async def test_attacks_over_xmpp(xmpp_backend: Any, tmp_path: Path) -> None:
         await caller.close()
         stop_target(proc)
 
-
-@pytest.fixture(autouse=True)
-def _needs_prosody(xmpp_backend: Any) -> None:
-    """(the xmpp_backend fixture skips without prosody, unless PYOBS_REQUIRE_XMPP is set)"""
