@@ -27,13 +27,11 @@ class StanzaLimits:
 
 def stanza_problem(xml: Element, limits: StanzaLimits) -> str | None:
     """None if ``xml`` is within ``limits``, else what exceeds them (without recursion)."""
-    max_depth, max_elements, max_chars = limits.max_depth, limits.max_elements, limits.max_chars
+    max_elements, max_chars = limits.max_elements, limits.max_chars
     count = 0
     chars = 0
-    stack: list[tuple[Element, int]] = [(xml, 1)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        el, depth = pop()
+    # Element.iter() walks in C, without recursion: counting is cheap for the small stanzas of calls
+    for el in xml.iter():
         count += 1
         text, tail = el.text, el.tail
         if text:
@@ -43,13 +41,22 @@ def stanza_problem(xml: Element, limits: StanzaLimits) -> str | None:
         if el.attrib:
             for value in el.attrib.values():
                 chars += len(value)
+        if count > max_elements:
+            return f"more than {max_elements} elements"
+        if chars > max_chars:
+            return f"more than {max_chars} characters"
+    # fewer elements than levels allowed: it cannot be nested too deeply
+    return _depth_problem(xml, limits.max_depth) if count > limits.max_depth else None
+
+
+def _depth_problem(xml: Element, max_depth: int) -> str | None:
+    stack: list[tuple[Element, int]] = [(xml, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        el, depth = pop()
         if len(el):
             if depth >= max_depth:
                 return f"nested too deeply (more than {max_depth} levels)"
             for child in el:
                 push((child, depth + 1))
-        if count > max_elements:
-            return f"more than {max_elements} elements"
-        if chars > max_chars:
-            return f"more than {max_chars} characters"
     return None
