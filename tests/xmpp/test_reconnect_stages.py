@@ -5,6 +5,7 @@ the truth meanwhile. A TCP relay between module and server cuts the connection a
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -51,17 +52,30 @@ async def test_drops_at_every_stage_end_connected(xmpp_backend: Any, stages: lis
         timeout=3.0, connect_timeout=5.0,
     )  # fmt: skip
     module = Probe(comm=comm)
+    watcher: asyncio.Future[None] | None = None
     await module.open()
     await comm.register_event(ProbeEvent)
     try:
         await eventually(lambda: comm.is_online("other") and other.comm.is_online("callee"), what="both online")
         await comm.subscribe_state("other", IMotion, on_state)
+        lies: list[str] = []
+
+        async def watch() -> None:
+            # ``connected`` tells the truth: never True while the transport has no session
+            while True:
+                if comm.connected and not comm.xmpp.connected:
+                    lies.append("connected without a session")
+                await asyncio.sleep(0.002)
+
+        watcher = asyncio.ensure_future(watch())
         relay.cut_all()
         await eventually(lambda: not comm.connected, what="the drop noticed")
         # every planned cut happens, and the comm comes back after the last one
         await eventually(lambda: len(relay.cuts) == len(stages), timeout=30, what=f"cuts at {stages}")
         await eventually(lambda: comm.connected, timeout=30, what="connected again")
         assert [m for _, m in relay.cuts] == [STAGES[s] for s in stages]
+        watcher.cancel()
+        assert lies == []
         assert comm.xmpp.connected
         # and everything works again: calls both ways, events, the state subscription
         await eventually(lambda: other.comm.is_online("callee"), timeout=10, what="callee back for the other")
@@ -74,6 +88,8 @@ async def test_drops_at_every_stage_end_connected(xmpp_backend: Any, stages: lis
         await other.comm.set_state(IMotion, MotionState(status=MotionStatus.PARKED))
         await eventually(lambda: MotionStatus.PARKED in states, what="state after reconnecting")
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await module.close()
         await other.close()
         await relay.close()
