@@ -265,7 +265,15 @@ def _dec_double(el: Element) -> Any:
 
 
 def _dec_string(el: Element) -> Any:
-    return el.text or ""
+    if not len(el):
+        return el.text or ""
+    # a CR between pyobs-comm modules travels as <cr/> (see rpc.exact); other children are ignored
+    parts = [el.text or ""]
+    for child in el:
+        if child.tag.rpartition("}")[2] == "cr":
+            parts.append("\r")
+        parts.append(child.tail or "")
+    return "".join(parts)
 
 
 def _dec_items(el: Element) -> Any:
