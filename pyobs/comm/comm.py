@@ -31,11 +31,13 @@ from pyobs.utils.exceptions import (
     RemoteTimeoutError,
     UnknownMethodError,
 )
+from pyobs.utils.owner import Publishers, context_of, current_owner
 from pyobs.utils.ratelimit import RateLimitedLog
 
 from .acl import Acl
+from .outbox import CAPACITY, Outbox
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
-from .transport import Announce, Announcement, Transport
+from .transport import Announce, Announcement, NotConnected, Transport
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,8 @@ class Comm:
         max_handler_tasks: events one handler works on at once; further events wait in its queue.
         handler_queue_size: events waiting per handler; when full, the oldest waiting is dropped
             (counted in :attr:`dropped_events`, with a rate-limited warning).
+        event_queue_size: how many outgoing events may wait while they cannot be sent (see
+            :mod:`pyobs.comm.outbox`); beyond that the oldest are dropped with a warning.
     """
 
     def __init__(
@@ -166,6 +170,7 @@ class Comm:
         max_calls: int = 1000,
         max_handler_tasks: int = 64,
         handler_queue_size: int = 1024,
+        event_queue_size: int = CAPACITY,
     ) -> None:
         if not math.isfinite(timeout) or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
@@ -179,6 +184,8 @@ class Comm:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a whole number >= 1, not {value!r}")
         self._transport = transport
+        #: where outgoing events wait until they can be sent; its counters say what was sent
+        self.outbox = Outbox(transport.name, transport.publish_event, event_queue_size)
         self.timeout = float(timeout)
         self.max_call_timeout = float(max_call_timeout)
         self.max_calls = max_calls
@@ -211,6 +218,8 @@ class Comm:
         self._inflight: dict[str, set[_Call]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
+        #: event handlers run as the module's code (see pyobs.utils.owner)
+        self._owner_context = context_of(None)
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._opened = False
@@ -239,6 +248,7 @@ class Comm:
     def attach(self, module: Any) -> None:
         """Attach the module whose interfaces this comm exposes (done by Object)."""
         self.module = module
+        self._owner_context = context_of(module)
         self._methods = {}
         for name, spec in methods_of(implemented_interfaces(module)).items():
             func = getattr(module, name)
@@ -255,9 +265,11 @@ class Comm:
         by the module when its ``open()`` has finished (so everything it registered is known)."""
         if self._opened:
             return
+        self.outbox.open()
         await self._transport.open(self)
         self._opened = True
         self._connected = True
+        self.outbox.set_connected(True)
         if self.module is None:
             await self.announce()
 
@@ -265,6 +277,7 @@ class Comm:
         """Become discoverable (idempotent; called again after later registrations)."""
         await self._transport.announce(self._announcement())
         self._announced = True
+        self.outbox.set_announced(True)  # events sent before (e.g. logged in open()) go out now
 
     def _announcement(self) -> Announcement:
         module = self.module
@@ -281,6 +294,11 @@ class Comm:
         """Go offline; pending calls of ours end, handlers are cancelled."""
         if not self._opened:
             return
+        # what waits goes out first (bounded), while we are still online
+        await self.outbox.close()
+        box = self.outbox
+        if box.sent or box.unsent or box.dropped or box.refused:
+            log.info("%s: %s", self.name, self.outbox.summary())  # what was sent, for operators and tests
         self._opened = False
         self._announced = False
         self._connected = False
@@ -401,6 +419,7 @@ class Comm:
 
     def connection_changed(self, connected: bool, reason: str = "") -> None:
         self._connected = connected
+        self.outbox.set_connected(connected)  # back: what waits goes out, in order
         if connected:
             log.info("%s: connection restored", self.name)
         else:
@@ -524,7 +543,13 @@ class Comm:
                 announced = announce(seconds)
                 if announced is not None:
                     await announced
-        if m.takes_kwargs:
+        if Publishers.count > 1:  # several modules here: the callee's code runs (in the caller's task)
+            owner = current_owner.set(self.module)
+            try:
+                result = await (m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs))
+            finally:
+                current_owner.reset(owner)
+        elif m.takes_kwargs:
             result = await m.func(*cargs, sender=sender)
         else:
             result = await m.func(*cargs)
@@ -602,7 +627,7 @@ class Comm:
             )
         if not self._opened:
             raise RuntimeError(f"cannot send {etype.__name__}: comm of '{self.name}' is not open")
-        await self._transport.publish_event(event)
+        await self.outbox.send(event)
 
     def event_received(self, sender: str, event: Event) -> None:
         uid = event.uuid
@@ -645,7 +670,9 @@ class Comm:
     def _start_handler(self, handler: EventHandler, event: Event, sender: str) -> None:
         try:
             # each handler in its own task: nobody waits for it, a failure is logged when it ends
-            task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(handler(event, sender))  # type: ignore[arg-type]
+            task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(
+                handler(event, sender), context=self._owner_context  # type: ignore[arg-type]
+            )
         except Exception:  # not a coroutine function, or it raised before its first await
             self._log_handler_failure(handler, event, sender, None)
             return
@@ -669,9 +696,7 @@ class Comm:
                 del self._handler_waiting[handler]
             self._start_handler(handler, next_event, next_sender)
 
-    def _log_handler_failure(
-        self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None
-    ) -> None:
+    def _log_handler_failure(self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None) -> None:
         name = getattr(handler, "__qualname__", repr(handler))
         self._limited.error(
             f"handler:{name}",
@@ -712,6 +737,10 @@ class Comm:
                     await self._transport.publish_state(decl.__name__, state)
             except TimeoutError:
                 raise RemoteTimeoutError(f"{self.name}: publishing state of {decl.__name__} timed out") from None
+            except NotConnected as exc:
+                # kept: transports publish their own state again when the connection is back; a
+                # module's loop that sets state must not die of a reconnect (a weather station!)
+                log.debug("%s: state of %s kept until reconnected: %s", self.name, decl.__name__, exc)
 
     def get_own_state(self, interface: type[Interface]) -> Any:
         return self._own_state.get(self._state_interface(interface).__name__)

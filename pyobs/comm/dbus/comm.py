@@ -14,6 +14,7 @@ class DbusComm(Comm):
         bus: ``"session"`` (default), ``"system"`` or an address such as ``"unix:path=/run/pyobs/bus"``.
         prefix: well-known name prefix; only modules with the same prefix see each other.
         timeout: default call deadline in seconds (also bounds the transport's own bus requests).
+        event_queue_size: events kept while the bus is away (the oldest are dropped when it is full).
         **limits: the bounds of :class:`~pyobs.comm.Comm` (``max_call_timeout``, ``max_calls``, …).
 
     In YAML::
@@ -29,9 +30,15 @@ class DbusComm(Comm):
         bus: str = "session",
         prefix: str = "org.pyobs.module",
         timeout: float = 10.0,
+        event_queue_size: int = 10000,
         **limits: Any,
     ) -> None:
-        super().__init__(DbusTransport(name, bus=bus, prefix=prefix, timeout=timeout), timeout=timeout, **limits)
+        super().__init__(
+            DbusTransport(name, bus=bus, prefix=prefix, timeout=timeout),
+            timeout=timeout,
+            event_queue_size=event_queue_size,
+            **limits,
+        )
 
     @property
     def bus_name(self) -> str:

@@ -91,7 +91,7 @@ class XmppComm(Comm):
             version=version,
             trusted=trusted,
         )
-        super().__init__(transport, timeout=timeout, **limits)
+        super().__init__(transport, timeout=timeout, event_queue_size=event_queue_size, **limits)
 
     @property
     def xmpp(self) -> XmppTransport:
