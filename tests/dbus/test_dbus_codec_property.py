@@ -59,14 +59,14 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(values)
 def test_every_value_round_trips_exactly_as_a_variant(value: Any) -> None:
     back = plain(_wire("v", to_variant(value)))
     assert _same(back, value), (value, back)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(dbus_text, max_size=5), st.dictionaries(dbus_text, st.lists(int64, max_size=3), max_size=4))
 def test_declared_types_round_trip_exactly(texts: list[str], table: dict[str, list[int]]) -> None:
     sig, enc = compile_type(list[str])
