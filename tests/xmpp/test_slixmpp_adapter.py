@@ -19,13 +19,13 @@ def test_every_stanza_of_the_stream_passes_spawn_event() -> None:
     assert list(inspect.signature(XMLStream._spawn_event).parameters) == ["self", "xml"]
 
 
-def test_the_private_names_exist() -> None:
+async def test_the_private_names_exist() -> None:
     client = slixmpp.ClientXMPP("a@b.c/d", "x")
     for name in SLIXMPP_PRIVATE:
         assert hasattr(client, name) or hasattr(XMLStream, name), name
 
 
-def test_an_oversized_stanza_reaches_neither_the_transport_nor_slixmpp() -> None:
+async def test_an_oversized_stanza_reaches_neither_the_transport_nor_slixmpp() -> None:
     seen: list[str] = []
     refused: list[str] = []
     client = Client(
