@@ -93,3 +93,15 @@ def test_every_option_is_checked_with_a_one_line_error(
     assert main([str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"pyobs: error in {path}") and expect in err[0], err
+
+
+def test_includes_are_bounded_too(tmp_path: Path) -> None:
+    (tmp_path / "bomb.yaml").write_text(BOMB.replace("class: pyobs.modules.Module\n", ""))
+    main_file = tmp_path / "main.yaml"
+    main_file.write_text("class: pyobs.modules.Module\n{include bomb.yaml i}\n")
+    with pytest.raises(ConfigError, match="aliases"):
+        load_config(str(main_file))
+    # a file that never ends (or is huge) is read only up to the bound
+    main_file.write_text("class: pyobs.modules.Module\nx: {include /dev/zero}\n")
+    with pytest.raises(ConfigError, match="too large"):
+        load_config(str(main_file))
