@@ -163,7 +163,7 @@ def _all_parameters(cls: type) -> tuple[dict[str, Any], bool]:
                 passes_on = True
             elif p.kind is not inspect.Parameter.VAR_POSITIONAL:
                 hints_of.setdefault(p.name, hints.get(p.name))
-        if not passes_on or klass is Object:  # Object's **kwargs only names unexpected arguments
+        if not passes_on:  # (Object passes what it does not take on to mixins later in the MRO)
             return hints_of, False
     return hints_of, True
 
