@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -24,6 +25,7 @@ from pyobs.utils.casting import CastError, cast
 from pyobs.utils.enums import ModuleState
 from pyobs.utils.exceptions import (
     ForbiddenError,
+    ModuleBusyError,
     ModuleError,
     ModuleStartingError,
     RemoteError,
@@ -32,6 +34,7 @@ from pyobs.utils.exceptions import (
 )
 from pyobs.utils.expression import evaluate_expression
 from pyobs.utils.owner import Publishers, context_of, current_owner
+from pyobs.utils.ratelimit import RateLimitedLog
 
 from .acl import Acl
 from .errors import mark_bad_arguments
@@ -83,15 +86,31 @@ class _Call:
     without suspending (an in-process call) costs no timer at all.
     """
 
-    __slots__ = ("deadline", "gone", "lost", "until")
+    __slots__ = ("deadline", "gone", "limit", "limited", "lost", "until", "who")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: float, who: str, limited: RateLimitedLog) -> None:
         self.deadline: asyncio.Timeout | None = None
         self.until: float | None = None
         self.gone = False
         self.lost: str | None = None  # why our own link went, if that ended the call
+        self.limit = limit
+        self.who = who
+        self.limited = limited
 
     def extend(self, seconds: float) -> None:
+        # a peer must not hold us longer than max_call_timeout, nor forever
+        if not (isinstance(seconds, int | float) and math.isfinite(seconds)) or seconds < 0:
+            self.limited.warning(
+                "bad-extend",
+                "ignored a call duration of %r announced by %s (not a finite number >= 0)", seconds, self.who,
+            )  # fmt: skip
+            return
+        if seconds > self.limit:
+            self.limited.warning(
+                "long-extend", "%s announced a call duration of %.0f s; waiting at most max_call_timeout=%.0f s",
+                self.who, seconds, self.limit,
+            )  # fmt: skip
+            seconds = self.limit
         # the callee's estimate plus a margin for the answer to travel back
         until = asyncio.get_running_loop().time() + seconds + max(1.0, 0.1 * seconds)
         if self.deadline is None:
@@ -149,6 +168,12 @@ class Comm:
     Args:
         transport: the backend that moves bytes (subclasses such as LocalComm create it).
         timeout: default deadline of a remote call in seconds (a ``@timeout`` method extends it).
+        max_call_timeout: the longest a callee may extend a call's deadline to (seconds from its
+            announcement); longer announcements are cut to this, non-finite ones ignored.
+        max_calls: incoming calls served at once; more get a :class:`ModuleBusyError` at once.
+        max_handler_tasks: events one handler works on at once; further events wait in its queue.
+        handler_queue_size: events waiting per handler; when full, the oldest waiting is dropped
+            (counted in :attr:`dropped_events`, with a rate-limited warning).
         event_queue_size: how many outgoing events may wait while they cannot be sent (see
             :mod:`pyobs.comm.outbox`); beyond that the oldest are dropped with a warning.
         peer_grace: seconds peers are kept while our own link is down, and after it is back for
@@ -161,18 +186,45 @@ class Comm:
         transport: Transport,
         *,
         timeout: float = 10.0,
+        max_call_timeout: float = 3600.0,
+        max_calls: int = 1000,
+        max_handler_tasks: int = 64,
+        handler_queue_size: int = 1024,
         event_queue_size: int = CAPACITY,
         peer_grace: float = PEER_GRACE,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        if peer_grace < 0:
-            raise ValueError("peer_grace must not be negative")
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if not math.isfinite(max_call_timeout) or max_call_timeout <= 0:
+            raise ValueError(f"max_call_timeout must be a positive number of seconds, not {max_call_timeout!r}")
+        if not math.isfinite(peer_grace) or peer_grace < 0:
+            raise ValueError(f"peer_grace must be a number of seconds >= 0, not {peer_grace!r}")
+        for key, value in (
+            ("max_calls", max_calls),
+            ("max_handler_tasks", max_handler_tasks),
+            ("handler_queue_size", handler_queue_size),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a whole number >= 1, not {value!r}")
         self._transport = transport
         #: where outgoing events wait until they can be sent; its counters say what was sent
         self.outbox = Outbox(transport.name, transport.publish_event, event_queue_size)
         self.timeout = float(timeout)
         self.peer_grace = float(peer_grace)
+        self.max_call_timeout = float(max_call_timeout)
+        self.max_calls = max_calls
+        self.max_handler_tasks = max_handler_tasks
+        self.handler_queue_size = handler_queue_size
+        #: incoming calls being served now
+        self.serving = 0
+        #: incoming calls refused because max_calls were being served
+        self.busy_refusals = 0
+        #: events dropped because a handler's queue was full
+        self.dropped_events = 0
+        #: lines a peer can trigger per call or event go through this (one per kind every 10 s, with counts)
+        self._limited = RateLimitedLog(log)
+        self._handler_running: dict[EventHandler, int] = {}
+        self._handler_waiting: dict[EventHandler, deque[tuple[Event, str]]] = {}
         self._module: Any = None
         self._peers: dict[str, Peer] = {}
         self._proxies: dict[str, Proxy] = {}
@@ -306,6 +358,7 @@ class Comm:
         for calls in self._inflight.values():
             for c in list(calls):
                 c.abort()
+        self._handler_waiting.clear()
         for task in [*self._tasks, *self._handler_tasks]:
             task.cancel()
         self._peers.clear()
@@ -593,7 +646,7 @@ class Comm:
             raise NotConnected(
                 f"cannot call {name}.{spec.name}(): '{self.name}' is not connected ({self._lost_reason}); reconnecting"
             )
-        call = _Call()
+        call = _Call(self.max_call_timeout, name, self._limited)
         coro = self._transport.call(name, spec, bound, call.extend)
         try:
             first = coro.send(None)
@@ -658,6 +711,22 @@ class Comm:
         m = self._methods.get(method)
         if m is None:
             raise UnknownMethodError(f"module '{self.name}' has no method '{method}'")
+        if self.serving >= self.max_calls:
+            self.busy_refusals += 1
+            self._limited.warning(
+                "busy", "%s: refused calls: %d calls are being served (max_calls)", self.name, self.max_calls
+            )
+            raise ModuleBusyError(
+                f"module '{self.name}' is busy: it serves {self.max_calls} calls already (max_calls); try later"
+            )
+        self.serving += 1
+        try:
+            return await self._serve(m, sender, args, announce, cast)
+        finally:
+            self.serving -= 1
+
+    async def _serve(self, m: _LocalMethod, sender: str, args: list[Any], announce: Announce, cast: bool) -> Any:
+        method = m.spec.name
         if method not in _ALWAYS_ALLOWED:
             if not self._announced:
                 raise ModuleStartingError(f"module '{self.name}' is still starting")
@@ -669,11 +738,12 @@ class Comm:
         # caller may still ask what it is permitted to call
         if acl is not None and method != "get_permitted_methods" and acl.denies(sender, method):
             if acl.enforcing:
-                log.warning("%s: denied caller '%s' calling %s() (acl)", self.name, sender, method)
+                self._limited.warning("acl", "%s: denied caller '%s' calling %s() (acl)", self.name, sender, method)
                 raise ForbiddenError(f"Caller '{sender}' is not permitted to invoke '{method}'.")
-            log.warning(
-                '%s: caller "%s" would be denied calling "%s" (acl mode=log, allowing).', self.name, sender, method
-            )
+            self._limited.warning(
+                "acl-log",
+                '%s: caller "%s" would be denied calling "%s" (acl mode=log, allowing).', self.name, sender, method,
+            )  # fmt: skip
         try:
             cargs = m.spec.cast_args(args) if cast else args
         except Exception as exc:  # TypeError/ValueError naming the argument, or a dataclass refusing values
@@ -792,27 +862,59 @@ class Comm:
             self._dispatch_cache[etype] = handlers
         if not handlers:
             return
-        loop = asyncio.get_running_loop()
-        running = self._handler_tasks
-        context = self._owner_context
+        running = self._handler_running
         for handler in handlers:
-            try:
-                # each handler in its own task: nobody waits for it, a failure is logged when it ends
-                task: asyncio.Task[Any] = loop.create_task(handler(event, sender), context=context)  # type: ignore[arg-type]
-            except Exception:  # not a coroutine function, or it raised before its first await
-                self._log_handler_failure(handler, event, sender, None)
+            if running.get(handler, 0) < self.max_handler_tasks:
+                self._start_handler(handler, event, sender)
                 continue
-            running[task] = (handler, event, sender)
-            task.add_done_callback(self._handler_done)
+            # the handler is busy with max_handler_tasks events: this one waits (bounded)
+            waiting = self._handler_waiting.get(handler)
+            if waiting is None:
+                waiting = self._handler_waiting[handler] = deque()
+            if len(waiting) >= self.handler_queue_size:
+                old, old_sender = waiting.popleft()
+                self.dropped_events += 1
+                self._limited.warning(
+                    f"drop:{getattr(handler, '__qualname__', '?')}",
+                    "%s: event handler %s is behind (%d running, %d waiting): dropped %s from %s; %d dropped so far",
+                    self.name, getattr(handler, "__qualname__", repr(handler)), running.get(handler, 0),
+                    len(waiting), type(old).__name__, old_sender, self.dropped_events,
+                )  # fmt: skip
+            waiting.append((event, sender))
+
+    def _start_handler(self, handler: EventHandler, event: Event, sender: str) -> None:
+        try:
+            # each handler in its own task: nobody waits for it, a failure is logged when it ends
+            task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(
+                handler(event, sender), context=self._owner_context  # type: ignore[arg-type]
+            )
+        except Exception:  # not a coroutine function, or it raised before its first await
+            self._log_handler_failure(handler, event, sender, None)
+            return
+        self._handler_tasks[task] = (handler, event, sender)
+        self._handler_running[handler] = self._handler_running.get(handler, 0) + 1
+        task.add_done_callback(self._handler_done)
 
     def _handler_done(self, task: asyncio.Task[Any]) -> None:
         handler, event, sender = self._handler_tasks.pop(task)
+        count = self._handler_running.get(handler, 1) - 1
+        if count > 0:
+            self._handler_running[handler] = count
+        else:
+            self._handler_running.pop(handler, None)
         if not task.cancelled() and task.exception() is not None:
             self._log_handler_failure(handler, event, sender, task.exception())
+        waiting = self._handler_waiting.get(handler)
+        if waiting:
+            next_event, next_sender = waiting.popleft()
+            if not waiting:
+                del self._handler_waiting[handler]
+            self._start_handler(handler, next_event, next_sender)
 
     def _log_handler_failure(self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None) -> None:
         name = getattr(handler, "__qualname__", repr(handler))
-        log.error(
+        self._limited.error(
+            f"handler:{name}",
             "%s: event handler %s failed on %r from %s",
             self.name,
             name,

@@ -23,6 +23,7 @@ from dbus_fast.validators import is_interface_name_valid, is_member_name_valid
 
 from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError, UnknownMethodError
+from pyobs.utils.ratelimit import RateLimitedLog
 
 from ..errors import RemoteException, describe, is_bad_arguments, rebuild
 from ..transport import Extend, NotConnected, TransportHandler
@@ -44,6 +45,8 @@ class CallServer:
         self.exports = exports
         self.handler: TransportHandler | None = None
         self._serving: set[asyncio.Task[Any]] = set()
+        #: lines another process can trigger per message (one per kind every 10 s, with counts)
+        self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
 
     def on_call(self, msg: Message) -> Message | bool | None:
         """A call of one of our pyobs methods (or ``org.pyobs.Module``); the transport routes the rest."""
@@ -77,7 +80,10 @@ class CallServer:
         return True
 
     def _reject(self, msg: Message, name: str, text: str) -> Message | bool:
-        log.warning("%s: rejected call %s.%s from %s: %s", self.names.name, msg.interface, msg.member, msg.sender, text)
+        self._limited.warning(
+            "rejected-call",
+            "%s: rejected call %s.%s from %s: %s", self.names.name, msg.interface, msg.member, msg.sender, text,
+        )  # fmt: skip
         if msg.flags & wire.NO_REPLY:
             return True
         exc = UnknownMethodError(text) if name == wire.E_UNKNOWN_METHOD else TypeError(text)
@@ -118,7 +124,9 @@ class CallServer:
                 reply = Message(message_type=wire.RETURN, reply_serial=msg.serial, destination=caller, validate=False)
         except Exception as exc:
             if is_bad_arguments(exc):
-                log.warning("%s: rejected call %s() from %s: %s", self.names.name, entry.spec.name, sender, exc)
+                self._limited.warning(
+                    "rejected-call", "%s: rejected call %s() from %s: %s", self.names.name, entry.spec.name, sender, exc
+                )
                 reply = self._error_reply(msg, exc, wire.E_INVALID_ARGS)
             else:
                 reply = self._error_reply(msg, exc)
@@ -186,6 +194,7 @@ class CallClient:
         self.peers = peers
         self._compiled: dict[int, _Outgoing] = {}  # id(MethodSpec) -> how to call it
         self._waiting: dict[int, tuple[str, Extend]] = {}  # serial -> (peer, deadline extension)
+        self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
 
     async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
         out = self._compiled.get(id(method))
@@ -254,7 +263,9 @@ class CallClient:
             return
         peer, extend = waiting
         if self.peers.module_of(msg.sender or "") != peer:
-            log.warning("%s: ignored a call timeout for %s from %s", self.names.name, peer, msg.sender)
+            self._limited.warning(
+                "foreign-timeout", "%s: ignored a call timeout for %s from %s", self.names.name, peer, msg.sender
+            )
             return
         extend(float(seconds))
 

@@ -20,6 +20,7 @@ from dbus_fast.validators import is_member_name_valid
 
 from pyobs.events.event import Event
 from pyobs.utils.exceptions import RemoteError
+from pyobs.utils.ratelimit import RateLimitedLog
 
 from ..transport import NotConnected, TransportHandler
 from .codec import plain, to_variant
@@ -47,6 +48,8 @@ class EventSignals:
         self._unwritten: tuple[asyncio.Future[Any], Event] | None = None
         self._burst = 0
         self._burst_start = 0.0
+        #: lines another process can trigger per message (one per kind every 10 s, with counts)
+        self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
 
     def _rule(self, name: str) -> str:
         return f"type='signal',path='{self.names.path}',interface='{EVENT_IFACE}',member='{name}'"
@@ -146,22 +149,26 @@ class EventSignals:
         name = msg.member or ""
         if msg.path != self.names.path or name not in self._receives or msg.sender == self.link.unique_name:
             return
-        sender = self.peers.module_of(msg.sender or "") or msg.sender or ""
-        if msg.signature != EVENT_SIGNATURE:
-            log.warning(
-                "%s: dropped event %s from %s: signature '%s', expected '%s'",
-                self.names.name,
-                name,
-                sender,
-                msg.signature,
-                EVENT_SIGNATURE,
+        sender = self.peers.module_of(msg.sender or "")
+        if sender is None:
+            # only modules (owners of a name with our prefix) send events: nobody else on the bus
+            self._limited.warning(
+                "foreign-event", "%s: dropped event %s from %s: not a module", self.names.name, name, msg.sender
             )
+            return
+        if msg.signature != EVENT_SIGNATURE:
+            self._limited.warning(
+                "bad-event", "%s: dropped event %s from %s: signature '%s', expected '%s'",
+                self.names.name, name, sender, msg.signature, EVENT_SIGNATURE,
+            )  # fmt: skip
             return
         uuid, timestamp, data = msg.body
         try:
             event = Event.from_dict({"type": name, "uuid": uuid, "timestamp": timestamp, "data": plain(data)})
         except Exception as exc:  # ValueError naming the problem; anything else from an odd event class
-            log.warning("%s: dropped malformed event %s from %s: %s", self.names.name, name, sender, exc)
+            self._limited.warning(
+                "bad-event", "%s: dropped malformed event %s from %s: %s", self.names.name, name, sender, exc
+            )
             return
         if self.handler is not None:
             self.handler.event_received(sender, event)

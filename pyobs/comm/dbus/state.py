@@ -15,6 +15,7 @@ from typing import Any
 from dbus_fast import Message, Variant
 
 from pyobs.utils.exceptions import RemoteError
+from pyobs.utils.ratelimit import RateLimitedLog
 
 from ..transport import TransportHandler
 from . import wire
@@ -46,6 +47,7 @@ class StateProperties:
         self.handler: TransportHandler | None = None
         self._state: dict[str, dict[str, Variant]] = {}  # interface name -> our State property
         self._following: set[tuple[str, str]] = set()  # (peer, interface) with a match rule
+        self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
 
     # ------------------------------------------------------------------ ours
 
@@ -91,7 +93,7 @@ class StateProperties:
         if member == "Set" and sig == "ssv":
             return Message.new_error(msg, wire.E_READ_ONLY, f"{body[0]}.{body[1]} is read-only")
         text = f"{wire.PROPS_IFACE} has no method {member}({sig})"
-        log.warning("%s: rejected call from %s: %s", self.names.name, msg.sender, text)
+        self._limited.warning("rejected-props", "%s: rejected call from %s: %s", self.names.name, msg.sender, text)
         return Message.new_error(
             msg, wire.E_UNKNOWN_METHOD if member not in ("Get", "GetAll", "Set") else wire.E_INVALID_ARGS, text
         )

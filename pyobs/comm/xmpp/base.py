@@ -20,12 +20,16 @@ from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
 
 from pyobs.utils.exceptions import RemoteError
+from pyobs.utils.ratelimit import RateLimitedLog
 
 from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from . import discovery, pubsub
 from .client import Client
+from .limits import StanzaLimits
 
 log = logging.getLogger("pyobs.comm.xmpp.transport")
+ROSTER_NS = "jabber:iq:roster"
+Q_ROSTER = f"{{{ROSTER_NS}}}query"
 
 #: longest pause between two reconnection attempts (s)
 RECONNECT_MAX_DELAY = 0.25
@@ -178,6 +182,8 @@ class XmppBase(Transport):
         ignore_cert_errors: bool = False,
         ping_interval: float = PING_INTERVAL,
         ping_timeout: float = PING_TIMEOUT,
+        trusted: list[str] | None = None,
+        stanza_limits: StanzaLimits | None = None,
     ) -> None:
         local, domain, resource = split_jid(jid)
         self.name = local
@@ -201,8 +207,18 @@ class XmppBase(Transport):
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
         self.version = version
-        if event_queue_size < 1:
-            raise ValueError("event_queue_size must be at least 1")
+        if isinstance(event_queue_size, bool) or not isinstance(event_queue_size, int) or event_queue_size < 1:
+            raise ValueError(f"event_queue_size must be a whole number >= 1, not {event_queue_size!r}")
+        #: the accounts we take calls, events and presence from: an explicit list, or (None) our roster
+        self._trusted_explicit: frozenset[str] | None = None
+        if trusted is not None:
+            if isinstance(trusted, str) or not all(isinstance(t, str) and t for t in trusted):
+                raise ValueError(f"trusted must be a list of JIDs (name@domain), not {trusted!r}")
+            self._trusted_explicit = frozenset(t if "@" in t else f"{t}@{domain}" for t in trusted)
+        self._roster: frozenset[str] = frozenset()
+        #: lines a peer can trigger per stanza go through this (one line per kind every 10 s, with counts)
+        self._limited = RateLimitedLog(log)
+        self._stanza_limits = stanza_limits or StanzaLimits()
 
         self._client: Client | None = None
         self._handler: TransportHandler | None = None
@@ -265,6 +281,20 @@ class XmppBase(Transport):
         self._compact_body: dict[str, str] = {}
         self._pubsub_head = pubsub.iq_head(self.pubsub)
 
+    def _trusted(self, bare: str) -> bool:
+        """Whether the account ``bare`` (``name@domain``) belongs to the fleet: on the explicit
+        ``trusted`` list if there is one, else in our roster (the server's shared group)."""
+        if bare == self.bare:
+            return True
+        explicit = self._trusted_explicit
+        return bare in (explicit if explicit is not None else self._roster)
+
+    def _sender_name(self, bare: str) -> str:
+        """How a caller is named to the module: its name in our domain, else its whole bare JID
+        (``peer@other.domain`` is not our ``peer``)."""
+        local, _, domain = bare.partition("@")
+        return local if domain == self.domain and local else bare
+
     if TYPE_CHECKING:
         # implemented by the mixins; declared here so that each mixin type-checks on its own
         async def _iq(
@@ -292,6 +322,8 @@ class XmppBase(Transport):
         async def _sync_event_subscriptions(self, peer: _PeerState) -> None: ...
 
         def _on_state(self, note: pubsub.Notification) -> None: ...
+
+        def _published_by_owner(self, module: str, what: str, publisher: str | None) -> bool: ...
 
         def _on_message(self, xml: Element) -> bool: ...
 

@@ -27,10 +27,12 @@ class CallsMixin(XmppBase):
         try:
             seconds = float(text)
         except ValueError:
-            log.warning("%s: ignored a methodTimeout without a number from %s: %r", self.bare, frm, text[:40])
+            self._limited.warning(
+                "bad-timeout", "%s: ignored a methodTimeout without a number from %s: %r", self.bare, frm, text[:40]
+            )
             return
-        if pending.extend is not None and seconds >= 0:
-            pending.extend(seconds)
+        if pending.extend is not None:
+            pending.extend(seconds)  # the core caps it (max_call_timeout) and refuses non-finite ones
 
     # ================================================================== calls: callee
 
@@ -38,15 +40,20 @@ class CallsMixin(XmppBase):
         frm = xml.get("from", "")
         to = escape_attr(frm)
         iq_id = escape_attr(xml.get("id", ""))
+        bare = frm.partition("/")[0]
+        if not self._trusted(bare):
+            self._limited.warning("untrusted-call", "%s: refused a call from %s: not in the fleet", self.bare, frm)
+            self._send_reply(rpc.iq_error(to, iq_id, "forbidden", "auth", 403, "not a member of this fleet"))
+            return
         method = rpc.peek_method(query)
         handler = self._handler
-        sender = frm.partition("@")[0] if "@" in frm else frm
+        sender = self._sender_name(bare)
         if not method:
-            log.warning("%s: rejected a call from %s without a method name", self.bare, frm)
+            self._limited.warning("no-method", "%s: rejected a call from %s without a method name", self.bare, frm)
             self._send_reply(rpc.fault(to, iq_id, describe(ValueError("call without <methodName>"))))
             return
         if handler is None or handler.method(method) is None:
-            log.warning("%s: %s called unknown method %r", self.bare, sender, method[:100])
+            self._limited.warning("unknown-method", "%s: %s called unknown method %r", self.bare, sender, method[:100])
             self._send_reply(
                 rpc.iq_error(to, iq_id, "item-not-found", "cancel", 404, f"no method {method[:100]}", query)
             )
@@ -60,7 +67,9 @@ class CallsMixin(XmppBase):
         try:
             name, args = rpc.parse_compact_call(query) if compact else rpc.parse_call(query)
         except (rpc.RpcFormatError, DecodeError) as exc:
-            log.warning("%s: rejected a garbled call of %s() from %s: %s", self.bare, method, sender, exc)
+            self._limited.warning(
+                "garbled-call", "%s: rejected a garbled call of %s() from %s: %s", self.bare, method[:100], sender, exc
+            )
             self._send_reply(rpc.fault(to, iq_id, describe(ValueError(str(exc)))))
             return
 
@@ -77,7 +86,9 @@ class CallsMixin(XmppBase):
             reply = rpc.fault(to, iq_id, describe(TypeError(f"{name}() returned a value that cannot be sent: {exc}")))
         except Exception as exc:
             if isinstance(exc, TypeError):
-                log.warning("%s: rejected a call of %s() from %s: %s", self.bare, name, sender, exc)
+                self._limited.warning(
+                    "bad-args", "%s: rejected a call of %s() from %s: %s", self.bare, name, sender, exc
+                )
             else:
                 log.info("%s: %s() called by %s raised %s: %s", self.bare, name, sender, type(exc).__name__, exc)
             reply = rpc.fault(to, iq_id, describe(exc))

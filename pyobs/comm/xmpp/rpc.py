@@ -79,9 +79,17 @@ def compact_call_body(method: str) -> str:
 COMPACT_CALL_END = "</call></iq>"
 
 
+def exact(xml: str) -> str:
+    """Values for a pyobs-comm peer (compact envelope): a CR as ``<cr/>``. The server re-serialises
+    every stanza and writes the ``&#13;`` of :func:`~.values.escape` as a raw CR, which the receiving
+    parser turns into LF (XML end-of-line handling); an element survives. (A user's literal
+    ``&#13;`` is escaped as ``&amp;#13;``: only a CR of ours matches.)"""
+    return xml.replace("&#13;", "<cr/>") if "&#13;" in xml else xml
+
+
 def encode_values(args: list[Any]) -> str:
     """The values of a compact call (they take the envelope's namespace; decoding goes by local name)."""
-    return "".join([encode(a) for a in args])
+    return exact("".join([encode(a) for a in args]))
 
 
 def encode_params(args: list[Any]) -> str:
@@ -254,7 +262,7 @@ def result(to: str, iq_id: str, value: Any) -> str:
 
 def compact_result(to: str, iq_id: str, value: Any) -> str:
     """A final answer to a compact call (value already typed)."""
-    return f'<iq type="result" to="{to}" id="{iq_id}"><result xmlns="{COMPACT_NS}">{encode(value)}</result></iq>'
+    return f'<iq type="result" to="{to}" id="{iq_id}"><result xmlns="{COMPACT_NS}">{exact(encode(value))}</result></iq>'
 
 
 def method_timeout(to: str, iq_id: str, seconds: float) -> str:
