@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyobs.interfaces.interface import Interface, MethodSpec, methods_of
 
+from .calls import Call
+
 if TYPE_CHECKING:
     from .comm import Comm, Peer
 
@@ -45,12 +47,13 @@ class Proxy:
     def online(self) -> bool:
         return self._comm._peers.get(self._peer.name) is self._peer
 
-    async def execute(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a method by name."""
+    def execute(self, method: str, *args: Any, **kwargs: Any) -> Call:
+        """Call a method by name (returns the awaitable :class:`~pyobs.comm.calls.Call` handle)."""
         spec = methods_of(self._peer.interfaces).get(method)
         if spec is None:
             raise AttributeError(f"module '{self.name}' has no method '{method}'")
-        return await self._comm._call(self._peer, spec, args, kwargs)
+        comm, peer = self._comm, self._peer
+        return Call(peer.name, method, lambda handle: comm._call(peer, spec, args, kwargs, handle))
 
     async def get_state(self, interface: type[Interface], max_age: float | None = None) -> Any:
         """Latest published state of ``interface`` (None if none yet, or older than ``max_age`` s)."""
@@ -80,9 +83,13 @@ class Proxy:
         return f"<Proxy {self.name} [{names}]>"
 
 
-def _remote_method(spec: MethodSpec) -> Callable[..., Awaitable[Any]]:
-    async def method(self: Proxy, *args: Any, **kwargs: Any) -> Any:
-        return await self._comm._call(self._peer, spec, args, kwargs)
+def _remote_method(spec: MethodSpec) -> Callable[..., Call]:
+    name = spec.name
+
+    def method(self: Proxy, *args: Any, **kwargs: Any) -> Call:
+        # a Call handle: awaitable like a coroutine, plus progress and the outcome of a cancel
+        comm, peer = self._comm, self._peer
+        return Call(peer.name, name, lambda handle: comm._call(peer, spec, args, kwargs, handle))
 
     method.__name__ = spec.name
     method.__qualname__ = f"Proxy.{spec.name}"

@@ -1,6 +1,8 @@
 """Modules: the units of a pyobs system."""
 
+from pyobs.comm.calls import not_cancellable
+
 from .module import Module, timeout
 from .multimodule import MultiModule
 
-__all__ = ["Module", "MultiModule", "timeout"]
+__all__ = ["Module", "MultiModule", "not_cancellable", "timeout"]

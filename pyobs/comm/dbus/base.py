@@ -18,6 +18,7 @@ from dbus_fast.validators import is_bus_name_valid
 
 from pyobs.utils.exceptions import RemoteError
 
+from ..calls import Call
 from ..transport import Announcement, Extend, Transport, TransportHandler
 from .codec import (
     escape_name,
@@ -130,7 +131,7 @@ class DbusBase(Transport):
         # calls out
         self._outgoing: dict[int, _Outgoing] = {}
         self._dest: dict[str, str] = {}
-        self._pending: dict[int, tuple[str, Extend]] = {}
+        self._pending: dict[int, tuple[str, Extend, Call | None]] = {}
         # subscriptions
         self._event_rules: set[str] = set()
         self._state_rules: set[tuple[str, str]] = set()

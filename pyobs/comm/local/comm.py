@@ -13,8 +13,9 @@ class LocalComm(Comm):
         network: the network to meet others on (default: one per process).
         timeout: default call deadline in seconds.
 
-    Note: a call runs the callee's method in the caller's task, so a caller whose deadline
-    passes also cancels the callee's coroutine.
+    A call runs the callee's method in a task of its own (a method that does not wait finishes
+    at once, without one): cancelling the caller's task or passing the deadline cancels the
+    callee's method through the same cancel as on every other transport.
     """
 
     def __init__(self, name: str, network: LocalNetwork | None = None, timeout: float = 10.0) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+from collections.abc import Hashable
 from typing import Any
 
 from pyobs.events.event import Event
 from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError
 
+from ..calls import Call, CancelOutcome, Finished, serve_in_own_task
 from ..errors import describe, rebuild
 from ..transport import Announcement, Extend, Transport, TransportHandler
 from .network import LocalNetwork
@@ -28,6 +32,7 @@ class LocalTransport(Transport):
         self._state_subs: set[tuple[str, str]] = set()
         #: members that receive our events, per event type name
         self._event_subscribers: dict[str, list[LocalTransport]] = {}
+        self._call_ids = itertools.count(1)
 
     async def open(self, handler: TransportHandler) -> None:
         self.handler = handler
@@ -87,19 +92,41 @@ class LocalTransport(Transport):
         return member
 
     # -- calls
-    async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
+    async def call(
+        self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, control: Call | None = None
+    ) -> Any:
         member = self._member(peer)
         handler = member.handler
         assert handler is not None
-
-        # runs in the caller's task: the fastest possible path, and the caller's deadline applies
+        call_id = next(self._call_ids)
+        progress = None
+        if control is not None:
+            control.wire_id = call_id
+            progress = control.progress_received
+        where = f"{peer}.{method.name}()"
+        # the callee runs in a task of its own, as it would in another process: a method that does
+        # not wait finishes in its first step without one (the fast path); a cancel of ours reaches
+        # it only through cancel(), never by accident of sharing our task
         try:
             # arguments were cast by the caller against the callee's own spec: no second cast
             same_spec = handler.method(method.name) is method
-            return await handler.handle_call(self.name, method.name, args, extend, cast=not same_spec)
+            started = serve_in_own_task(
+                handler.handle_call(self.name, method.name, args, extend, not same_spec, call_id, progress)
+            )
         except Exception as exc:
             # exceptions cross as they would over a wire: by name, rebuilt where importable
-            raise rebuild(describe(exc), f"{peer}.{method.name}()") from None
+            raise rebuild(describe(exc), where) from None
+        if isinstance(started, Finished):
+            return started.value
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        started.add_done_callback(lambda task: _answer(answer, task, where))
+        return await answer
+
+    async def cancel(self, peer: str, wire_id: Hashable, wait: float) -> CancelOutcome:
+        member = self.network.members.get(peer)
+        if member is None or member.handler is None:
+            return CancelOutcome.UNKNOWN
+        return await member.handler.cancel_call(self.name, wire_id, wait)
 
     # -- events
     async def publish_event(self, event: Event) -> None:
@@ -125,3 +152,19 @@ class LocalTransport(Transport):
     async def fetch_capabilities(self, peer: str, interface: str) -> Any:
         info = self._member(peer).info
         return info.capabilities.get(interface) if info is not None else None
+
+
+def _answer(answer: asyncio.Future[Any], task: asyncio.Task[Any], where: str) -> None:
+    """Hand a callee task's outcome to the waiting caller (if it still waits)."""
+    if answer.done():  # the caller stopped waiting: the outcome is nobody's (marked as read)
+        if not task.cancelled():
+            task.exception()
+        return
+    if task.cancelled():
+        answer.set_exception(RemoteError(f"{where} was cancelled at the callee"))
+        return
+    exc = task.exception()
+    if exc is not None:
+        answer.set_exception(rebuild(describe(exc), where))
+    else:
+        answer.set_result(task.result())

@@ -21,6 +21,7 @@ from xml.etree.ElementTree import Element
 
 from pyobs.utils.exceptions import RemoteError
 
+from ..calls import Call
 from ..transport import Announcement, Extend, Transport, TransportHandler
 from . import discovery, pubsub
 from .client import Client
@@ -89,6 +90,7 @@ class _Pending:
     future: asyncio.Future[Element]
     expect_from: str | None
     extend: Extend | None = None  # calls: the callee may announce a duration
+    control: Call | None = None  # calls: the handle progress notices go to
 
 
 @dataclass(eq=False)
@@ -257,6 +259,10 @@ class XmppBase(Transport):
         def _extend(self, pending: _Pending, el: Element, frm: str | None) -> None: ...
 
         def _on_call(self, xml: Element, query: Element) -> None: ...
+
+        def _on_cancel(self, xml: Element, el: Element) -> None: ...
+
+        def _on_progress(self, xml: Element, el: Element) -> None: ...
 
         def _on_direct_subscribe(self, xml: Element, el: Element) -> None: ...
 
