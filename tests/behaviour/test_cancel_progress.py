@@ -170,7 +170,7 @@ async def test_a_callee_that_ignores_the_cancel_does_not_hold_up_the_caller(back
     callee, caller, proxy = await _pair(backend)
     caller.cancel_grace = 0.5
     try:
-        call = proxy.stubborn(3.0)
+        call = proxy.stubborn(1.5)
         task = asyncio.ensure_future(call)
         await asyncio.wait_for(callee.started.wait(), 5.0)
         start = time.monotonic()
