@@ -31,7 +31,12 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Hashable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyobs.interfaces.interface import MethodSpec
+
+    from .comm import Comm, Peer
 
 log = logging.getLogger(__name__)
 
@@ -110,38 +115,39 @@ class Call(Coroutine[Any, Any, Any]):
     wrapped in a task, or when :meth:`progress` is first iterated.
     """
 
-    __slots__ = (
-        "_callbacks",
-        "_coro",
-        "_ended",
-        "_factory",
-        "_followers",
-        "_task",
-        "cancel_outcome",
-        "latest",
-        "method",
-        "module",
-        "wire_id",
-    )
+    # class-level defaults: a plain ``await proxy.method()`` sets only what it needs (hot path)
+    #: the transport's id of the call on the wire (set when it is sent; what a cancel names)
+    wire_id: Hashable | None = None
+    #: what became of a cancel of this call (None: it was not cancelled)
+    cancel_outcome: CancelOutcome | None = None
+    #: the newest progress notice
+    latest: Progress | None = None
+    _coro: Coroutine[Any, Any, Any] | None = None
+    _task: asyncio.Future[Any] | None = None
+    _callbacks: list[ProgressCallback] | None = None
+    _followers: list[_Follower] | None = None
+    _ended = False
 
-    def __init__(self, module: str, method: str, factory: Callable[[Call], Coroutine[Any, Any, Any]]) -> None:
-        self.module = module
-        self.method = method
-        #: the transport's id of the call on the wire (set when it is sent; what a cancel names)
-        self.wire_id: Hashable | None = None
-        #: what became of a cancel of this call (None: it was not cancelled)
-        self.cancel_outcome: CancelOutcome | None = None
-        #: the newest progress notice
-        self.latest: Progress | None = None
-        self._factory = factory
-        self._coro: Coroutine[Any, Any, Any] | None = None
-        self._task: asyncio.Future[Any] | None = None
-        self._callbacks: list[ProgressCallback] | None = None
-        self._followers: list[_Follower] | None = None
-        self._ended = False
+    def __init__(self, comm: Comm, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self._comm = comm
+        self._peer = peer
+        self._spec = spec
+        self._args = args
+        self._kwargs = kwargs
+
+    @property
+    def module(self) -> str:
+        return self._peer.name
+
+    @property
+    def method(self) -> str:
+        return self._spec.name
 
     def __repr__(self) -> str:
         return f"<Call {self.module}.{self.method}()>"
+
+    def _start(self) -> Coroutine[Any, Any, Any]:
+        return self._comm._call(self._peer, self._spec, self._args, self._kwargs, self)
 
     # -- the coroutine protocol (await, create_task, gather)
 
@@ -150,13 +156,16 @@ class Call(Coroutine[Any, Any, Any]):
         if coro is None:
             if self._task is not None:
                 raise RuntimeError(f"{self!r} already runs in a task: await the call instead")
-            coro = self._coro = self._factory(self)
+            coro = self._coro = self._start()
         return coro
 
     def __await__(self) -> Generator[Any, None, Any]:
         if self._task is not None:
             return self._task.__await__()
-        return self._started().__await__()
+        if self._coro is not None:
+            raise RuntimeError(f"{self!r} is awaited already")
+        coro = self._coro = self._comm._call(self._peer, self._spec, self._args, self._kwargs, self)
+        return coro.__await__()
 
     def send(self, value: Any) -> Any:
         return self._started().send(value)
@@ -190,7 +199,7 @@ class Call(Coroutine[Any, Any, Any]):
         if self._ended:
             follower.ended = True
         elif self._coro is None and self._task is None:
-            self._task = asyncio.ensure_future(self._factory(self))
+            self._task = asyncio.ensure_future(self._start())
         return follower.iterate()
 
     def progress_received(self, seq: int, fraction: float | None, message: str) -> None:
@@ -223,9 +232,33 @@ class Call(Coroutine[Any, Any, Any]):
     def ended(self) -> None:
         """The call is over (the core calls this): progress iterators stop, late notices are dropped."""
         self._ended = True
-        if self._followers:
-            for follower in self._followers:
-                follower.end()
+        for follower in self._followers or ():
+            follower.end()
+
+
+class NamedCall(Call):
+    """A call by module and method name (:meth:`pyobs.comm.Comm.execute`): the peer is looked up when it starts."""
+
+    def __init__(self, comm: Comm, module: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self._comm = comm
+        self._module = module
+        self._method = method
+        self._args = args
+        self._kwargs = kwargs
+
+    @property
+    def module(self) -> str:
+        return self._module
+
+    @property
+    def method(self) -> str:
+        return self._method
+
+    def _start(self) -> Coroutine[Any, Any, Any]:
+        return self._comm._execute(self._module, self._method, self._args, self._kwargs, self)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._task.__await__() if self._task is not None else self._started().__await__()
 
 
 class _Follower:
@@ -266,30 +299,20 @@ CURRENT_CALL: contextvars.ContextVar[Serving | None] = contextvars.ContextVar("p
 class Serving:
     """A call the core serves: its task (what a cancel cancels) and its rate-limited progress."""
 
-    __slots__ = (
-        "cancel_requested",
-        "cancellable",
-        "interval",
-        "last_sent",
-        "method",
-        "pending",
-        "seq",
-        "sink",
-        "task",
-        "timer",
-    )
+    # class-level defaults: a call that never waits sets only what it needs (hot path)
+    #: the task running the method; set once the method first waits (before, nobody can cancel it)
+    task: asyncio.Task[Any] | None = None
+    cancel_requested = False
+    seq = 0
+    last_sent = -math.inf
+    pending: tuple[float | None, str] | None = None
+    timer: asyncio.TimerHandle | None = None
 
     def __init__(self, method: str, cancellable: bool, sink: ProgressSink | None, interval: float) -> None:
         self.method = method
-        self.task: asyncio.Task[Any] | None = asyncio.current_task()
         self.cancellable = cancellable
-        self.cancel_requested = False
         self.sink = sink
         self.interval = interval
-        self.seq = 0
-        self.last_sent = -math.inf
-        self.pending: tuple[float | None, str] | None = None
-        self.timer: asyncio.TimerHandle | None = None
 
     def report(self, fraction: float | None, message: str) -> None:
         """Send now, or (within ``interval`` of the last notice) keep the newest and send it when
@@ -327,7 +350,8 @@ class Serving:
         if self.timer is not None:
             self.timer.cancel()
             self._flush()
-        self.sink = None
+        if self.sink is not None:
+            self.sink = None
 
 
 def report_progress(fraction: float | None = None, message: str = "") -> bool:
@@ -353,34 +377,19 @@ def not_cancellable(func: Any) -> Any:
     return func
 
 
-class Finished:
-    """A served call that ended in its first step (see :func:`serve_in_own_task`)."""
+def continue_in_task(coro: Coroutine[Any, Any, Any], first: Any, ctx: contextvars.Context) -> asyncio.Task[Any]:
+    """Continue an incoming call's ``handle_call`` coroutine, whose first step ran in ``ctx`` and
+    yielded ``first``, as a task of its own (in-process calls, see LocalTransport.call).
 
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-def serve_in_own_task(coro: Coroutine[Any, Any, Any]) -> Finished | asyncio.Task[Any]:
-    """Run an incoming call's ``handle_call`` coroutine as a task of its own (in-process calls).
-
-    Its first step runs at once, in a context of its own: a method that never waits costs no task
-    and no event-loop round (the result is returned in :class:`Finished`). If it waits, it goes on
-    in a new task, which becomes the call's :attr:`Serving.task`: a cancel from the caller reaches
-    it through the cancel path like on every other transport, and cancelling the caller's task no
-    longer reaches it by accident. Exceptions of the first step propagate.
+    The first step runs at once in the caller's task (a method that never waits costs no task and
+    no event-loop round); once it waits it goes on in this task, which becomes the call's
+    :attr:`Serving.task`: a cancel from the caller reaches it through the cancel path as on every
+    other transport, and cancelling the caller's task no longer reaches it by accident.
     """
-    ctx = contextvars.copy_context()
-    ctx.run(CURRENT_CALL.set, None)  # not the caller's call: ours is set by the core, if it gets that far
-    try:
-        first = ctx.run(coro.send, None)
-    except StopIteration as stop:
-        return Finished(stop.value)
     task = asyncio.get_running_loop().create_task(_resume(coro, first), context=ctx)
     serving = ctx.get(CURRENT_CALL)
-    if serving is not None:  # registered during the first step, in the caller's task: it is this task
-        serving.task = task
+    if serving is not None and serving is not CURRENT_CALL.get():
+        serving.task = task  # registered during the first step, in the caller's task: it is this task
     return task
 
 

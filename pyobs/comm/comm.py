@@ -10,6 +10,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from types import CoroutineType
 from typing import Any, TypeVar
 
 from pyobs.events import ModuleClosedEvent, ModuleOpenedEvent
@@ -36,6 +37,7 @@ from .calls import (
     Call,
     CallCancelledError,
     CancelOutcome,
+    NamedCall,
     ProgressSink,
     Serving,
     report_progress,
@@ -225,6 +227,9 @@ class Comm:
                 c.abort()
         for task in [*self._tasks, *self._handler_tasks]:
             task.cancel()
+        for serving in list(self._serving.values()):  # calls we serve end too (those that may)
+            if serving.task is not None and serving.cancellable:
+                serving.task.cancel()
         self._peers.clear()
         self._proxies.clear()
         self._state_cache.clear()
@@ -341,7 +346,7 @@ class Comm:
 
     def execute(self, module: str, method: str, *args: Any, **kwargs: Any) -> Call:
         """Call ``method`` on ``module`` by name (returns the awaitable :class:`Call` handle)."""
-        return Call(module, method, lambda handle: self._execute(module, method, args, kwargs, handle))
+        return NamedCall(self, module, method, args, kwargs)
 
     async def _execute(
         self, module: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], handle: Call
@@ -368,7 +373,9 @@ class Comm:
         else:
             result = await self._wait(peer, spec, call, _Resume(coro, first), handle)
         finally:
-            handle.ended()
+            handle._ended = True  # late progress notices are dropped
+            if handle._followers is not None:
+                handle.ended()
         if self._transport.typed_values:
             return result  # cast by the callee against this very MethodSpec
         try:
@@ -475,15 +482,25 @@ class Comm:
                 if announced is not None:
                     await announced
         serving = Serving(method, m.cancellable, progress, self.progress_interval)
-        key = (sender, call_id) if call_id is not None else None
-        if key is not None:
-            self._serving[key] = serving
+        key = None
         token = CURRENT_CALL.set(serving)
         try:
-            if m.takes_kwargs:
-                result = await m.func(*cargs, sender=sender)
-            else:
-                result = await m.func(*cargs)
+            coro = m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs)
+            pending: Awaitable[Any] | None = coro
+            if type(coro) is CoroutineType:
+                try:
+                    first = coro.send(None)
+                except StopIteration as stop:  # done without waiting: nobody could cancel it
+                    result, pending = stop.value, None
+                else:
+                    pending = _Resume(coro, first)
+            if pending is not None:
+                # it waits: from now on a cancel may find it (in-process: see serve_in_own_task)
+                serving.task = asyncio.current_task()
+                if call_id is not None:
+                    key = (sender, call_id)
+                    self._serving[key] = serving
+                result = await pending
         except asyncio.CancelledError:
             if not serving.cancel_requested:
                 raise
@@ -495,7 +512,9 @@ class Comm:
             CURRENT_CALL.reset(token)
             if key is not None and self._serving.get(key) is serving:
                 del self._serving[key]
-            serving.finish()
+            if serving.timer is not None:
+                serving.finish()  # the newest pending progress leaves before the answer
+            serving.sink = None
         return m.spec.cast_return(result)  # the caller's transport may not cast again (typed_values)
 
     async def cancel_call(self, sender: str, call_id: Hashable, wait: float) -> CancelOutcome:

@@ -52,8 +52,7 @@ class Proxy:
         spec = methods_of(self._peer.interfaces).get(method)
         if spec is None:
             raise AttributeError(f"module '{self.name}' has no method '{method}'")
-        comm, peer = self._comm, self._peer
-        return Call(peer.name, method, lambda handle: comm._call(peer, spec, args, kwargs, handle))
+        return Call(self._comm, self._peer, spec, args, kwargs)
 
     async def get_state(self, interface: type[Interface], max_age: float | None = None) -> Any:
         """Latest published state of ``interface`` (None if none yet, or older than ``max_age`` s)."""
@@ -84,12 +83,9 @@ class Proxy:
 
 
 def _remote_method(spec: MethodSpec) -> Callable[..., Call]:
-    name = spec.name
-
     def method(self: Proxy, *args: Any, **kwargs: Any) -> Call:
         # a Call handle: awaitable like a coroutine, plus progress and the outcome of a cancel
-        comm, peer = self._comm, self._peer
-        return Call(peer.name, name, lambda handle: comm._call(peer, spec, args, kwargs, handle))
+        return Call(self._comm, self._peer, spec, args, kwargs)
 
     method.__name__ = spec.name
     method.__qualname__ = f"Proxy.{spec.name}"
