@@ -40,7 +40,7 @@ async def test_our_deadline_on_pyobs_core_says_the_call_goes_on(ours: Ours, core
     sink = await ours.probe.proxy("coresink", IKitchenSink)  # probe's deadline: 3 s
     call = sink.sleep(4.0)
     start = time.monotonic()
-    with pytest.raises(RemoteTimeoutError, match="cannot be cancelled.*goes on"):
+    with pytest.raises(RemoteTimeoutError, match=r"cannot be cancelled.*goes on"):
         await call
     assert 2.5 < time.monotonic() - start < 3.5
     assert call.cancel_outcome is CancelOutcome.UNSUPPORTED
