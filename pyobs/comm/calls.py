@@ -300,7 +300,7 @@ class Serving:
     """A call the core serves: its task (what a cancel cancels) and its rate-limited progress."""
 
     # class-level defaults: a call that never waits sets only what it needs (hot path)
-    #: the task running the method; set once the method first waits (before, nobody can cancel it)
+    #: the task running the method (found when a cancel comes, or set by continue_in_task)
     task: asyncio.Task[Any] | None = None
     cancel_requested = False
     seq = 0
@@ -308,7 +308,11 @@ class Serving:
     pending: tuple[float | None, str] | None = None
     timer: asyncio.TimerHandle | None = None
 
-    def __init__(self, method: str, cancellable: bool, sink: ProgressSink | None, interval: float) -> None:
+    #: the method's coroutine (what a cancel looks for among the tasks, see task_awaiting)
+    coro: Any = None
+
+    def __init__(self, sender: str, method: str, cancellable: bool, sink: ProgressSink | None, interval: float) -> None:
+        self.sender = sender
         self.method = method
         self.cancellable = cancellable
         self.sink = sink
@@ -377,20 +381,40 @@ def not_cancellable(func: Any) -> Any:
     return func
 
 
-def continue_in_task(coro: Coroutine[Any, Any, Any], first: Any, ctx: contextvars.Context) -> asyncio.Task[Any]:
-    """Continue an incoming call's ``handle_call`` coroutine, whose first step ran in ``ctx`` and
-    yielded ``first``, as a task of its own (in-process calls, see LocalTransport.call).
+def continue_in_task(coro: Coroutine[Any, Any, Any], first: Any, outer: Serving | None) -> asyncio.Task[Any]:
+    """Continue an incoming call's ``handle_call`` coroutine, whose first step ran in the caller's
+    task and yielded ``first``, as a task of its own (in-process calls, see LocalTransport.call).
+    ``outer``: the caller's own current call before the first step.
 
-    The first step runs at once in the caller's task (a method that never waits costs no task and
-    no event-loop round); once it waits it goes on in this task, which becomes the call's
-    :attr:`Serving.task`: a cancel from the caller reaches it through the cancel path as on every
-    other transport, and cancelling the caller's task no longer reaches it by accident.
+    The first step runs at once (a method that never waits costs no task, no context and no
+    event-loop round); once it waits it goes on in this task, in a copy of the context as the
+    first step left it, and the task becomes the call's :attr:`Serving.task`: a cancel from the
+    caller reaches it through the cancel path as on every other transport, and cancelling the
+    caller's task no longer reaches it by accident. The caller's context gets its call back.
     """
+    ctx = contextvars.copy_context()
+    CURRENT_CALL.set(outer)
     task = asyncio.get_running_loop().create_task(_resume(coro, first), context=ctx)
     serving = ctx.get(CURRENT_CALL)
-    if serving is not None and serving is not CURRENT_CALL.get():
+    if serving is not None and serving is not outer:
         serving.task = task  # registered during the first step, in the caller's task: it is this task
     return task
+
+
+def task_awaiting(coro: Any, depth: int = 64) -> asyncio.Task[Any] | None:
+    """The task whose chain of awaits reaches ``coro`` (None if none does). Looked up only when a
+    cancel comes, so a served call that is never cancelled costs no task lookup."""
+    if coro is None:
+        return None
+    for task in asyncio.all_tasks():
+        link: Any = task.get_coro()
+        for _ in range(depth):
+            if link is None:
+                break
+            if link is coro:
+                return task
+            link = getattr(link, "cr_await", None) or getattr(link, "gi_yieldfrom", None)
+    return None
 
 
 async def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:

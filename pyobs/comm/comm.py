@@ -10,7 +10,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from types import CoroutineType
 from typing import Any, TypeVar
 
 from pyobs.events import ModuleClosedEvent, ModuleOpenedEvent
@@ -41,6 +40,7 @@ from .calls import (
     ProgressSink,
     Serving,
     report_progress,
+    task_awaiting,
 )
 from .calls import _Continue as _Resume
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
@@ -141,7 +141,7 @@ class Comm:
         self._state_changed: dict[tuple[str, str], asyncio.Event] = {}
         self._inflight: dict[str, set[_Call]] = {}
         #: calls we serve, by (sender, the transport's call id): what a cancel finds
-        self._serving: dict[tuple[str, Hashable], Serving] = {}
+        self._serving: dict[Hashable, Serving] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
         self._seen: set[str] = set()
@@ -481,26 +481,16 @@ class Comm:
                 announced = announce(seconds)
                 if announced is not None:
                     await announced
-        serving = Serving(method, m.cancellable, progress, self.progress_interval)
-        key = None
-        token = CURRENT_CALL.set(serving)
+        serving = Serving(sender, method, m.cancellable, progress, self.progress_interval)
+        # the current call of this context, for report_progress; left set: the transport runs each
+        # call in a task (or, in-process, a first step) of its own and restores what was before
+        CURRENT_CALL.set(serving)
+        if call_id is not None:
+            self._serving[call_id] = serving
         try:
             coro = m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs)
-            pending: Awaitable[Any] | None = coro
-            if type(coro) is CoroutineType:
-                try:
-                    first = coro.send(None)
-                except StopIteration as stop:  # done without waiting: nobody could cancel it
-                    result, pending = stop.value, None
-                else:
-                    pending = _Resume(coro, first)
-            if pending is not None:
-                # it waits: from now on a cancel may find it (in-process: see serve_in_own_task)
-                serving.task = asyncio.current_task()
-                if call_id is not None:
-                    key = (sender, call_id)
-                    self._serving[key] = serving
-                result = await pending
+            serving.coro = coro  # a cancel finds the task awaiting it (see cancel_call)
+            result = await coro
         except asyncio.CancelledError:
             if not serving.cancel_requested:
                 raise
@@ -509,22 +499,23 @@ class Comm:
                 task.uncancel()  # the cancel was ours, and it is answered (below)
             raise CallCancelledError(f"{self.name}.{method}() was cancelled by its caller {sender}") from None
         finally:
-            CURRENT_CALL.reset(token)
-            if key is not None and self._serving.get(key) is serving:
-                del self._serving[key]
+            if call_id is not None and self._serving.get(call_id) is serving:
+                del self._serving[call_id]
             if serving.timer is not None:
                 serving.finish()  # the newest pending progress leaves before the answer
             serving.sink = None
         return m.spec.cast_return(result)  # the caller's transport may not cast again (typed_values)
 
     async def cancel_call(self, sender: str, call_id: Hashable, wait: float) -> CancelOutcome:
-        serving = self._serving.get((sender, call_id))
-        if serving is None:
+        serving = self._serving.get(call_id)
+        if serving is None or serving.sender != sender:
             return CancelOutcome.UNKNOWN
         if not serving.cancellable:
             log.info("%s: %s asked to cancel %s(), not cancellable: it goes on", self.name, sender, serving.method)
             return CancelOutcome.NOT_CANCELLABLE
         task = serving.task
+        if task is None:
+            task = serving.task = task_awaiting(serving.coro)
         if task is None or task.done():
             return CancelOutcome.UNKNOWN
         if not serving.cancel_requested:

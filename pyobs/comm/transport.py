@@ -79,7 +79,8 @@ class TransportHandler(Protocol):
 
         ``cast=False`` only for arguments already cast against the same MethodSpec (in-process).
         The transport runs each call in a task of its own: a cancel cancels that task.
-        ``call_id``: the transport's key of the call (unique per sender), what a cancel names;
+        ``call_id``: the transport's key of the call, what a cancel names (unique among the calls
+        the module serves: include the sender);
         None: the call cannot be cancelled. ``progress``: sends a progress notice to the caller;
         None: the caller cannot receive them (e.g. a pyobs-core module).
 

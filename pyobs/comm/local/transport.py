@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import itertools
 from collections.abc import Hashable
 from typing import Any
@@ -12,10 +11,13 @@ from pyobs.events.event import Event
 from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError
 
-from ..calls import Call, CancelOutcome, continue_in_task
+from ..calls import CURRENT_CALL, Call, CancelOutcome, continue_in_task
 from ..errors import describe, rebuild
 from ..transport import Announcement, Extend, Transport, TransportHandler
 from .network import LocalNetwork
+
+#: ids of in-process calls: unique in the process, so the callee's core can key calls by id alone
+_CALL_IDS = itertools.count(1)
 
 
 class LocalTransport(Transport):
@@ -33,7 +35,6 @@ class LocalTransport(Transport):
         self._state_subs: set[tuple[str, str]] = set()
         #: members that receive our events, per event type name
         self._event_subscribers: dict[str, list[LocalTransport]] = {}
-        self._call_ids = itertools.count(1)
 
     async def open(self, handler: TransportHandler) -> None:
         self.handler = handler
@@ -99,27 +100,28 @@ class LocalTransport(Transport):
         member = self._member(peer)
         handler = member.handler
         assert handler is not None
-        call_id = next(self._call_ids)
+        call_id = next(_CALL_IDS)
         progress = None
         if control is not None:
             control.wire_id = call_id
             progress = control.progress_received
-        # the callee runs in a task of its own, as it would in another process (a context of its
-        # own from the start): a method that does not wait finishes in this first step, without a
-        # task (the fast path); a cancel of ours reaches it only through cancel(), never by
-        # accident of sharing our task
-        ctx = contextvars.copy_context()
+        # the callee runs in a task of its own, as it would in another process: a method that
+        # does not wait finishes in this first step, without a task (the fast path); a cancel of
+        # ours reaches it only through cancel(), never by accident of sharing our task
+        outer = CURRENT_CALL.get()
         try:
             # arguments were cast by the caller against the callee's own spec: no second cast
             same_spec = handler.method(method.name) is method
             coro = handler.handle_call(self.name, method.name, args, extend, not same_spec, call_id, progress)
-            first = ctx.run(coro.send, None)
+            first = coro.send(None)
         except StopIteration as stop:
+            CURRENT_CALL.set(outer)
             return stop.value
         except Exception as exc:
+            CURRENT_CALL.set(outer)
             # exceptions cross as they would over a wire: by name, rebuilt where importable
             raise rebuild(describe(exc), f"{peer}.{method.name}()") from None
-        task = continue_in_task(coro, first, ctx)
+        task = continue_in_task(coro, first, outer)
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         where = f"{peer}.{method.name}()"
         task.add_done_callback(lambda task: _answer(answer, task, where))
