@@ -518,10 +518,11 @@ class Comm:
             task = serving.task = task_awaiting(serving.coro)
         if task is None or task.done():
             return CancelOutcome.UNKNOWN
-        if not serving.cancel_requested:
-            log.info("%s: %s() cancelled by its caller %s", self.name, serving.method, sender)
-            serving.cancel_requested = True
-            task.cancel(f"cancelled by its caller {sender}")
+        if serving.cancel_requested:  # asked again: the first cancel waits (one waiter per call)
+            return CancelOutcome.RUNNING
+        log.info("%s: %s() cancelled by its caller %s", self.name, serving.method, sender)
+        serving.cancel_requested = True
+        task.cancel(f"cancelled by its caller {sender}")
         wait = min(max(float(wait), 0.0), MAX_CANCEL_WAIT) if math.isfinite(wait) else MAX_CANCEL_WAIT
         done, _ = await asyncio.wait({task}, timeout=wait)
         return CancelOutcome.CANCELLED if done else CancelOutcome.RUNNING
