@@ -86,6 +86,8 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], Any]
+#: progress callbacks that are coroutines, running (a task needs a reference until it is done)
+_CALLBACK_TASKS: set[asyncio.Future[Any]] = set()
 #: the transport's way to send a progress notice to the caller: (seq, fraction, message)
 ProgressSink = Callable[[int, float | None, str], None]
 
@@ -218,7 +220,9 @@ class Call(Coroutine[Any, Any, Any]):
                 try:
                     result = callback(progress)
                     if asyncio.iscoroutine(result):
-                        asyncio.ensure_future(result).add_done_callback(self._callback_done)
+                        task = asyncio.ensure_future(result)
+                        _CALLBACK_TASKS.add(task)  # referenced until done
+                        task.add_done_callback(self._callback_done)
                 except Exception:
                     log.exception("progress callback %r of %s.%s() failed", callback, self.module, self.method)
         if self._followers:
@@ -226,6 +230,7 @@ class Call(Coroutine[Any, Any, Any]):
                 follower.push(progress)
 
     def _callback_done(self, task: asyncio.Future[Any]) -> None:
+        _CALLBACK_TASKS.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("a progress callback of %s.%s() failed", self.module, self.method, exc_info=task.exception())
 

@@ -249,3 +249,23 @@ async def test_report_progress_outside_a_remote_call_and_bad_values(backend: Any
     finally:
         await caller.close()
         await callee.close()
+
+
+async def test_progress_of_a_call_by_name_with_a_coroutine_callback(backend: Any) -> None:
+    callee, caller, _ = await _pair(backend)
+    callee.comm.progress_interval = 0.0
+    try:
+        got: list[int] = []
+
+        async def on_progress(p: Progress) -> None:
+            got.append(p.seq)
+
+        call = caller.execute("callee", "steps", 3, 0.01)
+        assert await call.on_progress(on_progress) == 3
+        await eventually(lambda: len(got) == 3, 5.0, "the callbacks to run")
+        assert sorted(got) == [1, 2, 3]
+        assert [p async for p in call.progress()] == []  # the call is over: nothing more comes
+        assert call.latest is not None and call.latest.fraction == 1.0
+    finally:
+        await caller.close()
+        await callee.close()
