@@ -15,6 +15,7 @@ from pyobs.comm.comm import Comm
 from pyobs.comm.proxy import ProxyRequest
 from pyobs.utils.casting import CastError, cast
 from pyobs.utils.exceptions import ConfigError
+from pyobs.utils.owner import current_owner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -130,16 +131,22 @@ def _outermost(kind: str, func: Callable[[Any], Awaitable[None]]) -> Callable[[A
     async def wrapper(self: Object) -> None:
         depth = self.__dict__.get("_lifecycle_depth", 0)
         self._lifecycle_depth = depth + 1
+        # our code runs: log records (and tasks started here) belong to this object
+        owner = current_owner.set(self) if depth == 0 else None
         try:
-            await func(self)
-        except BaseException:
+            try:
+                await func(self)
+            except BaseException:
+                self._lifecycle_depth = depth
+                if depth == 0 and kind == "close":
+                    await self._after_close()
+                raise
             self._lifecycle_depth = depth
-            if depth == 0 and kind == "close":
-                await self._after_close()
-            raise
-        self._lifecycle_depth = depth
-        if depth == 0:
-            await (self._after_open() if kind == "open" else self._after_close())
+            if depth == 0:
+                await (self._after_open() if kind == "open" else self._after_close())
+        finally:
+            if owner is not None:
+                current_owner.reset(owner)
 
     wrapper.__pyobs_lifecycle__ = True  # type: ignore[attr-defined]
     return wrapper

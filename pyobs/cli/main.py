@@ -53,6 +53,7 @@ async def run(obj: Object, stop: asyncio.Event | None = None) -> None:
         except (NotImplementedError, RuntimeError):
             pass
     await obj.open()
+    logging.getLogger("pyobs.cli").debug("opened; running until SIGINT/SIGTERM")
     done = getattr(obj, "finished", None)  # modules that end by themselves (e.g. a night script)
     waiters = [asyncio.ensure_future(stop.wait())]
     if isinstance(done, asyncio.Event):

@@ -386,23 +386,20 @@ def not_cancellable(func: Any) -> Any:
     return func
 
 
-def continue_in_task(coro: Coroutine[Any, Any, Any], first: Any, outer: Serving | None) -> asyncio.Task[Any]:
-    """Continue an incoming call's ``handle_call`` coroutine, whose first step ran in the caller's
-    task and yielded ``first``, as a task of its own (in-process calls, see LocalTransport.call).
-    ``outer``: the caller's own current call before the first step.
+def continue_in_task(coro: Coroutine[Any, Any, Any], first: Any, ctx: contextvars.Context) -> asyncio.Task[Any]:
+    """Continue an incoming call's ``handle_call`` coroutine, whose first step ran in ``ctx`` (a
+    copy of the caller's context) and yielded ``first``, as a task of its own in ``ctx``
+    (in-process calls, see LocalTransport.call).
 
-    The first step runs at once (a method that never waits costs no task, no context and no
-    event-loop round); once it waits it goes on in this task, in a copy of the context as the
-    first step left it, and the task becomes the call's :attr:`Serving.task`: a cancel from the
-    caller reaches it through the cancel path as on every other transport, and cancelling the
-    caller's task no longer reaches it by accident. The caller's context gets its call back.
+    The first step runs at once in the caller's task (a method that never waits costs no task and
+    no event-loop round); once it waits it goes on in this task, which becomes the call's
+    :attr:`Serving.task`: a cancel from the caller reaches it through the cancel path as on every
+    other transport, and cancelling the caller's task no longer reaches it by accident.
     """
-    ctx = contextvars.copy_context()
-    CURRENT_CALL.set(outer)
     task = asyncio.get_running_loop().create_task(_resume(coro, first), context=ctx)
     serving = ctx.get(CURRENT_CALL)
-    if serving is not None and serving is not outer:
-        serving.task = task  # registered during the first step, in the caller's task: it is this task
+    if serving is not None and serving is not CURRENT_CALL.get():
+        serving.task = task  # the callee's own call (set in its first step): it runs in this task
     return task
 
 

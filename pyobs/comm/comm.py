@@ -30,6 +30,7 @@ from pyobs.utils.exceptions import (
     RemoteTimeoutError,
     UnknownMethodError,
 )
+from pyobs.utils.owner import Publishers, context_of, current_owner
 
 from .acl import Acl
 from .calls import (
@@ -45,8 +46,9 @@ from .calls import (
     task_awaiting,
 )
 from .calls import _Continue as _Resume
+from .outbox import CAPACITY, Outbox
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
-from .transport import Announce, Announcement, Transport
+from .transport import Announce, Announcement, NotConnected, Transport
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,8 @@ class Comm:
     Args:
         transport: the backend that moves bytes (subclasses such as LocalComm create it).
         timeout: default deadline of a remote call in seconds (a ``@timeout`` method extends it).
+        event_queue_size: how many outgoing events may wait while they cannot be sent (see
+            :mod:`pyobs.comm.outbox`); beyond that the oldest are dropped with a warning.
     """
 
     #: a caller whose call is cancelled waits at most this long (s) for the callee to confirm
@@ -123,10 +127,12 @@ class Comm:
     #: progress notices of one served call leave at most once per this many seconds
     progress_interval: float = 0.1
 
-    def __init__(self, transport: Transport, *, timeout: float = 10.0) -> None:
+    def __init__(self, transport: Transport, *, timeout: float = 10.0, event_queue_size: int = CAPACITY) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self._transport = transport
+        #: where outgoing events wait until they can be sent; its counters say what was sent
+        self.outbox = Outbox(transport.name, transport.publish_event, event_queue_size)
         self.timeout = float(timeout)
         self.module: Any = None
         self._peers: dict[str, Peer] = {}
@@ -147,6 +153,8 @@ class Comm:
         self._serving: dict[Hashable, Serving] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
+        #: event handlers run as the module's code (see pyobs.utils.owner)
+        self._owner_context = context_of(None)
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._opened = False
@@ -175,6 +183,7 @@ class Comm:
     def attach(self, module: Any) -> None:
         """Attach the module whose interfaces this comm exposes (done by Object)."""
         self.module = module
+        self._owner_context = context_of(module)
         self._methods = {}
         for name, spec in methods_of(implemented_interfaces(module)).items():
             func = getattr(module, name)
@@ -192,9 +201,11 @@ class Comm:
         by the module when its ``open()`` has finished (so everything it registered is known)."""
         if self._opened:
             return
+        self.outbox.open()
         await self._transport.open(self)
         self._opened = True
         self._connected = True
+        self.outbox.set_connected(True)
         if self.module is None:
             await self.announce()
 
@@ -202,6 +213,7 @@ class Comm:
         """Become discoverable (idempotent; called again after later registrations)."""
         await self._transport.announce(self._announcement())
         self._announced = True
+        self.outbox.set_announced(True)  # events sent before (e.g. logged in open()) go out now
 
     def _announcement(self) -> Announcement:
         module = self.module
@@ -218,6 +230,11 @@ class Comm:
         """Go offline; pending calls of ours end, handlers are cancelled."""
         if not self._opened:
             return
+        # what waits goes out first (bounded), while we are still online
+        await self.outbox.close()
+        box = self.outbox
+        if box.sent or box.unsent or box.dropped or box.refused:
+            log.info("%s: %s", self.name, self.outbox.summary())  # what was sent, for operators and tests
         self._opened = False
         self._announced = False
         self._connected = False
@@ -340,6 +357,7 @@ class Comm:
 
     def connection_changed(self, connected: bool, reason: str = "") -> None:
         self._connected = connected
+        self.outbox.set_connected(connected)  # back: what waits goes out, in order
         if connected:
             log.info("%s: connection restored", self.name)
         else:
@@ -509,11 +527,13 @@ class Comm:
                 if announced is not None:
                     await announced
         serving = Serving(sender, method, m.cancellable, progress, self.progress_interval)
-        # the current call of this context, for report_progress; left set: the transport runs each
-        # call in a task (or, in-process, a first step) of its own and restores what was before
-        CURRENT_CALL.set(serving)
+        # the current call of this context, for report_progress (the transport runs each call in a
+        # task, or in-process a context, of its own)
+        token = CURRENT_CALL.set(serving)
         if call_id is not None:
             self._serving[call_id] = serving
+        # several modules here: the callee's code runs as its module (log records, pyobs.utils.owner)
+        owner = current_owner.set(self.module) if Publishers.count > 1 else None
         try:
             coro = m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs)
             serving.coro = coro  # a cancel finds the task awaiting it (see cancel_call)
@@ -526,6 +546,9 @@ class Comm:
                 task.uncancel()  # the cancel was ours, and it is answered (below)
             raise CallCancelledError(f"{self.name}.{method}() was cancelled by its caller {sender}") from None
         finally:
+            if owner is not None:
+                current_owner.reset(owner)
+            CURRENT_CALL.reset(token)
             if call_id is not None and self._serving.get(call_id) is serving:
                 del self._serving[call_id]
             if serving.timer is not None:
@@ -630,7 +653,7 @@ class Comm:
             )
         if not self._opened:
             raise RuntimeError(f"cannot send {etype.__name__}: comm of '{self.name}' is not open")
-        await self._transport.publish_event(event)
+        await self.outbox.send(event)
 
     def event_received(self, sender: str, event: Event) -> None:
         uid = event.uuid
@@ -652,10 +675,11 @@ class Comm:
             return
         loop = asyncio.get_running_loop()
         running = self._handler_tasks
+        context = self._owner_context
         for handler in handlers:
             try:
                 # each handler in its own task: nobody waits for it, a failure is logged when it ends
-                task: asyncio.Task[Any] = loop.create_task(handler(event, sender))  # type: ignore[arg-type]
+                task: asyncio.Task[Any] = loop.create_task(handler(event, sender), context=context)  # type: ignore[arg-type]
             except Exception:  # not a coroutine function, or it raised before its first await
                 self._log_handler_failure(handler, event, sender, None)
                 continue
@@ -667,9 +691,7 @@ class Comm:
         if not task.cancelled() and task.exception() is not None:
             self._log_handler_failure(handler, event, sender, task.exception())
 
-    def _log_handler_failure(
-        self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None
-    ) -> None:
+    def _log_handler_failure(self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None) -> None:
         name = getattr(handler, "__qualname__", repr(handler))
         log.error(
             "%s: event handler %s failed on %r from %s",
@@ -709,6 +731,10 @@ class Comm:
                     await self._transport.publish_state(decl.__name__, state)
             except TimeoutError:
                 raise RemoteTimeoutError(f"{self.name}: publishing state of {decl.__name__} timed out") from None
+            except NotConnected as exc:
+                # kept: transports publish their own state again when the connection is back; a
+                # module's loop that sets state must not die of a reconnect (a weather station!)
+                log.debug("%s: state of %s kept until reconnected: %s", self.name, decl.__name__, exc)
 
     def get_own_state(self, interface: type[Interface]) -> Any:
         return self._own_state.get(self._state_interface(interface).__name__)

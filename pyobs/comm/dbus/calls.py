@@ -22,7 +22,7 @@ from pyobs.utils.exceptions import RemoteError, UnknownMethodError
 
 from ..calls import Call, CancelOutcome, ProgressSink
 from ..errors import RemoteException, describe, rebuild
-from ..transport import Extend
+from ..transport import Extend, NotConnected
 from .base import (
     _ERROR,
     _NO_REPLY,
@@ -244,7 +244,7 @@ class CallsMixin(DbusBase):
     ) -> Any:
         bus = self._bus
         if bus is None:
-            raise RemoteError(f"cannot call {peer}.{method.name}(): not connected to the D-Bus bus")
+            raise NotConnected(f"cannot call {peer}.{method.name}(): not connected to the D-Bus bus")
         out = self._outgoing.get(id(method))
         if out is None or out.spec is not method:
             out = self._compile_out(method)

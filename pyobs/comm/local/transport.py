@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 from collections.abc import Hashable
 from typing import Any
@@ -11,7 +12,7 @@ from pyobs.events.event import Event
 from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError
 
-from ..calls import CURRENT_CALL, Call, CancelOutcome, continue_in_task
+from ..calls import Call, CancelOutcome, continue_in_task
 from ..errors import describe, rebuild
 from ..transport import Announcement, Extend, Transport, TransportHandler
 from .network import LocalNetwork
@@ -105,23 +106,21 @@ class LocalTransport(Transport):
         if control is not None:
             control.wire_id = call_id
             progress = control.progress_received
-        # the callee runs in a task of its own, as it would in another process: a method that
-        # does not wait finishes in this first step, without a task (the fast path); a cancel of
-        # ours reaches it only through cancel(), never by accident of sharing our task
-        outer = CURRENT_CALL.get()
+        # the callee runs in a context and a task of its own, as it would in another process: a
+        # method that does not wait finishes in this first step, without a task (the fast path);
+        # a cancel of ours reaches it only through cancel(), never by accident of sharing our task
+        ctx = contextvars.copy_context()
         try:
             # arguments were cast by the caller against the callee's own spec: no second cast
             same_spec = handler.method(method.name) is method
             coro = handler.handle_call(self.name, method.name, args, extend, not same_spec, call_id, progress)
-            first = coro.send(None)
+            first = ctx.run(coro.send, None)
         except StopIteration as stop:
-            CURRENT_CALL.set(outer)
             return stop.value
         except Exception as exc:
-            CURRENT_CALL.set(outer)
             # exceptions cross as they would over a wire: by name, rebuilt where importable
             raise rebuild(describe(exc), f"{peer}.{method.name}()") from None
-        task = continue_in_task(coro, first, outer)
+        task = continue_in_task(coro, first, ctx)
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         where = f"{peer}.{method.name}()"
         task.add_done_callback(lambda task: _answer(answer, task, where))

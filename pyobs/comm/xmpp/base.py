@@ -13,7 +13,7 @@ import base64
 import itertools
 import logging
 import os
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from xml.etree.ElementTree import Element
 from pyobs.utils.exceptions import RemoteError
 
 from ..calls import Call
-from ..transport import Announcement, Extend, Transport, TransportHandler
+from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from . import discovery, pubsub
 from .client import Client
 
@@ -48,7 +48,7 @@ Q_DIRECT_SUBSCRIBE = f"{{{discovery.DIRECT_EVENTS}}}subscribe"
 CAPS_NS = "http://jabber.org/protocol/caps"
 
 
-class XmppConnectionError(RemoteError, ConnectionError):
+class XmppConnectionError(NotConnected):
     """Not connected to the XMPP server (or the connection was lost during the operation)."""
 
     __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
@@ -201,9 +201,10 @@ class XmppBase(Transport):
         self._own_state: dict[str, Any] = {}
         self._published_state: dict[str, Any] = {}
 
-        self._events: deque[tuple[str, str]] = deque()
-        self._event_queue_size = event_queue_size
+        #: publishes written but not yet confirmed by the server (IQ id → node, JSON): written again
+        #: after a reconnect, before the core's outbox flushes (see pyobs.comm.outbox); bounded
         self._unacked: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._unacked_limit = event_queue_size
         #: peers that take our events as direct messages: name → (full JID, event names)
         self._direct: dict[str, tuple[str, frozenset[str]]] = {}
         #: pubsub publishes of events that went to peers directly first, and their timer
@@ -211,7 +212,6 @@ class XmppBase(Transport):
         self._deferred_timer: asyncio.TimerHandle | None = None
         #: event name → '<message to="JID' prefixes of those peers
         self._direct_targets: dict[str, list[str]] = {}
-        self._dropped = 0
 
         self._call_prefix: dict[str, str] = {}
         self._call_body: dict[str, str] = {}
@@ -246,13 +246,11 @@ class XmppBase(Transport):
 
         def _on_presence(self, xml: Element) -> bool: ...
 
-        def _trim_events(self) -> None: ...
-
         async def _go_online(self) -> None: ...
 
-        async def _restore_subscriptions(self) -> None: ...
+        def _resend_unacked(self) -> None: ...
 
-        def _flush_events(self) -> None: ...
+        async def _restore_subscriptions(self) -> None: ...
 
         def _flush_deferred(self) -> None: ...
 

@@ -79,7 +79,7 @@ class XmppComm(Comm):
             event_queue_size=event_queue_size,
             version=version,
         )
-        super().__init__(transport, timeout=timeout)
+        super().__init__(transport, timeout=timeout, event_queue_size=event_queue_size)
 
     @property
     def xmpp(self) -> XmppTransport:

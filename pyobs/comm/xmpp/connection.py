@@ -196,11 +196,7 @@ class ConnectionMixin(XmppBase):
             self._deferred_timer.cancel()
             self._deferred_timer = None
         self._fail_pending(XmppConnectionError(f"{self.bare}: connection to the XMPP server {self.address} lost"))
-        # events the server never confirmed go out again after reconnecting (receivers de-duplicate)
-        if self._unacked:
-            self._events.extendleft(reversed(list(self._unacked.values())))
-            self._unacked.clear()
-            self._trim_events()
+        # events the server never confirmed stay in _unacked: written again after reconnecting
         if not was_up or self._closing:
             return
         for timer in self._leaving.values():
@@ -250,9 +246,9 @@ class ConnectionMixin(XmppBase):
             await self._restore_subscriptions()
         except XmppConnectionError:
             return  # lost again: _on_disconnected started the next round
+        self._resend_unacked()  # older than anything in the core's outbox: first
         if self._handler is not None:
             self._handler.connection_changed(True)
-        self._flush_events()
 
     async def _keepalive(self) -> None:
         while self._session:
@@ -287,6 +283,7 @@ class ConnectionMixin(XmppBase):
         if self._deferred_timer is not None:
             self._deferred_timer.cancel()
             self._flush_deferred()
+        was_up = self._session
         if client is not None and self._session:
             client.write('<presence type="unavailable"/>')
             client.flush()
@@ -300,9 +297,12 @@ class ConnectionMixin(XmppBase):
         self._session = False
         await self._dispose_client()
         self._fail_pending(XmppConnectionError(f"{self.bare}: closed"))
-        if self._events:
-            log.warning("%s: %d queued events not sent before closing", self.bare, len(self._events))
-            self._events.clear()
+        if self._unacked and not was_up:
+            log.warning(
+                "%s: %d published events not confirmed by the server before closing (not connected)",
+                self.bare, len(self._unacked),
+            )  # fmt: skip
+        self._unacked.clear()
         for task in list(self._tasks):
             task.cancel()
         self._peers.clear()
