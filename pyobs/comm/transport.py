@@ -112,6 +112,9 @@ class TransportHandler(Protocol):
         Calling it again for a known peer updates what it offers (no second ModuleOpenedEvent).
         """
 
+    def peer_module_state(self, name: str, state: str, message: str = "") -> None:
+        """A peer shows a new lifecycle state (``ready``, ``error`` with a message, ``local``)."""
+
     def peer_offline(self, name: str) -> None:
         """A peer went away (pending calls to it fail at once)."""
 

@@ -2,7 +2,7 @@
 
 from pyobs.comm.calls import not_cancellable
 
-from .module import Module, timeout
+from .module import Module, raises, timeout
 from .multimodule import MultiModule
 
-__all__ = ["Module", "MultiModule", "not_cancellable", "timeout"]
+__all__ = ["Module", "MultiModule", "not_cancellable", "raises", "timeout"]

@@ -199,7 +199,7 @@ async def test_state_is_read_without_a_call_and_follows_changes(backend: Any) ->
     try:
         await seen(reader, "focuser")
         proxy = await reader.proxy("focuser", IFocuser)
-        state = await proxy.get_state(IFocuser)
+        state = proxy.get_state(IFocuser)
         assert isinstance(state, FocuserState) and state.focus == 10.0
         changes: list[float] = []
 
@@ -210,8 +210,8 @@ async def test_state_is_read_without_a_call_and_follows_changes(backend: Any) ->
         await proxy.subscribe_state(IFocuser, on_change)
         await proxy.set_focus(11.5)
         await eventually(lambda: 11.5 in changes, what="state change")
-        assert (await proxy.get_state(IFocuser)).focus == 11.5
-        assert await proxy.get_state(IFocuser, max_age=3600) is not None
+        assert (proxy.get_state(IFocuser)).focus == 11.5
+        assert proxy.get_state(IFocuser, max_age=3600) is not None
         waited = await proxy.wait_for_state(IFocuser, lambda s: s.focus == 11.5, timeout=2.0)
         assert waited is not None and waited.focus == 11.5
         assert await proxy.wait_for_state(IFocuser, lambda s: s.focus == 99.0, timeout=0.2) is None
@@ -230,11 +230,11 @@ async def test_late_joiner_gets_current_state_at_once(backend: Any) -> None:
             await seen(late, "telescope")
             proxy = await late.proxy("telescope", ITelescope)
             start = time.monotonic()
-            state = await proxy.get_state(IMotion)
+            state = proxy.get_state(IMotion)
             assert time.monotonic() - start < 2.0
             assert isinstance(state, MotionState) and state.status is MotionStatus.TRACKING
             # IMotion's state also answers for ITelescope, which inherits it
-            assert (await proxy.get_state(ITelescope)).status is MotionStatus.TRACKING
+            assert (proxy.get_state(ITelescope)).status is MotionStatus.TRACKING
         finally:
             await late.close()
     finally:

@@ -27,6 +27,7 @@ CORE_NAMES = ["coresink", "corescope", "corecam", "corelate", "coreflap", "corer
 OUR_NAMES = ["oursink", "ourscope", "ourfocus", "ourcam", "ourprobe", "ourlate", "ourslow", "ourrestart", "oursim"]
 OUR_NAMES += ["ouracl", "ourforger"]
 OUR_NAMES += ["ourweather", "oursimcam", "oursimscope"]
+OUR_NAMES += ["ourcompat"]  # test_compat_behaviour: a module started with `pyobs`
 
 _PYTHON = None if os.environ.get("PYOBS_INTEROP") == "0" else core_python()
 

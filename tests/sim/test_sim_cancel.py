@@ -56,7 +56,7 @@ async def test_camera_reports_progress_and_a_cancelled_exposure_leaves_nothing(
         await task
     assert time.monotonic() - start < 1.0
     assert call.cancel_outcome is CancelOutcome.CANCELLED
-    assert (await cam.get_state(IExposure)).status == ExposureStatus.IDLE
+    assert cam.get_state(IExposure).status == ExposureStatus.IDLE
     assert set(tmp_path.glob("*.fits")) == before
     await cam.set_exposure_time(0.05)
     assert Path(await cam.grab_data()).exists()  # and it takes the next image
@@ -79,19 +79,19 @@ async def test_telescope_reports_progress_and_stops_where_it_is_when_cancelled(d
     with pytest.raises(asyncio.CancelledError):
         await task
     assert call.cancel_outcome is CancelOutcome.CANCELLED
-    assert (await tel.get_state(IMotion)).status == MotionStatus.IDLE
+    assert tel.get_state(IMotion).status == MotionStatus.IDLE
     alt, az = sim.altaz()
     assert abs(alt - 30.0) > 1.0 or abs(az - 180.0) > 1.0  # stopped on the way
     assert all("slew to alt 30.0 az 180.0" in p.message for p in notices)
     await tel.move_altaz(60.0, 90.0)  # it moves again afterwards
-    assert (await tel.get_state(IMotion)).status == MotionStatus.POSITIONED
+    assert tel.get_state(IMotion).status == MotionStatus.POSITIONED
 
 
 async def test_autofocus_reports_points_and_a_cancel_stops_camera_and_focuser(devices: Devices) -> None:
     obs, client = devices
     obs["autofocus"].comm.progress_interval = 0.0
     foc = await client.proxy("focuser", IFocuser)
-    start_focus = (await foc.get_state(IFocuser)).focus
+    start_focus = foc.get_state(IFocuser).focus
     af = await client.proxy("autofocus", IAutoFocus)
     notices: list[Progress] = []
     call = af.auto_focus(7, 0.1, 1.0).on_progress(notices.append)  # ~1 s per point
@@ -107,7 +107,7 @@ async def test_autofocus_reports_points_and_a_cancel_stops_camera_and_focuser(de
         await task
     assert call.cancel_outcome is CancelOutcome.CANCELLED
     # the series ended cleanly: not running, the camera's exposure was cancelled, the focuser is back
-    assert (await af.get_state(IRunning)).running is False
+    assert af.get_state(IRunning).running is False
     cam = await client.proxy("camera", ICamera)
-    assert (await cam.get_state(IExposure)).status == ExposureStatus.IDLE
-    assert (await foc.get_state(IFocuser)).focus == pytest.approx(start_focus, abs=1e-6)
+    assert cam.get_state(IExposure).status == ExposureStatus.IDLE
+    assert foc.get_state(IFocuser).focus == pytest.approx(start_focus, abs=1e-6)

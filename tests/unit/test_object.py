@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import abstractmethod
 from typing import Any
 
 from pyobs.comm.local import LocalComm, LocalNetwork
@@ -260,10 +261,55 @@ async def test_module_announces_iconfig_capabilities() -> None:
     await caller.open()
     try:
         proxy = await caller.proxy("mod", IConfig)
-        caps = await proxy.get_capabilities(IConfig)
+        caps = await proxy.wait_for_capabilities(IConfig)
         assert caps == ConfigCapabilities(caps={"gain": (True, True, False), "serial": (True, False, False)})
         assert module.comm.connected
     finally:
         await caller.close()
         await module.close()
     assert not module.comm.connected
+
+
+async def test_timeout_expressions_of_the_arguments_move_the_callers_deadline() -> None:
+    """pyobs-core's @timeout("expression") form: evaluated over the call's arguments."""
+    import pytest
+
+    from pyobs.interfaces import Interface
+    from pyobs.modules import timeout
+    from pyobs.utils.exceptions import RemoteTimeoutError
+    from pyobs.utils.expression import evaluate_expression
+
+    class ISlowish(Interface):
+        @abstractmethod
+        async def wait(self, seconds: float, **kwargs: Any) -> float: ...
+
+        @abstractmethod
+        async def wait_unannounced(self, seconds: float, **kwargs: Any) -> float: ...
+
+    class Slowish(Module, ISlowish):
+        @timeout("seconds * 2 + 0.5")
+        async def wait(self, seconds: float, **kwargs: Any) -> float:
+            await asyncio.sleep(seconds)
+            return seconds
+
+        async def wait_unannounced(self, seconds: float, **kwargs: Any) -> float:
+            await asyncio.sleep(seconds)
+            return seconds
+
+    net = LocalNetwork()
+    module = Slowish(comm=LocalComm("slowish", net))
+    caller = LocalComm("caller", net, timeout=0.2)
+    await module.open()
+    await caller.open()
+    try:
+        proxy = await caller.proxy("slowish", ISlowish)
+        assert await proxy.wait(0.4) == 0.4  # the announced 1.3 s replace the caller's 0.2 s
+        with pytest.raises(RemoteTimeoutError):
+            await proxy.wait_unannounced(0.4)
+    finally:
+        await caller.close()
+        await module.close()
+    assert evaluate_expression("exposure_time + 10", {"exposure_time": 2}) == 12.0
+    for bad, problem in [("__import__('os')", "unsupported"), ("x + 1", "unknown name"), ("2 ** 99", "too large")]:
+        with pytest.raises(ValueError, match=problem):
+            evaluate_expression(bad, {})

@@ -34,6 +34,8 @@ log = logging.getLogger("pyobs.comm.dbus.transport")
 
 
 MODULE_IFACE = "org.pyobs.Module"
+#: longest error text of a peer's lifecycle state kept (the rest is cut off)
+MAX_STATUS = 1000
 EVENT_IFACE = "org.pyobs.Event"
 IFACE_PREFIX = "org.pyobs."
 ERROR_PREFIX = "org.pyobs.Error."
@@ -125,6 +127,8 @@ class DbusBase(Transport):
         self._info: Announcement | None = None
         self._xml = ""
         self._describe_body: list[Any] = [[], [], ""]
+        #: the lifecycle state we show (``ready``, ``error`` + message, ``local``): GetModuleState / ModuleState
+        self._module_state: tuple[str, str] = ("ready", "")
         self._incoming: dict[tuple[str, str], _Incoming] = {}
         self._members: dict[str, _Incoming] = {}
         self._state_ifaces: set[str] = set()

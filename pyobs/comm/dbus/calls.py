@@ -84,6 +84,8 @@ class CallsMixin(DbusBase):
                 return Message.new_method_return(msg, DESCRIBE_SIGNATURE, self._describe_body)
             if member == "Cancel" and msg.signature == "ud":
                 return self._on_cancel(msg)
+            if member == "GetModuleState" and not msg.signature:
+                return Message.new_method_return(msg, "ss", list(self._module_state))
             return self._reject(msg, E_UNKNOWN_METHOD, f"{MODULE_IFACE} has no method {member}({msg.signature})")
         entry = self._incoming.get((iface, member)) if iface is not None else self._members.get(member)
         if entry is None:

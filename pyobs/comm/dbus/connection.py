@@ -55,6 +55,9 @@ class ConnectionMixin(DbusBase):
             await self._bus_request(
                 "AddMatch", "s", [f"type='signal',path='{self.path}',interface='{MODULE_IFACE}',member='Described'"]
             )
+            await self._bus_request(
+                "AddMatch", "s", [f"type='signal',path='{self.path}',interface='{MODULE_IFACE}',member='ModuleState'"]
+            )
             self._event_rules = set()  # a new connection has no match rules: add what we want now
             for name in sorted(self._receives):
                 await self._bus_request("AddMatch", "s", [self._event_rule(name)])

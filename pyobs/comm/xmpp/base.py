@@ -41,6 +41,8 @@ OFFLINE_DEBOUNCE = 0.05
 #: delay of the pubsub copy of an event that went to peers directly (s)
 PUBSUB_DELAY = 0.002
 #: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
+#: longest error text of a peer's presence kept (the rest is cut off)
+MAX_STATUS = 1000
 PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
 Q_PING = "{urn:xmpp:ping}ping"
@@ -83,6 +85,22 @@ def split_jid(jid: str) -> tuple[str, str, str]:
     return local, domain, resource
 
 
+def is_valid_jid(jid: str, resource: str = "pyobs") -> bool:
+    """Whether ``jid`` is a JID XmppComm accepts, ``name@domain`` or ``name@domain/resource``
+    (``resource`` is assumed when it has none), so user input can be checked up front."""
+    if not isinstance(jid, str):
+        return False
+    candidate = jid if "/" in jid else f"{jid}/{resource}"
+    try:
+        local, domain, res = split_jid(candidate)
+    except ValueError:
+        return False
+    parts = (local, domain, res)
+    return all(parts) and not any(c.isspace() or c in "@/\"'<>&" for c in local + domain) and not any(
+        c.isspace() for c in res
+    )
+
+
 @dataclass(eq=False)
 class _Pending:
     """An IQ we sent and wait for."""
@@ -105,6 +123,8 @@ class _PeerState:
     stale: bool = False
     #: event names we subscribed to at this peer
     events: set[str] = field(default_factory=set)
+    #: lifecycle state it shows in presence (``ready``, ``error``, ``local``) and the error text
+    module_state: tuple[str, str] = ("ready", "")
 
 
 def _parse_server(server: str) -> tuple[str, int]:
@@ -146,6 +166,9 @@ class XmppBase(Transport):
         connect_timeout: float = 10.0,
         event_queue_size: int = 10000,
         version: str = "",
+        ignore_cert_errors: bool = False,
+        ping_interval: float = PING_INTERVAL,
+        ping_timeout: float = PING_TIMEOUT,
     ) -> None:
         local, domain, resource = split_jid(jid)
         self.name = local
@@ -161,6 +184,11 @@ class XmppBase(Transport):
         self._direct_tls = direct_tls
         self._ca_file = ca_file
         self._allow_plain = allow_plain
+        self._ignore_cert_errors = ignore_cert_errors
+        if ping_interval <= 0 or ping_timeout <= 0:
+            raise ValueError("ping_interval and ping_timeout must be positive")
+        self.ping_interval = float(ping_interval)
+        self.ping_timeout = float(ping_timeout)
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
         self.version = version

@@ -19,8 +19,6 @@ from pyobs.utils.exceptions import RemoteError
 from ..transport import TransportHandler
 from . import control, discovery, rpc
 from .base import (
-    PING_INTERVAL,
-    PING_TIMEOUT,
     Q_DIRECT_SUBSCRIBE,
     Q_PING,
     RECENTLY_GONE,
@@ -50,6 +48,7 @@ class ConnectionMixin(XmppBase):
             direct_tls=self._direct_tls,
             ca_file=self._ca_file,
             allow_plain=self._allow_plain,
+            ignore_cert_errors=self._ignore_cert_errors,
         )
         client.add_event_handler("session_start", self._on_session_start)
         client.add_event_handler("connection_failed", self._on_connection_failed)
@@ -252,16 +251,16 @@ class ConnectionMixin(XmppBase):
 
     async def _keepalive(self) -> None:
         while self._session:
-            await asyncio.sleep(PING_INTERVAL)
+            await asyncio.sleep(self.ping_interval)
             if not self._session:
                 return
             try:
                 await self._iq(
                     f'<iq type="get" to="{escape_attr(self.domain)}" id="', '"><ping xmlns="urn:xmpp:ping"/></iq>',
-                    None, PING_TIMEOUT, "ping",
+                    None, self.ping_timeout, "ping",
                 )  # fmt: skip
             except TimeoutError:
-                log.warning("%s: server did not answer a ping within %s s; reconnecting", self.bare, PING_TIMEOUT)
+                log.warning("%s: server did not answer a ping within %s s; reconnecting", self.bare, self.ping_timeout)
                 if self._client is not None:
                     self._client.abort()
                 return
