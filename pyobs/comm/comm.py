@@ -482,9 +482,10 @@ class Comm:
 
     # ------------------------------------------------------------------ calls (caller side)
 
-    def execute(self, module: str, method: str, *args: Any, **kwargs: Any) -> Call:
-        """Call ``method`` on ``module`` by name (returns the awaitable :class:`Call` handle)."""
-        return NamedCall(self, module, method, args, kwargs)
+    async def execute(self, module: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` on ``module`` by name (a coroutine, as in pyobs-core; proxy methods
+        return the :class:`Call` handle with progress)."""
+        return await NamedCall(self, module, method, args, kwargs)
 
     async def _execute(
         self, module: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], handle: Call

@@ -65,12 +65,13 @@ class Proxy:
         """The signature of ``method`` as its interface declares it."""
         return inspect.signature(self.interface_method(method))
 
-    def execute(self, method: str, *args: Any, **kwargs: Any) -> Call:
-        """Call a method by name (returns the awaitable :class:`~pyobs.comm.calls.Call` handle)."""
+    async def execute(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a method by name (a coroutine, as in pyobs-core; ``proxy.<method>()`` returns the
+        :class:`~pyobs.comm.calls.Call` handle with progress). Cancelling it cancels the call."""
         spec = methods_of(self._peer.interfaces).get(method)
         if spec is None:
             raise AttributeError(f"module '{self.name}' has no method '{method}'")
-        return Call(self._comm, self._peer, spec, args, kwargs)
+        return await Call(self._comm, self._peer, spec, args, kwargs)
 
     def get_state(self, interface: type[Interface], *, max_age: float | None = None) -> Any:
         """Latest published state of ``interface`` (None if none yet, or older than ``max_age`` s).

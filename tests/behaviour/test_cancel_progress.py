@@ -251,8 +251,8 @@ async def test_report_progress_outside_a_remote_call_and_bad_values(backend: Any
         await callee.close()
 
 
-async def test_progress_of_a_call_by_name_with_a_coroutine_callback(backend: Any) -> None:
-    callee, caller, _ = await _pair(backend)
+async def test_progress_with_a_coroutine_callback_and_cancel_of_a_call_by_name(backend: Any) -> None:
+    callee, caller, proxy = await _pair(backend)
     callee.comm.progress_interval = 0.0
     try:
         got: list[int] = []
@@ -260,12 +260,21 @@ async def test_progress_of_a_call_by_name_with_a_coroutine_callback(backend: Any
         async def on_progress(p: Progress) -> None:
             got.append(p.seq)
 
-        call = caller.execute("callee", "steps", 3, 0.01)
+        call = proxy.steps(3, 0.01)
         assert await call.on_progress(on_progress) == 3
         await eventually(lambda: len(got) == 3, 5.0, "the callbacks to run")
         assert sorted(got) == [1, 2, 3]
         assert [p async for p in call.progress()] == []  # the call is over: nothing more comes
         assert call.latest is not None and call.latest.fraction == 1.0
+
+        # execute() by name stays a coroutine (as in pyobs-core); cancelling it cancels the call
+        callee.started.clear()
+        task = asyncio.ensure_future(caller.execute("callee", "expose", 30.0))
+        await asyncio.wait_for(callee.started.wait(), 5.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert callee.cancelled and callee.cleaned_at is not None
     finally:
         await caller.close()
         await callee.close()
