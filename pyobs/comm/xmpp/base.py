@@ -243,7 +243,7 @@ class XmppBase(Transport):
 
         self._call_prefix: dict[str, str] = {}
         self._call_body: dict[str, str] = {}
-        self._compact_body: dict[str, str] = {}
+        self._compact_body: dict[tuple[str, bool], str] = {}
         self._pubsub_head = pubsub.iq_head(self.pubsub)
 
     if TYPE_CHECKING:

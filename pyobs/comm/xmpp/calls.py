@@ -53,13 +53,13 @@ class CallsMixin(XmppBase):
                 rpc.iq_error(to, iq_id, "item-not-found", "cancel", 404, f"no method {method[:100]}", query)
             )
             return
-        self._spawn(self._serve(handler, sender, to, iq_id, query, method, self._progress_sink(frm, to, iq_id)))
+        # progress goes to callers that say on the call that they take it (a pyobs-comm caller
+        # of a pyobs-comm callee; not known from discovery, which may still be under way)
+        progress = self._progress_sink(to, iq_id) if query.get("progress") == "1" else None
+        self._spawn(self._serve(handler, sender, to, iq_id, query, method, progress))
 
-    def _progress_sink(self, frm: str, to: str, iq_id: str) -> ProgressSink | None:
-        """Sends progress of a call from ``frm`` as messages, if the caller advertised it takes them."""
-        state = self._peers.get(frm.partition("@")[0])
-        if state is None or state.jid != frm or state.info is None or not state.info.call_control:
-            return None
+    def _progress_sink(self, to: str, iq_id: str) -> ProgressSink:
+        """Sends progress of the call ``iq_id`` to ``to`` (escaped) as messages."""
         prefix = control.progress_prefix(to, iq_id)
 
         def send(seq: int, fraction: float | None, message: str) -> None:
@@ -174,9 +174,13 @@ class CallsMixin(XmppBase):
         compact = state is not None and state.info is not None and state.info.compact_calls
         try:
             if compact:
-                body = self._compact_body.get(name)
+                assert state is not None and state.info is not None
+                # to a peer with call control: mark that we take progress notices of the call
+                progress = state.info.call_control
+                key = (name, progress)
+                body = self._compact_body.get(key)
                 if body is None:
-                    body = self._compact_body[name] = rpc.compact_call_body(name)
+                    body = self._compact_body[key] = rpc.compact_call_body(name, progress)
                 params = rpc.encode_values(args)
                 end = rpc.COMPACT_CALL_END
             else:

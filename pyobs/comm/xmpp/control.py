@@ -1,7 +1,8 @@
 """Cancel and progress of calls between pyobs-comm modules (``urn:pyobs:comm:call-control:1``).
 
-Both sides advertise the namespace as a disco#info feature; pyobs-core modules never see these
-stanzas (see docs/cancel.md)::
+Both sides advertise the namespace as a disco#info feature; a caller marks its compact calls to
+such a peer with ``progress="1"`` and the callee sends progress only for calls marked so;
+pyobs-core modules never see any of this (see docs/cancel.md)::
 
     caller → callee   <iq type="set" id="c7"><cancel xmlns="urn:pyobs:comm:call-control:1"
                           call="p…-42" wait="1.6"/></iq>
