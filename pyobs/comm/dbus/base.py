@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
@@ -148,6 +149,11 @@ class DbusBase(Transport):
         self._unwritten: tuple[asyncio.Future[Any], Event] | None = None
         self._burst = 0
         self._burst_start = 0.0
+        #: progress signals: how many went out in quick succession, and the calls whose newest
+        #: notice waits for the bus round trip that lets the socket drain (see CallsMixin)
+        self._progress_burst = 0
+        self._progress_burst_start = 0.0
+        self._progress_held: dict[int, Callable[[], None]] | None = None
         self._describing: dict[str, asyncio.Task[None]] = {}
         # calls out
         self._outgoing: dict[int, _Outgoing] = {}

@@ -28,6 +28,8 @@ from .base import (
     _NO_REPLY,
     _RETURN,
     _SIGNAL,
+    BURST,
+    BURST_WINDOW,
     DESCRIBE_SIGNATURE,
     E_GONE,
     E_INVALID_ARGS,
@@ -144,23 +146,55 @@ class CallsMixin(DbusBase):
         self._send(Message.new_method_return(msg, "s", [outcome.value]))
 
     def _progress_sink(self, caller: str | None, serial: int) -> ProgressSink | None:
+        """Sends progress of a call as CallProgress signals, with the flow control events have:
+        dbus-fast takes a full socket for a broken connection, so after BURST signals in quick
+        succession the next ones wait for a round trip to the bus daemon (which answers once it has
+        read everything before); meanwhile each call's newer notices replace its older one."""
         if not caller:
             return None
+        key = id(object())  # this call's place among the held notices
 
         def send(seq: int, fraction: float | None, message: str) -> None:
-            self._send(
-                Message(
-                    message_type=_SIGNAL,
-                    destination=caller,
-                    path=self.path,
-                    interface=MODULE_IFACE,
-                    member="CallProgress",
-                    signature="uuds",
-                    body=[serial, seq, math.nan if fraction is None else fraction, message],
-                )
+            bus = self._bus
+            if bus is None:
+                return
+            held = self._progress_held
+            if held is not None:  # the socket drains: the newest notice of this call goes next
+                held[key] = lambda: send(seq, fraction, message)
+                return
+            msg = Message(
+                message_type=_SIGNAL,
+                destination=caller,
+                path=self.path,
+                interface=MODULE_IFACE,
+                member="CallProgress",
+                signature="uuds",
+                body=[serial, seq, math.nan if fraction is None else fraction, message],
             )
+            bus.send(msg).add_done_callback(_ignore_result)
+            self._progress_paced()
 
         return send
+
+    def _progress_paced(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._progress_burst_start > BURST_WINDOW:
+            self._progress_burst_start, self._progress_burst = now, 0
+        self._progress_burst += 1
+        if self._progress_burst >= BURST and self._progress_held is None:
+            self._progress_burst_start, self._progress_burst = now, 0
+            self._progress_held = {}
+            self._spawn(self._progress_drain())
+
+    async def _progress_drain(self) -> None:
+        try:
+            await self._bus_request("GetId")
+        except (RemoteError, TimeoutError) as exc:
+            log.debug("%s: progress held back, the bus does not answer: %s", self.name, exc)
+        held, self._progress_held = self._progress_held or {}, None
+        for flush in held.values():
+            flush()
 
     async def _serve(self, msg: Message, entry: _Incoming, args: list[Any]) -> None:
         handler = self._handler
