@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
@@ -20,6 +21,7 @@ from pyobs.events.event import Event
 from pyobs.utils.exceptions import RemoteError
 from pyobs.utils.ratelimit import RateLimitedLog
 
+from ..calls import Call
 from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from .codec import (
     escape_name,
@@ -150,11 +152,16 @@ class DbusBase(Transport):
         self._unwritten: tuple[asyncio.Future[Any], Event] | None = None
         self._burst = 0
         self._burst_start = 0.0
+        #: progress signals: how many went out in quick succession, and the calls whose newest
+        #: notice waits for the bus round trip that lets the socket drain (see CallsMixin)
+        self._progress_burst = 0
+        self._progress_burst_start = 0.0
+        self._progress_held: dict[int, Callable[[], None]] | None = None
         self._describing: dict[str, asyncio.Task[None]] = {}
         # calls out
         self._outgoing: dict[int, _Outgoing] = {}
         self._dest: dict[str, str] = {}
-        self._pending: dict[int, tuple[str, Extend]] = {}
+        self._pending: dict[int, tuple[str, Extend, Call | None]] = {}
         # subscriptions
         self._event_rules: set[str] = set()
         self._state_rules: set[tuple[str, str]] = set()
