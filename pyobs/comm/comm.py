@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Generator, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,6 +37,19 @@ from pyobs.utils.owner import Publishers, context_of, current_owner
 from pyobs.utils.ratelimit import RateLimitedLog
 
 from .acl import Acl
+from .calls import (
+    CURRENT_CALL,
+    MAX_CANCEL_WAIT,
+    Call,
+    CallCancelledError,
+    CancelOutcome,
+    NamedCall,
+    ProgressSink,
+    Serving,
+    report_progress,
+    task_awaiting,
+)
+from .calls import _Continue as _Resume
 from .errors import mark_bad_arguments
 from .outbox import CAPACITY, Outbox
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
@@ -125,41 +138,13 @@ class _Call:
             self.deadline.reschedule(asyncio.get_running_loop().time())
 
 
-class _Resume:
-    """Awaitable that continues a coroutine which already yielded ``first`` (like ``yield from``)."""
-
-    __slots__ = ("coro", "first")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
-        self.coro = coro
-        self.first = first
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, pending = self.coro, self.first
-        while True:
-            try:
-                sent = yield pending
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    pending = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-
-
 @dataclass
 class _LocalMethod:
     spec: MethodSpec
     func: Callable[..., Awaitable[Any]]
     takes_kwargs: bool
     timeout: Any  # None, seconds, a method name or a callable (see pyobs.modules.timeout)
+    cancellable: bool = True  # False: marked @not_cancellable
 
 
 class Comm:
@@ -180,6 +165,11 @@ class Comm:
             them to be seen again, before they are reported offline (also the attribute
             ``peer_grace``).
     """
+
+    #: a caller whose call is cancelled waits at most this long (s) for the callee to confirm
+    cancel_grace: float = 2.0
+    #: progress notices of one served call leave at most once per this many seconds
+    progress_interval: float = 0.1
 
     def __init__(
         self,
@@ -243,6 +233,8 @@ class Comm:
         self._caps_changed: dict[tuple[str, str], asyncio.Event] = {}
         self._presence_handlers: dict[str, list[PresenceCallback]] = {}
         self._inflight: dict[str, set[_Call]] = {}
+        #: calls we serve, by the transport's call id (which includes the sender): what a cancel finds
+        self._serving: dict[Hashable, Serving] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
         #: event handlers run as the module's code (see pyobs.utils.owner)
@@ -299,7 +291,8 @@ class Comm:
             except (TypeError, ValueError):
                 takes_kwargs = False
             tmo = getattr(func, "__pyobs_timeout__", None)
-            self._methods[name] = _LocalMethod(spec, func, takes_kwargs, tmo)
+            cancellable = getattr(func, "__pyobs_cancellable__", True) is not False
+            self._methods[name] = _LocalMethod(spec, func, takes_kwargs, tmo, cancellable)
 
     async def open(self) -> None:
         """Connect. A comm without a module is announced at once; a module's comm is announced
@@ -361,6 +354,9 @@ class Comm:
         self._handler_waiting.clear()
         for task in [*self._tasks, *self._handler_tasks]:
             task.cancel()
+        for serving in list(self._serving.values()):  # calls we serve end too (those that may)
+            if serving.task is not None and serving.cancellable:
+                serving.task.cancel()
         self._peers.clear()
         self._proxies.clear()
         self._state_cache.clear()
@@ -630,14 +626,22 @@ class Comm:
     # ------------------------------------------------------------------ calls (caller side)
 
     async def execute(self, module: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call ``method`` on ``module`` by name."""
+        """Call ``method`` on ``module`` by name (a coroutine, as in pyobs-core; proxy methods
+        return the :class:`Call` handle with progress)."""
+        return await NamedCall(self, module, method, args, kwargs)
+
+    async def _execute(
+        self, module: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], handle: Call
+    ) -> Any:
         peer = await self._peer(module)
         spec = methods_of(peer.interfaces).get(method)
         if spec is None:
             raise AttributeError(f"module '{module}' has no method '{method}'")
-        return await self._call(peer, spec, args, kwargs)
+        return await self._call(peer, spec, args, kwargs, handle)
 
-    async def _call(self, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def _call(
+        self, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any], handle: Call
+    ) -> Any:
         bound = spec.bind(args, kwargs)
         name = peer.name
         if self._peers.get(name) is not peer:
@@ -647,13 +651,17 @@ class Comm:
                 f"cannot call {name}.{spec.name}(): '{self.name}' is not connected ({self._lost_reason}); reconnecting"
             )
         call = _Call(self.max_call_timeout, name, self._limited)
-        coro = self._transport.call(name, spec, bound, call.extend)
+        coro = self._transport.call(name, spec, bound, call.extend, handle)
         try:
             first = coro.send(None)
         except StopIteration as stop:  # completed without waiting: no deadline needed
             result = stop.value
         else:
-            result = await self._wait(peer, spec, call, _Resume(coro, first))
+            result = await self._wait(peer, spec, call, _Resume(coro, first), handle)
+        finally:
+            handle._ended = True  # late progress notices are dropped
+            if handle._followers is not None:
+                handle.ended()
         if self._transport.typed_values:
             return result  # cast by the callee against this very MethodSpec
         try:
@@ -661,8 +669,9 @@ class Comm:
         except CastError as exc:
             raise RemoteError(f"{name}.{spec.name}() returned an unexpected value: {exc}") from None
 
-    async def _wait(self, peer: Peer, spec: MethodSpec, call: _Call, pending: _Resume) -> Any:
-        """Wait for a call that had to suspend, under its deadline."""
+    async def _wait(self, peer: Peer, spec: MethodSpec, call: _Call, pending: _Resume, handle: Call) -> Any:
+        """Wait for a call that had to suspend, under its deadline; if the deadline passes or the
+        waiting task is cancelled, cancel it at the callee too."""
         name = peer.name
         inflight = self._inflight.get(name)
         if inflight is None:
@@ -681,9 +690,52 @@ class Comm:
                 raise NotConnected(f"call {name}.{spec.name}() failed: our connection was lost ({call.lost})") from None
             if call.gone:
                 raise RemoteError(f"call {name}.{spec.name}() failed: module '{name}' went offline") from None
-            raise RemoteTimeoutError(f"call {name}.{spec.name}() timed out (deadline passed)") from None
+            note = await self._cancel_remote(name, spec, handle)
+            raise RemoteTimeoutError(f"call {name}.{spec.name}() timed out (deadline passed){note}") from None
+        except asyncio.CancelledError:
+            if call.gone:
+                raise
+            note = await self._cancel_remote(name, spec, handle)
+            if note:
+                raise asyncio.CancelledError(f"call {name}.{spec.name}() cancelled{note}") from None
+            raise
         finally:
             inflight.discard(call)
+
+    async def _cancel_remote(self, name: str, spec: MethodSpec, handle: Call) -> str:
+        """Cancel our call at the callee; wait (at most ``cancel_grace``) until its method ended.
+
+        Returns a note for the caller's exception when the call goes on there ("" if it ended).
+        """
+        wire_id = handle.wire_id
+        if wire_id is None:
+            handle.cancel_outcome = CancelOutcome.NOT_SENT
+            return ""
+        grace = self.cancel_grace
+        what = f"{name}.{spec.name}()"
+        try:
+            async with asyncio.timeout(grace):
+                # ask the callee to answer a little before we stop waiting, so its answer arrives
+                outcome = CancelOutcome(await self._transport.cancel(name, wire_id, 0.8 * grace))
+        except TimeoutError:
+            outcome = CancelOutcome.UNCONFIRMED
+        except Exception as exc:  # a failed cancel must not change what the caller sees
+            log.warning("%s: cancelling %s failed: %s", self.name, what, exc)
+            outcome = CancelOutcome.UNCONFIRMED
+        handle.cancel_outcome = outcome
+        if outcome is CancelOutcome.CANCELLED or outcome is CancelOutcome.UNKNOWN:
+            log.debug("%s: %s cancelled (%s)", self.name, what, outcome)
+            return ""
+        if outcome is CancelOutcome.NOT_CANCELLABLE:
+            note = f"; {name} does not allow cancelling {spec.name}(): it goes on there"
+        elif outcome is CancelOutcome.UNSUPPORTED:
+            note = f"; {name} cannot be cancelled (not a pyobs-comm module): the call goes on there"
+        elif outcome is CancelOutcome.RUNNING:
+            note = f"; {name} was told to cancel it, but it had not ended after {0.8 * grace:g} s"
+        else:
+            note = f"; {name} did not confirm the cancel within {grace:g} s"
+        log.warning("%s: %s cancelled here%s", self.name, what, note)
+        return note
 
     # ------------------------------------------------------------------ calls (callee side)
 
@@ -706,7 +758,14 @@ class Comm:
         return m.spec if m is not None else None
 
     async def handle_call(
-        self, sender: str, method: str, args: list[Any], announce: Announce, cast: bool = True
+        self,
+        sender: str,
+        method: str,
+        args: list[Any],
+        announce: Announce,
+        cast: bool = True,
+        call_id: Hashable | None = None,
+        progress: ProgressSink | None = None,
     ) -> Any:
         m = self._methods.get(method)
         if m is None:
@@ -721,11 +780,20 @@ class Comm:
             )
         self.serving += 1
         try:
-            return await self._serve(m, sender, args, announce, cast)
+            return await self._serve(m, sender, args, announce, cast, call_id, progress)
         finally:
             self.serving -= 1
 
-    async def _serve(self, m: _LocalMethod, sender: str, args: list[Any], announce: Announce, cast: bool) -> Any:
+    async def _serve(
+        self,
+        m: _LocalMethod,
+        sender: str,
+        args: list[Any],
+        announce: Announce,
+        cast: bool,
+        call_id: Hashable | None,
+        progress: ProgressSink | None,
+    ) -> Any:
         method = m.spec.name
         if method not in _ALWAYS_ALLOWED:
             if not self._announced:
@@ -754,17 +822,60 @@ class Comm:
                 announced = announce(seconds)
                 if announced is not None:
                     await announced
-        if Publishers.count > 1:  # several modules here: the callee's code runs (in the caller's task)
-            owner = current_owner.set(self.module)
-            try:
-                result = await (m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs))
-            finally:
+        serving = Serving(sender, method, m.cancellable, progress, self.progress_interval)
+        # the current call of this context, for report_progress (the transport runs each call in a
+        # task, or in-process a context, of its own)
+        token = CURRENT_CALL.set(serving)
+        if call_id is not None:
+            self._serving[call_id] = serving
+        # several modules here: the callee's code runs as its module (log records, pyobs.utils.owner)
+        owner = current_owner.set(self.module) if Publishers.count > 1 else None
+        try:
+            coro = m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs)
+            serving.coro = coro  # a cancel finds the task awaiting it (see cancel_call)
+            result = await coro
+        except asyncio.CancelledError:
+            if not serving.cancel_requested:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the cancel was ours, and it is answered (below)
+            raise CallCancelledError(f"{self.name}.{method}() was cancelled by its caller {sender}") from None
+        finally:
+            if owner is not None:
                 current_owner.reset(owner)
-        elif m.takes_kwargs:
-            result = await m.func(*cargs, sender=sender)
-        else:
-            result = await m.func(*cargs)
+            CURRENT_CALL.reset(token)
+            if call_id is not None and self._serving.get(call_id) is serving:
+                del self._serving[call_id]
+            if serving.timer is not None:
+                serving.finish()  # the newest pending progress leaves before the answer
+            serving.sink = None
         return m.spec.cast_return(result)  # the caller's transport may not cast again (typed_values)
+
+    async def cancel_call(self, sender: str, call_id: Hashable, wait: float) -> CancelOutcome:
+        serving = self._serving.get(call_id)
+        if serving is None or serving.sender != sender:
+            return CancelOutcome.UNKNOWN
+        if not serving.cancellable:
+            log.info("%s: %s asked to cancel %s(), not cancellable: it goes on", self.name, sender, serving.method)
+            return CancelOutcome.NOT_CANCELLABLE
+        task = serving.task
+        if task is None:
+            task = serving.task = task_awaiting(serving.coro)
+        if task is None or task.done():
+            return CancelOutcome.UNKNOWN
+        if serving.cancel_requested:  # asked again: the first cancel waits (one waiter per call)
+            return CancelOutcome.RUNNING
+        log.info("%s: %s() cancelled by its caller %s", self.name, serving.method, sender)
+        serving.cancel_requested = True
+        task.cancel(f"cancelled by its caller {sender}")
+        wait = min(max(float(wait), 0.0), MAX_CANCEL_WAIT) if math.isfinite(wait) else MAX_CANCEL_WAIT
+        done, _ = await asyncio.wait({task}, timeout=wait)
+        return CancelOutcome.CANCELLED if done else CancelOutcome.RUNNING
+
+    def report_progress(self, fraction: float | None = None, message: str = "") -> bool:
+        """Report the progress of the call being served; see :func:`pyobs.comm.calls.report_progress`."""
+        return report_progress(fraction, message)
 
     async def _evaluate_timeout(self, m: _LocalMethod, args: list[Any]) -> float:
         tmo = m.timeout

@@ -127,14 +127,16 @@ async def test_night_started_and_stopped_through_its_interface(tmp_path: Path) -
         # wait until it takes science images, then stop it
         camera = obs["camera"]
         assert isinstance(camera, SimCamera)
+        script = obs["night"]
+        assert isinstance(script, NightScript)
         deadline = asyncio.get_running_loop().time() + 10
-        while len(list(tmp_path.glob("*-object.fits"))) < 1:
+        while script.summary is None or len(script.summary.images) < 1:
             assert asyncio.get_running_loop().time() < deadline, "the night took no science image in 10 s"
             await asyncio.sleep(0.05)
-        await night.stop()
+        await night.stop()  # cancels the exposure running then (its image is not kept)
         await asyncio.wait_for(obs.finished.wait(), 5)  # type: ignore[attr-defined]
-        script = obs["night"]
-        assert isinstance(script, NightScript) and script.summary is not None
+        assert script.summary is not None
+        assert len(list(tmp_path.glob("*-object.fits"))) == len(script.summary.images)
         assert script.summary.reason == "stopped: stopped by client"
         assert 1 <= len(script.summary.images) < 100
         assert (night.get_state(IRunning)).running is False

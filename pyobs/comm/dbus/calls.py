@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +27,12 @@ from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError, UnknownMethodError
 from pyobs.utils.ratelimit import RateLimitedLog
 
+from ..calls import Call, CancelOutcome, ProgressSink
 from ..errors import RemoteException, describe, is_bad_arguments, rebuild
 from ..transport import Extend, NotConnected, TransportHandler
 from . import wire
 from .codec import EncodeError, Encoder, compile_type, error_name, needs_decoding, plain
+from .events import BURST, BURST_WINDOW
 from .exports import Exports, _Incoming
 from .link import Link
 from .peers import PeerTable
@@ -45,6 +49,11 @@ class CallServer:
         self.exports = exports
         self.handler: TransportHandler | None = None
         self._serving: set[asyncio.Task[Any]] = set()
+        #: progress signals: how many went out in quick succession, and the calls whose newest
+        #: notice waits for the bus round trip that lets the socket drain
+        self._progress_burst = 0
+        self._progress_burst_start = 0.0
+        self._progress_held: dict[int, Callable[[], None]] | None = None
         #: lines another process can trigger per message (one per kind every 10 s, with counts)
         self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
 
@@ -58,6 +67,8 @@ class CallServer:
         if iface == wire.MODULE_IFACE:
             if member == "Describe" and not msg.signature:
                 return Message.new_method_return(msg, wire.DESCRIBE_SIGNATURE, exports.describe_body)
+            if member == "Cancel" and msg.signature == "ud":
+                return self._on_cancel(msg)
             if member == "GetModuleState" and not msg.signature:
                 return Message.new_method_return(msg, "ss", list(exports.module_state))
             return self._reject(
@@ -89,6 +100,72 @@ class CallServer:
         exc = UnknownMethodError(text) if name == wire.E_UNKNOWN_METHOD else TypeError(text)
         return self._error_reply(msg, exc, name)
 
+    def _on_cancel(self, msg: Message) -> Message | bool:
+        serial, wait = msg.body
+        if not math.isfinite(wait) or wait < 0:
+            return self._reject(msg, wire.E_INVALID_ARGS, f"Cancel: wait must be a number of seconds >= 0, got {wait}")
+        spawn(self._serving, self._cancel_served(msg, serial, wait))
+        return True
+
+    async def _cancel_served(self, msg: Message, serial: int, wait: float) -> None:
+        handler = self.handler
+        caller = msg.sender or ""
+        sender = self.peers.module_of(caller) or caller
+        if handler is None:
+            outcome = CancelOutcome.UNKNOWN
+        else:  # the key a cancel names: the caller's unique connection name and the call's serial
+            outcome = await handler.cancel_call(sender, (caller, serial), wait)
+        self.link.send(Message.new_method_return(msg, "s", [outcome.value]))
+
+    def _progress_sink(self, caller: str | None, serial: int) -> ProgressSink | None:
+        """Sends progress of a call as CallProgress signals, with the flow control events have:
+        dbus-fast takes a full socket for a broken connection, so after BURST signals in quick
+        succession the next ones wait for a round trip to the bus daemon (which answers once it has
+        read everything before); meanwhile each call's newer notices replace its older one."""
+        if not caller:
+            return None
+        key = id(object())  # this call's place among the held notices
+
+        def send(seq: int, fraction: float | None, message: str) -> None:
+            if not self.link.up:
+                return
+            held = self._progress_held
+            if held is not None:  # the socket drains: the newest notice of this call goes next
+                held[key] = lambda: send(seq, fraction, message)
+                return
+            msg = Message(
+                message_type=wire.SIGNAL,
+                destination=caller,
+                path=self.names.path,
+                interface=wire.MODULE_IFACE,
+                member="CallProgress",
+                signature="uuds",
+                body=[serial, seq, math.nan if fraction is None else fraction, message],
+            )
+            self.link.send(msg)
+            self._progress_paced()
+
+        return send
+
+    def _progress_paced(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._progress_burst_start > BURST_WINDOW:
+            self._progress_burst_start, self._progress_burst = now, 0
+        self._progress_burst += 1
+        if self._progress_burst >= BURST and self._progress_held is None:
+            self._progress_burst_start, self._progress_burst = now, 0
+            self._progress_held = {}
+            spawn(self._serving, self._progress_drain())
+
+    async def _progress_drain(self) -> None:
+        try:
+            await self.link.bus_request("GetId", timeout=self.link.timeout)
+        except (RemoteError, TimeoutError) as exc:
+            log.debug("%s: progress held back, the bus does not answer: %s", self.names.name, exc)
+        held, self._progress_held = self._progress_held or {}, None
+        for flush in held.values():
+            flush()
+
     async def _serve(self, msg: Message, entry: _Incoming, args: list[Any]) -> None:
         handler = self.handler
         assert handler is not None
@@ -109,7 +186,9 @@ class CallServer:
             )
 
         try:
-            result = await handler.handle_call(sender, entry.spec.name, args, announce)
+            progress = self._progress_sink(caller, msg.serial)
+            key = (caller, msg.serial)
+            result = await handler.handle_call(sender, entry.spec.name, args, announce, True, key, progress)
             if entry.out_sig:
                 body = [result if entry.out_enc is None else entry.out_enc(result)]
                 reply = Message(
@@ -193,10 +272,13 @@ class CallClient:
         self.link = link
         self.peers = peers
         self._compiled: dict[int, _Outgoing] = {}  # id(MethodSpec) -> how to call it
-        self._waiting: dict[int, tuple[str, Extend]] = {}  # serial -> (peer, deadline extension)
+        #: serial -> (peer, deadline extension, the call's handle for progress)
+        self._waiting: dict[int, tuple[str, Extend, Call | None]] = {}
         self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
 
-    async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
+    async def call(
+        self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, handle: Call | None = None
+    ) -> Any:
         out = self._compiled.get(id(method))
         if out is None or out.spec is not method:
             out = self._compiled[id(method)] = _compile(method)
@@ -231,7 +313,9 @@ class CallClient:
                 fut.exception()  # retrieved: the waiter may be gone (cancelled) by now
 
         serial = msg.serial
-        self._waiting[serial] = (peer, extend)
+        self._waiting[serial] = (peer, extend, handle)
+        if handle is not None:
+            handle.wire_id = serial
         try:
             token = self.link.call_nowait(msg, on_reply)
         except NotConnected:
@@ -261,13 +345,43 @@ class CallClient:
         waiting = self._waiting.get(serial)
         if waiting is None:
             return
-        peer, extend = waiting
+        peer, extend, _ = waiting
         if self.peers.module_of(msg.sender or "") != peer:
             self._limited.warning(
                 "foreign-timeout", "%s: ignored a call timeout for %s from %s", self.names.name, peer, msg.sender
             )
             return
         extend(float(seconds))
+
+    def on_call_progress(self, msg: Message) -> None:
+        """A callee reports progress of our call."""
+        if msg.destination != self.link.unique_name or msg.signature != "uuds":
+            return
+        serial, seq, fraction, message = msg.body
+        waiting = self._waiting.get(serial)
+        if waiting is None:
+            return  # the call is over: a late notice
+        peer, _, handle = waiting
+        if handle is None:
+            return
+        if self.peers.module_of(msg.sender or "") != peer:
+            self._limited.warning(
+                "foreign-progress", "%s: ignored call progress for %s from %s", self.names.name, peer, msg.sender
+            )
+            return
+        handle.progress_received(seq, None if math.isnan(fraction) else fraction, message)
+
+    async def cancel(self, peer: str, wire_id: Hashable, wait: float) -> CancelOutcome:
+        # no deadline of our own: the core bounds the wait
+        reply = await self.link.request(
+            self.peers.bus_name(peer), self.names.path, wire.MODULE_IFACE, "Cancel", "ud", [wire_id, float(wait)]
+        )
+        if reply.message_type is wire.ERROR:
+            if reply.error_name == wire.E_UNKNOWN_METHOD:
+                return CancelOutcome.UNSUPPORTED
+            text = reply.body[0] if reply.body else ""
+            raise RemoteError(f"cancel of a call to {peer} failed: {reply.error_name}: {text}")
+        return CancelOutcome(reply.body[0])
 
     def forget(self) -> None:
         """Our link went: the bus ended every call waiting on it (dbus-fast tells on_reply)."""

@@ -24,6 +24,7 @@ This module wires them together, runs the (re)connection sequence and routes inc
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
 from typing import Any
 
 from dbus_fast import Message
@@ -31,6 +32,7 @@ from dbus_fast import Message
 from pyobs.events.event import Event
 from pyobs.interfaces.interface import MethodSpec
 
+from ..calls import Call, CancelOutcome
 from ..transport import Announcement, Extend, Transport, TransportHandler
 from . import wire
 from .calls import CallClient, CallServer
@@ -175,8 +177,13 @@ class DbusTransport(Transport):
 
     # ------------------------------------------------------------------ the Transport contract, by part
 
-    async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
-        return await self.client.call(peer, method, args, extend)
+    async def call(
+        self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, control: Call | None = None
+    ) -> Any:
+        return await self.client.call(peer, method, args, extend, control)
+
+    async def cancel(self, peer: str, wire_id: Hashable, wait: float) -> CancelOutcome:
+        return await self.client.cancel(peer, wire_id, wait)
 
     async def publish_event(self, event: Event) -> None:
         await self.events.publish(event)
@@ -245,6 +252,8 @@ class DbusTransport(Transport):
         elif iface == wire.MODULE_IFACE:
             if msg.member == "CallTimeout":
                 self.client.on_call_timeout(msg)
+            elif msg.member == "CallProgress":
+                self.client.on_call_progress(msg)
             elif msg.member == "Described" and msg.path == self.path:
                 self.peers.on_described(msg.sender or "", msg.signature, msg.body)
             elif msg.member == "ModuleState" and msg.path == self.path:

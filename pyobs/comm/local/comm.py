@@ -16,8 +16,9 @@ class LocalComm(Comm):
         timeout: default call deadline in seconds.
         **limits: the bounds of :class:`~pyobs.comm.Comm` (``max_call_timeout``, ``max_calls``, …).
 
-    Note: a call runs the callee's method in the caller's task, so a caller whose deadline
-    passes also cancels the callee's coroutine.
+    A call runs the callee's method in a task of its own (a method that does not wait finishes
+    at once, without one): cancelling the caller's task or passing the deadline cancels the
+    callee's method through the same cancel as on every other transport.
     """
 
     def __init__(

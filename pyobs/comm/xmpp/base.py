@@ -22,6 +22,7 @@ from xml.etree.ElementTree import Element
 from pyobs.utils.exceptions import RemoteError
 from pyobs.utils.ratelimit import RateLimitedLog
 
+from ..calls import Call
 from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from . import discovery, pubsub
 from .client import Client
@@ -120,6 +121,7 @@ class _Pending:
     future: asyncio.Future[Element]
     expect_from: str | None
     extend: Extend | None = None  # calls: the callee may announce a duration
+    control: Call | None = None  # calls: the handle progress notices go to
 
 
 @dataclass(eq=False)
@@ -278,7 +280,7 @@ class XmppBase(Transport):
 
         self._call_prefix: dict[str, str] = {}
         self._call_body: dict[str, str] = {}
-        self._compact_body: dict[str, str] = {}
+        self._compact_body: dict[tuple[str, bool], str] = {}
         self._pubsub_head = pubsub.iq_head(self.pubsub)
 
     def _trusted(self, bare: str) -> bool:
@@ -342,6 +344,10 @@ class XmppBase(Transport):
         def _extend(self, pending: _Pending, el: Element, frm: str | None) -> None: ...
 
         def _on_call(self, xml: Element, query: Element) -> None: ...
+
+        def _on_cancel(self, xml: Element, el: Element) -> None: ...
+
+        def _on_progress(self, xml: Element, el: Element) -> None: ...
 
         def _on_direct_subscribe(self, xml: Element, el: Element) -> None: ...
 

@@ -20,7 +20,7 @@ from pyobs.utils.exceptions import RemoteError
 
 from ..backoff import RECONNECT_FIRST, backoff
 from ..transport import TransportHandler
-from . import discovery, rpc
+from . import control, discovery, rpc
 from .base import (
     DISCO_IN_FLIGHT,
     Q_DIRECT_SUBSCRIBE,
@@ -456,6 +456,9 @@ class ConnectionMixin(XmppBase):
             for child in xml:  # the call envelope is the only child of a call
                 if child.tag == rpc.Q_COMPACT_CALL or child.tag == rpc.Q_QUERY:
                     self._on_call(xml, child)
+                    return True
+                if child.tag == control.Q_CANCEL:
+                    self._on_cancel(xml, child)
                     return True
             sub = xml.find(Q_DIRECT_SUBSCRIBE)
             if sub is not None:

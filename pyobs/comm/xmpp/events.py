@@ -14,7 +14,7 @@ from xml.etree.ElementTree import Element
 from pyobs.events.event import Event
 
 from ..backoff import RETRY_CAP, RETRY_FIRST, backoff
-from . import discovery, pubsub, rpc
+from . import control, discovery, pubsub, rpc
 from .base import (
     DIRECT_RETRIES,
     PUBSUB_DELAY,
@@ -32,6 +32,10 @@ from .values import escape_attr
 class EventsMixin(XmppBase):
     def _on_message(self, xml: Element) -> bool:
         if xml.get("from") != self.pubsub:
+            for child in xml:
+                if child.tag == control.Q_PROGRESS:
+                    self._on_progress(xml, child)
+                    return True
             return self._on_direct_event(xml)
         handler = self._handler
         if handler is None:

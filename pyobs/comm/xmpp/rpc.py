@@ -71,9 +71,11 @@ def call_body(method: str) -> str:
 CALL_END = "</params></methodCall></query></iq>"
 
 
-def compact_call_body(method: str) -> str:
-    """Everything of a compact call between the id and the first value."""
-    return f'"><call xmlns="{COMPACT_NS}" method="{escape_attr(method)}">'
+def compact_call_body(method: str, progress: bool = False) -> str:
+    """Everything of a compact call between the id and the first value. ``progress``: the caller
+    takes progress notices of this call (``progress="1"``, see :mod:`.control`)."""
+    flag = ' progress="1"' if progress else ""
+    return f'"><call xmlns="{COMPACT_NS}" method="{escape_attr(method)}"{flag}>'
 
 
 COMPACT_CALL_END = "</call></iq>"
