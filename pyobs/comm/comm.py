@@ -8,6 +8,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -42,6 +43,10 @@ _DEDUP_WINDOW = 1024
 #: methods that may be called while a module is starting or in error (as pyobs-core)
 _ALWAYS_ALLOWED = frozenset({"reset_error", "get_permitted_methods"})
 
+#: set by a tool (pyobs-comm, the dashboard) around a call to learn its deadline: called with the
+#: seconds from now to the deadline whenever the callee announces a duration (``@timeout``)
+deadline_observer: ContextVar[Callable[[float], None] | None] = ContextVar("deadline_observer", default=None)
+
 
 @dataclass(eq=False)
 class Peer:
@@ -51,6 +56,10 @@ class Peer:
     interfaces: tuple[type[Interface], ...]
     sends: frozenset[str]
     label: str = ""
+    #: lifecycle state as far as the transport tells it (``ready``, ``error``, ``local``)
+    module_state: str = "ready"
+    #: the message of an ``error`` state
+    state_message: str = ""
 
     @property
     def is_module(self) -> bool:
@@ -64,16 +73,20 @@ class _Call:
     without suspending (an in-process call) costs no timer at all.
     """
 
-    __slots__ = ("deadline", "gone", "until")
+    __slots__ = ("deadline", "gone", "observer", "until")
 
     def __init__(self) -> None:
         self.deadline: asyncio.Timeout | None = None
         self.until: float | None = None
         self.gone = False
+        self.observer = deadline_observer.get()
 
     def extend(self, seconds: float) -> None:
         # the callee's estimate plus a margin for the answer to travel back
-        until = asyncio.get_running_loop().time() + seconds + max(1.0, 0.1 * seconds)
+        seconds += max(1.0, 0.1 * seconds)
+        until = asyncio.get_running_loop().time() + seconds
+        if self.observer is not None:
+            self.observer(seconds)
         if self.deadline is None:
             self.until = until
         else:
@@ -326,6 +339,19 @@ class Comm:
                 if key[0] == name:  # somebody watches this module's state: subscribe again
                     self._spawn(self._resubscribe(key))
 
+    def peer_module_state(self, name: str, state: str, message: str = "") -> None:
+        """A peer's lifecycle state changed (as far as its transport shows it)."""
+        peer = self._peers.get(name)
+        if peer is not None:
+            peer.module_state, peer.state_message = state, message
+
+    def peer_state(self, name: str) -> tuple[str, str]:
+        """(lifecycle state, error message) of a peer online; ValueError if it is not."""
+        peer = self._peers.get(name)
+        if peer is None:
+            raise ValueError(f"module '{name}' is not online")
+        return peer.module_state, peer.state_message
+
     def peer_offline(self, name: str) -> None:
         peer = self._peers.pop(name, None)
         if peer is None:
@@ -446,16 +472,19 @@ class Comm:
 
     # ------------------------------------------------------------------ events
 
-    async def register_event(self, event_class: type[Event], handler: EventHandler | None = None) -> None:
+    async def register_event(
+        self, event_class: type[Event], handler: EventHandler | None = None, *, send: bool = True
+    ) -> None:
         """Register an event type for sending and, with a handler, for receiving.
 
         Handlers are ``async def handler(event, sender) -> bool``; a handler for a base class
-        receives its subclasses too.
+        receives its subclasses too. ``send=False`` only receives (a tool listening to every
+        ``Event`` does not claim to send them).
         """
         if not (isinstance(event_class, type) and issubclass(event_class, Event)):
             raise TypeError(f"{event_class!r} is not an Event class")
         changed = False
-        if not event_class.local and event_class not in self._sends:
+        if send and not event_class.local and event_class not in self._sends:
             self._sends.add(event_class)
             changed = True
         if handler is not None:

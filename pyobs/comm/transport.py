@@ -87,6 +87,10 @@ class TransportHandler(Protocol):
     def peer_offline(self, name: str) -> None:
         """A peer went away (pending calls to it fail at once)."""
 
+    def peer_module_state(self, name: str, state: str, message: str = "") -> None:
+        """A peer's lifecycle state (``ready``, ``error`` with a message, ``local``), where the
+        transport carries it (after ``peer_online``)."""
+
     def event_received(self, sender: str, event: Event) -> None:
         """An event arrived (already decoded, see :meth:`Event.from_dict`)."""
 

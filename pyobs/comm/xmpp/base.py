@@ -103,6 +103,8 @@ class _PeerState:
     stale: bool = False
     #: event names we subscribed to at this peer
     events: set[str] = field(default_factory=set)
+    #: lifecycle state and message shown in its presence
+    shown: tuple[str, str] = ("ready", "")
 
 
 def _parse_server(server: str) -> tuple[str, int]:

@@ -184,6 +184,7 @@ class PresenceMixin(XmppBase):
         if typ is None:
             c = xml.find(f"{{{CAPS_NS}}}c")
             self._peer_available(local, frm, c.get("ver") if c is not None else None)
+            self._peer_show(local, xml)
         elif local not in self._peers:
             if self._direct.pop(local, None) is not None:
                 self._rebuild_direct()
@@ -192,6 +193,22 @@ class PresenceMixin(XmppBase):
             # just before ours, and those peers are not gone, the server is
             self._leaving[local] = self._loop.call_later(OFFLINE_DEBOUNCE, self._peer_left, local)
         return True
+
+    def _peer_show(self, name: str, xml: Element) -> None:
+        """The lifecycle state in a peer's presence (§3.2): ``dnd`` error (status: the message),
+        ``away`` local, none ready; reported once the peer is, and on every change."""
+        peer = self._peers.get(name)
+        if peer is None:
+            return
+        show = xml.findtext("{jabber:client}show") or xml.findtext("show") or ""
+        status = xml.findtext("{jabber:client}status") or xml.findtext("status") or ""
+        state = {"dnd": "error", "away": "local", "xa": "local"}.get(show.strip(), "ready")
+        shown = (state, status[:1000] if state == "error" else "")
+        if shown == peer.shown:
+            return
+        peer.shown = shown
+        if peer.reported and self._handler is not None:
+            self._handler.peer_module_state(name, *shown)
 
     def _peer_left(self, name: str) -> None:
         self._leaving.pop(name, None)
@@ -256,6 +273,8 @@ class PresenceMixin(XmppBase):
             sends = {name for name, _ in info.sends}
             peer.reported = True
             self._handler.peer_online(peer.name, list(info.interfaces), sends, info.label)
+            if peer.shown[0] != "ready":
+                self._handler.peer_module_state(peer.name, *peer.shown)
         finally:
             done.set()
 
