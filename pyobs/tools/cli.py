@@ -118,9 +118,9 @@ def _follow_options(p: argparse.ArgumentParser) -> None:
 
 
 class Output:
-    def __init__(self, as_json: bool, out: TextIO = sys.stdout) -> None:
+    def __init__(self, as_json: bool, out: TextIO | None = None) -> None:
         self.as_json = as_json
-        self.out = out
+        self.out = out if out is not None else sys.stdout
 
     def line(self, text: str, record: Any) -> None:
         self.out.write((json.dumps(record, default=str) if self.as_json else text) + "\n")
@@ -228,11 +228,11 @@ class Progress:
     On a terminal the line is rewritten in place; otherwise one line when the deadline moves.
     """
 
-    def __init__(self, what: str, timeout: float, enabled: bool = True, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, what: str, timeout: float, enabled: bool = True, stream: TextIO | None = None) -> None:
         self.what = what
         self.enabled = enabled
-        self.stream = stream
-        self.tty = stream.isatty()
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty()
         self.started = time.monotonic()
         self.until = self.started + timeout
         self._task: asyncio.Task[None] | None = None

@@ -129,6 +129,7 @@ class DashboardServer:
         app.router.add_post("/login", self._login)
         app.router.add_post("/logout", self._logout)
         app.router.add_get("/ws", self._websocket)
+        app.router.add_get("/favicon.ico", self._no_content)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.bind, self.port)
@@ -163,6 +164,9 @@ class DashboardServer:
 
     async def _page(self, request: web.Request) -> web.Response:
         return self._file("index.html")
+
+    async def _no_content(self, request: web.Request) -> web.Response:
+        return web.Response(status=204)
 
     async def _static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
