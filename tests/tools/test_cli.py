@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tools_support import MODULES, Bus, bus, transport  # noqa: F401  (fixtures)
+from tools_support import MODULES, Bus
 
 from pyobs.tools import cli
 
@@ -65,7 +65,9 @@ async def test_call(bus: Bus, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == cli.OK, err
     assert "telescope.init() running, deadline in" in err
     # a result, as text and as JSON; keyword arguments, enums by value
-    code, out, err = await pyobs_comm(bus, capsys, "--json", "call", "weather", "get_sensor_value", "station=", "sensor=rain")
+    code, out, err = await pyobs_comm(
+        bus, capsys, "--json", "call", "weather", "get_sensor_value", "station=", "sensor=rain"
+    )
     assert code == cli.OK, err
     (record,) = json_lines(out)
     assert record["ok"] and record["result"]["sensor"] == "rain" and record["result"]["value"] in (0.0, 1.0)
@@ -97,11 +99,15 @@ async def test_watch_and_logs(bus: Bus, capsys: pytest.CaptureFixture[str], capl
     assert code == cli.OK, err
     lines = out.splitlines()
     assert len(lines) == 2 and all(" weather " in line and "WeatherEvent" in line for line in lines)
-    code, out, err = await pyobs_comm(bus, capsys, "--json", "watch", "--event", "BadWeatherEvent", "-n", "1", "-t", "20")
+    code, out, err = await pyobs_comm(
+        bus, capsys, "--json", "watch", "--event", "BadWeatherEvent", "-n", "1", "-t", "20"
+    )
     assert code == cli.OK, err
     (event,) = json_lines(out)
     assert event["type"] == "BadWeatherEvent" and event["sender"] == "weather"
-    code, out, err = await pyobs_comm(bus, capsys, "logs", "--module", "weather", "--level", "INFO", "-n", "3", "-t", "20")
+    code, out, err = await pyobs_comm(
+        bus, capsys, "logs", "--module", "weather", "--level", "INFO", "-n", "3", "-t", "20"
+    )
     assert code == cli.OK, err
     lines = out.splitlines()
     assert len(lines) == 3 and all(" INFO " in line for line in lines)

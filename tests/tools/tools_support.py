@@ -89,7 +89,9 @@ async def bus(transport: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.Mo
             env = {"PYOBS_PASSWORD": server.password}
             for k, v in env.items():
                 monkeypatch.setenv(k, v)
-            yield Bus(kind, ["--xmpp", f"tool@{server.domain}/{backend.resource}", "--server", server.address], env, obs)
+            yield Bus(
+                kind, ["--xmpp", f"tool@{server.domain}/{backend.resource}", "--server", server.address], env, obs
+            )
         else:
             path = tmp_path / "tool.yaml"
             path.write_text(yaml.safe_dump({"comm": backend.comm_config("tool")}))

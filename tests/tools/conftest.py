@@ -1,0 +1,1 @@
+from tools_support import bus, transport  # noqa: F401  (fixtures)
