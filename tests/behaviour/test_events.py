@@ -22,6 +22,7 @@ from pyobs.events import (
     NewImageEvent,
 )
 from pyobs.interfaces import IFocuser, IMotion, ITelescope
+from pyobs.modules import Module
 from pyobs.interfaces.types import FocuserState, MotionState
 from pyobs.utils.enums import ExposureStatus, ImageType, MotionStatus
 from pyobs.utils.time import Time
@@ -247,3 +248,25 @@ async def test_set_state_checks_its_type(backend: Any) -> None:
         from pyobs.interfaces import IAbortable
 
         await foc.comm.set_state(IAbortable, FocuserState(1.0, 0.0))
+
+
+class EarlySender(Module):
+    """Sends an event from open(), before it is online (as a module's first log line does)."""
+
+    async def open(self) -> None:
+        await super().open()
+        await self.comm.register_event(GoodWeatherEvent)
+        await self.comm.send_event(GoodWeatherEvent())
+
+
+async def test_an_event_sent_before_going_online_does_not_hold_back_later_ones(backend: Any) -> None:
+    client = await opened(SeedClient(comm=backend.comm("client")))
+    sender = await opened(EarlySender(comm=backend.comm("weather")))
+    try:
+        await seen(client.comm, "weather")
+        for _ in range(3):
+            await sender.comm.send_event(GoodWeatherEvent())
+        await eventually(lambda: len(client.weather) >= 3, what="the events sent once online")
+    finally:
+        await sender.close()
+        await client.close()

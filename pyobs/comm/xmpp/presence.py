@@ -46,6 +46,9 @@ class PresenceMixin(XmppBase):
             await asyncio.gather(self._sync_all_event_subscriptions(), self._push_subscriptions(peers))
             return
         await self._go_online()
+        # events sent before we were online (a module's first log lines) were queued: send them now,
+        # or every later event would queue behind them
+        self._flush_events()
 
     async def update_events(self, sends: set[str], receives: set[str]) -> None:
         if self._info is None:

@@ -1,0 +1,161 @@
+"""The dashboard in a real headless Chromium against the simulated observatory over XMPP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser import ARTIFACTS, Process, env, python, wait_until, write_observatory
+from tools_support import MODULES
+
+pytest.importorskip("aiohttp")
+pytest.importorskip("selenium")
+from selenium.webdriver.common.by import By  # noqa: E402
+
+RESOURCE = f"web{os.getpid()}"
+#: a slow mount: a slew takes seconds, so the position can be seen moving
+TELESCOPE = {"slew_speed": 10.0, "state_interval": 0.1}
+
+
+def cli_json(server: Any, *argv: str) -> list[dict[str, Any]]:
+    """pyobs-comm in its own process, as a second observer of the same bus."""
+    done = subprocess.run(
+        python("-m", "pyobs.tools.cli", "--xmpp", f"tool@{server.domain}/{RESOURCE}", "--server", server.address,
+               "--wait-for", "telescope", "--json", *argv),
+        capture_output=True, text=True, timeout=60, env={**os.environ, **env(), "PYOBS_PASSWORD": server.password},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def call_from_page(driver: Any, module: str, method: str, timeout: float = 30.0, **args: Any) -> str:
+    """Fill the method's form on the page, press call, wait for the result line; returns its text."""
+    card = driver.find_element(By.ID, f"module-{module}")
+    details = card.find_element(By.CSS_SELECTOR, "details.methods")
+    if not details.get_attribute("open"):
+        details.find_element(By.TAG_NAME, "summary").click()
+    form = driver.find_element(By.ID, f"call-{module}-{method}")
+    for name, value in args.items():
+        field = form.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(str(value))
+    result = driver.find_element(By.ID, f"result-{module}-{method}")
+    driver.execute_script("arguments[0].textContent = ''", result)
+    form.find_element(By.CSS_SELECTOR, "button.call-btn").click()
+    return wait_until(
+        f"the result of {module}.{method}",
+        lambda: result.text if result.text.startswith(("✓", "✗")) else "",
+        timeout,
+    )
+
+
+def state_attr(driver: Any, key: str, selector: str, attr: str) -> str | None:
+    boxes = driver.find_elements(By.CSS_SELECTOR, f'[data-key="{key}"] {selector}')
+    return boxes[0].get_attribute(attr) if boxes else None
+
+
+def test_dashboard_in_chromium(prosody: Any, browser: Any, tmp_path: Path) -> None:
+    config = write_observatory(tmp_path / "observatory.yaml", prosody, RESOURCE, dashboard=True, telescope=TELESCOPE)
+    observatory = Process(python("-m", "pyobs", str(config)), env={**env(), "PYOBS_DASHBOARD_PASSWORD": "s3cret"})
+    try:
+        line = observatory.wait_for_line("dashboard: open ")
+        url = line.split("dashboard: open ", 1)[1].strip()
+        assert url.startswith("http://127.0.0.1:") and "#token=" not in url  # a configured password is not shown
+
+        # login first: a wrong password is refused, nothing but the login form shows
+        browser.get(url)
+        wait_until("the login form", lambda: browser.find_element(By.ID, "login-box").is_displayed())
+        assert not browser.find_element(By.ID, "main").is_displayed()
+        browser.find_element(By.ID, "password").send_keys("wrong")
+        browser.find_element(By.CSS_SELECTOR, "#login button").click()
+        wait_until("the login error", lambda: "wrong password" in browser.find_element(By.ID, "login-error").text)
+        browser.find_element(By.ID, "password").clear()
+        browser.find_element(By.ID, "password").send_keys("s3cret")
+        browser.find_element(By.CSS_SELECTOR, "#login button").click()
+
+        # every module is listed, with its state
+        def listed() -> list[str]:
+            return sorted(e.get_attribute("data-module") for e in browser.find_elements(By.CSS_SELECTOR, ".module"))
+
+        wait_until("every module on the page", lambda: listed() == MODULES, timeout=30)
+        badge = browser.find_element(By.CSS_SELECTOR, "#module-telescope [data-role=state]")
+        assert badge.text == "ready"
+        wait_until(
+            "the parked telescope", lambda: state_attr(browser, "telescope/IMotion", "[data-status]", "data-status") == "parked"
+        )
+
+        # init, then a slew started from the page: the position on the page moves while it slews
+        assert call_from_page(browser, "telescope", "init") == "✓ done"
+        browser.execute_script("window.pyobsStateLatencies = []")
+        form = browser.find_element(By.ID, "call-telescope-move_altaz")
+        form.find_element(By.NAME, "alt").send_keys("40")
+        form.find_element(By.NAME, "az").send_keys("200")
+        form.find_element(By.CSS_SELECTOR, "button.call-btn").click()
+        result = browser.find_element(By.ID, "result-telescope-move_altaz")
+        seen: list[float] = []
+
+        def slewed() -> bool:
+            alt = state_attr(browser, "telescope/IPointingAltAz", "[data-alt]", "data-alt")
+            if alt is not None and (not seen or float(alt) != seen[-1]):
+                seen.append(float(alt))
+            return result.text.startswith(("✓", "✗"))
+
+        wait_until("the end of the slew", slewed, timeout=30, interval=0.02)
+        assert result.text == "✓ done"
+        between = [a for a in seen if 41.0 < a < 79.0]
+        assert len(between) >= 5, f"the page showed too few positions during the slew: {seen}"
+        assert between == sorted(between, reverse=True)  # on its way down from 80 to 40
+        wait_until(
+            "the final altitude",
+            lambda: abs(float(state_attr(browser, "telescope/IPointingAltAz", "[data-alt]", "data-alt") or 0) - 40.0) < 0.5,
+        )
+        latencies = [
+            x["ms"] for x in browser.execute_script("return window.pyobsStateLatencies")
+            if x["key"] in ("telescope/IPointingAltAz", "telescope/IPointingRaDec")
+        ]  # fmt: skip
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "dashboard-latency.json").write_text(
+            json.dumps({"samples": len(latencies), "p50_ms": statistics.median(latencies), "all_ms": latencies})
+        )
+
+        # park from the page: the simulated telescope parks (seen by a second observer, too)
+        assert call_from_page(browser, "telescope", "park") == "✓ done"
+        wait_until(
+            "'parked' on the page", lambda: state_attr(browser, "telescope/IMotion", "[data-status]", "data-status") == "parked"
+        )
+        (motion,) = cli_json(prosody, "state", "telescope", "IMotion")
+        assert motion["value"]["status"] == "parked"
+
+        # a remote error shows with its type
+        text = call_from_page(browser, "telescope", "move_altaz", alt=5, az=0)
+        assert text.startswith("✗ ") and "Error:" in text
+
+        # log lines of the modules appear, and the filter hides others
+        wait_until("telescope log lines", lambda: any(
+            "telescope: status" in e.text for e in browser.find_elements(By.CSS_SELECTOR, "#logs .log-line")))  # fmt: skip
+        browser.find_element(By.ID, "log-module").send_keys("nobody")
+        wait_until(
+            "filtered logs",
+            lambda: not any(e.is_displayed() for e in browser.find_elements(By.CSS_SELECTOR, "#logs .log-line")),
+        )
+        browser.find_element(By.ID, "log-module").clear()
+        browser.execute_script("document.getElementById('log-module').dispatchEvent(new Event('input'))")
+        # and events
+        wait_until(
+            "weather events",
+            lambda: browser.find_elements(By.CSS_SELECTOR, '#events .event[data-type$="WeatherEvent"]'),
+        )
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+        assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+    finally:
+        observatory.stop()
+    if os.environ.get("PYOBS_UPDATE_DOCS_SCREENSHOT"):
+        shutil.copy(ARTIFACTS / "dashboard.png", Path(__file__).resolve().parents[2] / "docs" / "dashboard.png")
