@@ -19,8 +19,13 @@ pytest.importorskip("selenium")
 from selenium.webdriver.common.by import By  # noqa: E402
 
 RESOURCE = f"web{os.getpid()}"
-#: a slow mount: a slew takes seconds, so the position can be seen moving
-TELESCOPE = {"slew_speed": 10.0, "state_interval": 0.1}
+#: a slow mount: a slew takes seconds, so the position can be seen moving; the dashboard's account may
+#: move and park it, but not set offsets (its acl:)
+TELESCOPE = {
+    "slew_speed": 10.0,
+    "state_interval": 0.1,
+    "acl": {"allow": {"dashboard": ["IModule", "IMotion", "IPointingAltAz", "IPointingRaDec"], "tool": "*"}},
+}
 
 
 def cli_json(server: Any, *argv: str) -> list[dict[str, Any]]:
@@ -87,7 +92,8 @@ def test_dashboard_in_chromium(prosody: Any, browser: Any, tmp_path: Path) -> No
         badge = browser.find_element(By.CSS_SELECTOR, "#module-telescope [data-role=state]")
         assert badge.text == "ready"
         wait_until(
-            "the parked telescope", lambda: state_attr(browser, "telescope/IMotion", "[data-status]", "data-status") == "parked"
+            "the parked telescope",
+            lambda: state_attr(browser, "telescope/IMotion", "[data-status]", "data-status") == "parked",
         )
 
         # init, then a slew started from the page: the position on the page moves while it slews
@@ -113,7 +119,9 @@ def test_dashboard_in_chromium(prosody: Any, browser: Any, tmp_path: Path) -> No
         assert between == sorted(between, reverse=True)  # on its way down from 80 to 40
         wait_until(
             "the final altitude",
-            lambda: abs(float(state_attr(browser, "telescope/IPointingAltAz", "[data-alt]", "data-alt") or 0) - 40.0) < 0.5,
+            lambda: (
+                abs(float(state_attr(browser, "telescope/IPointingAltAz", "[data-alt]", "data-alt") or 0) - 40.0) < 0.5
+            ),
         )
         latencies = [
             x["ms"] for x in browser.execute_script("return window.pyobsStateLatencies")
@@ -127,14 +135,17 @@ def test_dashboard_in_chromium(prosody: Any, browser: Any, tmp_path: Path) -> No
         # park from the page: the simulated telescope parks (seen by a second observer, too)
         assert call_from_page(browser, "telescope", "park") == "✓ done"
         wait_until(
-            "'parked' on the page", lambda: state_attr(browser, "telescope/IMotion", "[data-status]", "data-status") == "parked"
+            "'parked' on the page",
+            lambda: state_attr(browser, "telescope/IMotion", "[data-status]", "data-status") == "parked",
         )
         (motion,) = cli_json(prosody, "state", "telescope", "IMotion")
         assert motion["value"]["status"] == "parked"
 
-        # a remote error shows with its type
-        text = call_from_page(browser, "telescope", "move_altaz", alt=5, az=0)
-        assert text.startswith("✗ ") and "Error:" in text
+        # a remote error shows with its type, and so does a call the telescope's acl: denies the dashboard
+        text = call_from_page(browser, "telescope", "move_altaz", alt=60, az=0)
+        assert text.startswith("✗ MoveError: ") and "parked" in text
+        text = call_from_page(browser, "telescope", "set_offsets_radec", dra=0.001, ddec=0)
+        assert text.startswith("✗ ForbiddenError: "), text
 
         # log lines of the modules appear, and the filter hides others
         wait_until("telescope log lines", lambda: any(
@@ -152,7 +163,10 @@ def test_dashboard_in_chromium(prosody: Any, browser: Any, tmp_path: Path) -> No
             lambda: browser.find_elements(By.CSS_SELECTOR, '#events .event[data-type$="WeatherEvent"]'),
         )
 
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for details in browser.find_elements(By.CSS_SELECTOR, "details.methods[open]"):
+            if details.get_attribute("data-module") != "telescope":
+                browser.execute_script("arguments[0].open = false", details)
+        browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
         assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
     finally:
