@@ -22,8 +22,8 @@ from pyobs.events import (
     NewImageEvent,
 )
 from pyobs.interfaces import IFocuser, IMotion, ITelescope
-from pyobs.modules import Module
 from pyobs.interfaces.types import FocuserState, MotionState
+from pyobs.modules import Module
 from pyobs.utils.enums import ExposureStatus, ImageType, MotionStatus
 from pyobs.utils.time import Time
 

@@ -16,7 +16,7 @@ from tools_support import MODULES
 
 pytest.importorskip("aiohttp")
 pytest.importorskip("selenium")
-from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.by import By
 
 RESOURCE = f"web{os.getpid()}"
 #: a slow mount: a slew takes seconds, so the position can be seen moving; the dashboard's account may
@@ -148,8 +148,10 @@ def test_dashboard_in_chromium(prosody: Any, browser: Any, tmp_path: Path) -> No
         assert text.startswith("✗ ForbiddenError: "), text
 
         # log lines of the modules appear, and the filter hides others
-        wait_until("telescope log lines", lambda: any(
-            "telescope: status" in e.text for e in browser.find_elements(By.CSS_SELECTOR, "#logs .log-line")))  # fmt: skip
+        def log_lines() -> list[str]:
+            return [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#logs .log-line")]
+
+        wait_until("telescope log lines", lambda: any("telescope: status" in line for line in log_lines()))
         browser.find_element(By.ID, "log-module").send_keys("nobody")
         wait_until(
             "filtered logs",
