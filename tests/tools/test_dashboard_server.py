@@ -67,7 +67,13 @@ async def test_dashboard_from_the_cli(tmp_path: Path) -> None:
                 assert deadline["seconds"] > 0
                 assert (await receive(ws, "result", id=1))["ok"] is True
                 await ws.send_json(
-                    {"t": "call", "id": 2, "module": "telescope", "method": "move_altaz", "args": {"alt": "5", "az": "0"}}
+                    {
+                        "t": "call",
+                        "id": 2,
+                        "module": "telescope",
+                        "method": "move_altaz",
+                        "args": {"alt": "5", "az": "0"},
+                    }
                 )
                 result = await receive(ws, "result", id=2)
                 assert not result["ok"] and result["error"]["type"] == "AltitudeLimitError"
