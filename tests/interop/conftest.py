@@ -25,7 +25,7 @@ from harness import Core, CorePeer, CorePeers, Ours, Server, core_python  # noqa
 #: every account on the server; pyobs-core's modules are "core*", ours "our*"
 CORE_NAMES = ["coresink", "corescope", "corecam", "corelate", "coreflap", "corerestart", "coreacl"]
 OUR_NAMES = ["oursink", "ourscope", "ourfocus", "ourcam", "ourprobe", "ourlate", "ourslow", "ourrestart", "oursim"]
-OUR_NAMES += ["ouracl", "ourforger"]
+OUR_NAMES += ["ouracl", "ourforger", "ourtool", "ourtool2"]
 
 _PYTHON = None if os.environ.get("PYOBS_INTEROP") == "0" else core_python()
 
