@@ -19,6 +19,24 @@ QUEUE_SIZE = 1000
 _IGNORED = ("pyobs.comm", "slixmpp", "dbus_fast", "asyncio")
 
 
+#: the publishers of this process: a MultiModule runs several modules, each with one on the root
+#: logger, and a record must go out once, not once per module
+_PUBLISHERS: list[LogPublisher] = []
+
+
+def _owner(record: logging.LogRecord) -> LogPublisher | None:
+    """The publisher that sends ``record``: the module its message names (``"camera: ..."``, the
+    convention of pyobs modules), else the first one of the process."""
+    if len(_PUBLISHERS) == 1:
+        return _PUBLISHERS[0]
+    message = record.getMessage()
+    for publisher in _PUBLISHERS:
+        name = publisher._module.comm.name
+        if message.startswith(name) and message[len(name) : len(name) + 1] == ":":
+            return publisher
+    return _PUBLISHERS[0] if _PUBLISHERS else None
+
+
 class LogPublisher(logging.Handler):
     """A logging handler that queues INFO+ records and sends them from a background task.
 
@@ -31,9 +49,10 @@ class LogPublisher(logging.Handler):
         self._queue: collections.deque[LogEvent] = collections.deque(maxlen=QUEUE_SIZE)
         self._wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
+        _PUBLISHERS.append(self)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(_IGNORED):
+        if record.name.startswith(_IGNORED) or _owner(record) is not self:
             return
         try:
             when = datetime.fromtimestamp(record.created, tz=UTC)
@@ -65,5 +84,7 @@ class LogPublisher(logging.Handler):
                     logging.getLogger("pyobs.comm").debug("LogEvent not sent: %s", exc)
 
     async def stop(self) -> None:
+        if self in _PUBLISHERS:
+            _PUBLISHERS.remove(self)
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)

@@ -149,22 +149,32 @@ def _exc_type(exc: BaseException) -> str:
 # ------------------------------------------------------------------------------------------ commands
 
 
-async def _follow(args: argparse.Namespace, register: Callable[[Callable[[], None]], None]) -> None:
-    """Run until --duration passes, --count lines were printed (``register(counted)``) or Ctrl-C."""
-    done = asyncio.Event()
-    printed = 0
+class Limit:
+    """How many more lines a follow may print (--count); ``done`` is set when it may print no more."""
 
-    def counted() -> None:
-        nonlocal printed
-        printed += 1
-        if args.count is not None and printed >= args.count:
-            done.set()
+    def __init__(self, count: int | None) -> None:
+        self.left = count
+        self.done = asyncio.Event()
+        if count is not None and count <= 0:
+            self.done.set()
 
-    register(counted)
-    if args.count is not None and args.count <= 0:
-        return
+    def take(self) -> bool:
+        """Whether one more line may be printed (counting it)."""
+        if self.done.is_set():
+            return False
+        if self.left is not None:
+            self.left -= 1
+            if self.left <= 0:
+                self.done.set()
+        return True
+
+
+async def _follow(args: argparse.Namespace, register: Callable[[Limit], None]) -> None:
+    """Run until --duration passes, --count lines were printed or Ctrl-C."""
+    limit = Limit(args.count)
+    register(limit)
     try:
-        await asyncio.wait_for(done.wait(), args.duration)
+        await asyncio.wait_for(limit.done.wait(), args.duration)
     except TimeoutError:
         pass
 
@@ -270,7 +280,7 @@ class Progress:
 async def cmd_watch(fleet: Fleet, args: argparse.Namespace, out: Output) -> int:
     modules, types = set(args.module), set(args.event)
 
-    def register(counted: Callable[[], None]) -> None:
+    def register(limit: Limit) -> None:
         def listener(kind: str, record: dict[str, Any]) -> None:
             if kind == "fleet":
                 record = {"time": time.time(), "sender": record["module"],
@@ -282,11 +292,12 @@ async def cmd_watch(fleet: Fleet, args: argparse.Namespace, out: Output) -> int:
                 return
             if (modules and record["sender"] not in modules) or (types and record["type"] not in types):
                 return
+            if not limit.take():
+                return
             out.line(
                 f"{_clock(record['time'])} {record['sender']:<12} {record['type']:<28} {_fmt_value(record['data'])}",
                 record,
             )
-            counted()
 
         fleet.add_listener(listener)
 
@@ -307,8 +318,11 @@ async def cmd_state(fleet: Fleet, args: argparse.Namespace, out: Output) -> int:
         print(f"pyobs-comm: {exc}", file=sys.stderr)
         return NO_BUS if "not online" in str(exc) else USAGE
 
+    def matches(record: dict[str, Any]) -> bool:
+        return record["module"] == args.module and (not args.interface or record["interface"] == args.interface)
+
     def show(record: dict[str, Any]) -> bool:
-        if record["module"] != args.module or (args.interface and record["interface"] != args.interface):
+        if not matches(record):
             return False
         out.line(f"{record['interface']:<20} {_fmt_value(record['value'])}", record)
         return True
@@ -321,10 +335,10 @@ async def cmd_state(fleet: Fleet, args: argparse.Namespace, out: Output) -> int:
                   file=sys.stderr)  # fmt: skip
         return OK
 
-    def register(counted: Callable[[], None]) -> None:
+    def register(limit: Limit) -> None:
         def listener(kind: str, record: dict[str, Any]) -> None:
-            if kind == "state" and show(record):
-                counted()
+            if kind == "state" and matches(record) and limit.take():
+                show(record)
 
         fleet.add_listener(listener)
 
@@ -335,14 +349,13 @@ async def cmd_state(fleet: Fleet, args: argparse.Namespace, out: Output) -> int:
 async def cmd_logs(fleet: Fleet, args: argparse.Namespace, out: Output) -> int:
     modules, level = set(args.module), LEVELS[args.level]
 
-    def register(counted: Callable[[], None]) -> None:
+    def register(limit: Limit) -> None:
         def listener(kind: str, record: dict[str, Any]) -> None:
             if kind != "log" or (modules and record["sender"] not in modules):
                 return
-            if LEVELS.get(str(record["level"]).upper(), 0) < level:
+            if LEVELS.get(str(record["level"]).upper(), 0) < level or not limit.take():
                 return
             out.line(f"{record['time'][11:23]} {record['level']:<8} {record['sender']:<12} {record['message']}", record)
-            counted()
 
         fleet.add_listener(listener)
 
@@ -435,9 +448,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "completion":
         sys.stdout.write(completion_script(parser, args.shell))
         return OK
+    # records from INFO up exist (modules run here by a LocalComm config publish them as LogEvents);
+    # stderr shows them from --log-level up
     logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
+        level=min(logging.INFO, LEVELS[args.log_level]),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
     )
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(args.log_level)
     try:
         return asyncio.run(run(args))
     except KeyboardInterrupt:
