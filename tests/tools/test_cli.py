@@ -142,3 +142,46 @@ def test_process_exit_codes_and_completion(tmp_path: Path) -> None:
     script.write_text(r.stdout + 'COMP_WORDS=(pyobs-comm ca); COMP_CWORD=1; _pyobs_comm; echo "${COMPREPLY[@]}"\n')
     done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=30)
     assert done.stdout.split() == ["call"]
+
+
+async def test_ls_shows_a_module_in_error(bus: Bus, capsys: pytest.CaptureFixture[str]) -> None:
+    if bus.kind == "dbus":
+        pytest.skip("D-Bus does not carry a module's lifecycle state (docs/dashboard.md)")
+    if bus.observatory is None:  # local: pyobs-comm runs the observatory; put the telescope in error from its config
+        pytest.skip("covered on LocalComm by test_fleet_follows_lifecycle_state")
+    bus.observatory["telescope"].set_error("mount jammed")
+    code, out, err = await pyobs_comm(bus, capsys, "--json", "ls")
+    assert code == cli.OK, err
+    telescope = next(m for m in json_lines(out) if m["name"] == "telescope")
+    assert telescope["state"] == "error" and telescope["message"] == "mount jammed"
+    code, out, err = await pyobs_comm(bus, capsys, "call", "telescope", "init")
+    assert code == cli.REMOTE_ERROR and "ModuleError" in err
+    code, out, err = await pyobs_comm(bus, capsys, "call", "telescope", "reset_error")
+    assert code == cli.OK and out.strip() == "true"
+
+
+async def test_fleet_follows_lifecycle_state() -> None:
+    """A tool that stays connected sees a LocalComm module go into error and back."""
+    from backends.base import eventually
+
+    from pyobs.comm.local import LocalComm, LocalNetwork
+    from pyobs.modules import Module
+    from pyobs.tools.fleet import Fleet
+
+    network = LocalNetwork()
+    module = Module(comm=LocalComm("dome", network=network))
+    tool = LocalComm("tool", network=network)
+    await module.open()
+    await tool.open()
+    try:
+        fleet = Fleet(tool)
+        await fleet.start()
+        assert fleet.module("dome").state == "ready"
+        module.set_error("shutter stuck")
+        await eventually(lambda: fleet.module("dome").state == "error", what="the error state")
+        assert fleet.module("dome").message == "shutter stuck"
+        await module.reset_error()
+        await eventually(lambda: fleet.module("dome").state == "ready", what="ready again")
+    finally:
+        await tool.close()
+        await module.close()
