@@ -147,6 +147,27 @@ def test_dashboard_in_chromium(prosody: Any, browser: Any, tmp_path: Path) -> No
         text = call_from_page(browser, "telescope", "set_offsets_radec", dra=0.001, ddec=0)
         assert text.startswith("✗ ForbiddenError: "), text
 
+        # an exposure: its progress as a bar, the deadline the camera announced while the call runs
+        assert call_from_page(browser, "camera", "set_exposure_time", exposure_time=1.5) == "✓ done"
+        form = browser.find_element(By.ID, "call-camera-grab_data")
+        form.find_element(By.CSS_SELECTOR, "button.call-btn").click()
+        result = browser.find_element(By.ID, "result-camera-grab_data")
+        progress: list[float] = []
+        running: list[str] = []
+
+        def exposed() -> bool:
+            value = state_attr(browser, "camera/IExposure", "progress", "data-progress")
+            if value is not None and 0.0 < float(value) < 100.0:
+                progress.append(float(value))
+            if result.text.startswith("running"):
+                running.append(result.text)
+            return result.text.startswith(("✓", "✗"))
+
+        wait_until("the end of the exposure", exposed, timeout=30, interval=0.02)
+        assert result.text.startswith('✓ "') and result.text.endswith('.fits"'), result.text
+        assert len(progress) >= 3 and progress == sorted(progress), progress
+        assert any("deadline in" in text for text in running), running
+
         # log lines of the modules appear, and the filter hides others
         def log_lines() -> list[str]:
             return [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#logs .log-line")]
