@@ -180,11 +180,23 @@ def test_dashboard_in_chromium(prosody: Any, browser: Any, tmp_path: Path) -> No
         )
         browser.find_element(By.ID, "log-module").clear()
         browser.execute_script("document.getElementById('log-module').dispatchEvent(new Event('input'))")
-        # and events
+        # the weather readings with their small time plot
+        wait_until("the weather plot", lambda: browser.find_elements(
+            By.CSS_SELECTOR, '#module-weather [data-sensor="temp"] svg.plot polyline'))  # fmt: skip
+        # and events, with a filter
         wait_until(
             "weather events",
             lambda: browser.find_elements(By.CSS_SELECTOR, '#events .event[data-type$="WeatherEvent"]'),
         )
+        browser.find_element(By.ID, "event-type").send_keys("BadWeather")
+
+        def shown_types() -> set[str]:
+            events = browser.find_elements(By.CSS_SELECTOR, "#events .event")
+            return {e.get_attribute("data-type") for e in events if e.is_displayed()}
+
+        wait_until("only BadWeatherEvents shown", lambda: shown_types() == {"BadWeatherEvent"})
+        browser.find_element(By.ID, "event-type").clear()
+        browser.execute_script("document.getElementById('event-type').dispatchEvent(new Event('input'))")
 
         for details in browser.find_elements(By.CSS_SELECTOR, "details.methods[open]"):
             if details.get_attribute("data-module") != "telescope":
