@@ -185,3 +185,38 @@ async def test_fleet_follows_lifecycle_state() -> None:
     finally:
         await tool.close()
         await module.close()
+
+
+def test_progress_line_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal the progress line is rewritten in place while the call runs, with its deadline."""
+    import pty
+    import select
+
+    import yaml
+    from tools_support import observatory_config
+
+    config = tmp_path / "observatory.yaml"
+    config.write_text(yaml.safe_dump(observatory_config(tmp_path, telescope={"init_time": 1.5})))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyobs.tools.cli", "--config", str(config), "call", "telescope", "init"],
+        stdout=subprocess.PIPE, stderr=slave, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    try:
+        assert proc.wait(60) == cli.OK
+        while select.select([master], [], [], 1.0)[0]:  # what the terminal got (bounded: it is finished)
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    text = seen.decode(errors="replace")
+    assert "\r" in text and "telescope.init() " in text and "deadline in 1" in text  # 1.5 + 10 s announced
