@@ -144,6 +144,11 @@ def test_dashboard_in_chromium(prosody: Any, browser: Any, tmp_path: Path) -> No
         # a remote error shows with its type, and so does a call the telescope's acl: denies the dashboard
         text = call_from_page(browser, "telescope", "move_altaz", alt=60, az=0)
         assert text.startswith("✗ MoveError: ") and "parked" in text
+        # the page marks what the telescope's acl: does not let the dashboard call; the telescope decides
+        denied_form = browser.find_element(By.ID, "call-telescope-set_offsets_radec")
+        wait_until("the ACL mark", lambda: "denied" in (denied_form.get_attribute("class") or ""))
+        assert "not permitted" in denied_form.find_element(By.CSS_SELECTOR, ".acl").text
+        assert "denied" not in (browser.find_element(By.ID, "call-telescope-park").get_attribute("class") or "")
         text = call_from_page(browser, "telescope", "set_offsets_radec", dra=0.001, ddec=0)
         assert text.startswith("✗ ForbiddenError: "), text
 

@@ -116,6 +116,8 @@ class DashboardServer:
         self._failed: list[float] = []
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: what each module's acl: lets us (the dashboard's account) call, as it says itself
+        self._permitted: dict[str, list[str]] = {}
         self.url = ""
 
     # ---------------------------------------------------------------- lifecycle
@@ -123,6 +125,8 @@ class DashboardServer:
     async def start(self) -> None:
         await self.fleet.start()
         self.fleet.add_listener(self._broadcast)
+        for name in self.comm.clients:
+            self._spawn(self._ask_permitted(name))
         app = web.Application(client_max_size=MAX_MESSAGE, middlewares=[self._headers])
         app.router.add_get("/", self._page)
         app.router.add_get("/static/{name}", self._static)
@@ -265,10 +269,33 @@ class DashboardServer:
             "series": {f"{k[0]}/{k[1]}": list(v) for k, v in self.fleet.series.items()},
             "events": list(self.fleet.events),
             "logs": list(self.fleet.logs),
+            "permitted": dict(self._permitted),
         }
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ask_permitted(self, module: str) -> None:
+        """Ask the module which methods it lets the dashboard call (always callable, under the comm's
+        deadline); the page marks the others. The module still decides on every call."""
+        try:
+            methods = await self.comm.execute(module, "get_permitted_methods")
+        except Exception as exc:  # offline again, or it does not say: nothing is marked
+            log.debug("get_permitted_methods of %s failed: %s", module, exc)
+            return
+        if not isinstance(methods, list) or module not in self.comm.clients:
+            return
+        self._permitted[module] = [str(m) for m in methods]
+        self._broadcast("permitted", {"module": module, "methods": self._permitted[module]})
 
     def _broadcast(self, kind: str, record: dict[str, Any]) -> None:
         if kind == "fleet":
+            if record["online"]:
+                self._spawn(self._ask_permitted(record["module"]))
+            else:
+                self._permitted.pop(record["module"], None)
             message = {"t": "fleet", "modules": [m.to_dict() for m in self.fleet.modules()]}
         else:
             message = {"t": kind, **record}
@@ -290,9 +317,7 @@ class DashboardServer:
                              "error": {"type": "DashboardBusy", "message": "too many calls running"}})  # fmt: skip
                 return
             client.calls += 1
-            task = asyncio.ensure_future(self._call(client, msg))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._call(client, msg))
         elif msg.get("t") == "refresh":
             client.send(self._snapshot())
         else:

@@ -11,6 +11,7 @@ const states = new Map();      // "module/IFace" -> state record
 const series = new Map();      // "module/IWeather" -> [{t, readings}]
 let nextCall = 1;
 const pendingCalls = new Map(); // id -> {el, deadline, timer}
+const permitted = new Map();    // module -> methods its acl: lets the dashboard call
 // for tests and the latency figure: ms from a state's own time to it being on the page
 window.pyobsStateLatencies = [];
 
@@ -110,6 +111,7 @@ function handle(msg) {
     case "hello":
       $("whoami").textContent = `as ${msg.name}`;
       for (const [k, v] of Object.entries(msg.series || {})) series.set(k, v.map(weatherPoint));
+      for (const [k, v] of Object.entries(msg.permitted || {})) permitted.set(k, v);
       setFleet(msg.modules);
       for (const s of msg.states) setState(s);
       $("events").replaceChildren(); $("logs").replaceChildren();
@@ -117,6 +119,7 @@ function handle(msg) {
       for (const l of msg.logs) addLog(l);
       break;
     case "fleet": setFleet(msg.modules); break;
+    case "permitted": permitted.set(msg.module, msg.methods); markPermitted(msg.module); break;
     case "state": setState(msg); recordLatency(msg); break;
     case "event": addEvent(msg); break;
     case "log": addLog(msg); break;
@@ -150,6 +153,7 @@ function setFleet(list) {
       if (card) card.replaceWith(fresh); else fleet.append(fresh);
       card = fresh;
       for (const [k, s] of states) if (s.module === m.name) setState(s);
+      markPermitted(m.name);
     }
     const badge = card.querySelector("[data-role=state]");
     badge.textContent = m.state + (m.message ? `: ${m.message}` : "");
@@ -170,9 +174,21 @@ function buildCard(m) {
   return card;
 }
 
+function markPermitted(module) {
+  const allowed = permitted.get(module);
+  const card = $(`module-${module}`);
+  if (!allowed || !card) return;
+  for (const form of card.querySelectorAll("form.method")) {
+    const denied = !allowed.includes(form.dataset.method);
+    form.classList.toggle("denied", denied);
+    form.querySelector(".acl").textContent = denied ? "not permitted for the dashboard (acl)" : "";
+  }
+}
+
 function methodForm(module, spec) {
   const form = el("form", {class: "method", id: `call-${module}-${spec.name}`, "data-method": spec.name});
-  form.append(el("div", {}, el("b", {}, spec.name), " ", el("span", {class: "sig"}, spec.signature)));
+  form.append(el("div", {}, el("b", {}, spec.name), " ", el("span", {class: "sig"}, spec.signature),
+                 " ", el("span", {class: "acl"})));
   if (spec.doc) form.append(el("div", {class: "muted"}, spec.doc));
   for (const p of spec.params) {
     let input;
