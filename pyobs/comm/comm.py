@@ -348,12 +348,10 @@ class Comm:
         if peer is not None:
             peer.module_state, peer.state_message = state, message
 
-    def peer_state(self, name: str) -> tuple[str, str]:
-        """(lifecycle state, error message) of a peer online; ValueError if it is not."""
-        peer = self._peers.get(name)
-        if peer is None:
-            raise ValueError(f"module '{name}' is not online")
-        return peer.module_state, peer.state_message
+    def peer(self, name: str) -> Peer | None:
+        """What we know of a module (or tool) online — interfaces, label, lifecycle state — or None.
+        For tools that show the fleet; treat it as read-only."""
+        return self._peers.get(name)
 
     def peer_offline(self, name: str) -> None:
         peer = self._peers.pop(name, None)

@@ -112,7 +112,11 @@ async def join_bus(options: BusOptions) -> AsyncIterator[Comm]:
 
         assert isinstance(host, MultiModule)
         comm: Comm = LocalComm(options.name or "pyobs-comm", network=host.network, timeout=options.timeout)
-        await host.open()
+        try:
+            await host.open()
+        except BaseException:
+            await host.close()  # the modules that did open
+            raise
     else:
         assert cfg is not None
         try:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import enum
 import json
 import logging
 import time
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ def type_label(tp: Any) -> str:
         return type_label(typing.get_args(tp)[0])
     if origin is not None:
         args = typing.get_args(tp)
-        if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if origin in (typing.Union, types.UnionType):
             return " | ".join(type_label(a) for a in args)
         if origin is typing.Literal:
             return " | ".join(repr(a) for a in args)
@@ -76,8 +78,6 @@ def describe_method(spec: MethodSpec) -> dict[str, Any]:
 
 def _choices(tp: Any) -> list[Any]:
     """Allowed values of an enum (or Optional enum) parameter, for a drop-down."""
-    import enum
-
     for arg in (tp, *typing.get_args(tp)):
         if isinstance(arg, type) and issubclass(arg, enum.Enum):
             return [m.value for m in arg]
@@ -266,11 +266,12 @@ class Fleet:
             key = (module, iface.__name__)
             try:
                 if key not in self._subscribed:
+                    # once per key, even if this first subscription fails: the handler is registered
+                    # then, and the comm subscribes again when the module comes back
                     self._subscribed.add(key)
                     await self.comm.subscribe_state(module, iface, self._state_handler(iface.__name__))
                 value = await self.comm.get_state(module, iface)
             except Exception as exc:  # offline again, or it does not answer: shown as missing
-                self._subscribed.discard(key)
                 log.info("cannot follow state %s of %s: %s", iface.__name__, module, exc)
                 continue
             if value is not None:
@@ -298,7 +299,7 @@ class Fleet:
     def modules(self) -> list[ModuleInfo]:
         out = []
         for name in sorted(self.comm.clients):
-            peer = self.comm._peers.get(name)
+            peer = self.comm.peer(name)
             if peer is None:
                 continue
             out.append(

@@ -138,10 +138,9 @@ class DashboardServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.bind, self.port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        addresses = self._runner.addresses
+        if addresses:
+            self.port = int(addresses[0][1])
         host = f"[{self.bind}]" if ":" in self.bind else self.bind
         self.url = f"http://{host}:{self.port}/" + (f"#token={self.password}" if self.generated else "")
 
@@ -242,6 +241,7 @@ class DashboardServer:
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
+                    client.send({"t": "error", "message": f"expected text messages (JSON), got {msg.type.name}"})
                     continue
                 if not self._session_ok(request):  # logged out or expired meanwhile
                     break
