@@ -96,6 +96,14 @@ async def join_bus(options: BusOptions) -> AsyncIterator[Comm]:
         if not options.config:
             raise ConfigError("bus", "say which bus to join: --config FILE, --xmpp user@domain or --dbus NAME")
         config = load_config(options.config)
+        if "comm" in config and "class" in config:
+            # a module's own config: its account is the module's, and logging in with it would
+            # log the running module out (XMPP allows one session per account)
+            raise ConfigError(
+                options.config,
+                f"this is the config of a module ({config['class']}); give pyobs-comm a file with its own "
+                "'comm:' (its own account) and no 'class:'",
+            )
         if "comm" in config:
             cfg = config["comm"]
         elif str(config.get("class", "")).endswith("Comm"):

@@ -132,6 +132,11 @@ def test_process_exit_codes_and_completion(tmp_path: Path) -> None:
     assert r.returncode == cli.NO_BUS and "say which bus to join" in r.stderr
     r = run("--config", str(tmp_path / "missing.yaml"), "ls")
     assert r.returncode == cli.NO_BUS and "cannot read file" in r.stderr
+    r = run("--config", str(ROOT / "examples" / "xmpp" / "telescope.yaml"), "ls")
+    assert (
+        r.returncode == cli.NO_BUS
+        and "this is the config of a module (pyobs.modules.simulated.SimTelescope)" in r.stderr
+    )
     r = run("call")
     assert r.returncode == 2 and "usage:" in r.stderr
     r = run("--help")
