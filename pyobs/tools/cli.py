@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     bus.add_argument("--no-tls", action="store_true", help="do not use STARTTLS (test servers on 127.0.0.1 only)")
     bus.add_argument("--dbus", metavar="NAME", help="join D-Bus under this name")
     bus.add_argument("--bus", default="session", help="D-Bus bus: session, system or an address (default: session)")
+    bus.add_argument("--dbus-prefix", metavar="PREFIX", help="D-Bus name prefix of the fleet (org.pyobs.module)")
     parser.add_argument("--name", help="our name on a LocalComm network (default: pyobs-comm)")
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline of calls and requests in s (default 10)")
     parser.add_argument(
@@ -384,7 +385,8 @@ COMMANDS = {"ls": cmd_ls, "call": cmd_call, "watch": cmd_watch, "state": cmd_sta
 async def run(args: argparse.Namespace) -> int:
     options = BusOptions(
         config=args.config, xmpp=args.xmpp, server=args.server, password_file=args.password_file,
-        ca_file=args.ca_file, no_tls=args.no_tls, dbus=args.dbus, bus=args.bus, name=args.name,
+        ca_file=args.ca_file, no_tls=args.no_tls, dbus=args.dbus, bus=args.bus, dbus_prefix=args.dbus_prefix,
+        name=args.name,
         timeout=args.timeout,
     )  # fmt: skip
     out = Output(args.json)

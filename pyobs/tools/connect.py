@@ -6,7 +6,7 @@
   this process and joins their in-process network (there is no other way to reach it);
 * ``--xmpp user@domain [--server host:port]`` with the password from ``--password-file`` or the
   environment variable ``PYOBS_PASSWORD`` (never on the command line: it would show in ``ps``);
-* ``--dbus NAME [--bus session|system|ADDRESS]``.
+* ``--dbus NAME [--bus session|system|ADDRESS] [--dbus-prefix PREFIX]``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class BusOptions:
     no_tls: bool = False
     dbus: str | None = None
     bus: str = "session"
+    dbus_prefix: str | None = None
     name: str | None = None
     timeout: float = 10.0
 
@@ -75,12 +76,11 @@ def _comm_config(options: BusOptions) -> dict[str, Any] | None:
             cfg["use_tls"] = False
         return cfg
     if options.dbus:
-        return {
-            "class": "pyobs.comm.dbus.DbusComm",
-            "name": options.dbus,
-            "bus": options.bus,
-            "timeout": options.timeout,
-        }
+        cfg = {"class": "pyobs.comm.dbus.DbusComm", "name": options.dbus, "bus": options.bus}
+        cfg["timeout"] = options.timeout
+        if options.dbus_prefix:
+            cfg["prefix"] = options.dbus_prefix
+        return cfg
     return None
 
 

@@ -93,8 +93,6 @@ async def bus(transport: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.Mo
                 kind, ["--xmpp", f"tool@{server.domain}/{backend.resource}", "--server", server.address], env, obs
             )
         else:
-            path = tmp_path / "tool.yaml"
-            path.write_text(yaml.safe_dump({"comm": backend.comm_config("tool")}))
-            yield Bus(kind, ["--config", str(path)], {}, obs)
+            yield Bus(kind, ["--dbus", "tool", "--bus", backend.address, "--dbus-prefix", backend.prefix], {}, obs)
     finally:
         await obs.close()
