@@ -209,7 +209,12 @@ async def cmd_call(fleet: Fleet, args: argparse.Namespace, out: Output) -> int:
     task = asyncio.ensure_future(fleet.call(args.module, args.method, values, progress.deadline))
     progress.start()
     try:
-        result = await task
+        result = await asyncio.shield(task)
+    except asyncio.CancelledError:  # Ctrl-C: do not leave the call running behind us
+        progress.end()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise
     except RemoteTimeoutError as exc:
         progress.end()
         _report_error(out, args, exc)
@@ -382,6 +387,35 @@ async def cmd_dashboard(comm: Comm, args: argparse.Namespace) -> int:
 COMMANDS = {"ls": cmd_ls, "call": cmd_call, "watch": cmd_watch, "state": cmd_state, "logs": cmd_logs}
 
 
+async def main_async(args: argparse.Namespace) -> int:
+    """:func:`run` ended by SIGINT (Ctrl-C) or SIGTERM: it leaves the bus cleanly, exit code 130.
+
+    Installed here, not left to Python's default: a tool started in the background by a script
+    inherits an ignored SIGINT, and should still stop when told to."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    stopped: list[int] = []
+
+    def stop(sig: int) -> None:
+        stopped.append(sig)
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        return await run(args)
+    except asyncio.CancelledError:
+        if stopped:
+            return INTERRUPTED
+        raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
 async def run(args: argparse.Namespace) -> int:
     options = BusOptions(
         config=args.config, xmpp=args.xmpp, server=args.server, password_file=args.password_file,
@@ -460,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.setLevel(args.log_level)
     try:
-        return asyncio.run(run(args))
+        return asyncio.run(main_async(args))
     except KeyboardInterrupt:
         return INTERRUPTED
 

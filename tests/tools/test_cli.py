@@ -225,3 +225,31 @@ def test_progress_line_on_a_terminal(tmp_path: Path) -> None:
             proc.kill()
     text = seen.decode(errors="replace")
     assert "\r" in text and "telescope.init() " in text and "deadline in 1" in text  # 1.5 + 10 s announced
+
+
+def test_ctrl_c_ends_a_running_call(tmp_path: Path) -> None:
+    """SIGINT during a long call: the tool leaves the bus and exits with 130 at once."""
+    import signal
+    import time
+
+    import yaml
+    from tools_support import observatory_config
+
+    config = tmp_path / "observatory.yaml"
+    config.write_text(yaml.safe_dump(observatory_config(tmp_path, telescope={"init_time": 30.0})))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyobs.tools.cli", "--config", str(config), "call", "telescope", "init"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # the progress line: the call is running (bounded by the call's deadline)
+        assert "telescope.init() running, deadline in" in line
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        assert proc.wait(20) == cli.INTERRUPTED
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
