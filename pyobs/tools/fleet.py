@@ -228,6 +228,10 @@ class Fleet:
         if isinstance(event, ModuleOpenedEvent | ModuleClosedEvent):
             self._fleet_changed.set()
             name = event.module or sender
+            if isinstance(event, ModuleClosedEvent):  # its last state is no news any more
+                for key in [k for k in self.states if k[0] == name]:
+                    del self.states[key]
+                    self.series.pop(key, None)
             self._emit("fleet", {"module": name, "online": isinstance(event, ModuleOpenedEvent)})
             if isinstance(event, ModuleOpenedEvent) and self._follow_states:
                 self._spawn(self._follow(name))

@@ -165,33 +165,6 @@ async def test_ls_shows_a_module_in_error(bus: Bus, capsys: pytest.CaptureFixtur
     assert code == cli.OK and out.strip() == "true"
 
 
-async def test_fleet_follows_lifecycle_state() -> None:
-    """A tool that stays connected sees a LocalComm module go into error and back."""
-    from backends.base import eventually
-
-    from pyobs.comm.local import LocalComm, LocalNetwork
-    from pyobs.modules import Module
-    from pyobs.tools.fleet import Fleet
-
-    network = LocalNetwork()
-    module = Module(comm=LocalComm("dome", network=network))
-    tool = LocalComm("tool", network=network)
-    await module.open()
-    await tool.open()
-    try:
-        fleet = Fleet(tool)
-        await fleet.start()
-        assert fleet.module("dome").state == "ready"
-        module.set_error("shutter stuck")
-        await eventually(lambda: fleet.module("dome").state == "error", what="the error state")
-        assert fleet.module("dome").message == "shutter stuck"
-        await module.reset_error()
-        await eventually(lambda: fleet.module("dome").state == "ready", what="ready again")
-    finally:
-        await tool.close()
-        await module.close()
-
-
 def test_progress_line_on_a_terminal(tmp_path: Path) -> None:
     """On a terminal the progress line is rewritten in place while the call runs, with its deadline."""
     import pty
