@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -194,7 +195,14 @@ async def cmd_ls(fleet: Fleet, args: argparse.Namespace, out: Output) -> int:
     return OK
 
 
+async def _resolve(fleet: Fleet, module: str) -> None:
+    """A module the transport is still discovering (it just came online) is waited for, bounded."""
+    with contextlib.suppress(ValueError):
+        await fleet.comm.get_interfaces(module)
+
+
 async def cmd_call(fleet: Fleet, args: argparse.Namespace, out: Output) -> int:
+    await _resolve(fleet, args.module)
     try:
         spec = fleet.method(args.module, args.method)
     except ValueError as exc:
@@ -312,6 +320,7 @@ async def cmd_watch(fleet: Fleet, args: argparse.Namespace, out: Output) -> int:
 
 
 async def cmd_state(fleet: Fleet, args: argparse.Namespace, out: Output) -> int:
+    await _resolve(fleet, args.module)
     try:
         info = fleet.module(args.module)
         if args.interface:
