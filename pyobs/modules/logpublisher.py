@@ -26,7 +26,8 @@ _PUBLISHERS: list[LogPublisher] = []
 
 def _owner(record: logging.LogRecord) -> LogPublisher | None:
     """The publisher that sends ``record``: the module its message names (``"camera: ..."``, the
-    convention of pyobs modules), else the first one of the process."""
+    convention of pyobs modules), else the only module whose class is defined where the record's
+    logger is (``logging.getLogger(__name__)``), else the first one of the process."""
     if len(_PUBLISHERS) == 1:
         return _PUBLISHERS[0]
     message = record.getMessage()
@@ -34,6 +35,9 @@ def _owner(record: logging.LogRecord) -> LogPublisher | None:
         name = publisher._module.comm.name
         if message.startswith(name) and message[len(name) : len(name) + 1] == ":":
             return publisher
+    by_logger = [p for p in _PUBLISHERS if type(p._module).__module__ == record.name]
+    if len(by_logger) == 1:
+        return by_logger[0]
     return _PUBLISHERS[0] if _PUBLISHERS else None
 
 
