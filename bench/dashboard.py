@@ -105,6 +105,7 @@ def main() -> int:
     parser.add_argument("--slews", type=int, default=5)
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--screenshot", type=Path, help="save a screenshot of the page during a last slew")
     args = parser.parse_args()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -181,6 +182,21 @@ def main() -> int:
                 time.sleep(0.5)
 
         busy = sample(dashboard.proc.pid, args.window, slew)
+        if args.screenshot:
+            slewing = subprocess.Popen([*tool, "move_altaz", "45", "120"], env={**os.environ, **env})
+            end = time.monotonic() + 10
+            while (
+                driver.execute_script(
+                    "const e = document.querySelector('[data-key=\"telescope/IMotion\"] [data-status]');"
+                    "return e && e.getAttribute('data-status')"
+                )
+                != "slewing"
+                and time.monotonic() < end
+            ):
+                time.sleep(0.05)
+            time.sleep(1.5)  # half way through the slew, for the picture
+            driver.save_screenshot(str(args.screenshot))
+            slewing.wait(60)
         samples = [x["ms"] for x in driver.execute_script("return window.pyobsStateLatencies")
                    if x["key"] in ("telescope/IPointingAltAz", "telescope/IPointingRaDec")]  # fmt: skip
         quantiles = statistics.quantiles(samples, n=10) if len(samples) >= 10 else [float("nan")] * 9

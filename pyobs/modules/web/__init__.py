@@ -40,7 +40,6 @@ class Dashboard(Module):
         history: int = 500,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("publish_logs", False)  # its own log lines would come back to it as events
         super().__init__(**kwargs)
         self._port = port
         self._bind = bind

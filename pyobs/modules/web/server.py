@@ -339,7 +339,7 @@ class DashboardServer:
                 client.send({"t": "deadline", "id": call_id, "seconds": seconds})
 
             client.send({"t": "deadline", "id": call_id, "seconds": self.comm.timeout})
-            log.info("dashboard: calling %s.%s", module, method)
+            log.info("%s: calling %s.%s() for the dashboard", self.comm.name, module, method)
             result = await self.fleet.call(module, method, args, deadline)
             client.send({"t": "result", "id": call_id, "ok": True, "value": plain(result)})
         except Exception as exc:
