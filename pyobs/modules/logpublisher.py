@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from pyobs.events import LogEvent
+from pyobs.utils.owner import Publishers, current_owner
 
 if TYPE_CHECKING:
     from .module import Module
@@ -19,26 +20,10 @@ QUEUE_SIZE = 1000
 _IGNORED = ("pyobs.comm", "slixmpp", "dbus_fast", "asyncio")
 
 
-#: the publishers of this process: a MultiModule runs several modules, each with one on the root
-#: logger, and a record must go out once, not once per module
-_PUBLISHERS: list[LogPublisher] = []
+def _is_module(obj: object) -> bool:
+    from .module import Module
 
-
-def _owner(record: logging.LogRecord) -> LogPublisher | None:
-    """The publisher that sends ``record``: the module its message names (``"camera: ..."``, the
-    convention of pyobs modules), else the only module whose class is defined where the record's
-    logger is (``logging.getLogger(__name__)``), else the first one of the process."""
-    if len(_PUBLISHERS) == 1:
-        return _PUBLISHERS[0]
-    message = record.getMessage()
-    for publisher in _PUBLISHERS:
-        name = publisher._module.comm.name
-        if message.startswith(name) and message[len(name) : len(name) + 1] == ":":
-            return publisher
-    by_logger = [p for p in _PUBLISHERS if type(p._module).__module__ == record.name]
-    if len(by_logger) == 1:
-        return by_logger[0]
-    return _PUBLISHERS[0] if _PUBLISHERS else None
+    return isinstance(obj, Module)
 
 
 class LogPublisher(logging.Handler):
@@ -52,14 +37,21 @@ class LogPublisher(logging.Handler):
         self._module = module
         self._queue: collections.deque[LogEvent] = collections.deque(maxlen=QUEUE_SIZE)
         self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._overflow = 0  # records dropped because the queue was full (reported by the task)
         self._task = asyncio.get_running_loop().create_task(self._run())
-        _PUBLISHERS.append(self)
+        Publishers.count += 1
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(_IGNORED) or _owner(record) is not self:
+        if record.name.startswith(_IGNORED):
             return
+        owner = current_owner.get()
+        if owner is not None and owner is not self._module and _is_module(owner):
+            return  # another module of this process logged it: that one sends it
         try:
             when = datetime.fromtimestamp(record.created, tz=UTC)
+            if len(self._queue) == QUEUE_SIZE:
+                self._overflow += 1  # the deque drops the oldest
             self._queue.append(
                 LogEvent(
                     time=when.strftime("%Y-%m-%dT%H:%M:%S.%f"),
@@ -80,15 +72,31 @@ class LogPublisher(logging.Handler):
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            if self._overflow:
+                logging.getLogger("pyobs.comm").warning(
+                    "%s: %d log records not sent as LogEvent: more than %d at once",
+                    comm.name, self._overflow, QUEUE_SIZE,
+                )  # fmt: skip
+                self._overflow = 0
             while self._queue:
                 event = self._queue.popleft()
                 try:
+                    # the comm's outbox keeps it while it cannot be sent: this raises only for a
+                    # comm that is closed (or an event it cannot encode)
                     await comm.send_event(event)
-                except Exception as exc:  # the comm is closing or down: drop, say so once
-                    logging.getLogger("pyobs.comm").debug("LogEvent not sent: %s", exc)
+                except Exception as exc:
+                    logging.getLogger("pyobs.comm").warning("LogEvent not sent: %s", exc)
+            if self._stopping:
+                return
 
-    async def stop(self) -> None:
-        if self in _PUBLISHERS:
-            _PUBLISHERS.remove(self)
-        self._task.cancel()
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Hand what is queued to the comm (whose close() delivers it), then end the task."""
+        if not self._stopping:
+            Publishers.count -= 1
+        self._stopping = True
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)

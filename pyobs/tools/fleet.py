@@ -25,6 +25,7 @@ from pyobs.comm.comm import deadline_observer
 from pyobs.events import Event, LogEvent, ModuleClosedEvent, ModuleOpenedEvent
 from pyobs.interfaces.interface import Interface, MethodSpec, interface_by_name, methods_of
 from pyobs.utils.casting import CastError, to_plain
+from pyobs.utils.enums import ModuleState
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,7 @@ class Fleet:
         self.series: dict[tuple[str, str], collections.deque[dict[str, Any]]] = {}
         self._state_history = state_history
         self._subscribed: set[tuple[str, str]] = set()
+        self._presence: set[str] = set()
         self._listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
@@ -194,7 +196,8 @@ class Fleet:
     # ---------------------------------------------------------------- listening
 
     def add_listener(self, listener: Listener) -> None:
-        """``listener(kind, record)`` for kind ``fleet``, ``state``, ``event``, ``log`` (must not block)."""
+        """``listener(kind, record)`` for kind ``fleet`` (a module came or went), ``presence`` (its
+        lifecycle state changed), ``state``, ``event``, ``log``; must not block."""
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
@@ -258,12 +261,15 @@ class Fleet:
         task.add_done_callback(self._tasks.discard)
 
     async def _follow(self, module: str) -> None:
-        """Subscribe to every state the module publishes (once per key: the comm resubscribes
-        itself when the module comes back) and take the current values."""
+        """Follow the module's lifecycle state and every state it publishes (once per module and
+        key: the comm resubscribes itself when the module comes back) and take the current values."""
         try:
             interfaces = await self.comm.get_interfaces(module)
         except ValueError:
             return
+        if module not in self._presence:
+            self._presence.add(module)
+            await self.comm.subscribe_presence(module, self._presence_handler(module))
         for iface in interfaces:
             if iface.own_state_class() is None:
                 continue
@@ -280,6 +286,13 @@ class Fleet:
                 continue
             if value is not None:
                 self._store(module, iface.__name__, value)
+
+    def _presence_handler(self, module: str) -> Callable[[ModuleState, str], None]:
+        def on_presence(state: ModuleState, error: str) -> None:
+            if state != ModuleState.CLOSED:  # closing is a ModuleClosedEvent ("fleet")
+                self._emit("presence", {"module": module, "state": str(state), "message": error})
+
+        return on_presence
 
     def _state_handler(self, interface: str) -> Callable[[Any, str], Any]:
         async def on_state(state: Any, sender: str) -> None:
@@ -310,8 +323,8 @@ class Fleet:
                 ModuleInfo(
                     name=name,
                     label=peer.label or name,
-                    state=peer.module_state,
-                    message=peer.state_message,
+                    state=peer.state,
+                    message=peer.error,
                     interfaces=sorted(i.__name__ for i in peer.interfaces),
                     methods=methods_of(peer.interfaces),
                 )

@@ -150,8 +150,6 @@ def test_process_exit_codes_and_completion(tmp_path: Path) -> None:
 
 
 async def test_ls_shows_a_module_in_error(bus: Bus, capsys: pytest.CaptureFixture[str]) -> None:
-    if bus.kind == "dbus":
-        pytest.skip("D-Bus does not carry a module's lifecycle state (docs/dashboard.md)")
     if bus.observatory is None:  # local: pyobs-comm runs the observatory; put the telescope in error from its config
         pytest.skip("covered on LocalComm by test_fleet_follows_lifecycle_state")
     bus.observatory["telescope"].set_error("mount jammed")

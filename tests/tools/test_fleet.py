@@ -19,11 +19,15 @@ async def test_fleet_follows_lifecycle_state() -> None:
     await tool.open()
     try:
         fleet = Fleet(tool)
+        changes: list[dict] = []
+        fleet.add_listener(lambda kind, record: changes.append(record) if kind == "presence" else None)
         await fleet.start()
         assert fleet.module("dome").state == "ready"
         module.set_error("shutter stuck")
         await eventually(lambda: fleet.module("dome").state == "error", what="the error state")
         assert fleet.module("dome").message == "shutter stuck"
+        # listeners (the dashboard) are told at once
+        await eventually(lambda: {"module": "dome", "state": "error", "message": "shutter stuck"} in changes)
         await module.reset_error()
         await eventually(lambda: fleet.module("dome").state == "ready", what="ready again")
     finally:

@@ -1,6 +1,7 @@
 """XMPP transport: modules talk through an XMPP server, wire-compatible with pyobs-core 2.19."""
 
+from .base import is_valid_jid
 from .comm import XmppComm
 from .transport import XmppAuthError, XmppConnectionError, XmppTransport
 
-__all__ = ["XmppAuthError", "XmppComm", "XmppConnectionError", "XmppTransport"]
+__all__ = ["XmppAuthError", "XmppComm", "XmppConnectionError", "XmppTransport", "is_valid_jid"]

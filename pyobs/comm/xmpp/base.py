@@ -13,7 +13,7 @@ import base64
 import itertools
 import logging
 import os
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element
 
 from pyobs.utils.exceptions import RemoteError
 
-from ..transport import Announcement, Extend, Transport, TransportHandler
+from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from . import discovery, pubsub
 from .client import Client
 
@@ -40,6 +40,8 @@ OFFLINE_DEBOUNCE = 0.05
 #: delay of the pubsub copy of an event that went to peers directly (s)
 PUBSUB_DELAY = 0.002
 #: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
+#: longest error text of a peer's presence kept (the rest is cut off)
+MAX_STATUS = 1000
 PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
 Q_PING = "{urn:xmpp:ping}ping"
@@ -47,7 +49,7 @@ Q_DIRECT_SUBSCRIBE = f"{{{discovery.DIRECT_EVENTS}}}subscribe"
 CAPS_NS = "http://jabber.org/protocol/caps"
 
 
-class XmppConnectionError(RemoteError, ConnectionError):
+class XmppConnectionError(NotConnected):
     """Not connected to the XMPP server (or the connection was lost during the operation)."""
 
     __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
@@ -82,6 +84,22 @@ def split_jid(jid: str) -> tuple[str, str, str]:
     return local, domain, resource
 
 
+def is_valid_jid(jid: str, resource: str = "pyobs") -> bool:
+    """Whether ``jid`` is a JID XmppComm accepts, ``name@domain`` or ``name@domain/resource``
+    (``resource`` is assumed when it has none), so user input can be checked up front."""
+    if not isinstance(jid, str):
+        return False
+    candidate = jid if "/" in jid else f"{jid}/{resource}"
+    try:
+        local, domain, res = split_jid(candidate)
+    except ValueError:
+        return False
+    parts = (local, domain, res)
+    return all(parts) and not any(c.isspace() or c in "@/\"'<>&" for c in local + domain) and not any(
+        c.isspace() for c in res
+    )
+
+
 @dataclass(eq=False)
 class _Pending:
     """An IQ we sent and wait for."""
@@ -103,8 +121,8 @@ class _PeerState:
     stale: bool = False
     #: event names we subscribed to at this peer
     events: set[str] = field(default_factory=set)
-    #: lifecycle state and message shown in its presence
-    shown: tuple[str, str] = ("ready", "")
+    #: lifecycle state it shows in presence (``ready``, ``error``, ``local``) and the error text
+    module_state: tuple[str, str] = ("ready", "")
 
 
 def _parse_server(server: str) -> tuple[str, int]:
@@ -146,6 +164,9 @@ class XmppBase(Transport):
         connect_timeout: float = 10.0,
         event_queue_size: int = 10000,
         version: str = "",
+        ignore_cert_errors: bool = False,
+        ping_interval: float = PING_INTERVAL,
+        ping_timeout: float = PING_TIMEOUT,
     ) -> None:
         local, domain, resource = split_jid(jid)
         self.name = local
@@ -161,6 +182,11 @@ class XmppBase(Transport):
         self._direct_tls = direct_tls
         self._ca_file = ca_file
         self._allow_plain = allow_plain
+        self._ignore_cert_errors = ignore_cert_errors
+        if ping_interval <= 0 or ping_timeout <= 0:
+            raise ValueError("ping_interval and ping_timeout must be positive")
+        self.ping_interval = float(ping_interval)
+        self.ping_timeout = float(ping_timeout)
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
         self.version = version
@@ -201,9 +227,10 @@ class XmppBase(Transport):
         self._own_state: dict[str, Any] = {}
         self._published_state: dict[str, Any] = {}
 
-        self._events: deque[tuple[str, str]] = deque()
-        self._event_queue_size = event_queue_size
+        #: publishes written but not yet confirmed by the server (IQ id → node, JSON): written again
+        #: after a reconnect, before the core's outbox flushes (see pyobs.comm.outbox); bounded
         self._unacked: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._unacked_limit = event_queue_size
         #: peers that take our events as direct messages: name → (full JID, event names)
         self._direct: dict[str, tuple[str, frozenset[str]]] = {}
         #: pubsub publishes of events that went to peers directly first, and their timer
@@ -211,7 +238,6 @@ class XmppBase(Transport):
         self._deferred_timer: asyncio.TimerHandle | None = None
         #: event name → '<message to="JID' prefixes of those peers
         self._direct_targets: dict[str, list[str]] = {}
-        self._dropped = 0
 
         self._call_prefix: dict[str, str] = {}
         self._call_body: dict[str, str] = {}
@@ -246,13 +272,11 @@ class XmppBase(Transport):
 
         def _on_presence(self, xml: Element) -> bool: ...
 
-        def _trim_events(self) -> None: ...
-
         async def _go_online(self) -> None: ...
 
-        async def _restore_subscriptions(self) -> None: ...
+        def _resend_unacked(self) -> None: ...
 
-        def _flush_events(self) -> None: ...
+        async def _restore_subscriptions(self) -> None: ...
 
         def _flush_deferred(self) -> None: ...
 

@@ -17,6 +17,7 @@ from . import discovery, pubsub
 from .base import (
     CAPS_NS,
     DISCOVERY_WAIT,
+    MAX_STATUS,
     OFFLINE_DEBOUNCE,
     RECENTLY_GONE,
     RESTORE_GRACE,
@@ -46,9 +47,6 @@ class PresenceMixin(XmppBase):
             await asyncio.gather(self._sync_all_event_subscriptions(), self._push_subscriptions(peers))
             return
         await self._go_online()
-        # events sent before we were online (a module's first log lines) were queued: send them now,
-        # or every later event would queue behind them
-        self._flush_events()
 
     async def update_events(self, sends: set[str], receives: set[str]) -> None:
         if self._info is None:
@@ -187,7 +185,7 @@ class PresenceMixin(XmppBase):
         if typ is None:
             c = xml.find(f"{{{CAPS_NS}}}c")
             self._peer_available(local, frm, c.get("ver") if c is not None else None)
-            self._peer_show(local, xml)
+            self._peer_shows(local, xml)
         elif local not in self._peers:
             if self._direct.pop(local, None) is not None:
                 self._rebuild_direct()
@@ -197,21 +195,20 @@ class PresenceMixin(XmppBase):
             self._leaving[local] = self._loop.call_later(OFFLINE_DEBOUNCE, self._peer_left, local)
         return True
 
-    def _peer_show(self, name: str, xml: Element) -> None:
-        """The lifecycle state in a peer's presence (§3.2): ``dnd`` error (status: the message),
-        ``away`` local, none ready; reported once the peer is, and on every change."""
+    def _peer_shows(self, name: str, xml: Element) -> None:
+        """Presence <show>/<status> → the peer's lifecycle state (xmpp-wire.md, module lifecycle)."""
         peer = self._peers.get(name)
         if peer is None:
             return
-        show = xml.findtext("{jabber:client}show") or xml.findtext("show") or ""
-        status = xml.findtext("{jabber:client}status") or xml.findtext("status") or ""
-        state = {"dnd": "error", "away": "local", "xa": "local"}.get(show.strip(), "ready")
-        shown = (state, status[:1000] if state == "error" else "")
-        if shown == peer.shown:
+        show = (xml.findtext("{jabber:client}show") or xml.findtext("show") or "").strip()
+        state = {"dnd": "error", "away": "local"}.get(show, "ready")
+        status = (xml.findtext("{jabber:client}status") or xml.findtext("status") or "") if state == "error" else ""
+        new = (state, status[:MAX_STATUS])
+        if new == peer.module_state:
             return
-        peer.shown = shown
+        peer.module_state = new
         if peer.reported and self._handler is not None:
-            self._handler.peer_module_state(name, *shown)
+            self._handler.peer_module_state(name, *new)
 
     def _peer_left(self, name: str) -> None:
         self._leaving.pop(name, None)
@@ -276,8 +273,8 @@ class PresenceMixin(XmppBase):
             sends = {name for name, _ in info.sends}
             peer.reported = True
             self._handler.peer_online(peer.name, list(info.interfaces), sends, info.label)
-            if peer.shown[0] != "ready":
-                self._handler.peer_module_state(peer.name, *peer.shown)
+            if peer.module_state != ("ready", ""):
+                self._handler.peer_module_state(peer.name, *peer.module_state)
         finally:
             done.set()
 

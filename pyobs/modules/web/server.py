@@ -297,6 +297,8 @@ class DashboardServer:
             else:
                 self._permitted.pop(record["module"], None)
             message = {"t": "fleet", "modules": [m.to_dict() for m in self.fleet.modules()]}
+        elif kind == "presence":
+            message = {"t": "fleet", "modules": [m.to_dict() for m in self.fleet.modules()]}
         else:
             message = {"t": kind, **record}
         for client in self._clients:
