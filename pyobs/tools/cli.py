@@ -27,7 +27,7 @@ examples:
   export {PASSWORD_ENV}=secret
   pyobs-comm --xmpp tool@obs.example.org --server xmpp.example.org:5222 ls
   pyobs-comm --xmpp tool@obs.example.org call telescope move_radec 83.8 -5.4
-  pyobs-comm --xmpp tool@obs.example.org call telescope move_radec ra=83.8 dec=-5.4 --json
+  pyobs-comm --xmpp tool@obs.example.org --json call telescope move_radec ra=83.8 dec=-5.4
   pyobs-comm --dbus tool watch --module telescope --event MotionStatusChangedEvent
   pyobs-comm --dbus tool state telescope IPointingRaDec --follow
   pyobs-comm --dbus tool logs --level WARNING

@@ -224,3 +224,16 @@ def test_ctrl_c_ends_a_running_call(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_every_example_of_the_help_parses() -> None:
+    import shlex
+
+    lines = [line.split("#")[0].strip() for line in cli.EXAMPLES.splitlines()]
+    examples = [shlex.split(line)[1:] for line in lines if line.startswith("pyobs-comm ")]
+    assert len(examples) >= 8
+    for argv in examples:
+        args = cli.build_parser().parse_args(argv)
+        assert args.command in ("ls", "call", "watch", "state", "logs", "dashboard"), argv
+    call = cli.build_parser().parse_args(shlex.split("--xmpp t@x call telescope move_radec 83.8 -5.4"))
+    assert call.args == ["83.8", "-5.4"]  # a negative number is an argument, not an option
