@@ -217,7 +217,7 @@ class Fleet:
             return
         self._started = True
         self._follow_states = states
-        await self.comm.register_event(Event, self._on_event, send=False)
+        await self.comm.register_event(Event, self._on_event)  # receives only: sends nothing
         if states:
             await asyncio.gather(*(self._follow(name) for name in self.comm.clients))
 

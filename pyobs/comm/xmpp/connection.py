@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import ssl
 import time
 from collections.abc import Awaitable
@@ -19,9 +20,11 @@ from pyobs.utils.exceptions import RemoteError
 from ..transport import TransportHandler
 from . import discovery, rpc
 from .base import (
+    DISCO_IN_FLIGHT,
     Q_DIRECT_SUBSCRIBE,
     Q_PING,
     RECENTLY_GONE,
+    RECONNECT_JITTER,
     RECONNECT_MAX_DELAY,
     IqError,
     XmppAuthError,
@@ -69,6 +72,7 @@ class ConnectionMixin(XmppBase):
     async def open(self, handler: TransportHandler) -> None:
         self._handler = handler
         self._loop = asyncio.get_running_loop()
+        self._disco_slots = asyncio.Semaphore(DISCO_IN_FLIGHT)
         self._closing = False
         self._conflict = False
         self._client = self._make_client()
@@ -222,11 +226,13 @@ class ConnectionMixin(XmppBase):
 
     async def _reconnect(self) -> None:
         """Reconnect until it works (or we close); then restore presence, subscriptions and events."""
-        delay = 0.0
+        # a random start: modules that lost the server together do not all log in at once (each
+        # login costs the server a SCRAM derivation, and the presences of all of them cross)
+        delay = random.uniform(0.0, RECONNECT_JITTER)
         while not self._closing:
             if delay:
                 await asyncio.sleep(delay)
-            delay = min(max(delay * 2, 0.02), RECONNECT_MAX_DELAY)
+            delay = min(max(delay * 2, 0.02), RECONNECT_MAX_DELAY) * random.uniform(0.8, 1.2)
             try:
                 await self._attempt_session(self.connect_timeout)
             except XmppAuthError as exc:
@@ -279,6 +285,7 @@ class ConnectionMixin(XmppBase):
         for timer in self._leaving.values():
             timer.cancel()
         self._leaving.clear()
+        self._flush_batch()
         if self._deferred_timer is not None:
             self._deferred_timer.cancel()
             self._flush_deferred()
@@ -305,6 +312,7 @@ class ConnectionMixin(XmppBase):
         for task in list(self._tasks):
             task.cancel()
         self._peers.clear()
+        self._caps_waiting.clear()
         self._direct.clear()
         self._direct_targets = {}
         self._state_subs.clear()
