@@ -32,13 +32,16 @@ NAMES = [
     "dashboard",
 ]  # fmt: skip
 
+#: accounts outside the fleet (not in the shared roster), for the attacks of tests/fuzz and the trust tests
+OUTSIDERS = ["mallory", "peer@evil.pyobs.test"]
+
 _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
 def prosody() -> Iterator[TestServer]:
     """A prosody on a free loopback port with every account of :data:`NAMES`; stopped at the end."""
-    server = TestServer(NAMES)
+    server = TestServer(NAMES, outsiders=OUTSIDERS)
     try:
         server.start_blocking()
     except TestServerError as exc:
@@ -69,9 +72,10 @@ class XmppBackend:
                 f"(the shared roster is fixed when prosody starts)"
             )
 
-    def comm(self, name: str, timeout: float = 10.0) -> Comm:
+    def comm(self, name: str, timeout: float = 10.0, **limits: Any) -> Comm:
         self._check(name)
         comm = XmppComm(
+            **limits,
             user=name,
             domain=self.server.domain,
             resource=self.resource,
