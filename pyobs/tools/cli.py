@@ -214,7 +214,7 @@ async def cmd_call(fleet: Fleet, args: argparse.Namespace, out: Output) -> int:
         print(f"pyobs-comm: bad arguments for {args.module}.{args.method}: {exc}", file=sys.stderr)
         return USAGE
     progress = Progress(f"{args.module}.{args.method}()", fleet.comm.timeout, enabled=not args.quiet)
-    task = asyncio.ensure_future(fleet.call(args.module, args.method, values, progress.deadline))
+    task = asyncio.ensure_future(fleet.call(args.module, args.method, values, progress.deadline, progress.report))
     progress.start()
     try:
         result = await asyncio.shield(task)
@@ -260,6 +260,7 @@ class Progress:
         self.started = time.monotonic()
         self.until = self.started + timeout
         self._task: asyncio.Task[None] | None = None
+        self.notice = ""
 
     def deadline(self, seconds: float) -> None:
         self.until = time.monotonic() + seconds
@@ -268,6 +269,11 @@ class Progress:
                 f"pyobs-comm: {self.what} running, deadline in {seconds:.1f} s (announced by the module)\n"
             )
             self.stream.flush()
+
+    def report(self, fraction: float | None, message: str) -> None:
+        """A progress notice of the callee: shown in the line (on a terminal)."""
+        percent = f"{100 * fraction:.0f}% " if fraction is not None else ""
+        self.notice = f"{percent}{message}".strip()
 
     def start(self) -> None:
         if self.enabled and self.tty:
@@ -280,7 +286,10 @@ class Progress:
             await asyncio.sleep(0.2)  # a refresh rate, not a wait for a condition
             now = time.monotonic()
             left = max(0.0, self.until - now)
-            self.stream.write(f"\r{spinner[i % 4]} {self.what} {now - self.started:.1f} s, deadline in {left:.1f} s  ")
+            notice = f", {self.notice}" if self.notice else ""
+            self.stream.write(
+                f"\r\033[K{spinner[i % 4]} {self.what} {now - self.started:.1f} s{notice}, deadline in {left:.1f} s"
+            )
             self.stream.flush()
             i += 1
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyobs.comm import Comm
+from pyobs.comm.calls import NamedCall
 from pyobs.comm.comm import deadline_observer
 from pyobs.events import Event, LogEvent, ModuleClosedEvent, ModuleOpenedEvent
 from pyobs.interfaces.interface import Interface, MethodSpec, interface_by_name, methods_of
@@ -348,14 +349,23 @@ class Fleet:
         return spec
 
     async def call(
-        self, module: str, method: str, args: list[Any], on_deadline: Callable[[float], None] | None = None
+        self,
+        module: str,
+        method: str,
+        args: list[Any],
+        on_deadline: Callable[[float], None] | None = None,
+        on_progress: Callable[[float | None, str], None] | None = None,
     ) -> Any:
         """Call ``module.method`` with a full positional list; ``on_deadline(seconds)`` is told the
-        deadline when the callee announces a duration."""
+        deadline when the callee announces a duration, ``on_progress(fraction, message)`` every
+        progress notice the callee reports. Cancelling the caller cancels the call."""
         spec = self.method(module, method)
+        call = NamedCall(self.comm, module, spec.name, tuple(args), {})
+        if on_progress is not None:
+            call.on_progress(lambda p: on_progress(p.fraction, p.message))
         token = deadline_observer.set(on_deadline)
         try:
-            return await self.comm.execute(module, spec.name, *args)
+            return await call
         finally:
             deadline_observer.reset(token)
 

@@ -237,3 +237,39 @@ def test_every_example_of_the_help_parses() -> None:
         assert args.command in ("ls", "call", "watch", "state", "logs", "dashboard"), argv
     call = cli.build_parser().parse_args(shlex.split("--xmpp t@x call telescope move_radec 83.8 -5.4"))
     assert call.args == ["83.8", "-5.4"]  # a negative number is an argument, not an option
+
+
+def test_progress_of_a_long_call_on_a_terminal(tmp_path: Path) -> None:
+    """The progress notices a module reports (#17) show in the progress line: the camera's exposure."""
+    import pty
+    import select
+
+    import yaml
+    from tools_support import observatory_config
+
+    config = tmp_path / "observatory.yaml"
+    config.write_text(yaml.safe_dump(observatory_config(tmp_path, camera={"exposure_time": 1.5})))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyobs.tools.cli", "--config", str(config), "call", "camera", "grab_data"],
+        stdout=subprocess.PIPE, stderr=slave, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    try:
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == cli.OK and out.strip().endswith(b".fits")
+        while select.select([master], [], [], 1.0)[0]:  # what the terminal got (bounded: it is finished)
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    text = seen.decode(errors="replace")
+    assert "camera.grab_data() " in text and "% exposure, " in text and "deadline in" in text, text[-500:]

@@ -190,6 +190,7 @@ def test_dashboard_in_chromium(prosody: Any, browser: Any, tmp_path: Path) -> No
             browser.execute_script("return window.pyobsStateLatencies.length"),
         )
         assert any("deadline in" in text for text in running), running
+        assert any("% exposure" in text for text in running), running  # the camera's progress notices
 
         # log lines of the modules appear, and the filter hides others
         def log_lines() -> list[str]:

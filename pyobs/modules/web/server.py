@@ -342,7 +342,10 @@ class DashboardServer:
 
             client.send({"t": "deadline", "id": call_id, "seconds": self.comm.timeout})
             log.info("%s: calling %s.%s() for the dashboard", self.comm.name, module, method)
-            result = await self.fleet.call(module, method, args, deadline)
+            def progress(fraction: float | None, message: str) -> None:
+                client.send({"t": "progress", "id": call_id, "fraction": fraction, "message": message})
+
+            result = await self.fleet.call(module, method, args, deadline, progress)
             client.send({"t": "result", "id": call_id, "ok": True, "value": plain(result)})
         except Exception as exc:
             original = getattr(exc, "original_type", None)

@@ -124,6 +124,7 @@ function handle(msg) {
     case "event": addEvent(msg); break;
     case "log": addLog(msg); break;
     case "deadline": callDeadline(msg); break;
+    case "progress": callProgress(msg); break;
     case "result": callResult(msg); break;
     case "error": console.warn(msg.message); break;
   }
@@ -228,8 +229,16 @@ function callDeadline(msg) {
   c.deadline = Date.now() + msg.seconds * 1000;
   if (!c.timer) c.timer = setInterval(() => {
     const left = Math.max(0, (c.deadline - Date.now()) / 1000);
-    c.out.textContent = `running ${((Date.now() - c.started) / 1000).toFixed(1)} s, deadline in ${left.toFixed(1)} s`;
+    const notice = c.notice ? `, ${c.notice}` : "";
+    c.out.textContent = `running ${((Date.now() - c.started) / 1000).toFixed(1)} s${notice}, deadline in ${left.toFixed(1)} s`;
   }, 200);
+}
+
+function callProgress(msg) {
+  const c = pendingCalls.get(msg.id);
+  if (!c) return;
+  const percent = typeof msg.fraction === "number" ? `${Math.round(msg.fraction * 100)}% ` : "";
+  c.notice = `${percent}${msg.message}`.trim();
 }
 
 function callResult(msg) {
