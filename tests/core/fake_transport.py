@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pyobs.comm.calls import Call
 from pyobs.comm.errors import describe, rebuild
 from pyobs.comm.transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from pyobs.events.event import Event
@@ -103,7 +104,9 @@ class FakeTransport(Transport):
                 if other.handler is not None:
                     other.handler.peer_offline(self.name)
 
-    async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
+    async def call(
+        self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, control: Call | None = None
+    ) -> Any:
         self._check_link(f"call {peer}.{method.name}()")
         callee = self.network.members.get(peer)
         if callee is None or callee.handler is None:
