@@ -170,8 +170,8 @@ class EjabberdTestServer:
         self.cluster_of = cluster_of
         if cluster_of is not None:
             domain, password = cluster_of.domain, cluster_of.password
-        self.domain = domain
-        self.password = password
+        self.domain: str = domain
+        self.password: str = password
         self.host = "127.0.0.1"
         self.port = port or free_port(self.host)
         self.api_port = free_port(self.host)
@@ -182,8 +182,8 @@ class EjabberdTestServer:
         self.directory = Path(directory or tempfile.mkdtemp(prefix="pyobs-ejabberd-"))
         tag = secrets.token_hex(3)
         self.node = f"pyobs{os.getpid()}{tag}@localhost"
-        self.cookie = cluster_of.cookie if cluster_of is not None else secrets.token_hex(16)
-        self.epmd_port = cluster_of.epmd_port if cluster_of is not None else free_port(self.host)
+        self.cookie: str = cluster_of.cookie if cluster_of is not None else secrets.token_hex(16)
+        self.epmd_port: int = cluster_of.epmd_port if cluster_of is not None else free_port(self.host)
         self.users: list[str] = []
         self._process: subprocess.Popen[bytes] | None = None
         self._epmd: subprocess.Popen[bytes] | None = None
@@ -294,11 +294,12 @@ class EjabberdTestServer:
         cmd = [
             ERL, "-noinput", "-sname", self.node, "-setcookie", self.cookie,
             "-kernel", "inet_dist_use_interface", "{127,0,0,1}",
-            "-kernel", "inet_dist_listen_min", str(self.dist_port), "-kernel", "inet_dist_listen_max", str(self.dist_port),
+            "-kernel", "inet_dist_listen_min", str(self.dist_port),
+            "-kernel", "inet_dist_listen_max", str(self.dist_port),
             "-mnesia", "dir", f'"{self.directory / "spool"}"',
             "-s", "ejabberd",
         ]  # fmt: skip
-        out = open(self.directory / "stdout.log", "ab")  # noqa: SIM115  (the child keeps it)
+        out = open(self.directory / "stdout.log", "ab")
         try:
             self._process = subprocess.Popen(
                 cmd, env=self._env(), cwd=self.directory, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
@@ -345,7 +346,7 @@ class EjabberdTestServer:
             f"http://{self.host}:{self.api_port}/api/{command}", data=json.dumps(args).encode(), method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310  (loopback)
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             body = exc.read().decode(errors="replace")
@@ -357,8 +358,8 @@ class EjabberdTestServer:
         """``rpc:call`` on this node from a hidden Erlang node (as ejabberdctl does); ``args`` is an
         Erlang list; returns the printed result."""
         code = f"R = rpc:call('{self.node}', {module}, {function}, {args}), io:format(\"~p~n\", [R]), halt()."
-        cmd = [ERL, "-noinput", "-hidden", "-sname", f"ctl{secrets.token_hex(3)}@localhost", "-setcookie", self.cookie,
-               "-eval", code]  # fmt: skip
+        ctl = f"ctl{secrets.token_hex(3)}@localhost"
+        cmd = [ERL, "-noinput", "-hidden", "-sname", ctl, "-setcookie", self.cookie, "-eval", code]
         what = f"{module}:{function}({args})"
         try:
             proc = subprocess.run(cmd, env=self._env(), cwd=self.directory, capture_output=True, timeout=timeout)

@@ -85,6 +85,7 @@ class TestServer:
     """
 
     __test__ = False  # not a pytest test class
+    kind = "prosody"
 
     def __init__(
         self,

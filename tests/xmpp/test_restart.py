@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from backends.base import eventually
+from backends.xmpp import new_server
 from xmpp_helpers import IProbe, Probe, ProbeEvent
 
 from pyobs.comm.xmpp import XmppComm, XmppConnectionError
@@ -20,8 +21,9 @@ from pyobs.utils.exceptions import RemoteError
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[TestServer]:
-    async with TestServer(["callee", "caller"]) as s:
+async def server(xmpp_kind: str) -> AsyncIterator[Any]:
+    """A server of its own (it is stopped and started), of each kind."""
+    async with new_server(xmpp_kind, ["callee", "caller"]) as s:
         yield s
 
 

@@ -33,6 +33,13 @@ RECONNECT_MAX_DELAY = 0.25
 RESTORE_GRACE = 5.0
 #: how long open() waits for the discovery of the peers already online (slow ones are reported later)
 DISCOVERY_WAIT = 2.0
+#: pubsub answers that mean "try again" while other sessions create nodes at the same moment
+#: (ejabberd aborts concurrent node creations: internal-server-error or item-not-found)
+TRANSIENT_PUBSUB = frozenset({"internal-server-error", "item-not-found", "resource-constraint", "wait"})
+#: attempts of a node creation or first publish (backoff 20 ms doubling, with jitter: ~1.3 s in all)
+PUBSUB_ATTEMPTS = 7
+#: roster contacts open() asks whether they are online (a bound for very large rosters)
+MAX_ROSTER_PROBES = 1000
 #: peers that went offline this shortly before we lost the server are expected back with it
 RECENTLY_GONE = 2.0
 #: an unavailable presence counts after this long (unless our own connection ends meanwhile)
@@ -69,6 +76,23 @@ class IqError(RemoteError):
         super().__init__(f"{detail}{condition}{f' ({text})' if text else ''}")
         self.condition = condition
         self.text = text
+
+
+class XmppNodeOwnershipError(RemoteError, PermissionError):
+    """One of our pubsub nodes exists and belongs to another account (squatted, or a stale node of
+    an account that was renamed); names the owner. Not retried: an administrator must act."""
+
+    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+
+    def __init__(self, node: str, owners: list[str], me: str) -> None:
+        who = ", ".join(owners) if owners else "another account (the server does not say which)"
+        super().__init__(
+            f"{me}: the pubsub node {node} belongs to {who}, not to {me}; another account created it "
+            f"first. Delete the node on the server and restrict node creation (see docs/xmpp.md, "
+            f"'Node ownership')"
+        )
+        self.node = node
+        self.owners = owners
 
 
 def split_jid(jid: str) -> tuple[str, str, str]:
@@ -190,6 +214,8 @@ class XmppBase(Transport):
 
         self._peers: dict[str, _PeerState] = {}
         self._peer_returned = asyncio.Event()
+        #: set whenever a peer's available presence arrives
+        self._peer_seen = asyncio.Event()
         #: peers we expect back after a reconnect, and when peers went offline
         self._expected: set[str] = set()
         self._gone_at: dict[str, float] = {}
@@ -223,6 +249,10 @@ class XmppBase(Transport):
         ) -> Element: ...
 
         def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]: ...
+
+        async def _pubsub_set(self, body: str, what: str, transient: frozenset[str] = ...) -> Element: ...
+
+        async def _claim_node(self, node: str) -> None: ...
 
         def _write(self, data: str) -> None: ...
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import ssl
 import time
 from collections.abc import Awaitable
@@ -21,14 +22,17 @@ from . import discovery, rpc
 from .base import (
     PING_INTERVAL,
     PING_TIMEOUT,
+    PUBSUB_ATTEMPTS,
     Q_DIRECT_SUBSCRIBE,
     Q_PING,
     RECENTLY_GONE,
     RECONNECT_MAX_DELAY,
+    TRANSIENT_PUBSUB,
     IqError,
     XmppAuthError,
     XmppBase,
     XmppConnectionError,
+    XmppNodeOwnershipError,
     _Pending,
     log,
 )
@@ -248,6 +252,9 @@ class ConnectionMixin(XmppBase):
             if self._info is not None:
                 await self._go_online()
             await self._restore_subscriptions()
+        except XmppNodeOwnershipError as exc:
+            log.error("%s: not online again after reconnecting: %s", self.bare, exc)
+            return
         except XmppConnectionError:
             return  # lost again: _on_disconnected started the next round
         if self._handler is not None:
@@ -354,6 +361,22 @@ class ConnectionMixin(XmppBase):
             cond, text = rpc.error_condition(reply)
             raise IqError(cond, text, what)
         return reply
+
+    async def _pubsub_set(self, body: str, what: str, transient: frozenset[str] = TRANSIENT_PUBSUB) -> Element:
+        """A pubsub set (node creation, a first publish) retried with backoff while the answer is a
+        transient condition: concurrent creations on ejabberd abort each other's transactions and are
+        answered ``internal-server-error`` or ``item-not-found``. Bounded: :data:`PUBSUB_ATTEMPTS`."""
+        delay = 0.02
+        for attempt in range(PUBSUB_ATTEMPTS):
+            try:
+                return await self._iq(self._pubsub_head, body, self.pubsub, self.timeout, what)
+            except IqError as exc:
+                if exc.condition not in transient or attempt == PUBSUB_ATTEMPTS - 1:
+                    raise
+                log.debug("%s: %s answered %s; retrying in %.0f ms", self.bare, what, exc.condition, delay * 1e3)
+            await asyncio.sleep(delay * (0.5 + random.random()))  # jitter: concurrent sessions spread out
+            delay *= 2
+        raise AssertionError("unreachable")
 
     # ================================================================== receiving (raw)
 

@@ -17,12 +17,14 @@ from . import discovery, pubsub
 from .base import (
     CAPS_NS,
     DISCOVERY_WAIT,
+    MAX_ROSTER_PROBES,
     OFFLINE_DEBOUNCE,
     RECENTLY_GONE,
     RESTORE_GRACE,
     IqError,
     XmppBase,
     XmppConnectionError,
+    XmppNodeOwnershipError,
     _event_version,
     _PeerState,
     log,
@@ -95,24 +97,74 @@ class PresenceMixin(XmppBase):
         states = [(i, s) for i, s in self._own_state.items() if self._published_state.get(i) is not s]
         results = await asyncio.gather(*(self._publish_state(i, s) for i, s in states), return_exceptions=True)
         for (iface, _), res in zip(states, results, strict=True):
-            if isinstance(res, XmppConnectionError):
+            if isinstance(res, XmppConnectionError | XmppNodeOwnershipError):
                 raise res
             if isinstance(res, BaseException):
                 log.warning("%s: publishing the initial state of %s failed: %s", self.bare, iface, res)
         self._send_presence()
         self._online = True
-        # the server answers this ping only after it delivered the presence of everyone online
-        with contextlib.suppress(TimeoutError, IqError):
-            await self._iq(
-                f'<iq type="get" to="{escape_attr(self.domain)}" id="', '"><ping xmlns="urn:xmpp:ping"/></iq>',
-                None, self.timeout, "ping",
-            )  # fmt: skip
+        online = await self._probe_roster()
         if self._expected:
             await self._wait_for_returning_peers()
-        waits = [p.discovered.wait() for p in self._peers.values() if not p.discovered.is_set()]
-        if waits:
+        await self._wait_for_peers(online)
+
+    async def _probe_roster(self) -> list[str]:
+        """The roster contacts online at our resource, asked directly (a disco#info each, answered by
+        the module if it is online, by the server with an error if not). Servers deliver the
+        presence of the contacts online in no particular order relative to anything else
+        (ejabberd: 2 to 24 ms after answering our next IQ), so open() cannot tell from presence alone
+        when it knows everyone. Bounded by DISCOVERY_WAIT and MAX_ROSTER_PROBES."""
+        wait = min(self.timeout, DISCOVERY_WAIT)
+        try:
+            reply = await self._iq(
+                '<iq type="get" id="', '"><query xmlns="jabber:iq:roster"/></iq>', None, wait, "roster"
+            )
+        except (IqError, TimeoutError) as exc:
+            log.warning("%s: cannot read the roster (%s); peers are found by their presence only", self.bare, exc)
+            return []
+        names = []
+        for item in reply.iter("{jabber:iq:roster}item"):
+            local, _, domain = item.get("jid", "").partition("@")
+            if domain == self.domain and local and local != self.name and ":" not in local and "/" not in local:
+                names.append(local)
+        if len(names) > MAX_ROSTER_PROBES:
+            log.warning("%s: %d roster contacts; asking only the first %d who is online", self.bare, len(names),
+                        MAX_ROSTER_PROBES)  # fmt: skip
+            names = names[:MAX_ROSTER_PROBES]
+
+        async def online(name: str) -> bool:
+            if name in self._peers:
+                return True  # its presence is here already
+            jid = f"{name}@{self.domain}/{self.resource}"
+            try:
+                await self._iq(
+                    f'<iq type="get" to="{escape_attr(jid)}" id="', f'"><query xmlns="{discovery.NS}"/></iq>',
+                    jid, wait, "disco#info",
+                )  # fmt: skip
+            except (IqError, TimeoutError):
+                return False
+            return True
+
+        answers = await asyncio.gather(*(online(n) for n in names))
+        return [n for n, up in zip(names, answers, strict=True) if up]
+
+    async def _wait_for_peers(self, online: list[str]) -> None:
+        """Until the peers known to be online are discovered (their presence may still be on its way)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + min(self.timeout, DISCOVERY_WAIT)
+        while True:
+            missing = [n for n in online if n not in self._peers]
+            remaining = end - loop.time()
+            if not missing or remaining <= 0:
+                break
+            self._peer_seen.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*waits), min(self.timeout, DISCOVERY_WAIT))
+                await asyncio.wait_for(self._peer_seen.wait(), remaining)
+        waits = [p.discovered.wait() for p in self._peers.values() if not p.discovered.is_set()]
+        remaining = end - loop.time()
+        if waits and remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waits), remaining)
 
     async def _wait_for_returning_peers(self) -> None:
         """After a reconnect: give the peers we knew a moment to come back (they reconnect too when
@@ -142,21 +194,21 @@ class PresenceMixin(XmppBase):
 
     async def _create_node(self, node: str) -> None:
         try:
-            await self._iq(self._pubsub_head, pubsub.create_body(node, transient=True), self.pubsub, self.timeout, node)
+            await self._pubsub_set(pubsub.create_body(node, transient=True), node)
         except IqError as exc:
             if exc.condition == "conflict":
+                await self._claim_node(node)  # it exists: it must be ours
                 self._created_nodes.add(node)
                 return
             if exc.condition in ("not-acceptable", "bad-request", "feature-not-implemented", "not-allowed"):
                 # the server does not take our node configuration: create it with its defaults
                 try:
-                    await self._iq(
-                        self._pubsub_head, pubsub.create_body(node, transient=False), self.pubsub, self.timeout
-                    )
+                    await self._pubsub_set(pubsub.create_body(node, transient=False), node)
                 except IqError as exc2:
                     if exc2.condition != "conflict":
                         log.warning("%s: cannot create event node %s: %s", self.bare, node, exc2)
                         return
+                    await self._claim_node(node)
                 self._created_nodes.add(node)
                 return
             log.warning("%s: cannot create event node %s: %s", self.bare, node, exc)
@@ -204,6 +256,7 @@ class PresenceMixin(XmppBase):
             peer = self._peers.get(name)
             if peer is not None:
                 peer.caps = "\x00"  # read its disco#info again
+        self._peer_seen.set()
         if name in self._expected:
             self._expected.discard(name)
             self._peer_returned.set()

@@ -8,14 +8,15 @@ from typing import Any
 
 from pyobs.interfaces.interface import interface_by_name
 
-from . import pubsub
+from . import discovery, pubsub
 from .base import (
     IqError,
     XmppBase,
     XmppConnectionError,
+    XmppNodeOwnershipError,
     log,
 )
-from .values import DecodeError, EncodeError, decode_fields
+from .values import DecodeError, EncodeError, decode_fields, escape_attr
 
 
 class StateMixin(XmppBase):
@@ -44,8 +45,55 @@ class StateMixin(XmppBase):
             body = pubsub.publish_state_body(node, interface, version, state)
         except EncodeError as exc:
             raise TypeError(f"state of {interface} cannot be sent: {exc}") from None
-        await self._iq(self._pubsub_head, body, self.pubsub, self.timeout, node)
+        try:
+            await self._pubsub_set(body, node)
+        except IqError as exc:
+            if exc.condition != "forbidden":
+                raise
+            await self._claim_node(node)  # not ours: raises naming the owner, or takes it back
+            await self._pubsub_set(body, node)
         self._published_state[interface] = state
+
+    async def _claim_node(self, node: str) -> None:
+        """An existing node must be ours. Where the server lets us read its affiliations without
+        owning it (prosody: every pyobs account is a pubsub admin) and it is not ours, take it back;
+        otherwise raise :class:`XmppNodeOwnershipError` naming the owner."""
+        get = pubsub.iq_head(self.pubsub, "get")
+        try:
+            reply = await self._iq(get, pubsub.affiliations_body(node), self.pubsub, self.timeout, node)
+        except IqError as exc:
+            if exc.condition == "item-not-found":
+                return  # gone meanwhile: our next publish creates it
+            raise XmppNodeOwnershipError(node, await self._node_owners(node), self.bare) from None
+        affiliations = pubsub.parse_affiliations(reply)
+        if affiliations.get(self.bare) == "owner":
+            return
+        others = {j: "none" for j, aff in affiliations.items() if aff in ("owner", "publisher") and j != self.bare}
+        try:
+            await self._iq(
+                self._pubsub_head, pubsub.set_affiliations_body(node, {self.bare: "owner"}), self.pubsub, self.timeout,
+                node,
+            )  # fmt: skip
+            if others:
+                await self._iq(
+                    self._pubsub_head, pubsub.set_affiliations_body(node, others), self.pubsub, self.timeout, node
+                )
+        except IqError:
+            owners = list(others) or await self._node_owners(node)
+            raise XmppNodeOwnershipError(node, owners, self.bare) from None
+        log.warning("%s: took back the pubsub node %s from %s", self.bare, node, ", ".join(others) or "nobody")
+
+    async def _node_owners(self, node: str) -> list[str]:
+        """The owners a node's meta-data names (empty if the server does not say)."""
+        try:
+            reply = await self._iq(
+                f'<iq type="get" to="{escape_attr(self.pubsub)}" id="',
+                f'"><query xmlns="{discovery.NS}" node="{escape_attr(node)}"/></iq>',
+                self.pubsub, self.timeout, node,
+            )  # fmt: skip
+        except (IqError, TimeoutError):
+            return []
+        return pubsub.metadata_owners(reply)
 
     async def subscribe_state(self, peer: str, interface: str) -> Any:
         self._state_subs.add((peer, interface))

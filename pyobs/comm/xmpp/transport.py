@@ -34,6 +34,7 @@ from .base import (
     IqError,
     XmppAuthError,
     XmppConnectionError,
+    XmppNodeOwnershipError,
     split_jid,
 )
 from .calls import CallsMixin
@@ -57,6 +58,7 @@ __all__ = [
     "IqError",
     "XmppAuthError",
     "XmppConnectionError",
+    "XmppNodeOwnershipError",
     "XmppTransport",
     "split_jid",
 ]
