@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
 
-from pyobs.utils.exceptions import RemoteError
+from pyobs.utils.exceptions import ConfigError, RemoteError
 
 from ..transport import Announcement, Extend, Transport, TransportHandler
 from . import discovery, pubsub
@@ -49,6 +49,11 @@ PUBSUB_DELAY = 0.002
 #: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
 PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
+#: default interval of the peer check (s): servers do not always say when a peer goes (an ejabberd
+#: cluster node that dies takes its sessions along without an "unavailable" to the other nodes)
+PEER_CHECK_INTERVAL = 2.0
+#: a peer that does not answer the check within this long counts as gone (it is asked again later)
+PEER_CHECK_TIMEOUT = 2.0
 Q_PING = "{urn:xmpp:ping}ping"
 Q_DIRECT_SUBSCRIBE = f"{{{discovery.DIRECT_EVENTS}}}subscribe"
 CAPS_NS = "http://jabber.org/protocol/caps"
@@ -129,18 +134,44 @@ class _PeerState:
     events: set[str] = field(default_factory=set)
 
 
-def _parse_server(server: str) -> tuple[str, int]:
-    host, sep, port = server.rpartition(":")
+def _parse_one_server(server: object) -> tuple[str, int]:
+    if not isinstance(server, str):
+        raise ConfigError("server", f"expected host:port, got {server!r} ({type(server).__name__})")
+    text = server.strip()
+    if text.startswith("[") and "]" in text:  # [IPv6]:port
+        host, _, rest = text[1:].partition("]")
+        sep, port = rest[:1], rest[1:]
+        if rest and sep != ":":
+            raise ConfigError("server", f"invalid server {server!r}: expected [address]:port")
+    elif text.count(":") > 1:  # a bare IPv6 address
+        host, sep, port = text, "", ""
+    else:
+        host, sep, port = text.partition(":")
+    if not host or any(c.isspace() or c in "/@," for c in host):
+        raise ConfigError("server", f"invalid server {server!r}: expected host:port")
     if not sep:
-        return server, 5222
-    host = host.strip("[]")
+        return host, 5222
     try:
         number = int(port)
     except ValueError:
-        raise ValueError(f"invalid server {server!r}: expected host:port") from None
-    if not host or not 0 < number < 65536:
-        raise ValueError(f"invalid server {server!r}: expected host:port")
+        raise ConfigError("server", f"invalid server {server!r}: the port {port!r} is not a number") from None
+    if not 0 < number < 65536:
+        raise ConfigError("server", f"invalid server {server!r}: the port must be 1 to 65535")
     return host, number
+
+
+def _parse_server(server: object) -> list[tuple[str, int]]:
+    """``host:port``, or a list of them (tried in turn: the nodes of a cluster) → addresses;
+    ConfigError naming what is wrong."""
+    if isinstance(server, str):
+        items: list[object] = [s for s in server.split(",")] if "," in server else [server]
+    elif isinstance(server, list | tuple):
+        items = list(server)
+    else:
+        raise ConfigError("server", f"expected host:port or a list of them, got {type(server).__name__}")
+    if not items:
+        raise ConfigError("server", "the list of servers is empty")
+    return [_parse_one_server(s) for s in items]
 
 
 def _event_version(name: str) -> int:
@@ -158,7 +189,7 @@ class XmppBase(Transport):
         jid: str,
         password: str,
         *,
-        server: str | None = None,
+        server: str | list[str] | None = None,
         use_tls: bool = True,
         require_tls: bool = False,
         direct_tls: bool = False,
@@ -168,6 +199,7 @@ class XmppBase(Transport):
         connect_timeout: float = 10.0,
         event_queue_size: int = 10000,
         version: str = "",
+        peer_check_interval: float = PEER_CHECK_INTERVAL,
     ) -> None:
         local, domain, resource = split_jid(jid)
         self.name = local
@@ -177,7 +209,9 @@ class XmppBase(Transport):
         self.full = f"{self.bare}/{self.resource}"
         self.pubsub = f"pubsub.{domain}"
         self._password = password
-        self._address: tuple[str, int] | None = _parse_server(server) if server else None
+        #: the servers to connect to, tried in turn (empty: DNS SRV of the domain)
+        self._addresses: list[tuple[str, int]] = _parse_server(server) if server not in (None, "") else []
+        self._address: tuple[str, int] | None = self._addresses[0] if self._addresses else None
         self._use_tls = use_tls
         self._require_tls = require_tls
         self._direct_tls = direct_tls
@@ -188,6 +222,9 @@ class XmppBase(Transport):
         self.version = version
         if event_queue_size < 1:
             raise ValueError("event_queue_size must be at least 1")
+        if peer_check_interval < 0:
+            raise ConfigError("peer_check_interval", "must be 0 (off) or a positive number of seconds")
+        self.peer_check_interval = float(peer_check_interval)
 
         self._client: Client | None = None
         self._handler: TransportHandler | None = None
@@ -197,6 +234,9 @@ class XmppBase(Transport):
         self._attempt: asyncio.Future[None] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._ping_task: asyncio.Task[None] | None = None
+        self._check_task: asyncio.Task[None] | None = None
+        #: peers that stopped answering the check: name → full JID (asked again; back if they answer)
+        self._suspects: dict[str, str] = {}
         self._conflict = False
         self._last_error = ""
 
@@ -253,6 +293,10 @@ class XmppBase(Transport):
         async def _pubsub_set(self, body: str, what: str, transient: frozenset[str] = ...) -> Element: ...
 
         async def _claim_node(self, node: str) -> None: ...
+
+        async def _check_peers(self) -> None: ...
+
+        async def _check_peer(self, peer: _PeerState) -> None: ...
 
         def _write(self, data: str) -> None: ...
 

@@ -133,6 +133,8 @@ class CallsMixin(XmppBase):
             if cond == "forbidden":
                 raise ForbiddenError(f"call {peer}.{name}() forbidden{f': {text}' if text else ''}")
             if cond in ("service-unavailable", "recipient-unavailable", "remote-server-not-found"):
+                if state is not None and self._peers.get(peer) is state:
+                    self._spawn(self._check_peer(state))  # gone without a word? (see _check_peers)
                 raise RemoteError(f"cannot call {peer}.{name}(): module '{peer}' is offline")
             raise RemoteError(f"could not call {peer}.{name}(): {cond}{f' ({text})' if text else ''}")
         try:

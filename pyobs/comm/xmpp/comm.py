@@ -24,7 +24,9 @@ class XmppComm(Comm):
         domain: the XMPP domain if no ``jid`` is given.
         resource: the fleet's resource; every module of a fleet must use the same (``pyobs``).
         password: the account's password.
-        server: ``host:port`` to connect to; default: the domain's DNS SRV record or port 5222.
+        server: ``host:port`` to connect to, or a list of them (the nodes of a cluster, tried in
+            turn when connecting and reconnecting); default: the domain's DNS SRV records (all
+            targets, by priority) or port 5222.
         use_tls: use STARTTLS when the server offers it, verifying the certificate.
         require_tls: refuse to log in over an unencrypted connection.
         direct_tls: connect with TLS right away (XEP-0368, e.g. port 5223) instead of STARTTLS.
@@ -37,6 +39,9 @@ class XmppComm(Comm):
         event_queue_size: events kept while the server is unreachable (the oldest are dropped).
         version: the pyobs version announced in IModule capabilities (empty: not compared by
             pyobs-core peers).
+        peer_check_interval: every so many seconds ask each peer whether it is still there (one
+            small IQ per peer), because servers do not always say when a peer is gone (a dying
+            ejabberd cluster node); 0 turns it off.
     """
 
     def __init__(
@@ -46,7 +51,7 @@ class XmppComm(Comm):
         domain: str | None = None,
         resource: str = "pyobs",
         password: str = "",
-        server: str | None = None,
+        server: str | list[str] | None = None,
         use_tls: bool = True,
         require_tls: bool = False,
         direct_tls: bool = False,
@@ -56,6 +61,7 @@ class XmppComm(Comm):
         connect_timeout: float = 10.0,
         event_queue_size: int = 10000,
         version: str = "",
+        peer_check_interval: float = 2.0,
     ) -> None:
         if jid is None:
             if not user or not domain:
@@ -78,6 +84,7 @@ class XmppComm(Comm):
             connect_timeout=connect_timeout,
             event_queue_size=event_queue_size,
             version=version,
+            peer_check_interval=peer_check_interval,
         )
         super().__init__(transport, timeout=timeout)
 

@@ -119,6 +119,8 @@ class ConnectionMixin(XmppBase):
     async def _attempt_session(self, timeout: float) -> None:
         client = self._client
         assert client is not None and self._loop is not None
+        if len(self._addresses) > 1:  # a silent node must not use up the time the others have
+            timeout = min(timeout, max(2.0, self.connect_timeout / len(self._addresses)))
         attempt = self._attempt = self._loop.create_future()
         self._last_error = ""
         if self._address is not None:
@@ -131,10 +133,22 @@ class ConnectionMixin(XmppBase):
             self._attempt = None
             client.cancel_connection_attempt()
             client.abort()
+            self._next_address()
             raise XmppConnectionError(f"no session within {timeout:.1f} s") from None
+        except XmppAuthError:
+            raise
+        except XmppConnectionError:
+            self._next_address()
+            raise
         finally:
             if self._attempt is attempt:
                 self._attempt = None
+
+    def _next_address(self) -> None:
+        """After a failed attempt: the next server of the list (another node of the cluster)."""
+        if len(self._addresses) > 1 and self._address is not None:
+            i = self._addresses.index(self._address)
+            self._address = self._addresses[(i + 1) % len(self._addresses)]
 
     def _fail_attempt(self, exc: Exception) -> None:
         attempt = self._attempt
@@ -180,6 +194,8 @@ class ConnectionMixin(XmppBase):
         if attempt is not None and not attempt.done():
             attempt.set_result(None)
         self._ping_task = self._spawn(self._keepalive())
+        if self.peer_check_interval > 0:
+            self._check_task = self._spawn(self._check_peers())
 
     def _on_disconnected(self, reason: Any) -> None:
         was_up = self._session
@@ -187,9 +203,10 @@ class ConnectionMixin(XmppBase):
         self._online = False
         self._published_state.clear()
         self._created_nodes.clear()  # the server may have lost them: create them again (idempotent)
-        if self._ping_task is not None:
-            self._ping_task.cancel()
-            self._ping_task = None
+        for task in (self._ping_task, self._check_task):
+            if task is not None:
+                task.cancel()
+        self._ping_task = self._check_task = None
         why = self._last_error or (str(reason) if reason else "connection closed")
         if isinstance(reason, ssl.SSLError):
             hint = " (set ca_file to trust a self-signed certificate)" if self._ca_file is None else ""
@@ -282,7 +299,7 @@ class ConnectionMixin(XmppBase):
     async def close(self) -> None:
         self._closing = True
         client = self._client
-        for task in (self._reconnect_task, self._ping_task):
+        for task in (self._reconnect_task, self._ping_task, self._check_task):
             if task is not None:
                 task.cancel()
         for peer in self._peers.values():

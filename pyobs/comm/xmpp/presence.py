@@ -19,6 +19,7 @@ from .base import (
     DISCOVERY_WAIT,
     MAX_ROSTER_PROBES,
     OFFLINE_DEBOUNCE,
+    PEER_CHECK_TIMEOUT,
     RECENTLY_GONE,
     RESTORE_GRACE,
     IqError,
@@ -257,6 +258,7 @@ class PresenceMixin(XmppBase):
             if peer is not None:
                 peer.caps = "\x00"  # read its disco#info again
         self._peer_seen.set()
+        self._suspects.pop(name, None)
         if name in self._expected:
             self._expected.discard(name)
             self._peer_returned.set()
@@ -292,6 +294,53 @@ class PresenceMixin(XmppBase):
             self._rebuild_direct()
         if peer.reported and self._handler is not None:
             self._handler.peer_offline(name)
+
+    async def _check_peers(self) -> None:
+        """Every ``peer_check_interval`` s, ask each peer whether it is still there (a ping to
+        pyobs-comm peers, disco#info to others, both answered by every pyobs module). The server
+        answers for a session it does not have (``service-unavailable``) at once; a peer that does
+        not answer within PEER_CHECK_TIMEOUT counts as gone too, and is asked again each round:
+        if it answers later it is discovered again. Bounded: one IQ per peer per round."""
+        while self._session:
+            await asyncio.sleep(self.peer_check_interval)
+            if not self._session or not self._online:
+                continue
+            peers = [p for p in self._peers.values() if p.reported and p.info is not None]
+            suspects = list(self._suspects.items())
+            await asyncio.gather(
+                *(self._check_peer(p) for p in peers), *(self._recheck(n, jid) for n, jid in suspects)
+            )
+
+    async def _liveness_iq(self, jid: str, ping: bool) -> None:
+        body = '"><ping xmlns="urn:xmpp:ping"/></iq>' if ping else f'"><query xmlns="{discovery.NS}"/></iq>'
+        await self._iq(f'<iq type="get" to="{escape_attr(jid)}" id="', body, jid, PEER_CHECK_TIMEOUT, "peer check")
+
+    async def _check_peer(self, peer: _PeerState) -> None:
+        try:
+            await self._liveness_iq(peer.jid, peer.info is not None and peer.info.direct)
+            return
+        except IqError as exc:
+            why = f"the server answered {exc.condition}"
+        except TimeoutError:
+            why = f"no answer within {PEER_CHECK_TIMEOUT} s"
+            self._suspects[peer.name] = peer.jid
+        except XmppConnectionError:
+            return
+        if self._peers.get(peer.name) is peer:
+            log.info("%s: %s is gone without an unavailable presence (%s)", self.bare, peer.name, why)
+            self._peer_gone(peer.name)
+
+    async def _recheck(self, name: str, jid: str) -> None:
+        try:
+            await self._liveness_iq(jid, False)
+        except (IqError, TimeoutError, XmppConnectionError) as exc:
+            if isinstance(exc, IqError):
+                self._suspects.pop(name, None)  # the server says it is gone: its presence brings it back
+            return
+        self._suspects.pop(name, None)
+        if name not in self._peers:
+            log.info("%s: %s answers again", self.bare, name)
+            self._peer_available(name, jid, None)
 
     async def _discover(self, peer: _PeerState, done: asyncio.Event) -> None:
         """Read a peer's disco#info, subscribe to its events, report it; ``done`` is set at the end
