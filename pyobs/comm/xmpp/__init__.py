@@ -1,6 +1,6 @@
 """XMPP transport: modules talk through an XMPP server, wire-compatible with pyobs-core 2.19."""
 
 from .comm import XmppComm
-from .transport import XmppAuthError, XmppConnectionError, XmppTransport
+from .transport import XmppAuthError, XmppConnectionError, XmppNodeOwnershipError, XmppTransport
 
-__all__ = ["XmppAuthError", "XmppComm", "XmppConnectionError", "XmppTransport"]
+__all__ = ["XmppAuthError", "XmppComm", "XmppConnectionError", "XmppNodeOwnershipError", "XmppTransport"]

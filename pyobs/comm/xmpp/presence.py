@@ -193,9 +193,11 @@ class PresenceMixin(XmppBase):
         if nodes:
             await asyncio.gather(*(self._create_node(n) for n in nodes))
 
-    async def _create_node(self, node: str) -> None:
+    async def _create_node(self, node: str, transient: bool = True) -> None:
+        """Create one of our nodes (events: ``transient``, state: keeps its items); if it exists, it
+        must be ours (:meth:`_claim_node`)."""
         try:
-            await self._pubsub_set(pubsub.create_body(node, transient=True), node)
+            await self._pubsub_set(pubsub.create_body(node, transient=transient), node)
         except IqError as exc:
             if exc.condition == "conflict":
                 await self._claim_node(node)  # it exists: it must be ours
@@ -207,15 +209,15 @@ class PresenceMixin(XmppBase):
                     await self._pubsub_set(pubsub.create_body(node, transient=False), node)
                 except IqError as exc2:
                     if exc2.condition != "conflict":
-                        log.warning("%s: cannot create event node %s: %s", self.bare, node, exc2)
+                        log.warning("%s: cannot create node %s: %s", self.bare, node, exc2)
                         return
                     await self._claim_node(node)
                 self._created_nodes.add(node)
                 return
-            log.warning("%s: cannot create event node %s: %s", self.bare, node, exc)
+            log.warning("%s: cannot create node %s: %s", self.bare, node, exc)
             return
         except TimeoutError:
-            log.warning("%s: creating event node %s timed out", self.bare, node)
+            log.warning("%s: creating node %s timed out", self.bare, node)
             return
         self._created_nodes.add(node)
 

@@ -45,6 +45,9 @@ class StateMixin(XmppBase):
             body = pubsub.publish_state_body(node, interface, version, state)
         except EncodeError as exc:
             raise TypeError(f"state of {interface} cannot be sent: {exc}") from None
+        if node not in self._created_nodes:
+            # created first (not by the publish): an existing node is checked to be ours
+            await self._create_node(node, transient=False)
         try:
             await self._pubsub_set(body, node)
         except IqError as exc:
