@@ -88,8 +88,15 @@ def production_config(
     ip: str = "::",
     tls: bool = True,
     shaper_rate: int = SHAPER_RATE,
+    tools: Iterable[str] = ("tool",),
 ) -> str:
-    """The ejabberd.yml of docs/xmpp.md (the test server adds only loopback addresses and its API)."""
+    """The ejabberd.yml of docs/xmpp.md (the test server adds only loopback addresses and its API).
+
+    ``tools``: accounts that only call modules; they may not create pubsub nodes (an empty list:
+    every account may)."""
+    tool_list = ", ".join(tools)
+    tool_acl = f"  pyobs_tools: {{user: [{tool_list}]}}   # accounts that only call modules\n" if tool_list else ""
+    deny_tools = "deny: pyobs_tools, " if tool_list else ""
     tls_lines = "    starttls_required: true\n" if tls else ""
     certfiles = f'certfiles: ["/etc/ejabberd/{domain}.pem"]\n' if tls else ""
     return f"""hosts: [{domain}]
@@ -108,10 +115,10 @@ auth_password_format: scram
 disable_sasl_mechanisms: [digest-md5, x-oauth2]
 acl:
   local: {{user_regexp: ""}}
-access_rules:
+{tool_acl}access_rules:
   local: {{allow: local}}
   c2s: {{allow: all}}
-  pubsub_createnode: {{allow: local}}
+  pubsub_createnode: {{{deny_tools}allow: local}}
 shaper:
   # the stock 'normal' (1,000 B/s) and the old advice (30,000 B/s) slow a fleet down, see below
   pyobs: {{rate: {shaper_rate}, burst_size: {2 * shaper_rate}}}
@@ -149,6 +156,8 @@ class EjabberdTestServer:
         cluster_of: another (started) EjabberdTestServer to join as a cluster node: same domain,
             password, cookie and epmd.
         shaper_rate: bytes/s of the c2s shaper (the docs' value by default).
+        tools: accounts that only call modules and may not create pubsub nodes (docs/xmpp.md,
+            "Node ownership"); empty: every account may.
         startup_timeout: how long :meth:`start` waits for ejabberd to accept connections.
     """
 
@@ -165,6 +174,7 @@ class EjabberdTestServer:
         port: int | None = None,
         cluster_of: EjabberdTestServer | None = None,
         shaper_rate: int = SHAPER_RATE,
+        tools: Iterable[str] = ("tool",),
         startup_timeout: float = 30.0,
     ) -> None:
         self.cluster_of = cluster_of
@@ -177,6 +187,7 @@ class EjabberdTestServer:
         self.api_port = free_port(self.host)
         self.dist_port = free_port(self.host)
         self.shaper_rate = shaper_rate
+        self.tools = list(tools)
         self.startup_timeout = startup_timeout
         self._temporary = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="pyobs-ejabberd-"))
@@ -231,7 +242,10 @@ class EjabberdTestServer:
 
     def config_text(self) -> str:
         """The docs' configuration on loopback, plus the test server's own API listener."""
-        base = production_config(self.domain, port=self.port, ip=self.host, tls=False, shaper_rate=self.shaper_rate)
+        base = production_config(
+            self.domain, port=self.port, ip=self.host, tls=False, shaper_rate=self.shaper_rate,
+            tools=self.tools,
+        )  # fmt: skip
         head, sep, rest = base.partition("auth_method:")
         api = f"""  # test server only: registration and shared roster over HTTP on loopback
   - port: {self.api_port}

@@ -56,12 +56,13 @@ def server_kinds() -> list[str]:
     return kinds
 
 
-def new_server(kind: str, users: list[str], **options: Any) -> AnyServer:
-    """An unstarted test server of ``kind`` (prosody options such as tls are prosody-only)."""
+def new_server(kind: str, users: list[str], restrict_nodes: bool = True, **options: Any) -> AnyServer:
+    """An unstarted test server of ``kind`` (prosody options such as tls are prosody-only);
+    ``restrict_nodes=False``: without the node ownership settings of docs/xmpp.md."""
     if kind == "prosody":
-        return TestServer(users, **options)
+        return TestServer(users, restrict_nodes=restrict_nodes, **options)
     if kind == "ejabberd":
-        return EjabberdTestServer(users, **options)
+        return EjabberdTestServer(users, tools=("tool",) if restrict_nodes else (), **options)
     raise ValueError(f"unknown XMPP server kind {kind!r}")
 
 
