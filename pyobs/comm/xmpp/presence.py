@@ -94,17 +94,24 @@ class PresenceMixin(XmppBase):
         """Event nodes and initial state first, then presence; returns when the peers already
         online are discovered (bounded)."""
         assert self._info is not None
-        await self._create_event_nodes()
-        states = [(i, s) for i, s in self._own_state.items() if self._published_state.get(i) is not s]
-        results = await asyncio.gather(*(self._publish_state(i, s) for i, s in states), return_exceptions=True)
-        for (iface, _), res in zip(states, results, strict=True):
-            if isinstance(res, XmppConnectionError | XmppNodeOwnershipError):
-                raise res
-            if isinstance(res, BaseException):
-                log.warning("%s: publishing the initial state of %s failed: %s", self.bare, iface, res)
+        # who is online, asked while the nodes are made: peers see our presence only when we are
+        # about to be ready (calls before open() returns are refused as "starting")
+        probe = self._spawn(self._probe_roster())
+        try:
+            await self._create_event_nodes()
+            states = [(i, s) for i, s in self._own_state.items() if self._published_state.get(i) is not s]
+            results = await asyncio.gather(*(self._publish_state(i, s) for i, s in states), return_exceptions=True)
+            for (iface, _), res in zip(states, results, strict=True):
+                if isinstance(res, XmppConnectionError | XmppNodeOwnershipError):
+                    raise res
+                if isinstance(res, BaseException):
+                    log.warning("%s: publishing the initial state of %s failed: %s", self.bare, iface, res)
+        except BaseException:
+            probe.cancel()
+            raise
+        online: list[str] = await probe
         self._send_presence()
         self._online = True
-        online = await self._probe_roster()
         if self._expected:
             await self._wait_for_returning_peers()
         await self._wait_for_peers(online)
