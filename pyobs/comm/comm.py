@@ -22,6 +22,7 @@ from pyobs.interfaces.interface import (
 )
 from pyobs.utils.casting import CastError, cast
 from pyobs.utils.exceptions import (
+    ForbiddenError,
     ModuleError,
     ModuleStartingError,
     RemoteError,
@@ -29,6 +30,7 @@ from pyobs.utils.exceptions import (
     UnknownMethodError,
 )
 
+from .acl import Acl
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
 from .transport import Announce, Announcement, Transport
 
@@ -139,6 +141,7 @@ class Comm:
         self._peers: dict[str, Peer] = {}
         self._proxies: dict[str, Proxy] = {}
         self._methods: dict[str, _LocalMethod] = {}
+        self._acl: Acl | None = None
         self._sends: set[type[Event]] = set()
         self._handlers: dict[type[Event], list[EventHandler]] = {}
         self._dispatch_cache: dict[type[Event], list[EventHandler]] = {}
@@ -399,6 +402,20 @@ class Comm:
 
     # ------------------------------------------------------------------ calls (callee side)
 
+    @property
+    def acl(self) -> Acl | None:
+        """The access control list calls to our methods are checked against (None: open)."""
+        return self._acl
+
+    def set_acl(self, acl: Acl | None) -> None:
+        """Check every incoming call against ``acl`` (see :mod:`pyobs.comm.acl`); None opens the module."""
+        self._acl = acl
+
+    def permitted_methods(self, sender: str) -> list[str]:
+        """Names of our methods that ``sender`` may call, sorted."""
+        names = sorted(self._methods)
+        return names if self._acl is None else self._acl.permitted(sender, names)
+
     def method(self, name: str) -> MethodSpec | None:
         m = self._methods.get(name)
         return m.spec if m is not None else None
@@ -409,13 +426,23 @@ class Comm:
         m = self._methods.get(method)
         if m is None:
             raise UnknownMethodError(f"module '{self.name}' has no method '{method}'")
-        cargs = m.spec.cast_args(args) if cast else args
         if method not in _ALWAYS_ALLOWED:
             if not self._announced:
                 raise ModuleStartingError(f"module '{self.name}' is still starting")
             state = getattr(self.module, "_module_state", None)
             if state == "error":
                 raise ModuleError(f"module '{self.name}' is in error state")
+        acl = self._acl
+        # as pyobs-core: after the state gates, before the arguments are looked at; a denied
+        # caller may still ask what it is permitted to call
+        if acl is not None and method != "get_permitted_methods" and acl.denies(sender, method):
+            if acl.enforcing:
+                log.warning("%s: denied caller '%s' calling %s() (acl)", self.name, sender, method)
+                raise ForbiddenError(f"Caller '{sender}' is not permitted to invoke '{method}'.")
+            log.warning(
+                '%s: caller "%s" would be denied calling "%s" (acl mode=log, allowing).', self.name, sender, method
+            )
+        cargs = m.spec.cast_args(args) if cast else args
         if m.timeout is not None:  # gates first, then announce the duration (pyobs-core does it the other way)
             seconds = await self._evaluate_timeout(m, cargs)
             if seconds:

@@ -7,13 +7,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from pyobs.comm.acl import Acl
 from pyobs.events import LogEvent
 from pyobs.interfaces import IConfig, IModule
 from pyobs.interfaces.interface import implemented_interfaces, methods_of
 from pyobs.interfaces.types import ConfigCapabilities, ConfigValue
 from pyobs.object import Object
 from pyobs.utils.enums import ModuleState
-from pyobs.utils.exceptions import InvalidArgumentError
+from pyobs.utils.exceptions import ConfigError, InvalidArgumentError
 
 from .logpublisher import LogPublisher
 
@@ -41,13 +42,27 @@ def timeout(value: float | str | Callable[..., Any]) -> Callable[[F], F]:
 class Module(Object, IModule, IConfig):
     """A module: its name comes from its comm, ``label`` is a human-readable name.
 
+    ``acl`` restricts who may call the module's methods, as pyobs-core's option does (see
+    :mod:`pyobs.comm.acl`).
+
     Config values are exposed through IConfig for every name added with :meth:`add_config`.
     With ``publish_logs`` (default), log records of INFO and above are sent as LogEvent, as
     pyobs-core modules do, so GUIs and loggers on the network show them.
     """
 
-    def __init__(self, label: str | None = None, publish_logs: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        label: str | None = None,
+        publish_logs: bool = True,
+        acl: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        parsed_acl = Acl.from_config(acl, implemented_interfaces(self))
+        if parsed_acl is not None:
+            if not self._owns_comm:
+                raise ConfigError("acl", "the module shares another module's comm, whose calls it does not check")
+            self.comm.set_acl(parsed_acl)
         self._label = label
         self._publish_logs = publish_logs
         self._log_handler: LogPublisher | None = None
@@ -115,7 +130,10 @@ class Module(Object, IModule, IConfig):
         self.comm._spawn(self.comm.set_module_state(self._module_state, self._error_message))
 
     async def get_permitted_methods(self, **kwargs: Any) -> list[str]:
-        """Names of the methods the caller may call."""
+        """Names of the methods the caller (``sender``, given by the transport) may call under our ACL."""
+        sender = str(kwargs.get("sender", ""))
+        if self._owns_comm:
+            return self.comm.permitted_methods(sender)
         return sorted(methods_of(implemented_interfaces(self)))
 
     def add_config(self, name: str, getter: Callable[[], Any], setter: Callable[[Any], Any] | None = None) -> None:

@@ -514,3 +514,62 @@ async def test_events_registered_later_are_announced(dbus_backend: DbusBackend) 
     finally:
         await caller.close()
         await sink.close()
+
+
+# ---------------------------------------------------------------------------------- caller identity (ACL)
+
+
+async def test_the_caller_is_the_bus_name_its_connection_owns(dbus_backend: DbusBackend, raw: MessageBus) -> None:
+    """The ACL checks the module name the bus daemon vouches for: the sender's unique name, mapped
+    to the well-known module name it owns; a connection that owns none is named by its unique name."""
+    guarded = await opened(KitchenSink(comm=dbus_backend.comm("sink"), acl={"allow": {"client": "*"}}))
+    try:
+        ks = "org.pyobs.IKitchenSink"
+        reply = await _call(raw, dbus_backend, ks, "whoami")
+        assert reply.message_type is MessageType.ERROR
+        assert reply.error_name is not None and reply.error_name.endswith("ForbiddenError"), reply.error_name
+        assert reply.body[1] == "pyobs.utils.exceptions.ForbiddenError"
+        assert f"Caller '{raw.unique_name}' is not permitted" in reply.body[0]
+        # owning the module name "client" on the bus is what makes a connection that module
+        owned = await asyncio.wait_for(raw.request_name(f"{dbus_backend.prefix}.{escape_name('client')}"), 5.0)
+        assert owned.value == 1  # RequestNameReply.PRIMARY_OWNER
+        # no waiting: the bus delivers NameOwnerChanged to the module before this connection's next call
+        reply = await _call(raw, dbus_backend, ks, "whoami")
+        assert reply.message_type is MessageType.METHOD_RETURN, reply.body
+        assert reply.body == ["client"]
+    finally:
+        await guarded.close()
+
+
+async def test_a_denied_module_is_denied_right_after_a_reconnect(tmp_path: Path) -> None:
+    """After the bus returns, a module is reachable as soon as it owns its name again, before it has
+    looked up who owns the other names: a caller it cannot name yet must wait for that, not pass
+    as an anonymous connection that a deny list does not name."""
+    daemon = DbusDaemon(tmp_path)
+    daemon.start()
+    backend = DbusBackend(daemon.address)
+    guarded = await opened(KitchenSink(comm=backend.comm("sink"), acl={"deny": ["client"]}))
+    raw: MessageBus | None = None
+    try:
+        daemon.stop(signal.SIGKILL)
+        await eventually(lambda: not guarded.comm.connected, what="connection loss")
+        daemon.start()
+        raw = await MessageBus(bus_address=daemon.address).connect()
+        await asyncio.wait_for(raw.request_name(f"{backend.prefix}.{escape_name('client')}"), 5.0)
+        dest, path = _target(backend)
+        msg = Message(destination=dest, path=path, interface="org.pyobs.IKitchenSink", member="whoami")
+        # call as fast as we can until the module answers: the first call it sees is the one that
+        # arrives while it is still discovering
+        deadline = time.monotonic() + 15.0
+        reply = await asyncio.wait_for(raw.call(msg), 5.0)
+        while reply is not None and reply.error_name == "org.freedesktop.DBus.Error.ServiceUnknown":
+            assert time.monotonic() < deadline, "the module did not come back"
+            reply = await asyncio.wait_for(raw.call(msg), 5.0)
+        assert reply is not None and reply.message_type is MessageType.ERROR, reply.body
+        assert reply.body[1] == "pyobs.utils.exceptions.ForbiddenError", reply.body
+        assert "Caller 'client'" in reply.body[0]
+    finally:
+        if raw is not None:
+            raw.disconnect()
+        await guarded.close()
+        daemon.stop()

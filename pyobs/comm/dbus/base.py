@@ -124,6 +124,9 @@ class DbusBase(Transport):
         self._receives: set[str] = set()
         # discovery
         self._owners: dict[str, str] = {}  # unique name -> module name
+        # set once the owners of the names listed at (re)connection are known: until then a caller
+        # we cannot name yet may be a module of ours, whose name its call must be checked under
+        self._owners_settled = asyncio.Event()
         self._names: dict[str, str] = {}  # module name -> unique name
         self._online: set[str] = set()
         self._describing: dict[str, asyncio.Task[None]] = {}
@@ -157,6 +160,20 @@ class DbusBase(Transport):
         if not rest or "." in rest:
             return None
         return unescape_name(rest)
+
+    async def _caller(self, unique_name: str) -> str:
+        """The module name of the connection ``unique_name`` (stamped by the bus daemon, never taken
+        from a message's body); a connection that owns no module name of ours is named by its unique name.
+        """
+        name = self._owners.get(unique_name)
+        if name is None and not self._owners_settled.is_set():
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self._owners_settled.wait()
+            except TimeoutError:
+                pass
+            name = self._owners.get(unique_name)
+        return name if name is not None else unique_name
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         assert self._loop is not None

@@ -123,7 +123,7 @@ class CallsMixin(DbusBase):
         handler = self._handler
         assert handler is not None
         caller = msg.sender
-        sender = self._owners.get(caller, caller) if caller else ""
+        sender = await self._caller(caller) if caller else ""
 
         def announce(seconds: float) -> None:
             self._send(

@@ -114,6 +114,7 @@ class ConnectionMixin(DbusBase):
             task.cancel()
         self._describing.clear()
         self._owners.clear()
+        self._owners_settled.clear()  # callers are named again once discovery has run
         self._names.clear()
         self._pending.clear()
         handler = self._handler

@@ -22,15 +22,20 @@ class DiscoveryMixin(DbusBase):
     """Tracks which modules of our prefix are online and what they offer."""
 
     async def _discover(self) -> None:
-        (names,) = await self._bus_request("ListNames")
-        for bus_name in names:
-            peer = self._peer_of(bus_name)
-            if peer is None or bus_name == self.bus_name:
-                continue
-            self._describe_later(peer, None)
-        tasks = list(self._describing.values())
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.timeout)
+        self._owners_settled.clear()
+        try:
+            (names,) = await self._bus_request("ListNames")
+            for bus_name in names:
+                peer = self._peer_of(bus_name)
+                if peer is None or bus_name == self.bus_name:
+                    continue
+                self._describe_later(peer, None)
+            tasks = list(self._describing.values())
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.timeout)
+        finally:
+            # later owners arrive as NameOwnerChanged, in order with their calls
+            self._owners_settled.set()
 
     def _on_owner_changed(self, bus_name: str, old: str, new: str) -> None:
         peer = self._peer_of(bus_name)
