@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from backends.base import eventually
+from backends.xmpp import server_kinds
 from xmpp_helpers import IProbe, Probe, ProbeEvent
 
 from pyobs.comm.xmpp import XmppComm
@@ -28,9 +29,13 @@ from pyobs.utils.enums import MotionStatus
 USERS = ["ma", "mb", "mc", "md"]
 
 _why_not = available()
-pytestmark = pytest.mark.skipif(
-    _why_not is not None and not os.environ.get("PYOBS_REQUIRE_XMPP"), reason=f"no ejabberd: {_why_not}"
-)
+if "ejabberd" not in server_kinds():
+    _why_not = "PYOBS_XMPP_SERVERS does not include ejabberd"
+    pytestmark = pytest.mark.skip(reason=_why_not)
+else:
+    pytestmark = pytest.mark.skipif(
+        _why_not is not None and not os.environ.get("PYOBS_REQUIRE_XMPP"), reason=f"no ejabberd: {_why_not}"
+    )
 
 
 async def _cluster() -> tuple[EjabberdTestServer, EjabberdTestServer]:
