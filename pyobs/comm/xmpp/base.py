@@ -100,6 +100,14 @@ class XmppNodeOwnershipError(RemoteError, PermissionError):
         self.owners = owners
 
 
+def too_large(data: str, limit: int) -> int:
+    """The size in bytes of ``data`` if it exceeds ``limit`` (0: no limit), else 0."""
+    if not limit or len(data) <= limit // 4:  # UTF-8 has at most 4 bytes per character
+        return 0
+    size = len(data.encode())
+    return size if size > limit else 0
+
+
 def split_jid(jid: str) -> tuple[str, str, str]:
     """``local@domain/resource`` → (local, domain, resource); ValueError naming what is wrong."""
     bare, _, resource = jid.partition("/")
@@ -200,6 +208,7 @@ class XmppBase(Transport):
         event_queue_size: int = 10000,
         version: str = "",
         peer_check_interval: float = PEER_CHECK_INTERVAL,
+        max_stanza_size: int = 0,
     ) -> None:
         local, domain, resource = split_jid(jid)
         self.name = local
@@ -225,6 +234,10 @@ class XmppBase(Transport):
         if peer_check_interval < 0:
             raise ConfigError("peer_check_interval", "must be 0 (off) or a positive number of seconds")
         self.peer_check_interval = float(peer_check_interval)
+        if max_stanza_size < 0:
+            raise ConfigError("max_stanza_size", "must be 0 (no limit) or a number of bytes")
+        #: the server's stanza size limit (ejabberd: max_stanza_size); larger stanzas are refused here
+        self.max_stanza_size = int(max_stanza_size)
 
         self._client: Client | None = None
         self._handler: TransportHandler | None = None

@@ -17,6 +17,7 @@ from .base import (
     XmppConnectionError,
     _Pending,
     log,
+    too_large,
 )
 from .values import DecodeError, EncodeError, escape_attr
 
@@ -81,6 +82,12 @@ class CallsMixin(XmppBase):
             else:
                 log.info("%s: %s() called by %s raised %s: %s", self.bare, name, sender, type(exc).__name__, exc)
             reply = rpc.fault(to, iq_id, describe(exc))
+        if self.max_stanza_size:
+            size = too_large(reply, self.max_stanza_size)
+            if size:
+                log.warning("%s: the answer to %s() for %s is %d bytes, too large", self.bare, method, sender, size)
+                problem = f"the answer of {method}() is {size} bytes, more than the server's max_stanza_size"
+                reply = rpc.fault(to, iq_id, describe(ValueError(problem)))
         self._send_reply(reply)
 
     def _send_reply(self, text: str) -> None:
@@ -117,6 +124,13 @@ class CallsMixin(XmppBase):
             raise TypeError(f"{name}(): {exc}") from None
         assert self._loop is not None
         iq_id = self._next_id()
+        if self.max_stanza_size:
+            size = too_large(prefix + iq_id + body + params + end, self.max_stanza_size)
+            if size:
+                raise ValueError(
+                    f"call {peer}.{name}() is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) "
+                    f"of the XMPP server"
+                )
         fut: asyncio.Future[Element] = self._loop.create_future()
         self._pending[iq_id] = _Pending(fut, jid, extend)
         try:

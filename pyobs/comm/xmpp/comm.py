@@ -42,6 +42,9 @@ class XmppComm(Comm):
         peer_check_interval: every so many seconds ask each peer whether it is still there (one
             small IQ per peer), because servers do not always say when a peer is gone (a dying
             ejabberd cluster node); 0 turns it off.
+        max_stanza_size: the server's stanza size limit in bytes (ejabberd's ``max_stanza_size``;
+            0: none known). Calls, answers, events and state larger than that are refused here with
+            a clear error instead of costing the connection.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class XmppComm(Comm):
         event_queue_size: int = 10000,
         version: str = "",
         peer_check_interval: float = 2.0,
+        max_stanza_size: int = 0,
     ) -> None:
         if jid is None:
             if not user or not domain:
@@ -85,6 +89,7 @@ class XmppComm(Comm):
             event_queue_size=event_queue_size,
             version=version,
             peer_check_interval=peer_check_interval,
+            max_stanza_size=max_stanza_size,
         )
         super().__init__(transport, timeout=timeout)
 

@@ -22,6 +22,7 @@ from .base import (
     _PeerState,
     _Pending,
     log,
+    too_large,
 )
 from .values import escape_attr
 
@@ -238,6 +239,13 @@ class EventsMixin(XmppBase):
         etype = type(event)
         node = pubsub.event_node(self.name, etype.__name__, etype.version)
         text = pubsub.event_json(event.to_dict())
+        if self.max_stanza_size:
+            size = too_large(text, self.max_stanza_size - 400)  # the publish around it: < 400 bytes
+            if size:
+                raise ValueError(
+                    f"{etype.__name__} is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) of the "
+                    f"XMPP server"
+                )
         if self._session and self._online and not self._events:
             self._send_event(node, text)
             return

@@ -15,6 +15,7 @@ from .base import (
     XmppConnectionError,
     XmppNodeOwnershipError,
     log,
+    too_large,
 )
 from .values import DecodeError, EncodeError, decode_fields, escape_attr
 
@@ -45,6 +46,12 @@ class StateMixin(XmppBase):
             body = pubsub.publish_state_body(node, interface, version, state)
         except EncodeError as exc:
             raise TypeError(f"state of {interface} cannot be sent: {exc}") from None
+        size = too_large(body, self.max_stanza_size - 200) if self.max_stanza_size else 0  # iq head < 200 B
+        if size:
+            raise ValueError(
+                f"state of {interface} is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) of the "
+                f"XMPP server"
+            )
         if node not in self._created_nodes:
             # created first (not by the publish): an existing node is checked to be ours
             await self._create_node(node, transient=False)
