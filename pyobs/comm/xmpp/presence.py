@@ -130,6 +130,8 @@ class PresenceMixin(XmppBase):
         except (IqError, TimeoutError) as exc:
             log.warning("%s: cannot read the roster (%s); peers are found by their presence only", self.bare, exc)
             return []
+        except XmppConnectionError:
+            return []  # the connection is gone: going online fails right after this
         names = []
         for item in reply.iter("{jabber:iq:roster}item"):
             local, _, domain = item.get("jid", "").partition("@")
@@ -141,7 +143,8 @@ class PresenceMixin(XmppBase):
             names = names[:MAX_ROSTER_PROBES]
 
         async def online(name: str) -> bool:
-            if name in self._peers:
+            known = self._peers.get(name)
+            if known is not None and not known.stale:
                 return True  # its presence is here already
             jid = f"{name}@{self.domain}/{self.resource}"
             try:
@@ -149,7 +152,7 @@ class PresenceMixin(XmppBase):
                     f'<iq type="get" to="{escape_attr(jid)}" id="', f'"><query xmlns="{discovery.NS}"/></iq>',
                     jid, wait, "disco#info",
                 )  # fmt: skip
-            except (IqError, TimeoutError):
+            except (IqError, TimeoutError, XmppConnectionError):
                 return False
             return True
 
