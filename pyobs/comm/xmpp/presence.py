@@ -164,7 +164,7 @@ class PresenceMixin(XmppBase):
         loop = asyncio.get_running_loop()
         end = loop.time() + min(self.timeout, DISCOVERY_WAIT)
         while True:
-            missing = [n for n in online if n not in self._peers]
+            missing = [n for n in online if n not in self._peers or self._peers[n].stale]
             remaining = end - loop.time()
             if not missing or remaining <= 0:
                 break
