@@ -51,9 +51,10 @@ PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
 #: default interval of the peer check (s): servers do not always say when a peer goes (an ejabberd
 #: cluster node that dies takes its sessions along without an "unavailable" to the other nodes)
-PEER_CHECK_INTERVAL = 2.0
-#: a peer that does not answer the check within this long counts as gone (it is asked again later)
-PEER_CHECK_TIMEOUT = 2.0
+PEER_CHECK_INTERVAL = 1.5
+#: a peer that does not answer the check twice in a row within this long counts as gone (it is
+#: asked again each round and comes back if it answers); a busy peer gets two chances
+PEER_CHECK_TIMEOUT = 1.5
 Q_PING = "{urn:xmpp:ping}ping"
 Q_DIRECT_SUBSCRIBE = f"{{{discovery.DIRECT_EVENTS}}}subscribe"
 CAPS_NS = "http://jabber.org/protocol/caps"

@@ -64,7 +64,7 @@ class XmppComm(Comm):
         connect_timeout: float = 10.0,
         event_queue_size: int = 10000,
         version: str = "",
-        peer_check_interval: float = 2.0,
+        peer_check_interval: float = 1.5,
         max_stanza_size: int = 0,
     ) -> None:
         if jid is None:

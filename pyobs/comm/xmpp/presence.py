@@ -328,13 +328,17 @@ class PresenceMixin(XmppBase):
         await self._iq(f'<iq type="get" to="{escape_attr(jid)}" id="', body, jid, PEER_CHECK_TIMEOUT, "peer check")
 
     async def _check_peer(self, peer: _PeerState) -> None:
+        ping = peer.info is not None and peer.info.direct
         try:
-            await self._liveness_iq(peer.jid, peer.info is not None and peer.info.direct)
+            try:
+                await self._liveness_iq(peer.jid, ping)
+            except TimeoutError:
+                await self._liveness_iq(peer.jid, ping)  # a second chance for a busy peer
             return
         except IqError as exc:
             why = f"the server answered {exc.condition}"
         except TimeoutError:
-            why = f"no answer within {PEER_CHECK_TIMEOUT} s"
+            why = f"no answer twice within {PEER_CHECK_TIMEOUT} s"
             self._suspects[peer.name] = peer.jid
         except XmppConnectionError:
             return
