@@ -85,8 +85,10 @@ async def test_two_node_cluster_discovery_calls_events_and_state(cluster: Any) -
     await client.open()
     try:
         await client.comm.register_event(ProbeEvent, on_event)
-        # discovery across nodes, right after open()
-        assert "ma" in client.comm.clients and "mb" in probe.comm.clients
+        # discovery across nodes: the one opened last knows the other when open() returns; the other
+        # learns of it from its presence a moment later
+        assert "ma" in client.comm.clients
+        await eventually(lambda: "mb" in probe.comm.clients, timeout=5.0, what="ma sees mb")
         proxy = await client.proxy("ma", IProbe)
         assert await proxy.add(2, 3.0) == 5.0
         state = await client.comm.get_state("ma", IMotion)

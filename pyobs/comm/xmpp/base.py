@@ -265,6 +265,8 @@ class XmppBase(Transport):
         self._disco_body = ""
         self._caps_ver = ""
         self._created_nodes: set[str] = set()
+        #: state node creations under way (concurrent publishes wait for the same one)
+        self._creating: dict[str, asyncio.Future[None]] = {}
 
         self._peers: dict[str, _PeerState] = {}
         self._peer_returned = asyncio.Event()

@@ -53,8 +53,13 @@ class StateMixin(XmppBase):
                 f"XMPP server"
             )
         if node not in self._created_nodes:
-            # created first (not by the publish): an existing node is checked to be ours
-            await self._create_node(node, transient=False)
+            # created first (not by the publish): an existing node is checked to be ours. Concurrent
+            # publishes wait for the same creation and then write in the order they were made
+            creating = self._creating.get(node)
+            if creating is None:
+                creating = self._creating[node] = asyncio.ensure_future(self._create_node(node, transient=False))
+                creating.add_done_callback(lambda _, n=node: self._creating.pop(n, None))  # type: ignore[misc]
+            await asyncio.shield(creating)
         try:
             await self._pubsub_set(body, node)
         except IqError as exc:
