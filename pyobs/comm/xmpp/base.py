@@ -47,6 +47,11 @@ OFFLINE_DEBOUNCE = 0.05
 #: delay of the pubsub copy of an event that went to peers directly (s)
 PUBSUB_DELAY = 0.002
 #: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
+#: close() waits for the server to confirm the events it was sent (a c2s shaper may hold a burst
+#: back for seconds) as long as confirmations keep coming within CLOSE_CONFIRM_WAIT, at most
+#: CLOSE_CONFIRM_MAX in all
+CLOSE_CONFIRM_WAIT = 2.0
+CLOSE_CONFIRM_MAX = 10.0
 PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
 #: default interval of the peer check (s): servers do not always say when a peer goes (an ejabberd
@@ -284,6 +289,10 @@ class XmppBase(Transport):
         self._events: deque[tuple[str, str]] = deque()
         self._event_queue_size = event_queue_size
         self._unacked: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        #: set when the server has confirmed every event we sent
+        self._acks_drained = asyncio.Event()
+        #: events sent but not confirmed when the connection closed for good
+        self._unconfirmed = 0
         #: peers that take our events as direct messages: name → (full JID, event names)
         self._direct: dict[str, tuple[str, frozenset[str]]] = {}
         #: pubsub publishes of events that went to peers directly first, and their timer

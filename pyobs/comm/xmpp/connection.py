@@ -20,6 +20,8 @@ from pyobs.utils.exceptions import RemoteError
 from ..transport import TransportHandler
 from . import discovery, rpc
 from .base import (
+    CLOSE_CONFIRM_MAX,
+    CLOSE_CONFIRM_WAIT,
     PING_INTERVAL,
     PING_TIMEOUT,
     PUBSUB_ATTEMPTS,
@@ -218,7 +220,10 @@ class ConnectionMixin(XmppBase):
             self._deferred_timer = None
         self._fail_pending(XmppConnectionError(f"{self.bare}: connection to the XMPP server {self.address} lost"))
         # events the server never confirmed go out again after reconnecting (receivers de-duplicate)
-        if self._unacked:
+        if self._unacked and self._closing:
+            self._unconfirmed += len(self._unacked)  # written, not confirmed: reported by close()
+            self._unacked.clear()
+        elif self._unacked:
             self._events.extendleft(reversed(list(self._unacked.values())))
             self._unacked.clear()
             self._trim_events()
@@ -311,6 +316,8 @@ class ConnectionMixin(XmppBase):
         if self._deferred_timer is not None:
             self._deferred_timer.cancel()
             self._flush_deferred()
+        if client is not None and self._session and self._unacked:
+            await self._await_confirmations()
         if client is not None and self._session:
             client.write('<presence type="unavailable"/>')
             client.flush()
@@ -324,8 +331,20 @@ class ConnectionMixin(XmppBase):
         self._session = False
         await self._dispose_client()
         self._fail_pending(XmppConnectionError(f"{self.bare}: closed"))
+        if self._unacked:  # closed without a connection event
+            self._unconfirmed += len(self._unacked)
+            self._unacked.clear()
+        if self._unconfirmed:
+            log.warning(
+                "%s: %d events were sent but the server had not confirmed them when closing; they may not "
+                "have been delivered", self.bare, self._unconfirmed,
+            )  # fmt: skip
+            self._unconfirmed = 0
         if self._events:
-            log.warning("%s: %d queued events not sent before closing", self.bare, len(self._events))
+            log.warning(
+                "%s: %d events never sent: queued while not connected to the server, and closing",
+                self.bare, len(self._events),
+            )  # fmt: skip
             self._events.clear()
         for task in list(self._tasks):
             task.cancel()
@@ -335,6 +354,23 @@ class ConnectionMixin(XmppBase):
         self._state_subs.clear()
         self._expected.clear()
         self._info = None
+
+    async def _await_confirmations(self) -> None:
+        """Before closing: wait while the server keeps confirming the events we wrote (a shaper may
+        hold a burst back), bounded by CLOSE_CONFIRM_WAIT without progress and CLOSE_CONFIRM_MAX."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + CLOSE_CONFIRM_MAX
+        while self._unacked and self._session:
+            before = len(self._unacked)
+            self._acks_drained.clear()
+            remaining = end - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._acks_drained.wait(), min(CLOSE_CONFIRM_WAIT, remaining))
+            except TimeoutError:
+                if len(self._unacked) >= before:
+                    return  # no progress: the server is not reading
 
     # ================================================================== sending
 

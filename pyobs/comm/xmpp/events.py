@@ -307,6 +307,8 @@ class EventsMixin(XmppBase):
         if fut.cancelled() or fut.exception() is not None:
             return  # the connection went away: _on_disconnected re-queued it
         entry = self._unacked.pop(iq_id, None)
+        if not self._unacked:
+            self._acks_drained.set()
         reply = fut.result()
         if reply.get("type") == "error" and entry is not None:
             cond, text = rpc.error_condition(reply)
