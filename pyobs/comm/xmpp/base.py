@@ -49,9 +49,9 @@ PUBSUB_DELAY = 0.002
 #: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
 #: close() waits for the server to confirm the events it was sent (a c2s shaper may hold a burst
 #: back for seconds) as long as confirmations keep coming within CLOSE_CONFIRM_WAIT, at most
-#: CLOSE_CONFIRM_MAX in all
+#: the comm's close deadline (max(timeout, 5 s)) less CLOSE_RESERVE for logging out
 CLOSE_CONFIRM_WAIT = 2.0
-CLOSE_CONFIRM_MAX = 10.0
+CLOSE_RESERVE = 3.0
 PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
 #: default interval of the peer check (s): servers do not always say when a peer goes (an ejabberd

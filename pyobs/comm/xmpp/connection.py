@@ -20,8 +20,8 @@ from pyobs.utils.exceptions import RemoteError
 from ..transport import TransportHandler
 from . import discovery, rpc
 from .base import (
-    CLOSE_CONFIRM_MAX,
     CLOSE_CONFIRM_WAIT,
+    CLOSE_RESERVE,
     PING_INTERVAL,
     PING_TIMEOUT,
     PUBSUB_ATTEMPTS,
@@ -357,9 +357,10 @@ class ConnectionMixin(XmppBase):
 
     async def _await_confirmations(self) -> None:
         """Before closing: wait while the server keeps confirming the events we wrote (a shaper may
-        hold a burst back), bounded by CLOSE_CONFIRM_WAIT without progress and CLOSE_CONFIRM_MAX."""
+        hold a burst back), bounded by CLOSE_CONFIRM_WAIT without progress and by the comm's close
+        deadline (Comm.close allows max(timeout, 5 s)) less CLOSE_RESERVE."""
         loop = asyncio.get_running_loop()
-        end = loop.time() + CLOSE_CONFIRM_MAX
+        end = loop.time() + max(self.timeout, 5.0) - CLOSE_RESERVE
         while self._unacked and self._session:
             before = len(self._unacked)
             self._acks_drained.clear()
