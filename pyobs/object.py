@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import functools
 import importlib
 import inspect
 import logging
 import typing
+import zoneinfo
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -15,13 +17,15 @@ from pyobs.comm.comm import Comm
 from pyobs.comm.proxy import ProxyRequest
 from pyobs.utils.casting import CastError, cast
 from pyobs.utils.exceptions import ConfigError
+from pyobs.utils.owner import current_owner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def get_class_from_string(path: str, key: str = "class") -> type:
+def get_class_from_string(class_name: str, key: str = "class") -> type:
     """Import ``package.module.Class``; ConfigError naming the problem otherwise."""
+    path = class_name
     if not isinstance(path, str) or "." not in path:
         raise ConfigError(key, f"expected a dotted class path like 'pyobs.modules.Module', got {path!r}")
     module_name, _, cls_name = path.rpartition(".")
@@ -41,11 +45,20 @@ def get_object(config: Any, object_class: type[T] | None = None, key: str = "", 
     """Build an object from a config dict ``{class: ..., arg: value, ...}``.
 
     Nested dicts with ``class:`` are built first. ``kwargs`` are extra arguments (not checked
-    against the config). An already built object is returned as it is (type-checked).
+    against the config; they win over it, as in pyobs-core). An already built object is returned
+    as it is (type-checked); a class is instantiated with ``kwargs``.
     Errors are :class:`ConfigError` naming the key path and the problem.
     """
     if object_class is not None and isinstance(config, object_class):
         return config
+    if isinstance(config, type):
+        if object_class is not None and not issubclass(config, object_class):
+            raise ConfigError(key, f"{config.__name__} is not a {object_class.__name__}")
+        return config(**kwargs)  # type: ignore[no-any-return]
+    if isinstance(config, dict) and kwargs:
+        config = {k: v for k, v in config.items() if k not in kwargs}
+    if not isinstance(config, dict) and object_class is None and config is not None:
+        return config  # type: ignore[no-any-return]  # an object as it is (pyobs-core)
     if not isinstance(config, dict):
         expected = object_class.__name__ if object_class is not None else "an object"
         raise ConfigError(key, f"expected a mapping with 'class:' for {expected}, got {config!r}")
@@ -56,7 +69,7 @@ def get_object(config: Any, object_class: type[T] | None = None, key: str = "", 
     if object_class is not None and not issubclass(cls, object_class):
         raise ConfigError(class_key, f"{config['class']} is not a {object_class.__name__}")
     args = {k: v for k, v in config.items() if k != "class"}
-    args = {k: _build_nested(v, f"{key}.{k}" if key else k) for k, v in args.items()}
+    args = {k: v if k in _KEPT_AS_GIVEN else _build_nested(v, f"{key}.{k}" if key else k) for k, v in args.items()}
     args = _check_arguments(cls, args, key)
     try:
         return cls(**args, **kwargs)  # type: ignore[no-any-return]
@@ -64,6 +77,27 @@ def get_object(config: Any, object_class: type[T] | None = None, key: str = "", 
         raise ConfigError(f"{key}.{exc.key}" if key and exc.key else key or exc.key, exc.problem) from None
     except TypeError as exc:
         raise ConfigError(key or str(config["class"]), f"{config['class']}: {exc}") from None
+
+
+#: options whose ``class:`` names a part of pyobs-core outside this package: kept as configured, not built
+_KEPT_AS_GIVEN = frozenset({"vfs"})
+
+
+def get_safe_object(config: Any, object_class: type[T] | None = None, **kwargs: Any) -> T | None:
+    """Like :func:`get_object`, but None instead of an error (as pyobs-core)."""
+    try:
+        return get_object(config, object_class, **kwargs)
+    except Exception:
+        return None
+
+
+def create_object(config: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    """Instantiate ``config["class"]`` with the rest of ``config``, ``args`` and ``kwargs`` (pyobs-core)."""
+    if "class" not in config:
+        raise ConfigError("", "missing 'class:'")
+    cls = get_class_from_string(config["class"])
+    cfg = {k: v for k, v in config.items() if k != "class" and k not in kwargs}
+    return cls(*args, **cfg, **kwargs)
 
 
 def _build_nested(value: Any, key: str) -> Any:
@@ -130,27 +164,67 @@ def _outermost(kind: str, func: Callable[[Any], Awaitable[None]]) -> Callable[[A
     async def wrapper(self: Object) -> None:
         depth = self.__dict__.get("_lifecycle_depth", 0)
         self._lifecycle_depth = depth + 1
+        # our code runs: log records (and tasks started here) belong to this object
+        owner = current_owner.set(self) if depth == 0 else None
         try:
-            await func(self)
-        except BaseException:
+            try:
+                await func(self)
+            except BaseException:
+                self._lifecycle_depth = depth
+                if depth == 0 and kind == "close":
+                    await self._after_close()
+                raise
             self._lifecycle_depth = depth
-            if depth == 0 and kind == "close":
-                await self._after_close()
-            raise
-        self._lifecycle_depth = depth
-        if depth == 0:
-            await (self._after_open() if kind == "open" else self._after_close())
+            if depth == 0:
+                await (self._after_open() if kind == "open" else self._after_close())
+        finally:
+            if owner is not None:
+                current_owner.reset(owner)
 
     wrapper.__pyobs_lifecycle__ = True  # type: ignore[attr-defined]
     return wrapper
 
 
+class BackgroundTask:
+    """A function an Object runs while it is open (see :meth:`Object.add_background_task`)."""
+
+    def __init__(self, owner: Object, func: Callable[[], Awaitable[Any]], restart: bool) -> None:
+        self._owner = owner
+        self.func = func
+        self.restart = restart
+        self._task: asyncio.Task[Any] | None = None
+
+    def start(self) -> None:
+        """Start it (again) unless it is running."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._owner._run_background(self.func, self.restart))
+
+    def stop(self) -> None:
+        """Cancel it."""
+        if self._task is not None:
+            self._task.cancel()
+
+    @property
+    def task(self) -> asyncio.Task[Any] | None:
+        return self._task
+
+    def is_running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+
 class Object:
-    """Base of everything configurable: owns a comm and background tasks.
+    """Base of everything configurable: owns a comm, background tasks and child objects.
 
     Args:
+        vfs: pyobs-core's virtual file system config; accepted and kept (``self.vfs``), not used
+            by this package.
         comm: a Comm, a config dict with ``class:``, or None for a DummyComm.
-        timezone, location: site information, kept for modules that need it.
+        timezone: the site's time zone (``self.timezone`` is a tzinfo).
+        location: the site, a name or ``{longitude, latitude, elevation}``; kept as given.
+        observer: pyobs-core's astroplan Observer; accepted and kept (``self.observer``), not used here.
+
+    Keyword arguments no class in the MRO takes are an error naming the first of them. Mixins
+    listed after Object take their own keyword arguments: Object passes what it does not know on.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -162,14 +236,17 @@ class Object:
 
     def __init__(
         self,
+        vfs: Any = None,
         comm: Comm | dict[str, Any] | None = None,
-        timezone: str = "utc",
+        timezone: str | datetime.tzinfo | None = "utc",
         location: dict[str, Any] | str | None = None,
+        observer: Any = None,
         **kwargs: Any,
     ) -> None:
-        if kwargs:
-            name = next(iter(kwargs))
-            raise ConfigError(name, f"unexpected argument for {type(self).__name__}")
+        self._vfs = vfs
+        self._observer = observer
+        self._location = location
+        self._timezone = _tzinfo(timezone)
         if comm is None:
             from pyobs.comm.dummy import DummyComm
 
@@ -178,28 +255,54 @@ class Object:
             self._comm = comm
         else:
             self._comm = get_object(comm, Comm, key="comm")
-        self.timezone = timezone
-        self.location = location
-        self._owns_comm = self._comm.module is None
+        # Module(own_comm=False) says so before it gets here: then another object owns the comm
+        self._owns_comm = self._comm.module is None and self.__dict__.get("_own_comm", True)
         if self._owns_comm:
             self._comm.attach(self)
-        self._background: list[tuple[Callable[[], Awaitable[Any]], bool]] = []
-        self._background_tasks: list[asyncio.Task[Any]] = []
+        self._background: list[BackgroundTask] = []
+        self._child_objects: list[Any] = []
+        self._owned = False
         self._lifecycle_depth = 0
         self._opened = False
+        self._closing: asyncio.Event | None = None
+        _init_rest_of_mro(self, kwargs)
 
     @property
     def comm(self) -> Comm:
         return self._comm
 
-    def add_background_task(self, func: Callable[[], Awaitable[Any]], restart: bool = True) -> None:
-        """Run ``func`` while the object is open; crashes are logged (and restarted if asked)."""
-        self._background.append((func, restart))
-        if self._opened:
-            self._start_background(func, restart)
+    @property
+    def vfs(self) -> Any:
+        """The ``vfs:`` config as given (pyobs-core's virtual file system is not part of this package)."""
+        return self._vfs
 
-    def _start_background(self, func: Callable[[], Awaitable[Any]], restart: bool) -> None:
-        self._background_tasks.append(asyncio.create_task(self._run_background(func, restart)))
+    @property
+    def observer(self) -> Any:
+        """The ``observer`` given, if any (pyobs-core builds an astroplan Observer; this package does not)."""
+        return self._observer
+
+    @property
+    def location(self) -> Any:
+        """The site as configured: a name or ``{longitude, latitude, elevation}``."""
+        return self._location
+
+    @property
+    def timezone(self) -> datetime.tzinfo:
+        return self._timezone
+
+    def add_background_task(
+        self, func: Callable[[], Awaitable[Any]], restart: bool = True, autostart: bool = True
+    ) -> BackgroundTask:
+        """Run ``func`` while the object is open; crashes are logged (and restarted if asked).
+
+        With ``autostart=False`` it runs only when ``.start()`` is called on the returned task.
+        """
+        task = BackgroundTask(self, func, restart)
+        if autostart:
+            self._background.append(task)
+            if self._opened:
+                task.start()
+        return task
 
     async def _run_background(self, func: Callable[[], Awaitable[Any]], restart: bool) -> None:
         name = getattr(func, "__qualname__", repr(func))
@@ -216,12 +319,18 @@ class Object:
                 await asyncio.sleep(1.0)
 
     async def open(self) -> None:
-        """Open the object: connects the comm and starts background tasks."""
+        """Open the object: connects the comm, starts background tasks, opens child objects."""
         if self._owns_comm:
             await self._comm.open()
         self._opened = True
-        for func, restart in self._background:
-            self._start_background(func, restart)
+        for task in self._background:
+            task.start()
+        for child in self._child_objects:
+            opener = getattr(child, "open", None)
+            if opener is not None:
+                result = opener()
+                if inspect.isawaitable(result):
+                    await result
 
     async def _after_open(self) -> None:
         """The outermost open() finished: go online."""
@@ -229,13 +338,82 @@ class Object:
             await self._comm.announce()
 
     async def close(self) -> None:
-        """Close the object: cancels background tasks."""
+        """Close the object: closes child objects, cancels background tasks."""
         self._opened = False
-        tasks, self._background_tasks = self._background_tasks, []
-        for task in tasks:
-            task.cancel()
+        for child in reversed(self._child_objects):
+            closer = getattr(child, "close", None)
+            if closer is not None:
+                try:
+                    result = closer()
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("closing child object %r of %r failed", child, self)
+        tasks = [t.task for t in self._background if t.task is not None and not t.task.done()]
+        for t in self._background:
+            t.stop()
         if tasks:
             await asyncio.wait(tasks, timeout=5.0)
+
+    @staticmethod
+    def config_or_object_get_param(config_or_object: Any, param: str) -> Any:
+        """A parameter of a config dict or an object; None if it has none (a class has none)."""
+        if isinstance(config_or_object, dict):
+            return config_or_object.get(param)
+        if isinstance(config_or_object, type):
+            return None
+        return getattr(config_or_object, param, None)
+
+    def quit(self) -> None:
+        """Ask whoever runs this object (the ``pyobs`` command, a MultiModule) to close it."""
+        self.closing.set()
+
+    @property
+    def closing(self) -> asyncio.Event:
+        """Set by :meth:`quit`."""
+        if self._closing is None:
+            self._closing = asyncio.Event()
+        return self._closing
+
+    def get_object(
+        self, config_or_object: Any, object_class: type[T] | None = None, copy_comm: bool = True, **kwargs: Any
+    ) -> Any:
+        """Build an object from a config (or check a given one), sharing this object's comm (unless
+        ``copy_comm=False``), time zone, vfs and observer where the config gives none."""
+        params = dict(kwargs)
+        if copy_comm:
+            params["comm"] = self._comm
+        for name, value in (("timezone", self._timezone), ("vfs", self._vfs), ("observer", self._observer)):
+            given = config_or_object.get(name) if isinstance(config_or_object, dict) else None
+            if given is None and value is not None and name not in params:
+                params[name] = value
+        if isinstance(config_or_object, dict) or isinstance(config_or_object, type):
+            cls = get_class_from_string(config_or_object["class"]) if isinstance(config_or_object, dict) else None
+            target = cls if cls is not None else config_or_object
+            params = _accepted(target, params, keep={"comm"} if copy_comm else set())
+        return get_object(config_or_object, object_class, **params)
+
+    def get_safe_object(
+        self, config_or_object: Any, object_class: type[T] | None = None, copy_comm: bool = True, **kwargs: Any
+    ) -> Any:
+        """Like :meth:`get_object`, but None instead of an error."""
+        try:
+            return self.get_object(config_or_object, object_class, copy_comm, **kwargs)
+        except Exception:
+            return None
+
+    def add_child_object(
+        self, config_or_object: Any, object_class: type[T] | None = None, copy_comm: bool = True, **kwargs: Any
+    ) -> Any:
+        """Like :meth:`get_object`; the object is opened and closed with this one."""
+        obj = self.get_object(config_or_object, object_class, copy_comm, **kwargs)
+        if not getattr(obj, "_owned", False):
+            try:
+                obj._owned = True
+            except AttributeError:
+                pass
+            self._child_objects.append(obj)
+        return obj
 
     async def _after_close(self) -> None:
         if self._owns_comm:
@@ -245,9 +423,17 @@ class Object:
     def opened(self) -> bool:
         return self._opened
 
-    def proxy(self, name_or_object: Any, interface: type[T] | None = None) -> ProxyRequest[Any]:
+    def proxy(self, name_or_object: Any, obj_type: type[T] | None = None) -> ProxyRequest[Any]:
         """A proxy to another module (``await`` it or use ``async with``); see :meth:`Comm.proxy`."""
-        return self._comm.proxy(name_or_object, interface)
+        return self._comm.proxy(name_or_object, obj_type)
+
+    def safe_proxy(self, name_or_object: Any, obj_type: type[T] | None = None) -> ProxyRequest[Any]:
+        """Like :meth:`proxy`, but None instead of ValueError."""
+        return self._comm.safe_proxy(name_or_object, obj_type)
+
+    async def has_proxy(self, name_or_object: Any, obj_type: type[Any] | None = None) -> bool:
+        """Whether a proxy of that type can be had now."""
+        return await self._comm.has_proxy(name_or_object, obj_type)
 
     async def __aenter__(self) -> Object:
         await self.open()
@@ -255,6 +441,55 @@ class Object:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _tzinfo(timezone: str | datetime.tzinfo | None) -> datetime.tzinfo:
+    if timezone is None:
+        return datetime.UTC
+    if isinstance(timezone, datetime.tzinfo):
+        return timezone
+    if not isinstance(timezone, str):
+        raise ConfigError("timezone", f"expected a time zone name, got {timezone!r}")
+    if timezone.lower() in ("utc", "z", "gmt"):
+        return datetime.UTC
+    try:
+        return zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("timezone", f"unknown time zone {timezone!r}") from None
+
+
+def _init_rest_of_mro(obj: Object, kwargs: dict[str, Any]) -> None:
+    """Pass what Object did not take to the next class in the MRO (mixins after Object take theirs);
+    what nobody takes is a ConfigError naming it."""
+    try:
+        super(Object, obj).__init__(**kwargs)
+    except TypeError as exc:
+        if not kwargs or "object.__init__()" not in str(exc):
+            raise
+        # the deepest cooperative __init__ that forwarded to object.__init__ holds the leftovers
+        leftover = kwargs
+        tb = exc.__traceback__
+        while tb is not None:
+            frame_kwargs = tb.tb_frame.f_locals.get("kwargs")
+            if isinstance(frame_kwargs, dict) and frame_kwargs:
+                leftover = frame_kwargs
+            tb = tb.tb_next
+        name = sorted(leftover)[0]
+        raise ConfigError(name, f"unexpected argument for {type(obj).__name__}") from None
+
+
+def _accepted(target: Any, params: dict[str, Any], keep: set[str]) -> dict[str, Any]:
+    """The inherited parameters (comm, timezone, ...) the target class takes; explicit ones stay."""
+    if not isinstance(target, type):
+        return params
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return params
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        return params
+    inherited = {"comm", "timezone", "vfs", "observer"} - keep
+    return {k: v for k, v in params.items() if k not in inherited or k in sig.parameters}
 
 
 # Object's own open/close are the innermost ones; wrap them too so an Object alone works.

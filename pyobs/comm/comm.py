@@ -21,6 +21,7 @@ from pyobs.interfaces.interface import (
     methods_of,
 )
 from pyobs.utils.casting import CastError, cast
+from pyobs.utils.enums import ModuleState
 from pyobs.utils.exceptions import (
     ForbiddenError,
     ModuleError,
@@ -29,18 +30,25 @@ from pyobs.utils.exceptions import (
     RemoteTimeoutError,
     UnknownMethodError,
 )
+from pyobs.utils.expression import evaluate_expression
+from pyobs.utils.owner import Publishers, context_of, current_owner
 
 from .acl import Acl
+from .outbox import CAPACITY, Outbox
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
-from .transport import Announce, Announcement, Transport
+from .transport import Announce, Announcement, NotConnected, Transport
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Any, str], Awaitable[Any]]
+#: ``callback(state, error)``, sync or async (pyobs-core's are sync)
+PresenceCallback = Callable[[ModuleState, str], Any]
 T = TypeVar("T")
 
 #: how many event uuids are remembered to drop duplicates (retried publishes, replays)
 _DEDUP_WINDOW = 1024
+#: lifecycle states a peer can show (ModuleState values); anything else counts as ready
+_PRESENCE_STATES = frozenset({"ready", "error", "local", "starting"})
 #: methods that may be called while a module is starting or in error (as pyobs-core)
 _ALWAYS_ALLOWED = frozenset({"reset_error", "get_permitted_methods"})
 
@@ -53,6 +61,9 @@ class Peer:
     interfaces: tuple[type[Interface], ...]
     sends: frozenset[str]
     label: str = ""
+    #: lifecycle state the module shows (``ready``, ``error``, ``local``) and its error message
+    state: str = "ready"
+    error: str = ""
 
     @property
     def is_module(self) -> bool:
@@ -130,14 +141,18 @@ class Comm:
     Args:
         transport: the backend that moves bytes (subclasses such as LocalComm create it).
         timeout: default deadline of a remote call in seconds (a ``@timeout`` method extends it).
+        event_queue_size: how many outgoing events may wait while they cannot be sent (see
+            :mod:`pyobs.comm.outbox`); beyond that the oldest are dropped with a warning.
     """
 
-    def __init__(self, transport: Transport, *, timeout: float = 10.0) -> None:
+    def __init__(self, transport: Transport, *, timeout: float = 10.0, event_queue_size: int = CAPACITY) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self._transport = transport
+        #: where outgoing events wait until they can be sent; its counters say what was sent
+        self.outbox = Outbox(transport.name, transport.publish_event, event_queue_size)
         self.timeout = float(timeout)
-        self.module: Any = None
+        self._module: Any = None
         self._peers: dict[str, Peer] = {}
         self._proxies: dict[str, Proxy] = {}
         self._methods: dict[str, _LocalMethod] = {}
@@ -151,9 +166,14 @@ class Comm:
         self._state_subscribed: set[tuple[str, str]] = set()
         self._state_handlers: dict[tuple[str, str], list[StateHandler]] = {}
         self._state_changed: dict[tuple[str, str], asyncio.Event] = {}
+        self._caps_cache: dict[tuple[str, str], Any] = {}
+        self._caps_changed: dict[tuple[str, str], asyncio.Event] = {}
+        self._presence_handlers: dict[str, list[PresenceCallback]] = {}
         self._inflight: dict[str, set[_Call]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
+        #: event handlers run as the module's code (see pyobs.utils.owner)
+        self._owner_context = context_of(None)
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._opened = False
@@ -179,9 +199,19 @@ class Comm:
     def connected(self) -> bool:
         return self._connected
 
+    @property
+    def module(self) -> Any:
+        """The module whose interfaces this comm exposes; None if none (pyobs-core raises instead)."""
+        return self._module
+
+    @module.setter
+    def module(self, module: Any) -> None:
+        self.attach(module)
+
     def attach(self, module: Any) -> None:
         """Attach the module whose interfaces this comm exposes (done by Object)."""
-        self.module = module
+        self._module = module
+        self._owner_context = context_of(module)
         self._methods = {}
         for name, spec in methods_of(implemented_interfaces(module)).items():
             func = getattr(module, name)
@@ -198,9 +228,11 @@ class Comm:
         by the module when its ``open()`` has finished (so everything it registered is known)."""
         if self._opened:
             return
+        self.outbox.open()
         await self._transport.open(self)
         self._opened = True
         self._connected = True
+        self.outbox.set_connected(True)
         if self.module is None:
             await self.announce()
 
@@ -208,6 +240,7 @@ class Comm:
         """Become discoverable (idempotent; called again after later registrations)."""
         await self._transport.announce(self._announcement())
         self._announced = True
+        self.outbox.set_announced(True)  # events sent before (e.g. logged in open()) go out now
 
     def _announcement(self) -> Announcement:
         module = self.module
@@ -224,6 +257,11 @@ class Comm:
         """Go offline; pending calls of ours end, handlers are cancelled."""
         if not self._opened:
             return
+        # what waits goes out first (bounded), while we are still online
+        await self.outbox.close()
+        box = self.outbox
+        if box.sent or box.unsent or box.dropped or box.refused:
+            log.info("%s: %s", self.name, self.outbox.summary())  # what was sent, for operators and tests
         self._opened = False
         self._announced = False
         self._connected = False
@@ -240,6 +278,11 @@ class Comm:
         self._proxies.clear()
         self._state_cache.clear()
         self._state_subscribed.clear()
+        self._caps_cache.clear()
+
+    async def set_presence(self, state: ModuleState | str, error_string: str = "") -> None:
+        """pyobs-core's name for :meth:`set_module_state` (Module.set_state calls it)."""
+        await self.set_module_state(str(state), error_string)
 
     async def set_module_state(self, state: str, message: str = "") -> None:
         """Tell peers the module's lifecycle state (``ready``, ``error``, ``local``)."""
@@ -261,9 +304,9 @@ class Comm:
         """Names of all modules online that implement ``interface``."""
         return [n for n, p in self._peers.items() if interface in p.interfaces]
 
-    async def get_interfaces(self, name: str) -> list[type[Interface]]:
-        """The interfaces module ``name`` implements; ValueError if it is not online."""
-        return list((await self._peer(name)).interfaces)
+    async def get_interfaces(self, client: str) -> list[type[Interface]]:
+        """The interfaces module ``client`` implements; ValueError if it is not online."""
+        return list((await self._peer(client)).interfaces)
 
     async def _peer(self, name: str) -> Peer:
         peer = self._peers.get(name)
@@ -274,13 +317,14 @@ class Comm:
             raise ValueError(f"module '{name}' is not online (online: {online})")
         return peer
 
-    def proxy(self, name_or_object: Any, interface: type[T] | None = None) -> ProxyRequest[Any]:
+    def proxy(self, name_or_object: Any, obj_type: type[T] | None = None) -> ProxyRequest[Any]:
         """A proxy to a module (awaitable, or ``async with``).
 
-        Returns the object itself if it is not a name and implements ``interface``.
-        Raises ValueError if the module is not online or does not implement ``interface``.
+        Returns the object itself if it is not a name and implements ``obj_type``.
+        Raises ValueError if the module is not online or does not implement ``obj_type``.
+        The proxy's state cache is filled before it is returned (see :meth:`Proxy.get_state`).
         """
-        return ProxyRequest(lambda: self._proxy(name_or_object, interface))
+        return ProxyRequest(lambda: self._proxy(name_or_object, obj_type))
 
     async def _proxy(self, name_or_object: Any, interface: type[Any] | None) -> Any:
         if not isinstance(name_or_object, str):
@@ -298,14 +342,89 @@ class Comm:
         if proxy is None or proxy._peer is not peer:
             proxy = proxy_class(peer.interfaces)(self, peer)
             self._proxies[name] = proxy
+            await self._fill_proxy_caches(peer)
         return proxy
 
-    async def safe_proxy(self, name_or_object: Any, interface: type[T] | None = None) -> Any:
-        """Like :meth:`proxy`, but None instead of ValueError."""
+    async def _fill_proxy_caches(self, peer: Peer) -> None:
+        """A new proxy reads states without a call (as in pyobs-core): subscribe to every state
+        the peer has, all at once under the comm's deadline; fetch capabilities in the background."""
+        todo = [
+            i
+            for i in peer.interfaces
+            if i.own_state_class() is not None and (peer.name, i.__name__) not in self._state_subscribed
+        ]
+        results = await asyncio.gather(
+            *(self._subscribe_state((peer.name, i.__name__), i) for i in todo), return_exceptions=True
+        )
+        for iface, res in zip(todo, results, strict=True):
+            if isinstance(res, BaseException):
+                log.warning("%s: cannot subscribe to state %s of %s: %s", self.name, iface.__name__, peer.name, res)
+        for iface in peer.interfaces:
+            if iface.own_capabilities_class() is not None and (peer.name, iface.__name__) not in self._caps_cache:
+                self._spawn(self._prefetch_capabilities(peer, iface))
+
+    async def _prefetch_capabilities(self, peer: Peer, interface: type[Interface]) -> None:
         try:
-            return await self._proxy(name_or_object, interface)
+            await self.get_capabilities(peer.name, interface)
+        except Exception as exc:  # the proxy still works; get_capabilities() stays None
+            log.debug("%s: capabilities %s of %s: %s", self.name, interface.__name__, peer.name, exc)
+
+    def safe_proxy(self, name_or_object: Any, obj_type: type[T] | None = None) -> ProxyRequest[Any]:
+        """Like :meth:`proxy`, but None instead of ValueError (awaitable, or ``async with``)."""
+        return ProxyRequest(lambda: self._safe_proxy(name_or_object, obj_type))
+
+    async def _safe_proxy(self, name_or_object: Any, obj_type: type[Any] | None) -> Any:
+        try:
+            return await self._proxy(name_or_object, obj_type)
         except ValueError:
             return None
+
+    async def has_proxy(self, name_or_object: Any, obj_type: type[Any] | None = None) -> bool:
+        """Whether a proxy of that type can be had now."""
+        return await self._safe_proxy(name_or_object, obj_type) is not None
+
+    @property
+    def has_module(self) -> bool:
+        """Whether a module is attached to this comm."""
+        return self.module is not None
+
+    # ------------------------------------------------------------------ presence
+
+    def get_client_state(self, module: str) -> tuple[ModuleState, str] | None:
+        """The lifecycle state a module online shows and its error message; None if not online."""
+        peer = self._peers.get(module)
+        if peer is None:
+            return None
+        return ModuleState(peer.state), peer.error
+
+    async def subscribe_presence(self, module: str, callback: PresenceCallback) -> None:
+        """Call ``callback(state, error)`` now with the module's current state and on every change
+        (``ModuleState.CLOSED`` when it goes offline). May be sync or async."""
+        self._presence_handlers.setdefault(module, []).append(callback)
+        current = self.get_client_state(module)
+        if current is not None:
+            self._spawn(self._run_presence_callback(callback, module, *current))
+
+    async def unsubscribe_presence(self, module: str, callback: PresenceCallback) -> None:
+        handlers = self._presence_handlers.get(module, [])
+        if callback in handlers:
+            handlers.remove(callback)
+        if not handlers:
+            self._presence_handlers.pop(module, None)
+
+    def _presence_changed(self, name: str, state: str, error: str) -> None:
+        for callback in self._presence_handlers.get(name, ()):
+            self._spawn(self._run_presence_callback(callback, name, ModuleState(state), error))
+
+    async def _run_presence_callback(
+        self, callback: PresenceCallback, name: str, state: ModuleState, error: str
+    ) -> None:
+        try:
+            result = callback(state, error)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("%s: presence callback %r failed for %s", self.name, callback, name)
 
     # ------------------------------------------------------------------ transport callbacks
 
@@ -329,20 +448,36 @@ class Comm:
                 if key[0] == name:  # somebody watches this module's state: subscribe again
                     self._spawn(self._resubscribe(key))
 
+    def peer_module_state(self, name: str, state: str, message: str = "") -> None:
+        """A peer shows a new lifecycle state (``ready``, ``error`` with a message, ``local``)."""
+        peer = self._peers.get(name)
+        if peer is None:
+            return
+        state = state if state in _PRESENCE_STATES else "ready"
+        message = message if state == "error" else ""
+        if (peer.state, peer.error) == (state, message):
+            return
+        peer.state, peer.error = state, message
+        self._presence_changed(name, state, message)
+
     def peer_offline(self, name: str) -> None:
         peer = self._peers.pop(name, None)
         if peer is None:
             return
+        self._presence_changed(name, "closed", "")
         self._proxies.pop(name, None)
         for call in list(self._inflight.get(name, ())):
             call.abort()
         for key in [k for k in self._state_subscribed if k[0] == name]:
             self._state_subscribed.discard(key)
             self._state_cache.pop(key, None)
+        for key in [k for k in self._caps_cache if k[0] == name]:
+            del self._caps_cache[key]
         self._dispatch(ModuleClosedEvent(module=name), name)
 
     def connection_changed(self, connected: bool, reason: str = "") -> None:
         self._connected = connected
+        self.outbox.set_connected(connected)  # back: what waits goes out, in order
         if connected:
             log.info("%s: connection restored", self.name)
         else:
@@ -449,7 +584,13 @@ class Comm:
                 announced = announce(seconds)
                 if announced is not None:
                     await announced
-        if m.takes_kwargs:
+        if Publishers.count > 1:  # several modules here: the callee's code runs (in the caller's task)
+            owner = current_owner.set(self.module)
+            try:
+                result = await (m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs))
+            finally:
+                current_owner.reset(owner)
+        elif m.takes_kwargs:
             result = await m.func(*cargs, sender=sender)
         else:
             result = await m.func(*cargs)
@@ -462,11 +603,13 @@ class Comm:
             value = tmo(self.module, **kwargs)
             if inspect.isawaitable(value):
                 value = await value
-        elif isinstance(tmo, str):
+        elif isinstance(tmo, str) and tmo.isidentifier() and hasattr(self.module, tmo):
             attr = getattr(self.module, tmo)
             value = attr() if callable(attr) else attr
             if inspect.isawaitable(value):
                 value = await value
+        elif isinstance(tmo, str):  # pyobs-core: an arithmetic expression of the arguments
+            value = evaluate_expression(tmo, {p.name: v for p, v in zip(m.spec.params, args, strict=False)})
         else:
             value = tmo
         return float(value or 0.0)
@@ -527,7 +670,7 @@ class Comm:
             )
         if not self._opened:
             raise RuntimeError(f"cannot send {etype.__name__}: comm of '{self.name}' is not open")
-        await self._transport.publish_event(event)
+        await self.outbox.send(event)
 
     def event_received(self, sender: str, event: Event) -> None:
         uid = event.uuid
@@ -549,10 +692,11 @@ class Comm:
             return
         loop = asyncio.get_running_loop()
         running = self._handler_tasks
+        context = self._owner_context
         for handler in handlers:
             try:
                 # each handler in its own task: nobody waits for it, a failure is logged when it ends
-                task: asyncio.Task[Any] = loop.create_task(handler(event, sender))  # type: ignore[arg-type]
+                task: asyncio.Task[Any] = loop.create_task(handler(event, sender), context=context)  # type: ignore[arg-type]
             except Exception:  # not a coroutine function, or it raised before its first await
                 self._log_handler_failure(handler, event, sender, None)
                 continue
@@ -564,9 +708,7 @@ class Comm:
         if not task.cancelled() and task.exception() is not None:
             self._log_handler_failure(handler, event, sender, task.exception())
 
-    def _log_handler_failure(
-        self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None
-    ) -> None:
+    def _log_handler_failure(self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None) -> None:
         name = getattr(handler, "__qualname__", repr(handler))
         log.error(
             "%s: event handler %s failed on %r from %s",
@@ -606,13 +748,43 @@ class Comm:
                     await self._transport.publish_state(decl.__name__, state)
             except TimeoutError:
                 raise RemoteTimeoutError(f"{self.name}: publishing state of {decl.__name__} timed out") from None
+            except NotConnected as exc:
+                # kept: transports publish their own state again when the connection is back; a
+                # module's loop that sets state must not die of a reconnect (a weather station!)
+                log.debug("%s: state of %s kept until reconnected: %s", self.name, decl.__name__, exc)
 
     def get_own_state(self, interface: type[Interface]) -> Any:
+        """The state this module last published for ``interface``, or None."""
         return self._own_state.get(self._state_interface(interface).__name__)
 
-    def set_capabilities(self, interface: type[Interface], capabilities: Any) -> None:
-        """Set constant capabilities of an interface (before the module goes online)."""
+    def cached_state(self, module: str, interface: type[Interface], max_age: float | None = None) -> Any:
+        """The latest state of a module's interface we have received, without subscribing (None if none,
+        or older than ``max_age`` s)."""
+        value = self._state_cache.get((module, self._state_interface(interface).__name__))
+        if value is not None and max_age is not None:
+            t = getattr(value, "time", None)
+            if t is None:
+                raise ValueError(f"{type(value).__name__} has no 'time' field: max_age is not supported for it")
+            if _age(t) > max_age:
+                return None
+        return value
+
+    def set_capabilities(self, interface: type[Interface], capabilities: Any) -> _Done:
+        """Set constant capabilities of an interface (before the module goes online).
+
+        Takes effect at once; the result may be awaited, as pyobs-core's ``await
+        comm.set_capabilities(...)`` does, or ignored.
+        """
         self._capabilities[interface.__name__] = capabilities
+        return _DONE
+
+    def get_own_capabilities(self, interface: type[Interface]) -> Any:
+        """The capabilities this module set for ``interface``, or None."""
+        return self._capabilities.get(interface.__name__)
+
+    def missing_published_state(self, interfaces: list[type[Interface]]) -> list[type[Interface]]:
+        """Those of ``interfaces`` that declare a state of their own but have none published yet."""
+        return [i for i in interfaces if i.own_state_class() is not None and i.__name__ not in self._own_state]
 
     async def get_state(self, module: str, interface: type[Interface], max_age: float | None = None) -> Any:
         """Latest state of a module's interface; subscribes on first use (no call afterwards)."""
@@ -620,12 +792,7 @@ class Comm:
         key = (module, decl.__name__)
         if key not in self._state_subscribed:
             await self._subscribe_state(key, decl)
-        value = self._state_cache.get(key)
-        if value is not None and max_age is not None:
-            t = getattr(value, "time", None)
-            if t is not None and _age(t) > max_age:
-                return None
-        return value
+        return self.cached_state(module, decl, max_age)
 
     async def _subscribe_state(self, key: tuple[str, str], decl: type[Interface]) -> None:
         peer = await self._peer(key[0])
@@ -675,28 +842,53 @@ class Comm:
 
     async def _run_state_handler(self, handler: StateHandler, state: Any, sender: str) -> None:
         try:
-            await handler(state, sender)
+            # ours take (state, sender) and are async; pyobs-core's take (state) and are sync
+            result = handler(state, sender) if _takes_two(handler) else handler(state)  # type: ignore[call-arg]
+            if inspect.isawaitable(result):
+                await result
         except Exception:
             log.exception("%s: state handler %r failed on %r from %s", self.name, handler, state, sender)
 
-    async def subscribe_state(self, module: str, interface: type[Interface], handler: StateHandler) -> None:
-        """Call ``handler(state, sender)`` on every new state of ``module``'s ``interface``."""
+    async def subscribe_state(self, module: str, interface: type[Interface], callback: StateHandler) -> None:
+        """Call ``callback`` with the current state (if one is known) and then on every new state of
+        ``module``'s ``interface``: ``async (state, sender)``, or pyobs-core's sync ``(state)``."""
         decl = self._state_interface(interface)
         key = (module, decl.__name__)
-        self._state_handlers.setdefault(key, []).append(handler)
+        self._state_handlers.setdefault(key, []).append(callback)
         if key not in self._state_subscribed:
-            await self._subscribe_state(key, decl)
+            try:
+                await self._subscribe_state(key, decl)
+            except BaseException:
+                self._state_handlers[key].remove(callback)
+                raise
+        current = self._state_cache.get(key)
+        if current is not None:
+            self._spawn(self._run_state_handler(callback, current, module))
+
+    async def unsubscribe_state(self, module: str, interface: type[Interface], callback: StateHandler) -> None:
+        """Stop calling ``callback`` for ``module``'s ``interface`` (the cache stays up to date)."""
+        key = (module, self._state_interface(interface).__name__)
+        handlers = self._state_handlers.get(key, [])
+        if callback in handlers:
+            handlers.remove(callback)
+        if not handlers:
+            self._state_handlers.pop(key, None)
 
     async def wait_for_state(
-        self, module: str, interface: type[Interface], predicate: Callable[[Any], bool], timeout: float
+        self,
+        module: str,
+        interface: type[Interface],
+        predicate: Callable[[Any], bool] | None = None,
+        timeout: float = 10.0,
     ) -> Any:
-        """Wait at most ``timeout`` s for the module's state to satisfy ``predicate``; None on expiry."""
+        """Wait at most ``timeout`` s for a state of the module (one that satisfies ``predicate``, if
+        given); a state already known counts. None on expiry."""
         decl = self._state_interface(interface)
         key = (module, decl.__name__)
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
         value = await self.get_state(module, decl)
-        while value is None or not predicate(value):
+        while value is None or (predicate is not None and not predicate(value)):
             remaining = end - loop.time()
             if remaining <= 0:
                 return None
@@ -710,20 +902,73 @@ class Comm:
         return value
 
     async def get_capabilities(self, module: str, interface: type[Interface]) -> Any:
+        """A module's capabilities of one interface (fetched once per session of the peer)."""
         peer = await self._peer(module)
         if interface not in peer.interfaces:
             raise ValueError(f"module '{module}' does not implement {interface.__name__}")
+        key = (module, interface.__name__)
+        if key in self._caps_cache:
+            return self._caps_cache[key]
         cls = interface.own_capabilities_class()
         try:
             async with asyncio.timeout(self.timeout):
                 value = await self._transport.fetch_capabilities(module, interface.__name__)
         except TimeoutError:
             raise RemoteTimeoutError(f"fetching capabilities of '{module}' timed out") from None
-        if value is None or cls is None:
-            return value
-        return cast(value, cls)
+        if value is not None and cls is not None:
+            value = cast(value, cls)
+        if value is not None and self._peers.get(module) is peer:  # constant while the peer stays online
+            self._caps_cache[key] = value
+            ev = self._caps_changed.pop(key, None)
+            if ev is not None:
+                ev.set()
+        return value
+
+    def cached_capabilities(self, module: str, interface: type[Interface]) -> Any:
+        """A module's capabilities of one interface if already fetched, else None (no call)."""
+        return self._caps_cache.get((module, interface.__name__))
+
+    async def wait_for_capabilities(self, module: str, interface: type[Interface], timeout: float = 10.0) -> Any:
+        """The capabilities once fetched (the fetch a new proxy starts), at most ``timeout`` s; else None."""
+        key = (module, interface.__name__)
+        if key in self._caps_cache:
+            return self._caps_cache[key]
+        ev = self._caps_changed.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+        except TimeoutError:
+            pass
+        return self._caps_cache.get(key)
+
+
+class _Done:
+    """An awaitable that is already complete (for APIs that are sync here and async in pyobs-core)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # a generator that finishes at once
+
+
+_DONE = _Done()
+
+
+def _takes_two(func: Callable[..., Any]) -> bool:
+    """Whether a callback accepts two positional arguments."""
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        return True
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in positional for p in params) >= 2
 
 
 def _age(t: Any) -> float:
-    ts = t.timestamp() if hasattr(t, "timestamp") else float(t)
+    if hasattr(t, "unix"):  # pyobs Time (either kind)
+        ts = float(t.unix)
+    else:
+        ts = t.timestamp() if hasattr(t, "timestamp") else float(t)
     return time.time() - ts

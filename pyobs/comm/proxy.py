@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -12,14 +13,17 @@ if TYPE_CHECKING:
     from .comm import Comm, Peer
 
 T = TypeVar("T")
-StateHandler = Callable[[Any, str], Awaitable[Any]]
+#: ``async (state, sender)``, or pyobs-core's sync ``(state)``
+StateHandler = Callable[..., Any]
 
 
 class Proxy:
     """A remote module. Has every method of every interface the module implements.
 
-    State is read without a call: ``await proxy.get_state(IFocuser)`` subscribes on first use
-    and afterwards returns the latest value the module published.
+    State and capabilities are read without a call, as in pyobs-core: the comm subscribes to
+    every state the module publishes when it makes the proxy, so ``proxy.get_state(IFocuser)``
+    (synchronous) returns the latest value at once; ``proxy.get_capabilities(ICamera)`` returns
+    them once fetched (a fetch starts with the proxy; ``await proxy.wait_for_capabilities(...)``).
     """
 
     def __init__(self, comm: Comm, peer: Peer) -> None:
@@ -45,6 +49,20 @@ class Proxy:
     def online(self) -> bool:
         return self._comm._peers.get(self._peer.name) is self._peer
 
+    @property
+    def method_names(self) -> list[str]:
+        """Names of all methods of the module, sorted."""
+        return sorted(methods_of(self._peer.interfaces))
+
+    def interface_method(self, method: str) -> Any:
+        """The declaration of ``method`` in its interface (KeyError if the module has none)."""
+        spec = methods_of(self._peer.interfaces)[method]
+        return getattr(spec.interface, method)
+
+    def signature(self, method: str) -> inspect.Signature:
+        """The signature of ``method`` as its interface declares it."""
+        return inspect.signature(self.interface_method(method))
+
     async def execute(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call a method by name."""
         spec = methods_of(self._peer.interfaces).get(method)
@@ -52,22 +70,70 @@ class Proxy:
             raise AttributeError(f"module '{self.name}' has no method '{method}'")
         return await self._comm._call(self._peer, spec, args, kwargs)
 
-    async def get_state(self, interface: type[Interface], max_age: float | None = None) -> Any:
-        """Latest published state of ``interface`` (None if none yet, or older than ``max_age`` s)."""
+    def get_state(self, interface: type[Interface], *, max_age: float | None = None) -> Any:
+        """Latest published state of ``interface`` (None if none yet, or older than ``max_age`` s).
+
+        Synchronous: reads the cache the comm keeps up to date (see the class docstring).
+        """
+        return self._comm.cached_state(self.name, interface, max_age)
+
+    async def fetch_state(self, interface: type[Interface], max_age: float | None = None) -> Any:
+        """Like :meth:`get_state`, but subscribes first if the comm has not yet (the async form)."""
         return await self._comm.get_state(self.name, interface, max_age=max_age)
 
     async def subscribe_state(self, interface: type[Interface], handler: StateHandler) -> None:
-        """Call ``handler(state, sender)`` on every change of the module's state of ``interface``."""
+        """Call ``handler`` on every change of the module's state of ``interface``
+        (``async (state, sender)`` or a sync ``(state)``)."""
         await self._comm.subscribe_state(self.name, interface, handler)
 
-    async def wait_for_state(
-        self, interface: type[Interface], predicate: Callable[[Any], bool], timeout: float
-    ) -> Any:
-        """Wait (at most ``timeout`` s) until the state satisfies ``predicate``; returns it or None."""
-        return await self._comm.wait_for_state(self.name, interface, predicate, timeout)
+    async def unsubscribe_state(self, interface: type[Interface], handler: StateHandler) -> None:
+        await self._comm.unsubscribe_state(self.name, interface, handler)
 
-    async def get_capabilities(self, interface: type[Interface]) -> Any:
+    async def wait_for_state(
+        self,
+        interface: type[Interface],
+        *args: Any,
+        timeout: float | None = None,
+        predicate: Callable[[Any], bool] | None = None,
+        max_age: float | None = None,
+    ) -> Any:
+        """The state at once if one is known (and satisfies ``predicate`` / is at most ``max_age`` s
+        old), else the next one that does, waiting at most ``timeout`` s (default 10); None on expiry.
+
+        Called as pyobs-core does, ``wait_for_state(I, 2.0)``, or in this package's older order,
+        ``wait_for_state(I, predicate, 2.0)``: a callable positional argument is the predicate.
+        """
+        for arg in args:
+            if callable(arg) and predicate is None:
+                predicate = arg
+            elif isinstance(arg, (int, float)) and not isinstance(arg, bool) and timeout is None:
+                timeout = float(arg)
+            else:
+                raise TypeError(f"wait_for_state(): unexpected argument {arg!r} (expected a timeout and a predicate)")
+        seconds = 10.0 if timeout is None else float(timeout)
+        test = predicate
+
+        def wanted(state: Any) -> bool:
+            if max_age is not None and self._comm.cached_state(self.name, interface, max_age) is not state:
+                return False
+            return test is None or bool(test(state))
+
+        return await self._comm.wait_for_state(self.name, interface, wanted, seconds)
+
+    def get_capabilities(self, interface: type[Interface]) -> Any:
+        """Capabilities of ``interface`` if already fetched, else None (synchronous, as in pyobs-core)."""
+        return self._comm.cached_capabilities(self.name, interface)
+
+    async def fetch_capabilities(self, interface: type[Interface]) -> Any:
+        """Capabilities of ``interface``, fetched now if not yet known (the async form)."""
         return await self._comm.get_capabilities(self.name, interface)
+
+    async def wait_for_capabilities(self, interface: type[Interface], timeout: float = 10.0) -> Any:
+        """Capabilities once the fetch started with the proxy is done (at most ``timeout`` s; else None)."""
+        known = self.get_capabilities(interface)
+        if known is not None:
+            return known
+        return await self._comm.wait_for_capabilities(self.name, interface, timeout)
 
     async def __aenter__(self) -> Proxy:
         return self

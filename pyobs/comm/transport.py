@@ -25,6 +25,16 @@ from typing import Any, Protocol
 
 from pyobs.events.event import Event
 from pyobs.interfaces.interface import Interface, MethodSpec
+from pyobs.utils.exceptions import RemoteError
+
+
+class NotConnected(RemoteError, ConnectionError):
+    """A transport cannot send right now because it has no connection (it reconnects by itself).
+
+    Raised by ``publish_event``; the core then keeps the event in its outbox
+    (:mod:`pyobs.comm.outbox`) and sends it when the connection is back.
+    """
+
 
 #: callee side: the core calls this to announce a long call's duration (seconds) to the caller;
 #: it may return an awaitable (a transport that has to send something), which the core awaits
@@ -84,6 +94,9 @@ class TransportHandler(Protocol):
         Calling it again for a known peer updates what it offers (no second ModuleOpenedEvent).
         """
 
+    def peer_module_state(self, name: str, state: str, message: str = "") -> None:
+        """A peer shows a new lifecycle state (``ready``, ``error`` with a message, ``local``)."""
+
     def peer_offline(self, name: str) -> None:
         """A peer went away (pending calls to it fail at once)."""
 
@@ -132,7 +145,12 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def publish_event(self, event: Event) -> None:
-        """Send an event to everyone who subscribed to its type. Must not block for long."""
+        """Send an event to everyone who subscribed to its type. Must not block for long.
+
+        Raises :class:`NotConnected` when it cannot send for lack of a connection (and reports
+        the connection lost and back through ``handler.connection_changed``); never queues:
+        the core's outbox (:mod:`pyobs.comm.outbox`) keeps events until they can go out.
+        """
 
     async def update_events(self, sends: set[str], receives: set[str]) -> None:
         """The set of event types this module sends or handles changed (after announce)."""
@@ -140,7 +158,11 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def publish_state(self, interface: str, state: Any) -> None:
-        """Publish the current state (a dataclass) of one of our interfaces."""
+        """Publish the current state (a dataclass) of one of our interfaces.
+
+        Without a connection: keep it and publish it once the connection is back (raising
+        :class:`NotConnected` is allowed, the core then carries on).
+        """
 
     @abc.abstractmethod
     async def subscribe_state(self, peer: str, interface: str) -> Any:

@@ -1,6 +1,6 @@
 """Events: the base class and the pyobs event catalogue (§13, all ``version = 1``)."""
 
-from .event import EVENTS, Event, event_by_name
+from .event import EVENTS, Event, EventFactory, event_by_name, get_registered_event, registered_events
 from .image import ExposureStatusChangedEvent, NewImageEvent, NewSpectrumEvent
 from .log import LogEvent
 from .misc import TestEvent
@@ -24,6 +24,7 @@ __all__ = [
     "EVENTS",
     "BadWeatherEvent",
     "Event",
+    "EventFactory",
     "ExposureStatusChangedEvent",
     "FilterChangedEvent",
     "FocusFoundEvent",
@@ -49,4 +50,6 @@ __all__ = [
     "TaskStartedEvent",
     "TestEvent",
     "event_by_name",
+    "get_registered_event",
+    "registered_events",
 ]

@@ -12,11 +12,14 @@ Subclasses become dataclasses automatically, so a user event is just::
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import uuid as _uuid
 from typing import Any, ClassVar, dataclass_transform
 
 from pyobs.utils.casting import CastError, caster, dataclass_fields, to_plain
+
+log = logging.getLogger(__name__)
 
 #: every Event subclass by type name
 EVENTS: dict[str, type[Event]] = {}
@@ -58,6 +61,16 @@ class Event:
         """The wire form: ``{"type", "timestamp", "uuid", "data"}``."""
         return {"type": self.type, "timestamp": self.timestamp, "uuid": self.uuid, "data": self.data}
 
+    def to_json(self) -> dict[str, Any]:
+        """The wire form, as pyobs-core names it (same as :meth:`to_dict`)."""
+        return self.to_dict()
+
+    def __str__(self) -> str:
+        """The wire form as a JSON string (as in pyobs-core)."""
+        import json  # only here: the comm core does not need json at import time
+
+        return json.dumps(self.to_dict())
+
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> Event:
         """Build an event from its wire form; raises ValueError naming what is wrong."""
@@ -93,6 +106,28 @@ class Event:
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.data.items())
         return f"{self.type}({fields})"
+
+
+def get_registered_event(name: str) -> type[Event] | None:
+    """The event class registered under ``name``, or None (pyobs-core's name for the lookup)."""
+    return EVENTS.get(name)
+
+
+def registered_events() -> dict[str, type[Event]]:
+    """A copy of every registered event class by name."""
+    return dict(EVENTS)
+
+
+class EventFactory:
+    """pyobs-core's factory: an event from its wire form, None (and a warning) when it is not valid."""
+
+    @staticmethod
+    def from_dict(obj_dict: dict[str, Any]) -> Event | None:
+        try:
+            return Event.from_dict(obj_dict)
+        except ValueError as exc:
+            log.warning("could not create event: %s", exc)
+            return None
 
 
 def event_by_name(name: str, version: int | None = None) -> type[Event] | None:

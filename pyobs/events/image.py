@@ -14,6 +14,11 @@ class NewImageEvent(Event):
     image_type: ImageType | None = None
     raw: str | None = None
 
+    @property
+    def is_reduced(self) -> bool:
+        """A reduced image names its raw frame."""
+        return self.raw is not None
+
 
 class NewSpectrumEvent(Event):
     """A new spectrum was written to ``filename``."""

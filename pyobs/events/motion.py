@@ -21,6 +21,11 @@ class FilterChangedEvent(Event):
 
     current: str
 
+    @property
+    def filter(self) -> str:
+        """The filter now in the beam (pyobs-core's name for ``current``)."""
+        return self.current
+
 
 class FocusFoundEvent(Event):
     """An auto-focus run found ``focus`` (with ``error``) for ``filter_name``."""
@@ -35,6 +40,11 @@ class ModeChangedEvent(Event):
 
     group: str
     current: str
+
+    @property
+    def mode(self) -> str:
+        """The new mode (pyobs-core's name for ``current``)."""
+        return self.current
 
 
 class MoveEvent(Event):

@@ -1,5 +1,7 @@
 """The interface catalogue (pyobs-core 2.19, every interface ``version = 1``) and its data classes."""
 
+from pyobs.utils.enums import OffsetFrame, PushNotificationType, TrackingMode
+
 from .camera import (
     IBinning,
     ICamera,
@@ -23,7 +25,7 @@ from .focus import (
     IFocuser,
     IFocusModel,
 )
-from .interface import Interface
+from .interface import Interface, default_reset
 from .misc import (
     IFitsHeaderAfter,
     IFitsHeaderBefore,
@@ -257,8 +259,10 @@ __all__ = [
     "MotionState",
     "MultiFiberCapabilities",
     "MultiFiberState",
+    "OffsetFrame",
     "OptimalFocusState",
     "OrbitalElements",
+    "PushNotificationType",
     "RaDecOffsetState",
     "RaDecState",
     "ReadyState",
@@ -269,6 +273,7 @@ __all__ = [
     "SchedulerState",
     "SensorReading",
     "TemperaturesState",
+    "TrackingMode",
     "TrackingModeCapabilities",
     "TrackingModeState",
     "TrackingRateCapabilities",
@@ -278,4 +283,5 @@ __all__ = [
     "WeatherState",
     "WindowCapabilities",
     "WindowState",
+    "default_reset",
 ]

@@ -11,9 +11,9 @@ import abc
 import functools
 import inspect
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pyobs.utils.casting import Caster, CastError, caster
 
@@ -26,11 +26,19 @@ _EMPTY = inspect.Parameter.empty
 class Interface(abc.ABC):
     """Base of all interfaces: abstract async methods plus an optional state and capabilities class.
 
-    ``state_class`` / ``capabilities_class`` are dataclasses an interface may declare *for itself*
-    (inherited declarations do not count, see :meth:`own_state_class`).
+    An interface declares the dataclasses of its state and capabilities *for itself* (inherited
+    declarations do not count, see :meth:`own_state_class`), either as pyobs-core does::
+
+        class IThing(Interface):
+            state = ThingState
+            capabilities = ThingCaps
+
+    or with the older names ``state_class`` / ``capabilities_class``; both spellings are set.
     """
 
     version: ClassVar[int] = 1
+    state: ClassVar[type | None] = None
+    capabilities: ClassVar[type | None] = None
     state_class: ClassVar[type | None] = None
     capabilities_class: ClassVar[type | None] = None
 
@@ -38,6 +46,15 @@ class Interface(abc.ABC):
         super().__init_subclass__(**kwargs)
         # only register the interface classes themselves, not modules that implement them
         if _is_interface_class(cls):
+            for short, long in (("state", "state_class"), ("capabilities", "capabilities_class")):
+                own = cls.__dict__.get(short, cls.__dict__.get(long))
+                if own is not None and not isinstance(own, type):
+                    raise TypeError(f"{cls.__name__}.{short} must be a class, got {own!r}")
+                if short in cls.__dict__ and long in cls.__dict__ and cls.__dict__[short] is not cls.__dict__[long]:
+                    raise TypeError(f"{cls.__name__} declares both {short} and {long}, differently")
+                if own is not None:
+                    setattr(cls, short, own)
+                    setattr(cls, long, own)
             INTERFACES[cls.__name__] = cls
 
     @classmethod
@@ -48,6 +65,51 @@ class Interface(abc.ABC):
     @classmethod
     def own_capabilities_class(cls) -> type | None:
         return cls.__dict__.get("capabilities_class")
+
+    @classmethod
+    def has_own_state(cls) -> bool:
+        """Whether this interface declares a state itself (pyobs-core's name)."""
+        return cls.own_state_class() is not None
+
+    # pyobs-core gives every interface these three, so code may call them on anything that
+    # implements an interface; a Proxy answers them from its caches, a local object has none.
+    def get_state(self, interface: type[Interface], *, max_age: float | None = None) -> Any:
+        """The latest known state of ``interface`` (None here: only a proxy knows states)."""
+        return None
+
+    def get_capabilities(self, interface: type[Interface]) -> Any:
+        """The capabilities of ``interface`` (None here: only a proxy knows capabilities)."""
+        return None
+
+    async def wait_for_state(
+        self,
+        interface: type[Interface],
+        timeout: float = 10.0,
+        predicate: Callable[[Any], bool] | None = None,
+        *,
+        max_age: float | None = None,
+    ) -> Any:
+        """Wait for a state of ``interface`` (None here: only a proxy receives states)."""
+        return None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_reset(func: F) -> F:
+    """Mark a base class's reset()/full_reset() that knows no driver settings (as pyobs-core)."""
+    func.__pyobs_default_reset__ = True  # type: ignore[attr-defined]
+    return func
+
+
+def get_registered_interface(name: str) -> type[Interface] | None:
+    """The interface class registered under ``name``, or None."""
+    return INTERFACES.get(name)
+
+
+def registered_interfaces() -> dict[str, type[Interface]]:
+    """A copy of every registered interface class by name."""
+    return dict(INTERFACES)
 
 
 def _is_interface_class(cls: type) -> bool:

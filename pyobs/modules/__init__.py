@@ -1,6 +1,6 @@
 """Modules: the units of a pyobs system."""
 
-from .module import Module, timeout
+from .module import Module, raises, timeout
 from .multimodule import MultiModule
 
-__all__ = ["Module", "MultiModule", "timeout"]
+__all__ = ["Module", "MultiModule", "raises", "timeout"]

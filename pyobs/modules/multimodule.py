@@ -3,30 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from pyobs.comm.local import LocalComm, LocalNetwork
-from pyobs.object import Object, get_object
+from pyobs.object import get_object
 from pyobs.utils.exceptions import ConfigError
 
 from .module import Module
 
+log = logging.getLogger(__name__)
 
-class MultiModule(Object):
+
+class MultiModule(Module):
     """Runs several modules; each gets a LocalComm named after its key on a network shared by
     this MultiModule, unless its config has its own ``comm:``.
 
     Args:
         modules: name → module config (a dict with ``class:``).
-        shared: arguments given to every module (overridden by its own config).
+        shared: arguments given to every module (overridden by its own config); a value with
+            ``class:`` is built once and the same object given to every module (as pyobs-core).
     """
 
     def __init__(self, modules: dict[str, Any], shared: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("publish_logs", False)  # its own comm is a DummyComm: nobody to send logs to
         super().__init__(**kwargs)
         if not isinstance(modules, dict) or not modules:
             raise ConfigError("modules", "expected a mapping of module name to module config")
         self.network = LocalNetwork()
         self._modules: dict[str, Module] = {}
+        self._mains: list[asyncio.Task[None]] = []
+        if shared is not None and not isinstance(shared, dict):
+            raise ConfigError("shared", f"expected a mapping of argument name to value, got {shared!r}")
+        shared = {
+            k: self.add_child_object(v, copy_comm=False) if isinstance(v, dict) and "class" in v else v
+            for k, v in (shared or {}).items()
+        }
         for name, cfg in modules.items():
             key = f"modules.{name}"
             if isinstance(cfg, Module):
@@ -34,7 +46,7 @@ class MultiModule(Object):
                 continue
             if not isinstance(cfg, dict):
                 raise ConfigError(key, f"expected a module config with 'class:', got {cfg!r}")
-            cfg = {**(shared or {}), **cfg}
+            cfg = {**shared, **cfg}
             if "comm" not in cfg:
                 cfg["comm"] = LocalComm(name, network=self.network)
             self._modules[name] = get_object(cfg, Module, key=key)
@@ -52,6 +64,9 @@ class MultiModule(Object):
     def __getitem__(self, name: str) -> Module:
         return self._modules[name]
 
+    def __contains__(self, name: str) -> bool:
+        return name in self._modules
+
     async def _forward_finished(self) -> None:
         await asyncio.gather(*(e.wait() for e in self._ends))
         self.finished.set()
@@ -60,11 +75,36 @@ class MultiModule(Object):
         await super().open()
         # devices first, in config order: modules that look for peers in open() find them
         for module in self._modules.values():
-            await module.open()
+            await module.startup()
+            if type(module).main is not Module.main:  # a module that works in main(), as in pyobs-core
+                self._mains.append(asyncio.create_task(self._run_main(module)))
+
+    async def _run_main(self, module: Module) -> None:
+        """A module's own main(); when it returns, the module is done and closes (as pyobs-core)."""
+        try:
+            await module.main()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("main() of module %s failed", module.name)
+        await module.close()
 
     async def close(self) -> None:
-        results = await asyncio.gather(*(m.close() for m in reversed(self._modules.values())), return_exceptions=True)
+        mains, self._mains = self._mains, []
+        for task in mains:
+            task.cancel()
+        if mains:
+            await asyncio.wait(mains, timeout=5.0)
+        results = await asyncio.gather(
+            *(m.close() for m in reversed(self._modules.values()) if m.opened), return_exceptions=True
+        )
         await super().close()
         for r in results:
             if isinstance(r, BaseException):
                 raise r
+
+    def quit(self) -> None:
+        """Quit every module, then this one."""
+        for module in self._modules.values():
+            module.quit()
+        super().quit()

@@ -67,6 +67,9 @@ class WeatherSensors(StrEnum):
 class OffsetFrame(StrEnum):
     RADEC = "radec"
     ALTAZ = "altaz"
+    # pyobs-core's names (aliases: the same members)
+    RA_DEC = "radec"
+    ALT_AZ = "altaz"
 
 
 class TrackingMode(StrEnum):
@@ -84,12 +87,14 @@ class PushNotificationType(StrEnum):
 
 class Unit(StrEnum):
     DEG = "deg"
+    DEGREES = "deg"  # pyobs-core's name (an alias)
     ARCSEC = "arcsec"
     CELSIUS = "celsius"
     SECONDS = "seconds"
     PERCENT = "percent"
     HPA = "hpa"
     KMH = "km/h"
+    KM_PER_HOUR = "km/h"  # pyobs-core's name (an alias)
     MM = "mm"
     ARCSEC_PER_SEC = "arcsec/s"
     AU = "au"

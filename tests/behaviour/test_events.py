@@ -15,6 +15,7 @@ from pyobs.events import (
     Event,
     ExposureStatusChangedEvent,
     GoodWeatherEvent,
+    LogEvent,
     ModuleClosedEvent,
     ModuleOpenedEvent,
     MoveEvent,
@@ -23,6 +24,7 @@ from pyobs.events import (
 )
 from pyobs.interfaces import IFocuser, IMotion, ITelescope
 from pyobs.interfaces.types import FocuserState, MotionState
+from pyobs.modules import Module
 from pyobs.utils.enums import ExposureStatus, ImageType, MotionStatus
 from pyobs.utils.time import Time
 
@@ -197,7 +199,7 @@ async def test_state_is_read_without_a_call_and_follows_changes(backend: Any) ->
     try:
         await seen(reader, "focuser")
         proxy = await reader.proxy("focuser", IFocuser)
-        state = await proxy.get_state(IFocuser)
+        state = proxy.get_state(IFocuser)
         assert isinstance(state, FocuserState) and state.focus == 10.0
         changes: list[float] = []
 
@@ -208,8 +210,8 @@ async def test_state_is_read_without_a_call_and_follows_changes(backend: Any) ->
         await proxy.subscribe_state(IFocuser, on_change)
         await proxy.set_focus(11.5)
         await eventually(lambda: 11.5 in changes, what="state change")
-        assert (await proxy.get_state(IFocuser)).focus == 11.5
-        assert await proxy.get_state(IFocuser, max_age=3600) is not None
+        assert (proxy.get_state(IFocuser)).focus == 11.5
+        assert proxy.get_state(IFocuser, max_age=3600) is not None
         waited = await proxy.wait_for_state(IFocuser, lambda s: s.focus == 11.5, timeout=2.0)
         assert waited is not None and waited.focus == 11.5
         assert await proxy.wait_for_state(IFocuser, lambda s: s.focus == 99.0, timeout=0.2) is None
@@ -228,11 +230,11 @@ async def test_late_joiner_gets_current_state_at_once(backend: Any) -> None:
             await seen(late, "telescope")
             proxy = await late.proxy("telescope", ITelescope)
             start = time.monotonic()
-            state = await proxy.get_state(IMotion)
+            state = proxy.get_state(IMotion)
             assert time.monotonic() - start < 2.0
             assert isinstance(state, MotionState) and state.status is MotionStatus.TRACKING
             # IMotion's state also answers for ITelescope, which inherits it
-            assert (await proxy.get_state(ITelescope)).status is MotionStatus.TRACKING
+            assert (proxy.get_state(ITelescope)).status is MotionStatus.TRACKING
         finally:
             await late.close()
     finally:
@@ -247,3 +249,95 @@ async def test_set_state_checks_its_type(backend: Any) -> None:
         from pyobs.interfaces import IAbortable
 
         await foc.comm.set_state(IAbortable, FocuserState(1.0, 0.0))
+
+
+# ---------------------------------------------------------------------------------- no event is lost
+
+
+class Chatty(Module):
+    """Logs and sends events in open(), as every simulated device does, and right before close()."""
+
+    async def open(self) -> None:
+        await super().open()
+        await self.comm.register_event(NewImageEvent)
+        logging.getLogger("tests.chatty").info("chatty: opening")  # a LogEvent before the announcement
+        await self.comm.send_event(NewImageEvent("/in-open.fits", ImageType.OBJECT))
+
+    async def close(self) -> None:
+        await self.comm.send_event(NewImageEvent("/in-close.fits", ImageType.OBJECT))
+        logging.getLogger("tests.chatty").info("chatty: closing")
+        await super().close()
+
+
+class Listener(Module):
+    """Receives every event type, in order."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(publish_logs=False, **kwargs)
+        self.got: list[tuple[str, Event]] = []
+
+    async def open(self) -> None:
+        await super().open()
+        await self.comm.register_event(Event, self._on_event)
+
+    async def _on_event(self, event: Event, sender: str) -> bool:
+        if not isinstance(event, (ModuleOpenedEvent, ModuleClosedEvent)):
+            self.got.append((sender, event))
+        return True
+
+
+async def test_events_sent_in_open_and_before_close_arrive_once_in_order(backend: Any, caplog: Any) -> None:
+    """Events of open() wait for the announcement, then go out; close() delivers what is pending."""
+    caplog.set_level(logging.INFO)
+    listener = await opened(Listener(comm=backend.comm("watcher")))
+    chatty = Chatty(comm=backend.comm("sender"))
+    try:
+        await chatty.open()
+        await chatty.comm.send_event(NewImageEvent("/after-open.fits", ImageType.OBJECT))
+        await eventually(
+            lambda: any(getattr(e, "filename", "") == "/after-open.fits" for _, e in listener.got),
+            timeout=10.0,
+            what="the event sent right after open()",
+        )
+        await chatty.close()
+        await eventually(
+            lambda: any(getattr(e, "message", "") == "chatty: closing" for _, e in listener.got),
+            timeout=10.0,
+            what="the LogEvent logged in close()",
+        )
+        mine = [(s, e) for s, e in listener.got if s == "sender"]
+        images = [e.filename for _, e in mine if isinstance(e, NewImageEvent)]
+        logs = [e.message for _, e in mine if isinstance(e, LogEvent) and e.message.startswith("chatty:")]
+        assert images == ["/in-open.fits", "/after-open.fits", "/in-close.fits"]
+        assert logs == ["chatty: opening", "chatty: closing"]
+        # exactly once: what the sender counted as sent is what arrived
+        sent = chatty.comm.outbox.sent
+        assert sent["NewImageEvent"] == 3
+        assert sent["LogEvent"] == sum(1 for _, e in mine if isinstance(e, LogEvent))
+        assert len({e.uuid for _, e in mine}) == len(mine)
+        assert chatty.comm.outbox.unsent == 0 and chatty.comm.outbox.dropped == 0
+        assert "not sent before closing" not in caplog.text
+    finally:
+        if chatty.opened:
+            await chatty.close()
+        await listener.close()
+
+
+async def test_close_delivers_a_burst_still_waiting(backend: Any, caplog: Any) -> None:
+    """Events sent (and queued) right before close() are delivered by close(), none lost."""
+    listener = await opened(Listener(comm=backend.comm("receiver")))
+    sender = backend.comm("publisher")
+    await sender.register_event(NewImageEvent)
+    await sender.open()
+    try:
+        await seen(listener.comm, "publisher", timeout=10.0)
+        for i in range(200):
+            await sender.send_event(NewImageEvent(f"/burst-{i}.fits"))
+        await sender.close()
+        assert sender.outbox.sent["NewImageEvent"] == 200 and sender.outbox.unsent == 0
+        await eventually(lambda: len(listener.got) >= 200, timeout=10.0, what="all 200 events")
+        assert [e.filename for _, e in listener.got] == [f"/burst-{i}.fits" for i in range(200)]
+        assert "not sent before closing" not in caplog.text
+    finally:
+        await sender.close()
+        await listener.close()

@@ -409,8 +409,9 @@ async def test_modules_reconnect_when_the_bus_daemon_returns(tmp_path: Path) -> 
         await unseen(client.comm, "sink", timeout=2.0)
         with pytest.raises(ValueError, match="'sink' is not online"):
             await client.comm.proxy("sink", IKitchenSink)
-        with pytest.raises(Exception, match="not connected"):
-            await cam.comm.send_event(NewImageEvent("/lost.fits"))
+        # an event sent while the bus is away waits in the outbox (it used to raise) ...
+        await cam.comm.send_event(NewImageEvent("/kept.fits"))
+        assert cam.comm.outbox.waiting == 1
 
         daemon.start()
         await eventually(lambda: all(m.comm.connected for m in modules), timeout=10.0, what="reconnection")
@@ -418,8 +419,12 @@ async def test_modules_reconnect_when_the_bus_daemon_returns(tmp_path: Path) -> 
             await seen(client.comm, name, timeout=5.0)
         proxy = await client.comm.proxy("sink", IKitchenSink)
         assert await proxy.echo_int(2) == 2
+        # ... and goes out once the bus is back, before the ones sent after it
+        await eventually(lambda: ("camera", "/kept.fits") in client.images, what="kept event after reconnect")
         await cam.comm.send_event(NewImageEvent("/again.fits"))
         await eventually(lambda: ("camera", "/again.fits") in client.images, what="event after reconnect")
+        assert [f for _, f in client.images] == ["/kept.fits", "/again.fits"]
+        assert cam.comm.outbox.waiting == 0 and cam.comm.outbox.sent["NewImageEvent"] == 2
         await foc.set_focus(42.0)
         await eventually(lambda: 42.0 in states, what="state change after reconnect")
     finally:
@@ -573,3 +578,32 @@ async def test_a_denied_module_is_denied_right_after_a_reconnect(tmp_path: Path)
             raw.disconnect()
         await guarded.close()
         daemon.stop()
+
+
+async def test_close_flushes_a_burst_the_socket_could_not_take_at_once(dbus_backend: DbusBackend) -> None:
+    """Signals still in dbus-fast's write queue when close() runs are written before disconnecting."""
+    got: list[str] = []
+
+    async def on_image(event: NewImageEvent, sender: str) -> bool:
+        got.append(event.filename)
+        return True
+
+    receiver = dbus_backend.comm("receiver")
+    await receiver.register_event(NewImageEvent, on_image)
+    await receiver.open()
+    sender = dbus_backend.comm("sender")
+    await sender.register_event(NewImageEvent)
+    await sender.open()
+    try:
+        await eventually(lambda: receiver.is_online("sender"), what="discovery")
+        pad = "x" * 4000
+        names = [f"/{i}-{pad}.fits" for i in range(1500)]  # ~6 MB: more than a socket buffer takes
+        for name in names:
+            await sender.send_event(NewImageEvent(name))
+        await sender.close()
+        assert sender.outbox.unsent == 0
+        await eventually(lambda: len(got) >= len(names), timeout=20.0, what=f"{len(names)} events (have {len(got)})")
+        assert got == names
+    finally:
+        await sender.close()
+        await receiver.close()

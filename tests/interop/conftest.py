@@ -23,9 +23,11 @@ sys.path.insert(0, str(HERE.parent / "behaviour"))  # support.py: IKitchenSink a
 from harness import Core, CorePeer, CorePeers, Ours, Server, core_python  # noqa: E402
 
 #: every account on the server; pyobs-core's modules are "core*", ours "our*"
-CORE_NAMES = ["coresink", "corescope", "corecam", "corelate", "coreflap", "corerestart", "coreacl"]
+CORE_NAMES = ["coresink", "corescope", "corecam", "corelate", "coreflap", "corerestart", "coreacl", "coreobserver"]
 OUR_NAMES = ["oursink", "ourscope", "ourfocus", "ourcam", "ourprobe", "ourlate", "ourslow", "ourrestart", "oursim"]
 OUR_NAMES += ["ouracl", "ourforger"]
+OUR_NAMES += ["ourweather", "oursimcam", "oursimscope"]
+OUR_NAMES += ["ourcompat"]  # test_compat_behaviour: a module started with `pyobs`
 
 _PYTHON = None if os.environ.get("PYOBS_INTEROP") == "0" else core_python()
 

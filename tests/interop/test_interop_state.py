@@ -110,10 +110,10 @@ async def test_pyobs_core_reads_our_camera_state_and_capabilities(ours: Ours, co
 
 async def test_we_read_pyobs_core_telescope_state(ours: Ours, core: Core) -> None:
     scope = await ours.probe.proxy("corescope", IPointingRaDec)
-    focus = await scope.get_state(IFocuser)
+    focus = scope.get_state(IFocuser)
     assert isinstance(focus, FocuserState) and isinstance(focus.focus, float)
-    assert isinstance(await scope.get_state(IMotion), MotionState)
-    assert isinstance(await scope.get_state(IReady), ReadyState)
+    assert isinstance(scope.get_state(IMotion), MotionState)
+    assert isinstance(scope.get_state(IReady), ReadyState)
 
     changes: list[Any] = []
 
@@ -149,9 +149,9 @@ async def test_we_read_pyobs_core_camera_state_and_capabilities(ours: Ours, core
         await cam.set_image_type(ImageType.OBJECT)
     cooling = await cam.wait_for_state(ICooling, lambda s: True, timeout=20)
     assert isinstance(cooling, CoolingState) and cooling.enabled is True and cooling.setpoint == -10.0
-    caps = await cam.get_capabilities(IWindow)
+    caps = await cam.wait_for_capabilities(IWindow)
     assert isinstance(caps, WindowCapabilities) and caps.full_frame_width > 0
-    assert await cam.get_capabilities(IBinning) is not None
+    assert await cam.wait_for_capabilities(IBinning) is not None
 
 
 # ---------------------------------------------------------------------------- late joiners
@@ -174,7 +174,7 @@ async def test_our_late_joiner_gets_pyobs_cores_current_state_at_once(ours: Ours
         await eventually(lambda: late.comm.is_online("corescope"), 30.0, "ourlate sees corescope")
         proxy = await late.proxy("corescope", IPointingRaDec)
         start = time.monotonic()
-        state = await proxy.get_state(IPointingRaDec)  # the first read, no waiting for a change
+        state = proxy.get_state(IPointingRaDec)  # the first read, no waiting for a change
         assert time.monotonic() - start < 5.0
         assert isinstance(state, RaDecState) and (state.ra, state.dec) == (33.25, 44.5)
     finally:

@@ -43,15 +43,15 @@ async def test_autofocus_finds_true_focus_within_tolerance(devices: Devices) -> 
     assert 0 < result.focus_err < TOLERANCE
     # the focuser was left at the focus found, and everybody was told
     foc = await client.proxy("focuser", IFocuser)
-    assert (await foc.get_state(IFocuser)).focus == pytest.approx(result.focus)
+    assert (foc.get_state(IFocuser)).focus == pytest.approx(result.focus)
     await asyncio.sleep(0.01)
     assert [e.focus for e in client.received(FocusFoundEvent)] == [pytest.approx(result.focus)]
-    state: AutoFocusState = await af.get_state(IAutoFocus)
+    state: AutoFocusState = af.get_state(IAutoFocus)
     assert len(state.points) == 7
     # the curve has its minimum near the focus found
     best_point = min(state.points, key=lambda p: p.value)
     assert abs(best_point.focus - result.focus) <= 0.1
-    assert (await af.get_state(IRunning)).running is False
+    assert (af.get_state(IRunning)).running is False
 
 
 async def test_autofocus_outside_range_fails_and_restores_focus(devices: Devices) -> None:
@@ -62,7 +62,7 @@ async def test_autofocus_outside_range_fails_and_restores_focus(devices: Devices
     af = await client.proxy("autofocus", IAutoFocus)
     with pytest.raises(FocusError, match=r"outside the scanned range|no minimum|no focus found"):
         await af.auto_focus(5, 0.075, 0.05)
-    assert (await foc.get_state(IFocuser)).focus == pytest.approx(10.5)
+    assert (foc.get_state(IFocuser)).focus == pytest.approx(10.5)
     with pytest.raises(InvalidArgumentError, match="at least 3"):
         await af.auto_focus(2, 0.1, 0.1)
 
@@ -75,4 +75,4 @@ async def test_autofocus_abort(devices: Devices) -> None:
     await af.abort()
     with pytest.raises(AbortedError):
         await asyncio.wait_for(series, 3.0)
-    assert (await af.get_state(IRunning)).running is False
+    assert (af.get_state(IRunning)).running is False

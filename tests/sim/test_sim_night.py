@@ -105,7 +105,7 @@ async def test_night_started_and_stopped_through_its_interface(tmp_path: Path) -
     await client.open()
     try:
         night = await client.proxy("night", IAutonomous)
-        assert (await night.get_state(IRunning)).running is False
+        assert (night.get_state(IRunning)).running is False
         await night.start()
         # wait until it takes science images, then stop it
         camera = obs["camera"]
@@ -120,7 +120,7 @@ async def test_night_started_and_stopped_through_its_interface(tmp_path: Path) -
         assert isinstance(script, NightScript) and script.summary is not None
         assert script.summary.reason == "stopped: stopped by client"
         assert 1 <= len(script.summary.images) < 100
-        assert (await night.get_state(IRunning)).running is False
+        assert (night.get_state(IRunning)).running is False
     finally:
         await client.close()
         await obs.close()

@@ -144,8 +144,18 @@ def test_cli_runs_until_sigterm_and_closes_cleanly(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        time.sleep(1.0)
-        assert proc.poll() is None  # still running
+        import selectors
+
+        assert proc.stderr is not None
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "running until SIGINT/SIGTERM" not in seen:  # the module is open
+            remaining = deadline - time.monotonic()
+            assert remaining > 0 and proc.poll() is None, f"never reported it was running: {seen}"
+            if sel.select(remaining):
+                seen += proc.stderr.readline()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err

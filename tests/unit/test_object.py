@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import abstractmethod
 from typing import Any
 
 from pyobs.comm.local import LocalComm, LocalNetwork
 from pyobs.events import NewImageEvent
+from pyobs.interfaces import IStartStop
 from pyobs.modules import Module
 from pyobs.object import Object
 
@@ -149,6 +151,103 @@ async def test_module_log_records_are_sent_as_log_events() -> None:
     logging.getLogger("my.device").warning("after close")  # the handler is gone: nothing breaks
 
 
+device = logging.getLogger("my.device")
+
+
+class Lamp(Module, IStartStop):
+    """Logs in open(), in a background task, in an event handler and in a method."""
+
+    async def open(self) -> None:
+        await super().open()
+        await self.comm.register_event(NewImageEvent, self._on_image)
+        self.add_background_task(self._tick, restart=False)
+        device.info("%s: opening", self.name)
+
+    async def _tick(self) -> None:
+        device.info("%s: ticking", self.name)
+
+    async def _on_image(self, event: NewImageEvent, sender: str) -> bool:
+        device.info("%s: got %s", self.name, event.filename)
+        return True
+
+    async def start(self, **kwargs: Any) -> None:
+        device.info("%s: start() called", self.name)
+
+    async def stop(self, **kwargs: Any) -> None: ...
+
+
+async def test_in_one_process_each_log_record_is_sent_once_by_the_module_that_logged_it(caplog: Any) -> None:
+    """Two modules of one process (a MultiModule) share the root logger; a record goes out once,
+    as a LogEvent of the module whose code logged it: in open(), in a method another module
+    called in-process, in an event handler, in a background task."""
+    from pyobs.events import LogEvent
+    from pyobs.modules import MultiModule
+
+    caplog.set_level(logging.INFO)
+
+    received: list[tuple[str, str]] = []
+
+    async def on_log(event: LogEvent, sender: str) -> bool:
+        if event.message.startswith(("a:", "b:")):
+            received.append((sender, event.message))
+        return True
+
+    fleet = MultiModule({"a": {"class": f"{__name__}.Lamp"}, "b": {"class": f"{__name__}.Lamp"}})
+    listener = LocalComm("listener", fleet.network)
+    await listener.register_event(LogEvent, on_log)
+    await listener.open()
+    await fleet.open()
+    try:
+        a, b = fleet["a"], fleet["b"]
+        await b.comm.register_event(NewImageEvent)
+        await b.comm.send_event(NewImageEvent("/x.fits"))  # a's handler logs
+        await (await b.proxy("a", IStartStop)).start()  # a's method, run in b's task
+        expected = {
+            ("a", "a: opening"), ("a", "a: ticking"), ("a", "a: got /x.fits"), ("a", "a: start() called"),
+            ("b", "b: opening"), ("b", "b: ticking"),
+        }  # fmt: skip
+        for _ in range(200):
+            if set(received) >= expected:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(received) == sorted(expected)  # each once, from its own module
+        assert a.comm.outbox.sent["LogEvent"] >= 4
+    finally:
+        await fleet.close()
+        await listener.close()
+
+
+async def test_a_log_flood_is_bounded_and_reported(caplog: Any) -> None:
+    from pyobs.events import LogEvent
+    from pyobs.modules.logpublisher import QUEUE_SIZE
+
+    net = LocalNetwork()
+    received: list[str] = []
+
+    async def on_log(event: LogEvent, sender: str) -> bool:
+        if event.message.startswith("flood"):
+            received.append(event.message)
+        return True
+
+    listener = LocalComm("listener", net)
+    await listener.register_event(LogEvent, on_log)
+    await listener.open()
+    module = Module(comm=LocalComm("talker", net))
+    await module.open()
+    try:
+        for i in range(QUEUE_SIZE + 500):  # without yielding: the publisher cannot keep up
+            logging.getLogger("my.device").warning("flood %d", i)
+        for _ in range(500):
+            if len(received) >= QUEUE_SIZE:
+                break
+            await asyncio.sleep(0.01)
+        assert received == [f"flood {i}" for i in range(500, QUEUE_SIZE + 500)]  # the newest
+        assert f"talker: 500 log records not sent as LogEvent: more than {QUEUE_SIZE} at once" in caplog.text
+    finally:
+        await module.close()
+        await listener.close()
+
+
 async def test_module_announces_iconfig_capabilities() -> None:
     from pyobs.interfaces import IConfig
     from pyobs.interfaces.types import ConfigCapabilities
@@ -162,10 +261,55 @@ async def test_module_announces_iconfig_capabilities() -> None:
     await caller.open()
     try:
         proxy = await caller.proxy("mod", IConfig)
-        caps = await proxy.get_capabilities(IConfig)
+        caps = await proxy.wait_for_capabilities(IConfig)
         assert caps == ConfigCapabilities(caps={"gain": (True, True, False), "serial": (True, False, False)})
         assert module.comm.connected
     finally:
         await caller.close()
         await module.close()
     assert not module.comm.connected
+
+
+async def test_timeout_expressions_of_the_arguments_move_the_callers_deadline() -> None:
+    """pyobs-core's @timeout("expression") form: evaluated over the call's arguments."""
+    import pytest
+
+    from pyobs.interfaces import Interface
+    from pyobs.modules import timeout
+    from pyobs.utils.exceptions import RemoteTimeoutError
+    from pyobs.utils.expression import evaluate_expression
+
+    class ISlowish(Interface):
+        @abstractmethod
+        async def wait(self, seconds: float, **kwargs: Any) -> float: ...
+
+        @abstractmethod
+        async def wait_unannounced(self, seconds: float, **kwargs: Any) -> float: ...
+
+    class Slowish(Module, ISlowish):
+        @timeout("seconds * 2 + 0.5")
+        async def wait(self, seconds: float, **kwargs: Any) -> float:
+            await asyncio.sleep(seconds)
+            return seconds
+
+        async def wait_unannounced(self, seconds: float, **kwargs: Any) -> float:
+            await asyncio.sleep(seconds)
+            return seconds
+
+    net = LocalNetwork()
+    module = Slowish(comm=LocalComm("slowish", net))
+    caller = LocalComm("caller", net, timeout=0.2)
+    await module.open()
+    await caller.open()
+    try:
+        proxy = await caller.proxy("slowish", ISlowish)
+        assert await proxy.wait(0.4) == 0.4  # the announced 1.3 s replace the caller's 0.2 s
+        with pytest.raises(RemoteTimeoutError):
+            await proxy.wait_unannounced(0.4)
+    finally:
+        await caller.close()
+        await module.close()
+    assert evaluate_expression("exposure_time + 10", {"exposure_time": 2}) == 12.0
+    for bad, problem in [("__import__('os')", "unsupported"), ("x + 1", "unknown name"), ("2 ** 99", "too large")]:
+        with pytest.raises(ValueError, match=problem):
+            evaluate_expression(bad, {})

@@ -121,9 +121,12 @@ async def test_bounded_queue_drops_the_oldest_with_a_warning(server: TestServer,
         await eventually(lambda: not comm.connected, what="disconnect")
         for i in range(8):
             await comm.send_event(ProbeEvent(message="x", number=i))
-        assert "dropped the 1 oldest event(s), 3 so far" in caplog.text
-        queued = [ev for ev in comm.xmpp._events]
-        assert len(queued) == 5 and '"number": 3' in queued[0][1] and '"number": 7' in queued[-1][1]
+        # one warning (rate-limited), the count in the counter
+        assert caplog.text.count("the event queue is full (5)") == 1
+        assert "dropped the 1 oldest event(s) since the last warning, 1 in total" in caplog.text
+        assert comm.outbox.dropped == 3 and comm.outbox.waiting == 5
+        queued = list(comm.outbox._queue)
+        assert [e.number for e in queued] == [3, 4, 5, 6, 7]
     finally:
         await comm.close()
 
@@ -163,3 +166,66 @@ async def test_second_login_with_the_same_jid_ends_the_first_without_ping_pong(s
     finally:
         await second.close()
         await first.close()
+
+
+async def test_close_reports_unsent_events_only_when_the_server_is_unreachable(server: TestServer, caplog: Any) -> None:
+    from pyobs.comm.outbox import CLOSE_GRACE
+
+    comm = _comm(server, "callee", timeout=2.0)
+    await comm.register_event(ProbeEvent)
+    await comm.open()
+    await server.stop()
+    await eventually(lambda: not comm.connected, what="disconnect")
+    for i in range(3):
+        await comm.send_event(ProbeEvent(message="x", number=i))
+    assert comm.outbox.waiting == 3
+    start = time.monotonic()
+    await comm.close()
+    assert time.monotonic() - start < CLOSE_GRACE + 3.0, "close() waited too long for an unreachable server"
+    assert comm.outbox.unsent == 3
+    assert "callee: 3 queued events not sent before closing (not connected)" in caplog.text
+
+
+async def test_publishes_the_server_never_confirmed_are_sent_again_after_it_returns(server: TestServer) -> None:
+    """The server takes our events into its socket and dies before handling them: they are written
+    again after the reconnect (before anything newer), and arrive once, in order."""
+    import os
+    import signal
+
+    got: list[ProbeEvent] = []
+
+    async def handler(event: Any, sender: str) -> bool:
+        got.append(event)
+        return True
+
+    sender = _comm(server, "callee", timeout=2.0)
+    receiver = _comm(server, "caller", timeout=2.0)
+    await receiver.register_event(ProbeEvent, handler)
+    await sender.register_event(ProbeEvent)
+    await receiver.open()
+    await sender.open()
+    try:
+        await eventually(lambda: receiver.is_online("callee"), what="discovery")
+        await sender.send_event(ProbeEvent(message="first", number=0))
+        await eventually(lambda: len(got) == 1, what="the first event")
+        await eventually(lambda: not sender.xmpp._unacked, what="the server to confirm the publish")
+        proc = server._process
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGSTOP)  # the server stops reading, the connection stays up
+        try:
+            for i in range(1, 4):
+                await sender.send_event(ProbeEvent(message="frozen", number=i))
+            await eventually(lambda: len(sender.xmpp._unacked) == 3, what="the deferred publishes")
+            assert sender.outbox.waiting == 0  # written to the server, not confirmed by it
+        finally:
+            proc.kill()  # dies with our events unread
+            proc.wait(10)
+        await eventually(lambda: not sender.connected, what="the sender to notice")
+        await sender.send_event(ProbeEvent(message="during", number=4))  # waits in the outbox
+        await server.start()
+        await eventually(lambda: len(got) >= 5, timeout=15.0, what="the unconfirmed and the queued events")
+        assert [e.number for e in got] == [0, 1, 2, 3, 4]
+        await eventually(lambda: not sender.xmpp._unacked, what="the server to confirm them all")
+    finally:
+        await sender.close()
+        await receiver.close()

@@ -16,9 +16,10 @@ from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.validators import is_bus_name_valid
 
+from pyobs.events.event import Event
 from pyobs.utils.exceptions import RemoteError
 
-from ..transport import Announcement, Extend, Transport, TransportHandler
+from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from .codec import (
     escape_name,
     unescape_name,
@@ -32,6 +33,8 @@ log = logging.getLogger("pyobs.comm.dbus.transport")
 
 
 MODULE_IFACE = "org.pyobs.Module"
+#: longest error text of a peer's lifecycle state kept (the rest is cut off)
+MAX_STATUS = 1000
 EVENT_IFACE = "org.pyobs.Event"
 IFACE_PREFIX = "org.pyobs."
 ERROR_PREFIX = "org.pyobs.Error."
@@ -41,6 +44,13 @@ DBUS_PATH = "/org/freedesktop/DBus"
 EVENT_SIGNATURE = "sda{sv}"
 DESCRIBE_SIGNATURE = "a(su)ass"
 ERROR_SIGNATURE = "ssas"
+#: after a reconnect, how long [s] to wait for the peers that were online to come back before
+#: sending the events kept meanwhile
+RESTORE_GRACE = 3.0
+#: flow control of event bursts: a round trip to the bus daemon after this many event signals sent
+#: less than BURST_WINDOW [s] apart (a full socket would make dbus-fast drop the connection)
+BURST = 32
+BURST_WINDOW = 0.05
 
 E_UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
 E_INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
@@ -116,6 +126,8 @@ class DbusBase(Transport):
         self._info: Announcement | None = None
         self._xml = ""
         self._describe_body: list[Any] = [[], [], ""]
+        #: the lifecycle state we show (``ready``, ``error`` + message, ``local``): GetModuleState / ModuleState
+        self._module_state: tuple[str, str] = ("ready", "")
         self._incoming: dict[tuple[str, str], _Incoming] = {}
         self._members: dict[str, _Incoming] = {}
         self._state_ifaces: set[str] = set()
@@ -129,6 +141,12 @@ class DbusBase(Transport):
         self._owners_settled = asyncio.Event()
         self._names: dict[str, str] = {}  # module name -> unique name
         self._online: set[str] = set()
+        #: peers that were online when the bus went away (waited for, bounded, after reconnecting)
+        self._returning: set[str] = set()
+        #: the last event signal dbus-fast has not written yet, and its event (see events.py)
+        self._unwritten: tuple[asyncio.Future[Any], Event] | None = None
+        self._burst = 0
+        self._burst_start = 0.0
         self._describing: dict[str, asyncio.Task[None]] = {}
         # calls out
         self._outgoing: dict[int, _Outgoing] = {}
@@ -201,7 +219,7 @@ class DbusBase(Transport):
         """A method call of the transport's own (to the bus or a peer), under ``self.timeout``."""
         bus = self._bus
         if bus is None:
-            raise RemoteError(f"{self.name}: not connected to the D-Bus bus ({self.bus_description})")
+            raise NotConnected(f"{self.name}: not connected to the D-Bus bus ({self.bus_description})")
         msg = Message(
             destination=destination,
             path=path,
@@ -245,3 +263,5 @@ class DbusBase(Transport):
         def _state_rule(self, peer: str, iface: str) -> str: ...
 
         def _on_properties(self, msg: Message) -> Message: ...
+
+        async def _resend_unwritten(self) -> None: ...

@@ -19,7 +19,7 @@ from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError, UnknownMethodError
 
 from ..errors import RemoteException, describe, rebuild
-from ..transport import Extend
+from ..transport import Extend, NotConnected
 from .base import (
     _ERROR,
     _NO_REPLY,
@@ -79,6 +79,8 @@ class CallsMixin(DbusBase):
         if iface == MODULE_IFACE:
             if member == "Describe" and not msg.signature:
                 return Message.new_method_return(msg, DESCRIBE_SIGNATURE, self._describe_body)
+            if member == "GetModuleState" and not msg.signature:
+                return Message.new_method_return(msg, "ss", list(self._module_state))
             return self._reject(msg, E_UNKNOWN_METHOD, f"{MODULE_IFACE} has no method {member}({msg.signature})")
         entry = self._incoming.get((iface, member)) if iface is not None else self._members.get(member)
         if entry is None:
@@ -199,7 +201,7 @@ class CallsMixin(DbusBase):
     async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
         bus = self._bus
         if bus is None:
-            raise RemoteError(f"cannot call {peer}.{method.name}(): not connected to the D-Bus bus")
+            raise NotConnected(f"cannot call {peer}.{method.name}(): not connected to the D-Bus bus")
         out = self._outgoing.get(id(method))
         if out is None or out.spec is not method:
             out = self._compile_out(method)

@@ -12,6 +12,7 @@ class DbusComm(Comm):
         bus: ``"session"`` (default), ``"system"`` or an address such as ``"unix:path=/run/pyobs/bus"``.
         prefix: well-known name prefix; only modules with the same prefix see each other.
         timeout: default call deadline in seconds (also bounds the transport's own bus requests).
+        event_queue_size: events kept while the bus is away (the oldest are dropped when it is full).
 
     In YAML::
 
@@ -21,9 +22,18 @@ class DbusComm(Comm):
     """
 
     def __init__(
-        self, name: str, bus: str = "session", prefix: str = "org.pyobs.module", timeout: float = 10.0
+        self,
+        name: str,
+        bus: str = "session",
+        prefix: str = "org.pyobs.module",
+        timeout: float = 10.0,
+        event_queue_size: int = 10000,
     ) -> None:
-        super().__init__(DbusTransport(name, bus=bus, prefix=prefix, timeout=timeout), timeout=timeout)
+        super().__init__(
+            DbusTransport(name, bus=bus, prefix=prefix, timeout=timeout),
+            timeout=timeout,
+            event_queue_size=event_queue_size,
+        )
 
     @property
     def bus_name(self) -> str:

@@ -12,6 +12,7 @@ from ..transport import TransportHandler
 from .base import (
     DBUS_NAME,
     MODULE_IFACE,
+    RESTORE_GRACE,
     DbusBase,
     log,
 )
@@ -53,6 +54,9 @@ class ConnectionMixin(DbusBase):
             )
             await self._bus_request(
                 "AddMatch", "s", [f"type='signal',path='{self.path}',interface='{MODULE_IFACE}',member='Described'"]
+            )
+            await self._bus_request(
+                "AddMatch", "s", [f"type='signal',path='{self.path}',interface='{MODULE_IFACE}',member='ModuleState'"]
             )
             self._event_rules = set()  # a new connection has no match rules: add what we want now
             for name in sorted(self._receives):
@@ -104,9 +108,23 @@ class ConnectionMixin(DbusBase):
                 except Exception as exc:
                     log.debug("%s: reconnecting to the D-Bus bus failed: %s", self.name, exc)
                     continue
+                await self._wait_for_returning_peers()
+                try:
+                    await self._resend_unwritten()  # older than anything in the core's outbox
+                except Exception as exc:
+                    log.warning("%s: an event lost with the old connection could not be sent again: %s", self.name, exc)
                 if self._handler is not None:
                     self._handler.connection_changed(True)
                 break
+
+    async def _wait_for_returning_peers(self) -> None:
+        """After a reconnect: give the peers that were online a moment to come back too (they
+        reconnect to a restarted bus as we do), so the events we kept meanwhile reach them."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + RESTORE_GRACE
+        while not self._returning <= self._online and loop.time() < end and not self._closing:
+            await asyncio.sleep(0.02)
+        self._returning = set()
 
     def _lost(self, reason: str) -> None:
         self._bus = None
@@ -119,6 +137,7 @@ class ConnectionMixin(DbusBase):
         self._pending.clear()
         handler = self._handler
         online, self._online = self._online, set()
+        self._returning = set(online)
         if handler is not None:
             handler.connection_changed(False, f"D-Bus bus ({self.bus_description}) lost: {reason}; reconnecting")
             for peer in online:
@@ -133,6 +152,10 @@ class ConnectionMixin(DbusBase):
         bus, self._bus = self._bus, None
         self._info = None
         self._online.clear()
+        unwritten, self._unwritten = self._unwritten, None
+        if bus is not None and unwritten is not None:
+            # disconnect() drops what dbus-fast has not written yet: let the last event out first
+            await asyncio.wait({unwritten[0]}, timeout=2.0)
         if bus is not None:
             bus.disconnect()
             disconnected = asyncio.ensure_future(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]

@@ -12,6 +12,7 @@ from .base import (
     DBUS_NAME,
     DBUS_PATH,
     DESCRIBE_SIGNATURE,
+    MAX_STATUS,
     MODULE_IFACE,
     DbusBase,
     log,
@@ -99,9 +100,29 @@ class DiscoveryMixin(DbusBase):
 
     def _report(self, peer: str, body: list[Any]) -> None:
         interfaces, sends, label = body
+        first = peer not in self._online
         self._online.add(peer)
         if self._handler is not None:
             self._handler.peer_online(peer, [(str(n), int(v)) for n, v in interfaces], set(sends), str(label))
+            if first:
+                self._spawn(self._fetch_module_state(peer))
+
+    async def _fetch_module_state(self, peer: str) -> None:
+        """A peer seen for the first time may be in error already: ask (later changes are signals)."""
+        owner = self._names.get(peer)
+        if owner is None:
+            return
+        try:
+            reply = await self._request(owner, self.path, MODULE_IFACE, "GetModuleState")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("%s: no lifecycle state from '%s': %s", self.name, peer, exc)
+            return
+        if reply.message_type is _ERROR or reply.signature != "ss" or self._names.get(peer) != owner:
+            return  # an older peer without the method, or gone meanwhile
+        if self._handler is not None and peer in self._online:
+            self._handler.peer_module_state(peer, str(reply.body[0]), str(reply.body[1])[:MAX_STATUS])
 
     async def resolve(self, peer: str) -> bool:
         if self._bus is None or peer == self.name:

@@ -67,6 +67,10 @@ _STANDARD_XML = """  <interface name="org.freedesktop.DBus.Introspectable">
     <signal name="Described">
       <arg name="interfaces" type="a(su)"/><arg name="sends" type="as"/><arg name="label" type="s"/>
     </signal>
+    <method name="GetModuleState">
+      <arg name="state" type="s" direction="out"/><arg name="message" type="s" direction="out"/>
+    </method>
+    <signal name="ModuleState"><arg name="state" type="s"/><arg name="message" type="s"/></signal>
     <signal name="CallTimeout"><arg name="serial" type="u"/><arg name="seconds" type="d"/></signal>
   </interface>
 """
@@ -136,6 +140,15 @@ class IntrospectionMixin(DbusBase):
         self._build(info)
         await self._update_event_rules(receives)
         self._send_described()
+
+    async def set_module_state(self, state: str, message: str = "") -> None:
+        """Shown to peers: the ``ModuleState`` signal now, ``GetModuleState()`` for who looks later."""
+        new = (str(state), message if str(state) == "error" else "")
+        if new == self._module_state:
+            return
+        self._module_state = new
+        if self._info is not None and self._bus is not None:
+            self._send(Message.new_signal(self.path, MODULE_IFACE, "ModuleState", "ss", list(new)))
 
     def _send_described(self) -> None:
         self._send(Message.new_signal(self.path, MODULE_IFACE, "Described", DESCRIBE_SIGNATURE, self._describe_body))

@@ -46,6 +46,7 @@ from .base import (  # noqa: F401  (re-exported)
     EVENT_IFACE,
     EVENT_SIGNATURE,
     IFACE_PREFIX,
+    MAX_STATUS,
     MODULE_IFACE,
     PROPS_IFACE,
     DbusBase,
@@ -114,3 +115,7 @@ class DbusTransport(ConnectionMixin, IntrospectionMixin, CallsMixin, EventsMixin
                 peer = self._owners.get(msg.sender or "")
                 if peer is not None and peer in self._online and msg.signature == DESCRIBE_SIGNATURE:
                     self._report(peer, msg.body)
+            elif msg.member == "ModuleState" and msg.path == self.path and msg.signature == "ss":
+                peer = self._owners.get(msg.sender or "")
+                if peer is not None and peer in self._online and self._handler is not None:
+                    self._handler.peer_module_state(peer, str(msg.body[0]), str(msg.body[1])[:MAX_STATUS])

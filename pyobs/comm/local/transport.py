@@ -24,6 +24,8 @@ class LocalTransport(Transport):
         self.handler: TransportHandler | None = None
         self.info: Announcement | None = None
         self.state: dict[str, Any] = {}
+        #: the lifecycle state we show and its error message
+        self.module_state: tuple[str, str] = ("ready", "")
         #: (peer, interface) state we subscribed to
         self._state_subs: set[tuple[str, str]] = set()
         #: members that receive our events, per event type name
@@ -72,6 +74,16 @@ class LocalTransport(Transport):
         self.handler.peer_online(
             other.name, [(i.__name__, i.version) for i in info.interfaces], set(info.sends), info.label
         )
+        if other.module_state != ("ready", ""):
+            self.handler.peer_module_state(other.name, *other.module_state)
+
+    async def set_module_state(self, state: str, message: str = "") -> None:
+        self.module_state = (state, message if state == "error" else "")
+        if self.info is None:
+            return  # shown to the others when we join
+        for member in self.network.members.values():
+            if member is not self and member.handler is not None:
+                member.handler.peer_module_state(self.name, *self.module_state)
 
     def forget(self, name: str) -> None:
         for subs in self._event_subscribers.values():

@@ -13,7 +13,7 @@ import base64
 import itertools
 import logging
 import os
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element
 
 from pyobs.utils.exceptions import ConfigError, RemoteError
 
-from ..transport import Announcement, Extend, Transport, TransportHandler
+from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from . import discovery, pubsub
 from .client import Client
 
@@ -52,6 +52,8 @@ PUBSUB_DELAY = 0.002
 #: the comm's close deadline (max(timeout, 5 s)) less CLOSE_RESERVE for logging out
 CLOSE_CONFIRM_WAIT = 2.0
 CLOSE_RESERVE = 3.0
+#: longest error text of a peer's presence kept (the rest is cut off)
+MAX_STATUS = 1000
 PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
 #: default interval of the peer check (s): servers do not always say when a peer goes (an ejabberd
@@ -65,7 +67,7 @@ Q_DIRECT_SUBSCRIBE = f"{{{discovery.DIRECT_EVENTS}}}subscribe"
 CAPS_NS = "http://jabber.org/protocol/caps"
 
 
-class XmppConnectionError(RemoteError, ConnectionError):
+class XmppConnectionError(NotConnected):
     """Not connected to the XMPP server (or the connection was lost during the operation)."""
 
     __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
@@ -125,6 +127,22 @@ def split_jid(jid: str) -> tuple[str, str, str]:
     return local, domain, resource
 
 
+def is_valid_jid(jid: str, resource: str = "pyobs") -> bool:
+    """Whether ``jid`` is a JID XmppComm accepts, ``name@domain`` or ``name@domain/resource``
+    (``resource`` is assumed when it has none), so user input can be checked up front."""
+    if not isinstance(jid, str):
+        return False
+    candidate = jid if "/" in jid else f"{jid}/{resource}"
+    try:
+        local, domain, res = split_jid(candidate)
+    except ValueError:
+        return False
+    parts = (local, domain, res)
+    return all(parts) and not any(c.isspace() or c in "@/\"'<>&" for c in local + domain) and not any(
+        c.isspace() for c in res
+    )
+
+
 @dataclass(eq=False)
 class _Pending:
     """An IQ we sent and wait for."""
@@ -146,6 +164,8 @@ class _PeerState:
     stale: bool = False
     #: event names we subscribed to at this peer
     events: set[str] = field(default_factory=set)
+    #: lifecycle state it shows in presence (``ready``, ``error``, ``local``) and the error text
+    module_state: tuple[str, str] = ("ready", "")
 
 
 def _parse_one_server(server: object) -> tuple[str, int]:
@@ -213,6 +233,9 @@ class XmppBase(Transport):
         connect_timeout: float = 10.0,
         event_queue_size: int = 10000,
         version: str = "",
+        ignore_cert_errors: bool = False,
+        ping_interval: float = PING_INTERVAL,
+        ping_timeout: float = PING_TIMEOUT,
         peer_check_interval: float = PEER_CHECK_INTERVAL,
         max_stanza_size: int = 0,
     ) -> None:
@@ -232,6 +255,11 @@ class XmppBase(Transport):
         self._direct_tls = direct_tls
         self._ca_file = ca_file
         self._allow_plain = allow_plain
+        self._ignore_cert_errors = ignore_cert_errors
+        if ping_interval <= 0 or ping_timeout <= 0:
+            raise ValueError("ping_interval and ping_timeout must be positive")
+        self.ping_interval = float(ping_interval)
+        self.ping_timeout = float(ping_timeout)
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
         self.version = version
@@ -286,13 +314,12 @@ class XmppBase(Transport):
         self._own_state: dict[str, Any] = {}
         self._published_state: dict[str, Any] = {}
 
-        self._events: deque[tuple[str, str]] = deque()
-        self._event_queue_size = event_queue_size
+        #: publishes written but not yet confirmed by the server (IQ id → node, JSON): written again
+        #: after a reconnect, before the core's outbox flushes (see pyobs.comm.outbox); bounded
         self._unacked: OrderedDict[str, tuple[str, str]] = OrderedDict()
         #: set when the server has confirmed every event we sent
         self._acks_drained = asyncio.Event()
-        #: events sent but not confirmed when the connection closed for good
-        self._unconfirmed = 0
+        self._unacked_limit = event_queue_size
         #: peers that take our events as direct messages: name → (full JID, event names)
         self._direct: dict[str, tuple[str, frozenset[str]]] = {}
         #: pubsub publishes of events that went to peers directly first, and their timer
@@ -300,7 +327,6 @@ class XmppBase(Transport):
         self._deferred_timer: asyncio.TimerHandle | None = None
         #: event name → '<message to="JID' prefixes of those peers
         self._direct_targets: dict[str, list[str]] = {}
-        self._dropped = 0
 
         self._call_prefix: dict[str, str] = {}
         self._call_body: dict[str, str] = {}
@@ -345,13 +371,11 @@ class XmppBase(Transport):
 
         def _on_presence(self, xml: Element) -> bool: ...
 
-        def _trim_events(self) -> None: ...
-
         async def _go_online(self) -> None: ...
 
-        async def _restore_subscriptions(self) -> None: ...
+        def _resend_unacked(self) -> None: ...
 
-        def _flush_events(self) -> None: ...
+        async def _restore_subscriptions(self) -> None: ...
 
         def _flush_deferred(self) -> None: ...
 

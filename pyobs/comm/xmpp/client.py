@@ -29,14 +29,15 @@ RawHandler = Callable[[Element], bool]
 
 
 @functools.lru_cache(maxsize=8)
-def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """A verifying client context (loading CA certificates takes tens of ms: once per process)."""
+def _ssl_context(ca_file: str | None, verify: bool = True) -> ssl.SSLContext:
+    """A verifying client context (loading CA certificates takes tens of ms: once per process);
+    with ``verify=False`` (pyobs-core's ``ignore_cert_errors``) one that accepts any certificate."""
     if ca_file is not None:
         context = ssl.create_default_context(cafile=ca_file)
     else:
         context = ssl.create_default_context()
-    context.check_hostname = True
-    context.verify_mode = ssl.CERT_REQUIRED
+    context.check_hostname = verify
+    context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
     return context
 
 
@@ -74,8 +75,10 @@ class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
         direct_tls: bool = False,
         ca_file: str | None = None,
         allow_plain: bool = False,
+        ignore_cert_errors: bool = False,
     ) -> None:
         self._ca_file = ca_file
+        self._verify = not ignore_cert_errors
         if ca_file is not None and not Path(ca_file).is_file():
             raise FileNotFoundError(f"ca_file {ca_file!r} does not exist")
         super().__init__(
@@ -99,7 +102,7 @@ class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
         self.whitespace_keepalive = False  # the transport pings with a deadline instead
 
     def get_ssl_context(self) -> ssl.SSLContext:
-        self.ssl_context = _ssl_context(self._ca_file)
+        self.ssl_context = _ssl_context(self._ca_file, self._verify)
         return self.ssl_context
 
     def _spawn_event(self, xml: Element) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from ..comm import Comm
+from .base import PING_INTERVAL, PING_TIMEOUT
 from .transport import XmppTransport
+
+log = logging.getLogger(__name__)
 
 
 class XmppComm(Comm):
@@ -28,6 +33,10 @@ class XmppComm(Comm):
             turn when connecting and reconnecting); default: the domain's DNS SRV records (all
             targets, by priority) or port 5222.
         use_tls: use STARTTLS when the server offers it, verifying the certificate.
+        ignore_cert_errors: accept any server certificate (no hostname or CA check; pyobs-core's
+            option, for self-signed test servers; ``ca_file`` is the safe way to trust one).
+        ping_interval: seconds between keepalive pings to the server.
+        ping_timeout: seconds a ping may take before the connection counts as lost (reconnect).
         require_tls: refuse to log in over an unencrypted connection.
         direct_tls: connect with TLS right away (XEP-0368, e.g. port 5223) instead of STARTTLS.
         ca_file: a CA (or self-signed) certificate file to trust for the server's certificate.
@@ -56,6 +65,9 @@ class XmppComm(Comm):
         password: str = "",
         server: str | list[str] | None = None,
         use_tls: bool = True,
+        ignore_cert_errors: bool = False,
+        ping_interval: float = PING_INTERVAL,
+        ping_timeout: float = PING_TIMEOUT,
         require_tls: bool = False,
         direct_tls: bool = False,
         ca_file: str | None = None,
@@ -88,10 +100,15 @@ class XmppComm(Comm):
             connect_timeout=connect_timeout,
             event_queue_size=event_queue_size,
             version=version,
+            ignore_cert_errors=ignore_cert_errors,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
             peer_check_interval=peer_check_interval,
             max_stanza_size=max_stanza_size,
         )
-        super().__init__(transport, timeout=timeout)
+        if ignore_cert_errors:
+            log.warning("%s: ignore_cert_errors is set: the server's certificate is not checked", jid)
+        super().__init__(transport, timeout=timeout, event_queue_size=event_queue_size)
 
     @property
     def xmpp(self) -> XmppTransport:

@@ -22,8 +22,6 @@ from . import discovery, rpc
 from .base import (
     CLOSE_CONFIRM_WAIT,
     CLOSE_RESERVE,
-    PING_INTERVAL,
-    PING_TIMEOUT,
     PUBSUB_ATTEMPTS,
     Q_DIRECT_SUBSCRIBE,
     Q_PING,
@@ -56,6 +54,7 @@ class ConnectionMixin(XmppBase):
             direct_tls=self._direct_tls,
             ca_file=self._ca_file,
             allow_plain=self._allow_plain,
+            ignore_cert_errors=self._ignore_cert_errors,
         )
         client.add_event_handler("session_start", self._on_session_start)
         client.add_event_handler("connection_failed", self._on_connection_failed)
@@ -219,14 +218,7 @@ class ConnectionMixin(XmppBase):
             self._deferred_timer.cancel()
             self._deferred_timer = None
         self._fail_pending(XmppConnectionError(f"{self.bare}: connection to the XMPP server {self.address} lost"))
-        # events the server never confirmed go out again after reconnecting (receivers de-duplicate)
-        if self._unacked and self._closing:
-            self._unconfirmed += len(self._unacked)  # written, not confirmed: reported by close()
-            self._unacked.clear()
-        elif self._unacked:
-            self._events.extendleft(reversed(list(self._unacked.values())))
-            self._unacked.clear()
-            self._trim_events()
+        # events the server never confirmed stay in _unacked: written again after reconnecting
         if not was_up or self._closing:
             return
         for timer in self._leaving.values():
@@ -279,22 +271,22 @@ class ConnectionMixin(XmppBase):
             return
         except XmppConnectionError:
             return  # lost again: _on_disconnected started the next round
+        self._resend_unacked()  # older than anything in the core's outbox: first
         if self._handler is not None:
             self._handler.connection_changed(True)
-        self._flush_events()
 
     async def _keepalive(self) -> None:
         while self._session:
-            await asyncio.sleep(PING_INTERVAL)
+            await asyncio.sleep(self.ping_interval)
             if not self._session:
                 return
             try:
                 await self._iq(
                     f'<iq type="get" to="{escape_attr(self.domain)}" id="', '"><ping xmlns="urn:xmpp:ping"/></iq>',
-                    None, PING_TIMEOUT, "ping",
+                    None, self.ping_timeout, "ping",
                 )  # fmt: skip
             except TimeoutError:
-                log.warning("%s: server did not answer a ping within %s s; reconnecting", self.bare, PING_TIMEOUT)
+                log.warning("%s: server did not answer a ping within %s s; reconnecting", self.bare, self.ping_timeout)
                 if self._client is not None:
                     self._client.abort()
                 return
@@ -316,6 +308,7 @@ class ConnectionMixin(XmppBase):
         if self._deferred_timer is not None:
             self._deferred_timer.cancel()
             self._flush_deferred()
+        was_up = self._session
         if client is not None and self._session and self._unacked:
             await self._await_confirmations()
         if client is not None and self._session:
@@ -331,21 +324,12 @@ class ConnectionMixin(XmppBase):
         self._session = False
         await self._dispose_client()
         self._fail_pending(XmppConnectionError(f"{self.bare}: closed"))
-        if self._unacked:  # closed without a connection event
-            self._unconfirmed += len(self._unacked)
-            self._unacked.clear()
-        if self._unconfirmed:
+        if self._unacked:
             log.warning(
-                "%s: %d events were sent but the server had not confirmed them when closing; they may not "
-                "have been delivered", self.bare, self._unconfirmed,
+                "%s: %d published events not confirmed by the server before closing%s; they may not have "
+                "been delivered", self.bare, len(self._unacked), "" if was_up else " (not connected)",
             )  # fmt: skip
-            self._unconfirmed = 0
-        if self._events:
-            log.warning(
-                "%s: %d events never sent: queued while not connected to the server, and closing",
-                self.bare, len(self._events),
-            )  # fmt: skip
-            self._events.clear()
+        self._unacked.clear()
         for task in list(self._tasks):
             task.cancel()
         self._peers.clear()

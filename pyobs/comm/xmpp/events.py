@@ -1,4 +1,5 @@
-"""Events: publishing (pubsub and direct messages, with the queue kept while disconnected) and receiving them.
+"""Events: publishing (pubsub and direct messages; unconfirmed publishes written again after a reconnect)
+and receiving them. Events that cannot be sent wait in the core's outbox (pyobs/comm/outbox.py), not here.
 
 Covers the subscriptions to peers' event nodes and the direct-event subscriptions peers make at us.
 """
@@ -236,6 +237,8 @@ class EventsMixin(XmppBase):
         await asyncio.gather(*(self._sync_event_subscriptions(p) for p in peers))
 
     async def publish_event(self, event: Event) -> None:
+        if not (self._session and self._online):
+            raise XmppConnectionError(f"{self.bare}: not connected to the XMPP server")
         etype = type(event)
         node = pubsub.event_node(self.name, etype.__name__, etype.version)
         text = pubsub.event_json(event.to_dict())
@@ -246,50 +249,30 @@ class EventsMixin(XmppBase):
                     f"{etype.__name__} is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) of the "
                     f"XMPP server"
                 )
-        if self._session and self._online and not self._events:
-            self._send_event(node, text)
-            return
-        self._events.append((node, text))
-        self._trim_events()
-
-    def _trim_events(self) -> None:
-        dropped = 0
-        while len(self._events) > self._event_queue_size:
-            self._events.popleft()
-            dropped += 1
-        if dropped:
-            self._dropped += dropped
-            log.warning(
-                "%s: not connected and the event queue is full (%d): dropped the %d oldest event(s), %d so far",
-                self.bare, self._event_queue_size, dropped, self._dropped,
-            )  # fmt: skip
+        self._send_event(node, text)
 
     def _send_event(self, node: str, text: str) -> None:
+        """Write one event (raises XmppConnectionError if the connection is gone: nothing written)."""
         iq_id = self._next_id()
         publish = self._pubsub_head + iq_id + pubsub.publish_event_body(node, text)
         targets = self._direct_targets.get(node.split(":", 4)[3]) if self._direct_targets else None
-        try:
-            if targets:
-                # peers that asked for it get a message each, now; the pubsub node (for everybody
-                # else) a moment later, so the server routes the messages before it works on that
-                middle = pubsub.direct_event_head(node) + text + pubsub.DIRECT_EVENT_TAIL
-                self._write("".join([t + middle for t in targets]))
-                self._deferred.append(publish)
-                if self._deferred_timer is None:
-                    assert self._loop is not None
-                    self._deferred_timer = self._loop.call_later(PUBSUB_DELAY, self._flush_deferred)
-            else:
-                self._write(publish)
-        except XmppConnectionError:
-            self._events.append((node, text))
-            self._trim_events()
-            return
+        if targets:
+            # peers that asked for it get a message each, now; the pubsub node (for everybody
+            # else) a moment later, so the server routes the messages before it works on that
+            middle = pubsub.direct_event_head(node) + text + pubsub.DIRECT_EVENT_TAIL
+            self._write("".join([t + middle for t in targets]))
+            self._deferred.append(publish)
+            if self._deferred_timer is None:
+                assert self._loop is not None
+                self._deferred_timer = self._loop.call_later(PUBSUB_DELAY, self._flush_deferred)
+        else:
+            self._write(publish)
         assert self._loop is not None
         fut: asyncio.Future[Element] = self._loop.create_future()
         self._pending[iq_id] = _Pending(fut, self.pubsub)
         self._unacked[iq_id] = (node, text)
         fut.add_done_callback(lambda f, i=iq_id: self._event_acked(i, f))  # type: ignore[misc]
-        if len(self._unacked) > self._event_queue_size:  # a server that stopped answering: stay bounded
+        if len(self._unacked) > self._unacked_limit:  # a server that stopped answering: stay bounded
             old_id, (old_node, _) = self._unacked.popitem(last=False)
             pending = self._pending.pop(old_id, None)
             if pending is not None:
@@ -305,7 +288,7 @@ class EventsMixin(XmppBase):
 
     def _event_acked(self, iq_id: str, fut: asyncio.Future[Element]) -> None:
         if fut.cancelled() or fut.exception() is not None:
-            return  # the connection went away: _on_disconnected re-queued it
+            return  # the connection went away: it stays in _unacked and is written again on reconnect
         entry = self._unacked.pop(iq_id, None)
         if not self._unacked:
             self._acks_drained.set()
@@ -314,7 +297,15 @@ class EventsMixin(XmppBase):
             cond, text = rpc.error_condition(reply)
             log.warning("%s: publishing to %s failed: %s %s", self.bare, entry[0], cond, text)
 
-    def _flush_events(self) -> None:
-        while self._events and self._session:
-            node, text = self._events.popleft()
-            self._send_event(node, text)
+    def _resend_unacked(self) -> None:
+        """After a reconnect, before the core flushes its outbox: write again what the server never
+        confirmed (receivers drop duplicates by uuid), oldest first."""
+        entries = list(self._unacked.values())
+        self._unacked.clear()
+        for i, (node, text) in enumerate(entries):
+            try:
+                self._send_event(node, text)
+            except XmppConnectionError:  # lost again: keep the rest for the next reconnect
+                for rest in entries[i:]:
+                    self._unacked[self._next_id()] = rest
+                return

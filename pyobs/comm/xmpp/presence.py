@@ -18,6 +18,7 @@ from .base import (
     CAPS_NS,
     DISCOVERY_WAIT,
     MAX_ROSTER_PROBES,
+    MAX_STATUS,
     OFFLINE_DEBOUNCE,
     PEER_CHECK_TIMEOUT,
     RECENTLY_GONE,
@@ -249,6 +250,7 @@ class PresenceMixin(XmppBase):
         if typ is None:
             c = xml.find(f"{{{CAPS_NS}}}c")
             self._peer_available(local, frm, c.get("ver") if c is not None else None)
+            self._peer_shows(local, xml)
         elif local not in self._peers:
             if self._direct.pop(local, None) is not None:
                 self._rebuild_direct()
@@ -257,6 +259,21 @@ class PresenceMixin(XmppBase):
             # just before ours, and those peers are not gone, the server is
             self._leaving[local] = self._loop.call_later(OFFLINE_DEBOUNCE, self._peer_left, local)
         return True
+
+    def _peer_shows(self, name: str, xml: Element) -> None:
+        """Presence <show>/<status> → the peer's lifecycle state (xmpp-wire.md, module lifecycle)."""
+        peer = self._peers.get(name)
+        if peer is None:
+            return
+        show = (xml.findtext("{jabber:client}show") or xml.findtext("show") or "").strip()
+        state = {"dnd": "error", "away": "local"}.get(show, "ready")
+        status = (xml.findtext("{jabber:client}status") or xml.findtext("status") or "") if state == "error" else ""
+        new = (state, status[:MAX_STATUS])
+        if new == peer.module_state:
+            return
+        peer.module_state = new
+        if peer.reported and self._handler is not None:
+            self._handler.peer_module_state(name, *new)
 
     def _peer_left(self, name: str) -> None:
         self._leaving.pop(name, None)
@@ -374,6 +391,8 @@ class PresenceMixin(XmppBase):
             sends = {name for name, _ in info.sends}
             peer.reported = True
             self._handler.peer_online(peer.name, list(info.interfaces), sends, info.label)
+            if peer.module_state != ("ready", ""):
+                self._handler.peer_module_state(peer.name, *peer.module_state)
         finally:
             done.set()
 

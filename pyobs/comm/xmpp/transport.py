@@ -6,9 +6,10 @@ Who is online comes from roster presence, what a peer offers from its disco#info
 notifications) is written as prebuilt strings and read from raw ElementTree elements.
 
 Connection handling: the comm reconnects by itself (first retry at once, then every
-:data:`RECONNECT_MAX_DELAY` s at most), announces itself again, re-subscribes and publishes the
-events that were sent while the server was away (a bounded queue; the oldest are dropped with a
-warning when it is full). Calls made while disconnected fail at once with a connection error.
+:data:`RECONNECT_MAX_DELAY` s at most), announces itself again, re-subscribes, writes again the
+publishes the server had not confirmed, and reports the connection back, upon which the core's
+outbox (:mod:`pyobs.comm.outbox`) sends the events that waited. Calls made while disconnected fail
+at once with a connection error.
 
 The class is put together from one mixin per concern: :mod:`.connection` (connect, reconnect,
 keepalive, writing), :mod:`.calls` (RPC in and out), :mod:`.presence` (announcing, discovery,

@@ -105,7 +105,7 @@ class SimAutoFocus(Module, IAutoFocus):
     async def _series(self, count: int, step: float, exposure_time: float, sender: str) -> AutoFocusResult:
         focuser = await self.proxy(self.focuser, IFocuser)
         camera = await self.proxy(self.camera, ICamera)
-        state: FocuserState | None = await focuser.get_state(IFocuser)
+        state: FocuserState | None = focuser.get_state(IFocuser)
         if state is None:
             raise FocusError(f"{self.name}: focuser '{self.focuser}' has not published its position yet")
         start = state.focus

@@ -31,7 +31,7 @@ from pyobs.interfaces import (
 )
 from pyobs.modules import Module
 from pyobs.utils.enums import ImageType
-from pyobs.utils.exceptions import AbortedError, ConfigError, FocusError, PointingLimitError
+from pyobs.utils.exceptions import AbortedError, ConfigError, FocusError, PointingLimitError, error_text
 
 from .common import caller
 from .world import SimWorld
@@ -307,8 +307,8 @@ class NightScript(Module, IAutonomous):
             cancelled = True
             raise
         except Exception as exc:
-            log.error("%s: night failed: %s: %s", self.name, type(exc).__name__, exc)
-            summary.reason = f"failed: {type(exc).__name__}: {exc}"
+            log.error("%s: night failed: %s", self.name, error_text(exc))
+            summary.reason = f"failed: {error_text(exc)}"
         finally:
             self._phase = "closing"
             if not cancelled:
@@ -337,7 +337,7 @@ class NightScript(Module, IAutonomous):
 
         # weather: the state tells the present, the events tell the changes
         await weather.subscribe_state(IWeather, self._on_weather_state)
-        state: WeatherState | None = await weather.get_state(IWeather)
+        state: WeatherState | None = weather.get_state(IWeather)
         if state is not None and state.good:
             self._good.set()
         if not self._good.is_set():
@@ -366,7 +366,7 @@ class NightScript(Module, IAutonomous):
             try:
                 await telescope.move_radec(target.ra, target.dec)
             except PointingLimitError as exc:
-                log.info("%s: %s refused %s: %s: %s", self.name, self.telescope, target.name, type(exc).__name__, exc)
+                log.info("%s: %s refused %s: %s", self.name, self.telescope, target.name, error_text(exc))
                 self._check()
                 continue
             summary.target = target.name

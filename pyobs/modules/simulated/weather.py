@@ -67,6 +67,8 @@ class SimWeather(Module, IWeather):
         world: the simulation world (for the temperature).
         interval: how often [s] the readings are updated.
         eta: seconds until the observatory is operational after the weather turned good (in GoodWeatherEvent).
+        autostart: run the script from open(); with false it waits at its beginning until ``start()`` is
+            called (tests and demos decide when the weather changes, e.g. once the night observes).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class SimWeather(Module, IWeather):
         world: SimWorld | None = None,
         interval: float = 0.1,
         eta: float = 0.0,
+        autostart: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -84,7 +87,7 @@ class SimWeather(Module, IWeather):
         self.world = world or SimWorld()
         self.interval = float(interval)
         self.eta = float(eta)
-        self._running = True
+        self._running = bool(autostart)
         self._elapsed = 0.0  # script time [s]
         self._good: bool | None = None
         self.add_background_task(self._run, restart=False)
@@ -100,7 +103,10 @@ class SimWeather(Module, IWeather):
             f"{'good' if p.good else 'bad'} {p.duration:g} s" if p.duration else ("good" if p.good else "bad")
             for p in self.script
         )
-        log.info("%s: weather script: %s; weather is %s", self.name, plan, "good" if self._good else "bad")
+        log.info(
+            "%s: weather script: %s%s; weather is %s",
+            self.name, plan, "" if self._running else " (waits for start())", "good" if self._good else "bad",
+        )  # fmt: skip
 
     def verdict(self) -> bool:
         """Whether the weather is good at the current script time."""

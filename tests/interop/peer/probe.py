@@ -274,6 +274,17 @@ class CoreSink(Probe, KitchenSinkMixin, IKitchenSink):
         await self.comm.register_event(pyobs.events.TestEvent)
 
 
+class CoreObserver(Probe):
+    """A pyobs-core module that only watches: our simulated modules' logs, images, weather and motion."""
+
+    WATCH = (
+        pyobs.events.LogEvent,
+        pyobs.events.NewImageEvent,
+        pyobs.events.BadWeatherEvent,
+        pyobs.events.MotionStatusChangedEvent,
+    )
+
+
 class CoreTelescope(Probe, ITelescope, IPointingRaDec, IFocuser, IFitsHeaderBefore):
     """A pyobs-core telescope with focuser that moves instantly and publishes its state like pyobs-core's
     own devices do (IMotion, IReady, IPointingRaDec, IFocuser). ``init`` announces a long timeout."""
