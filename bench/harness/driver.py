@@ -456,7 +456,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="c2s shaper of the ejabberd scenario (default: docs/xmpp.md's, 1,000,000)",
     )  # fmt: skip
     ap.add_argument("-v", "--verbose", action="store_true")
+    fleet = ap.add_argument_group("fleet benchmark (issue 18)")
+    fleet.add_argument("--fleet", action="store_true", help="fleet of N = 10, 30, 100 modules (with --quick: 10, 30)")
+    fleet.add_argument("--fleet-300", action="store_true", help="with --fleet: N = 300 as well")
+    fleet.add_argument("--fleet-sizes", help="with --fleet: these sizes instead, e.g. 10,30")
     args = ap.parse_args(argv)
+    args.fleet_profile = "quick" if args.profile in ("quick", "smoke") else "full"
+    if args.out is None and args.fleet:
+        args.out = str(BENCH if args.profile == "full" and not args.fleet_sizes else BENCH / ".out")
     if args.out is None:
         args.out = str(BENCH if args.profile == "full" and (not args.only or args.report) else BENCH / ".out")
     return args
@@ -524,4 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
         return rerender(Path(args.out).resolve())
+    if args.fleet:
+        from . import fleet
+
+        return asyncio.run(fleet.amain(args))
     return asyncio.run(amain(args))

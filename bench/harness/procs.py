@@ -56,6 +56,7 @@ class Worker:
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,  # its own process group: stop() takes its children too
+            limit=1 << 24,  # long result lines (the fleet's receipts) must not end the reader
         )
         self._reader = asyncio.ensure_future(self._read())
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 X = "\u00d7"  # the multiplication sign of the ratios
@@ -231,6 +232,11 @@ def markdown(results: dict[str, Any], analysis: str = "") -> str:
         for key, label in paths:
             lines.append(f"| {label} | {fmt(get(tcp, key + '.p50'), 'time')} | {fmt(get(tcp, key + '.p99'), 'time')} |")
         lines.append("")
+    from .fleet_report import section_from  # the fleet run's table is kept when this file is rewritten
+
+    fleet = section_from(Path(__file__).resolve().parent.parent)
+    if fleet:
+        lines += [fleet]
     if analysis:
         lines += ["## Analysis (hand-written: bench/ANALYSIS.md)", "", analysis.strip(), ""]
     return "\n".join(lines)

@@ -238,8 +238,14 @@ class Comm:
 
     async def announce(self) -> None:
         """Become discoverable (idempotent; called again after later registrations)."""
-        await self._transport.announce(self._announcement())
-        self._announced = True
+        # calls are taken from here on: a peer may discover us (and call) before the transport's
+        # announce() returns, which also waits for the discovery of the peers already online
+        was, self._announced = self._announced, True
+        try:
+            await self._transport.announce(self._announcement())
+        except BaseException:
+            self._announced = was
+            raise
         self.outbox.set_announced(True)  # events sent before (e.g. logged in open()) go out now
 
     def _announcement(self) -> Announcement:
@@ -617,15 +623,17 @@ class Comm:
     # ------------------------------------------------------------------ events
 
     async def register_event(self, event_class: type[Event], handler: EventHandler | None = None) -> None:
-        """Register an event type for sending and, with a handler, for receiving.
+        """Register an event type: without a handler for sending, with one for receiving.
 
+        As in pyobs-core, handling a type does not advertise sending it (peers would subscribe to
+        events that never come); a module that also sends a type it handles registers it twice.
         Handlers are ``async def handler(event, sender) -> bool``; a handler for a base class
         receives its subclasses too.
         """
         if not (isinstance(event_class, type) and issubclass(event_class, Event)):
             raise TypeError(f"{event_class!r} is not an Event class")
         changed = False
-        if not event_class.local and event_class not in self._sends:
+        if handler is None and not event_class.local and event_class not in self._sends:
             self._sends.add(event_class)
             changed = True
         if handler is not None:

@@ -62,6 +62,30 @@ async def test_unregistered_event_cannot_be_sent(backend: Any) -> None:
         await comm.close()
 
 
+async def test_handling_an_event_does_not_advertise_sending_it(backend: Any) -> None:
+    """register_event(E, handler) subscribes only (pyobs-core's semantics): peers do not see E among
+    the types the module sends, and sending E needs its own registration."""
+    watcher, handler_only = backend.comm("watcher"), backend.comm("sender")
+
+    async def handler(event: Event, name: str) -> bool:
+        return True
+
+    await watcher.open()
+    await handler_only.open()
+    try:
+        await handler_only.register_event(GoodWeatherEvent, handler)
+        with pytest.raises(ValueError, match="register it first"):
+            await handler_only.send_event(GoodWeatherEvent())
+        await seen(watcher, "sender")
+        assert "GoodWeatherEvent" not in watcher._peers["sender"].sends
+        await handler_only.register_event(GoodWeatherEvent)
+        await handler_only.send_event(GoodWeatherEvent())  # registered for sending now: no error
+        await eventually(lambda: "GoodWeatherEvent" in watcher._peers["sender"].sends, what="sends updated")
+    finally:
+        await handler_only.close()
+        await watcher.close()
+
+
 async def test_events_reach_handlers_with_types_and_sender(backend: Any) -> None:
     sender, receiver = backend.comm("sender"), backend.comm("receiver")
     got: list[tuple[Event, str]] = []

@@ -91,6 +91,8 @@ class OurProbe(Module):
         FlapMoved,
     )
 
+    SENDS = (TestEvent, FlapMoved)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.received: list[tuple[Event, str]] = []
@@ -99,6 +101,8 @@ class OurProbe(Module):
         await super().open()
         for ev in self.WATCH:
             await self.comm.register_event(ev, self._on_event)
+        for ev in self.SENDS:  # handling a type does not make it sendable (pyobs-core's semantics)
+            await self.comm.register_event(ev)
 
     async def _on_event(self, event: Event, sender: str) -> bool:
         self.received.append((event, sender))

@@ -144,18 +144,20 @@ def test_cli_runs_until_sigterm_and_closes_cleanly(tmp_path: Path) -> None:
         text=True,
     )
     try:
+        import os
         import selectors
 
         assert proc.stderr is not None
+        fd = proc.stderr.fileno()  # read the pipe unbuffered: select() does not see a text buffer
         sel = selectors.DefaultSelector()
-        sel.register(proc.stderr, selectors.EVENT_READ)
+        sel.register(fd, selectors.EVENT_READ)
         deadline = time.monotonic() + 30
-        seen = ""
-        while "running until SIGINT/SIGTERM" not in seen:  # the module is open
+        seen = b""
+        while b"running until SIGINT/SIGTERM" not in seen:  # the module is open
             remaining = deadline - time.monotonic()
-            assert remaining > 0 and proc.poll() is None, f"never reported it was running: {seen}"
+            assert remaining > 0 and proc.poll() is None, f"never reported it was running: {seen!r}"
             if sel.select(remaining):
-                seen += proc.stderr.readline()
+                seen += os.read(fd, 65536)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err

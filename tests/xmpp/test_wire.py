@@ -82,8 +82,8 @@ async def test_event_roles_in_disco_info(xmpp_backend: Any, raw: RawClient) -> N
         ev = query.find("{urn:pyobs:event:ProbeEvent:1}event")
         assert ev is not None and ev.get("name") == "ProbeEvent" and ev.get("role") == "send"
         bad = query.find("{urn:pyobs:event:BadWeatherEvent:1}event")
-        # the core lets a module send every event type it registered, handled ones included
-        assert bad is not None and bad.get("role") == "send subscribe"
+        # handling an event does not advertise sending it (pyobs-core's semantics)
+        assert bad is not None and bad.get("role") == "subscribe"
         features = {f.get("var") for f in query.findall(f"{DISCO}feature")}
         assert {"urn:pyobs:event:ProbeEvent:1", "urn:pyobs:event:BadWeatherEvent:1"} <= features
     finally:
@@ -298,7 +298,7 @@ async def test_events_between_our_modules_skip_pubsub(xmpp_backend: Any, raw: Ra
         reply = await raw.request(f'<iq type="get" id="{{id}}" to="{jid}"><query xmlns="{DISCO[1:-1]}"/></iq>')
         features = {f.get("var") for f in reply.iter(f"{DISCO}feature")}
         assert "urn:pyobs:comm:direct-events:1" in features
-        targets = transport_of(probe)._direct_targets
+        targets = transport_of(probe)._build_direct()  # the targets are rebuilt lazily
         assert targets.get("ProbeEvent") == [f'<message to="{server.jid("receiver", xmpp_backend.resource)}']
         # the receiver did not subscribe to the node (no pubsub copy to de-duplicate)
         subs = await raw.request(
@@ -311,7 +311,7 @@ async def test_events_between_our_modules_skip_pubsub(xmpp_backend: Any, raw: Ra
         assert got[0][1] == "callee" and got[0][0].message == "direct"
         # a receiver that leaves is no target any more
         await receiver.close()
-        await eventually(lambda: "ProbeEvent" not in transport_of(probe)._direct_targets, what="target removed")
+        await eventually(lambda: "ProbeEvent" not in transport_of(probe)._build_direct(), what="target removed")
     finally:
         await probe.close()
         await receiver.close()

@@ -29,6 +29,15 @@ log = logging.getLogger("pyobs.comm.xmpp.transport")
 
 #: longest pause between two reconnection attempts (s)
 RECONNECT_MAX_DELAY = 0.25
+#: the first reconnection attempt waits a random part of this (s): a fleet that lost its server
+#: together does not log in within the same few milliseconds
+RECONNECT_JITTER = 0.3
+#: disco#info queries one module has in flight at once (the rest wait their turn)
+DISCO_IN_FLIGHT = 8
+#: disco#info results kept by caps ``ver`` (see discovery.fingerprint)
+CAPS_CACHE_SIZE = 256
+#: attempts at a direct-event subscription that timed out (then the peer's own push has to do)
+DIRECT_RETRIES = 4
 #: after reconnecting, how long to wait for the peers we knew to come back before flushing events
 RESTORE_GRACE = 5.0
 #: how long open() waits for the discovery of the peers already online (slow ones are reported later)
@@ -164,6 +173,8 @@ class _PeerState:
     stale: bool = False
     #: event names we subscribed to at this peer
     events: set[str] = field(default_factory=set)
+    #: a retry of a direct-event subscription that timed out
+    retry: asyncio.Task[None] | None = None
     #: lifecycle state it shows in presence (``ready``, ``error``, ``local``) and the error text
     module_state: tuple[str, str] = ("ready", "")
 
@@ -302,6 +313,14 @@ class XmppBase(Transport):
         self._creating: dict[str, asyncio.Future[None]] = {}
 
         self._peers: dict[str, _PeerState] = {}
+        #: verified disco#info per caps ver (name left out), and the queries under way per ver
+        self._caps_cache: OrderedDict[str, discovery.PeerInfo] = OrderedDict()
+        self._caps_queries: dict[str, asyncio.Future[discovery.PeerInfo | None]] = {}
+        #: peers waiting for the query of their ver under way (answered without a task each)
+        self._caps_waiting: dict[str, list[_PeerState]] = {}
+        #: vers whose disco#info did not hash to them (not ours: pyobs-core's): never shared
+        self._caps_unverified: OrderedDict[str, None] = OrderedDict()
+        self._disco_slots = asyncio.Semaphore(DISCO_IN_FLIGHT)
         self._peer_returned = asyncio.Event()
         #: set whenever a peer's available presence arrives
         self._peer_seen = asyncio.Event()
@@ -325,8 +344,10 @@ class XmppBase(Transport):
         #: pubsub publishes of events that went to peers directly first, and their timer
         self._deferred: list[str] = []
         self._deferred_timer: asyncio.TimerHandle | None = None
+        #: direct events sent in this loop iteration after the first: per target, their <items>
+        self._batch: dict[str, list[str]] | None = None
         #: event name → '<message to="JID' prefixes of those peers
-        self._direct_targets: dict[str, list[str]] = {}
+        self._direct_targets: dict[str, list[str]] | None = {}  # None: to be rebuilt
 
         self._call_prefix: dict[str, str] = {}
         self._call_body: dict[str, str] = {}
@@ -363,6 +384,10 @@ class XmppBase(Transport):
 
         def _rebuild_direct(self) -> None: ...
 
+        def _push_direct(self, peer: _PeerState) -> bool: ...
+
+        def _wanted_events(self, peer: _PeerState) -> set[str]: ...
+
         async def _sync_event_subscriptions(self, peer: _PeerState) -> None: ...
 
         def _on_state(self, note: pubsub.Notification) -> None: ...
@@ -378,6 +403,8 @@ class XmppBase(Transport):
         async def _restore_subscriptions(self) -> None: ...
 
         def _flush_deferred(self) -> None: ...
+
+        def _flush_batch(self) -> None: ...
 
         def _extend(self, pending: _Pending, el: Element, frm: str | None) -> None: ...
 

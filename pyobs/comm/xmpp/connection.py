@@ -22,10 +22,12 @@ from . import discovery, rpc
 from .base import (
     CLOSE_CONFIRM_WAIT,
     CLOSE_RESERVE,
+    DISCO_IN_FLIGHT,
     PUBSUB_ATTEMPTS,
     Q_DIRECT_SUBSCRIBE,
     Q_PING,
     RECENTLY_GONE,
+    RECONNECT_JITTER,
     RECONNECT_MAX_DELAY,
     TRANSIENT_PUBSUB,
     IqError,
@@ -75,6 +77,7 @@ class ConnectionMixin(XmppBase):
     async def open(self, handler: TransportHandler) -> None:
         self._handler = handler
         self._loop = asyncio.get_running_loop()
+        self._disco_slots = asyncio.Semaphore(DISCO_IN_FLIGHT)
         self._closing = False
         self._conflict = False
         self._client = self._make_client()
@@ -245,11 +248,13 @@ class ConnectionMixin(XmppBase):
 
     async def _reconnect(self) -> None:
         """Reconnect until it works (or we close); then restore presence, subscriptions and events."""
-        delay = 0.0
+        # a random start: modules that lost the server together do not all log in at once (each
+        # login costs the server a SCRAM derivation, and the presences of all of them cross)
+        delay = random.uniform(0.0, RECONNECT_JITTER)
         while not self._closing:
             if delay:
                 await asyncio.sleep(delay)
-            delay = min(max(delay * 2, 0.02), RECONNECT_MAX_DELAY)
+            delay = min(max(delay * 2, 0.02), RECONNECT_MAX_DELAY) * random.uniform(0.8, 1.2)
             try:
                 await self._attempt_session(self.connect_timeout)
             except XmppAuthError as exc:
@@ -305,6 +310,7 @@ class ConnectionMixin(XmppBase):
         for timer in self._leaving.values():
             timer.cancel()
         self._leaving.clear()
+        self._flush_batch()
         if self._deferred_timer is not None:
             self._deferred_timer.cancel()
             self._flush_deferred()
@@ -333,6 +339,7 @@ class ConnectionMixin(XmppBase):
         for task in list(self._tasks):
             task.cancel()
         self._peers.clear()
+        self._caps_waiting.clear()
         self._direct.clear()
         self._direct_targets = {}
         self._state_subs.clear()

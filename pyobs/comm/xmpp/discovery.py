@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import json
 import re
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -105,6 +109,58 @@ class PeerInfo:
         caps = self.capabilities.get("IModule")
         label = caps.get("label") if isinstance(caps, dict) else None
         return label if isinstance(label, str) else ""
+
+
+#: stands for the module's own name in a fingerprint (a label equal to the name)
+_OWN_NAME = "\x00name"
+
+
+def fingerprint(info: PeerInfo, name: str) -> str:
+    """The caps ``ver`` of a pyobs-comm module: a hash of what its disco#info says, with its own
+    name left out (the IModule label, when it is the name).
+
+    Modules that differ only in name get the same ``ver``, so a peer reads the disco#info of one
+    of them and knows all (XEP-0115's cache, keyed by the hash). A receiver computes it again from
+    the reply it got and caches only what matches, so a ``ver`` of another scheme (pyobs-core's,
+    computed by slixmpp over the features alone) is never taken for more than one peer.
+    """
+    caps = _template_caps(info.capabilities, name)
+    data = [
+        sorted(info.interfaces), sorted(info.sends), sorted(info.receives), info.direct, info.compact_calls,
+        json.dumps(caps, sort_keys=True, default=repr),
+    ]  # fmt: skip
+    digest = hashlib.sha1(json.dumps(data, default=repr).encode()).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _template_caps(capabilities: dict[str, Any], name: str) -> dict[str, Any]:
+    module = capabilities.get("IModule")
+    if isinstance(module, dict) and module.get("label") == name:
+        return {**capabilities, "IModule": {**module, "label": _OWN_NAME}}
+    return capabilities
+
+
+def template(info: PeerInfo, name: str) -> PeerInfo:
+    """``info`` of module ``name`` with its own name left out (see :func:`fingerprint`)."""
+    return dataclasses.replace(info, capabilities=_template_caps(info.capabilities, name))
+
+
+def instantiate(tmpl: PeerInfo, name: str) -> PeerInfo:
+    """The info of module ``name`` whose ``ver`` matched ``tmpl`` (fresh containers: never shared)."""
+    caps = dict(tmpl.capabilities)
+    module = caps.get("IModule")
+    if isinstance(module, dict) and module.get("label") == _OWN_NAME:
+        caps["IModule"] = {**module, "label": name}
+    return PeerInfo(
+        interfaces=list(tmpl.interfaces), sends=set(tmpl.sends), receives=set(tmpl.receives), capabilities=caps,
+        direct=tmpl.direct, compact_calls=tmpl.compact_calls,
+    )  # fmt: skip
+
+
+def own_fingerprint(body: str, name: str) -> str:
+    """The ``ver`` of our own disco#info body: parsed as a peer parses it, so both compute the same."""
+    iq = ET.fromstring(f'<iq><query xmlns="{NS}">{body}</query></iq>')
+    return fingerprint(parse_info(iq), name)
 
 
 def parse_info(iq: Element) -> PeerInfo:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 from xml.etree.ElementTree import Element
 
 from pyobs.events.event import Event
 
 from . import discovery, pubsub, rpc
 from .base import (
+    DIRECT_RETRIES,
     PUBSUB_DELAY,
     IqError,
     XmppBase,
@@ -92,12 +94,18 @@ class EventsMixin(XmppBase):
             self._write(f'<iq type="result" to="{to}" id="{iq_id}"/>')
 
     def _rebuild_direct(self) -> None:
+        """The direct targets changed: rebuilt when the next event goes out (a fleet starting
+        changes them once per peer; rebuilding each time would cost O(N²))."""
+        self._direct_targets = None
+
+    def _build_direct(self) -> dict[str, list[str]]:
         targets: dict[str, list[str]] = {}
         for jid, events in self._direct.values():
             prefix = f'<message to="{escape_attr(jid)}'
             for name in events:
                 targets.setdefault(name, []).append(prefix)
         self._direct_targets = targets
+        return targets
 
     def _on_event(self, note: pubsub.Notification) -> None:
         if note.payload.tag != pubsub.Q_EVENT_PAYLOAD:
@@ -146,11 +154,61 @@ class EventsMixin(XmppBase):
                 )  # fmt: skip
                 peer.events = set(wanted)
                 return
-            except (IqError, TimeoutError) as exc:
+            except TimeoutError:
+                # a busy peer (a fleet starting or a server restart): ask again later; meanwhile
+                # its own push (it knows what we handle from our disco#info) usually serves us
+                if peer.retry is None or peer.retry.done():
+                    log.warning(
+                        "%s: %s did not answer the direct-event subscription within %.0f s (timeout); retrying",
+                        self.bare, peer.name, self.timeout,
+                    )  # fmt: skip
+                    peer.retry = self._spawn(self._retry_direct(peer))
+                return
+            except IqError as exc:
                 log.warning("%s: %s refused direct events (%s); using pubsub", self.bare, peer.name, exc)
         new = sorted(wanted - peer.events)
         if not new:
             return
+        results = await asyncio.gather(*(self._subscribe_event(peer, e) for e in new), return_exceptions=True)
+        for res in results:
+            if isinstance(res, BaseException) and not isinstance(res, asyncio.CancelledError):
+                log.warning("%s: event subscription at %s failed: %s", self.bare, peer.name, res)
+
+    async def _retry_direct(self, peer: _PeerState) -> None:
+        """Ask a peer whose direct-event subscription timed out again, a few times with growing,
+        jittered pauses; then pubsub (as for a peer that refuses)."""
+        delay = 0.5
+        for _ in range(DIRECT_RETRIES):
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay *= 2
+            if self._peers.get(peer.name) is not peer or self._closing:
+                return
+            if not self._session or peer.info is None:
+                continue
+            wanted = self._wanted_events(peer)
+            if wanted == peer.events:
+                return
+            events = escape_attr(" ".join(sorted(wanted)))
+            try:
+                await self._iq(
+                    f'<iq type="set" to="{escape_attr(peer.jid)}" id="',
+                    f'"><subscribe xmlns="{discovery.DIRECT_EVENTS}" events="{events}"/></iq>',
+                    peer.jid, self.timeout, "event subscription",
+                )  # fmt: skip
+            except (TimeoutError, XmppConnectionError):
+                continue
+            except IqError as exc:
+                log.warning("%s: %s refused direct events (%s); using pubsub", self.bare, peer.name, exc)
+                break
+            else:
+                peer.events = set(wanted)
+                log.info("%s: direct events from %s after a retry", self.bare, peer.name)
+                return
+        else:
+            log.warning("%s: %s never answered the direct-event subscription; using pubsub", self.bare, peer.name)
+        if self._peers.get(peer.name) is not peer or not self._session:
+            return
+        new = sorted(self._wanted_events(peer) - peer.events)
         results = await asyncio.gather(*(self._subscribe_event(peer, e) for e in new), return_exceptions=True)
         for res in results:
             if isinstance(res, BaseException) and not isinstance(res, asyncio.CancelledError):
@@ -203,12 +261,7 @@ class EventsMixin(XmppBase):
             if peer.info is None:
                 continue
             if peer.info.direct:  # pyobs-comm peers get our events as messages: add them at once
-                wanted = {n for n, v in peer.info.receives if n in sends and _event_version(n) == v}
-                old = self._direct.get(peer.name)
-                have = old[1] if old is not None and old[0] == peer.jid else frozenset()
-                if not wanted <= have:
-                    self._direct[peer.name] = (peer.jid, have | wanted)
-                    changed = True
+                changed = self._push_direct(peer) or changed
                 continue
             for name, version in peer.info.receives:
                 if name in sends and _event_version(name) == version:
@@ -231,6 +284,20 @@ class EventsMixin(XmppBase):
                 log.warning("%s: subscribing %s to %s timed out", self.bare, jids, node)
 
         await asyncio.gather(*(one(n, j) for n, j in per_node.items()))
+
+    def _push_direct(self, peer: _PeerState) -> bool:
+        """Add a pyobs-comm peer to the targets of the events it handles and we send (no stanza:
+        it learns nothing new, we read what it handles from its disco#info); True if changed."""
+        if self._info is None or peer.info is None:
+            return False
+        sends = self._info.sends
+        wanted = {n for n, v in peer.info.receives if n in sends and _event_version(n) == v}
+        old = self._direct.get(peer.name)
+        have = old[1] if old is not None and old[0] == peer.jid else frozenset()
+        if wanted <= have:
+            return False
+        self._direct[peer.name] = (peer.jid, have | wanted)
+        return True
 
     async def _sync_all_event_subscriptions(self) -> None:
         peers = [p for p in self._peers.values() if p.info is not None]
@@ -255,12 +322,27 @@ class EventsMixin(XmppBase):
         """Write one event (raises XmppConnectionError if the connection is gone: nothing written)."""
         iq_id = self._next_id()
         publish = self._pubsub_head + iq_id + pubsub.publish_event_body(node, text)
-        targets = self._direct_targets.get(node.split(":", 4)[3]) if self._direct_targets else None
+        direct = self._direct_targets
+        if direct is None:
+            direct = self._build_direct()
+        targets = direct.get(node.split(":", 4)[3]) if direct else None
         if targets:
             # peers that asked for it get a message each, now; the pubsub node (for everybody
             # else) a moment later, so the server routes the messages before it works on that
-            middle = pubsub.direct_event_head(node) + text + pubsub.DIRECT_EVENT_TAIL
-            self._write("".join([t + middle for t in targets]))
+            if self._batch is None:
+                middle = pubsub.direct_event_head(node) + text + pubsub.DIRECT_EVENT_TAIL
+                self._write("".join([t + middle for t in targets]))
+                assert self._loop is not None
+                self._batch = {}
+                self._loop.call_soon(self._flush_batch)
+            else:
+                # more events in the same loop iteration (an outbox flushed after a reconnect, a
+                # burst): one message per peer carries them all, not one per event and peer
+                if not self._session:
+                    raise XmppConnectionError(f"{self.bare}: not connected to the XMPP server")
+                items = pubsub.direct_event_items(node, text)
+                for t in targets:
+                    self._batch.setdefault(t, []).append(items)
             self._deferred.append(publish)
             if self._deferred_timer is None:
                 assert self._loop is not None
@@ -278,6 +360,14 @@ class EventsMixin(XmppBase):
             if pending is not None:
                 pending.future.cancel()
             log.warning("%s: the server did not confirm a publish to %s; not tracked any more", self.bare, old_node)
+
+    def _flush_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch:
+            head = pubsub.DIRECT_BATCH_HEAD
+            data = "".join([t + head + "".join(items) + pubsub.DIRECT_BATCH_TAIL for t, items in batch.items()])
+            with contextlib.suppress(XmppConnectionError):  # the pubsub copies are tracked: sent again
+                self._write(data)
 
     def _flush_deferred(self) -> None:
         self._deferred_timer = None

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import time
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -15,6 +13,7 @@ from pyobs.interfaces.types import ModuleCapabilities
 from ..transport import Announcement
 from . import discovery, pubsub, rpc
 from .base import (
+    CAPS_CACHE_SIZE,
     CAPS_NS,
     DISCOVERY_WAIT,
     MAX_ROSTER_PROBES,
@@ -71,8 +70,8 @@ class PresenceMixin(XmppBase):
             self._disco_body = discovery.info_body(info, caps)
         except EncodeError as exc:
             raise ValueError(f"{self.name}: cannot announce capabilities: {exc}") from None
-        digest = hashlib.sha1(self._disco_body.encode()).digest()
-        self._caps_ver = base64.b64encode(digest).decode()
+        # peers that know a module like us (same ver) need not ask us: see discovery.fingerprint
+        self._caps_ver = discovery.own_fingerprint(self._disco_body, self.name)
 
     async def set_module_state(self, state: str, message: str = "") -> None:
         """The module's lifecycle state, shown in presence (spec §3.2): ``ready`` available,
@@ -323,7 +322,8 @@ class PresenceMixin(XmppBase):
             leaving.cancel()
             peer = self._peers.get(name)
             if peer is not None:
-                peer.caps = "\x00"  # read its disco#info again
+                peer.caps = "\x00"  # discover it again (a new session: subscribe again too)
+                peer.events.clear()
         self._peer_seen.set()
         self._suspects.pop(name, None)
         if name in self._expected:
@@ -337,16 +337,80 @@ class PresenceMixin(XmppBase):
             return  # a presence update (show/status) only
         if peer is None:
             peer = self._peers[name] = _PeerState(name, jid, caps)
-        else:  # back after our reconnect, or it changed what it offers: read its disco#info again
+        else:  # back after our reconnect, or it changed what it offers
+            unchanged = peer.caps == caps and peer.jid == jid and peer.info is not None and caps is not None
             peer.caps = caps
             peer.jid = jid
             if peer.task is not None and not peer.task.done():
                 peer.task.cancel()
-            peer.discovered = asyncio.Event()
             if peer.stale:
                 peer.stale = False
-                peer.events.clear()  # subscribe again (idempotent on the server)
+                if peer.info is None or not peer.info.direct:
+                    peer.events.clear()  # pubsub: subscribe again (idempotent on the server)
+                # a pyobs-comm peer keeps our direct subscription, and restores it from our
+                # presence itself if it restarted (see _push_subscriptions)
+            if unchanged and caps in self._caps_cache:
+                # back after our reconnect with the same verified ver: nothing to ask it
+                self._restored(peer)
+                return
+            peer.discovered = asyncio.Event()
+        if self._known_at_once(peer):
+            return
+        if caps is not None and caps in self._caps_queries and caps not in self._caps_unverified:
+            # a module like this one is being asked right now (a burst of presences at a fleet's
+            # start): this one waits for that answer, in a list rather than a task of its own
+            peer.task = None
+            self._caps_waiting.setdefault(caps, []).append(peer)
+            return
         peer.task = self._spawn(self._discover(peer, peer.discovered))
+
+    def _release_waiting(self, ver: str) -> None:
+        """The query for ``ver`` ended: the peers that waited for it are known now (or asked)."""
+        for peer in self._caps_waiting.pop(ver, ()):
+            if self._peers.get(peer.name) is not peer or peer.caps != ver or peer.discovered.is_set():
+                continue
+            if not self._known_at_once(peer):
+                peer.task = self._spawn(self._discover(peer, peer.discovered))
+
+    def _known_at_once(self, peer: _PeerState) -> bool:
+        """A peer like one we know (its verified caps ver is cached) that we need not ask anything:
+        reported right away, without a task (a fleet of N starting does this N² times)."""
+        tmpl = self._caps_cache.get(peer.caps) if peer.caps is not None else None
+        if tmpl is None or not tmpl.direct or self._handler is None:
+            return False
+        info = discovery.instantiate(tmpl, peer.name)
+        peer.info = info
+        if self._wanted_events(peer) != peer.events:
+            return False  # a direct-event subscription to make first: _discover does it
+        self._caps_cache.move_to_end(peer.caps)  # type: ignore[arg-type]
+        if self._session and self._push_direct(peer):
+            self._rebuild_direct()
+        peer.task = None
+        peer.reported = True
+        peer.discovered.set()
+        self._handler.peer_online(peer.name, list(info.interfaces), {n for n, _ in info.sends}, info.label)
+        if peer.module_state != ("ready", ""):
+            self._handler.peer_module_state(peer.name, *peer.module_state)
+        return True
+
+    def _restored(self, peer: _PeerState) -> None:
+        """A peer back after our reconnect, unchanged: only what the server lost is redone."""
+        old, peer.discovered = peer.discovered, asyncio.Event()
+        old.set()
+        if peer.info is not None and peer.info.direct and self._wanted_events(peer) == peer.events:
+            # a pyobs-comm peer: nothing was lost with the server (no task: N of them come back)
+            if self._session and self._push_direct(peer):
+                self._rebuild_direct()
+            peer.task = None
+            peer.discovered.set()
+            return
+        peer.task = self._spawn(self._resync(peer, peer.discovered))
+
+    async def _resync(self, peer: _PeerState, done: asyncio.Event) -> None:
+        try:
+            await asyncio.gather(self._sync_event_subscriptions(peer), self._push_subscriptions([peer]))
+        finally:
+            done.set()
 
     def _peer_gone(self, name: str) -> None:
         peer = self._peers.pop(name, None)
@@ -438,10 +502,59 @@ class PresenceMixin(XmppBase):
             done.set()
 
     async def _query_info(self, peer: _PeerState) -> discovery.PeerInfo | None:
+        """The peer's disco#info: from the cache when its caps ver is known (verified), from a
+        query of another peer with the same ver under way, else by asking it (at most
+        DISCO_IN_FLIGHT queries at once)."""
+        ver = peer.caps
+        if ver is None or ver == "\x00":
+            return await self._ask_info(peer)
+        cached = self._caps_cache.get(ver)
+        if cached is not None:
+            self._caps_cache.move_to_end(ver)
+            return discovery.instantiate(cached, peer.name)
+        running = self._caps_queries.get(ver)
+        if ver in self._caps_unverified:
+            return await self._ask_info(peer)  # another scheme (pyobs-core): each one is asked
+        if running is not None:  # a module like this one is being asked: its answer does for both
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                tmpl = await asyncio.wait_for(asyncio.shield(running), self.timeout)
+                if tmpl is not None:
+                    return discovery.instantiate(tmpl, peer.name)
+            return await self._ask_info(peer)  # not verified (another scheme, or it failed)
+        assert self._loop is not None
+        fut: asyncio.Future[discovery.PeerInfo | None] = self._loop.create_future()
+        self._caps_queries[ver] = fut
+        try:
+            info = await self._ask_info(peer)
+            tmpl = None
+            if info is not None and discovery.fingerprint(info, peer.name) == ver:
+                tmpl = discovery.template(info, peer.name)
+                self._caps_cache[ver] = tmpl
+                while len(self._caps_cache) > CAPS_CACHE_SIZE:
+                    self._caps_cache.popitem(last=False)
+            elif info is not None:
+                self._caps_unverified[ver] = None
+                while len(self._caps_unverified) > CAPS_CACHE_SIZE:
+                    self._caps_unverified.popitem(last=False)
+            if not fut.done():
+                fut.set_result(tmpl)
+            return info
+        finally:
+            if not fut.done():
+                fut.set_result(None)
+            if self._caps_queries.get(ver) is fut:
+                del self._caps_queries[ver]
+            if self._loop is not None:  # after this peer's own report
+                self._loop.call_soon(self._release_waiting, ver)
+
+    async def _ask_info(self, peer: _PeerState) -> discovery.PeerInfo | None:
         delay = 0.1
         for attempt in range(5):
             try:
-                reply = await self._disco_iq(peer.jid)
+                async with self._disco_slots:
+                    if self._peers.get(peer.name) is not peer:
+                        return None  # gone while it waited for its turn
+                    reply = await self._disco_iq(peer.jid)
                 return discovery.parse_info(reply)
             except IqError as exc:
                 log.info("%s: %s answered disco#info with %s", self.bare, peer.name, exc.condition)

@@ -71,6 +71,16 @@ def direct_event_head(node: str) -> str:
 
 
 DIRECT_EVENT_TAIL = "</event></item></items></event></message>"
+#: several events in one direct message: ``<items>`` of each (see :func:`direct_event_items`)
+DIRECT_BATCH_HEAD = f'" type="headline"><event xmlns="{NS_EVENT}">'
+DIRECT_BATCH_TAIL = "</event></message>"
+
+
+def direct_event_items(node: str, text: str) -> str:
+    """One event of a direct message that carries several (receivers read every ``<items>``)."""
+    return (
+        f'<items node="{escape_attr(node)}"><item><event xmlns="{EVENT_PAYLOAD_NS}">{text}</event></item></items>'
+    )
 
 
 def publish_state_body(node: str, interface: str, version: int, state: Any) -> str:
