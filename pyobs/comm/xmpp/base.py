@@ -53,6 +53,9 @@ MAX_ROSTER_PROBES = 1000
 RECENTLY_GONE = 2.0
 #: an unavailable presence counts after this long (unless our own connection ends meanwhile)
 OFFLINE_DEBOUNCE = 0.05
+#: largest batch of direct events in one message (bytes): below every server's stanza limit
+#: (docs/xmpp.md's ejabberd: 16 KB; ejabberd 23.01 closes the stream of a larger stanza)
+DIRECT_BATCH_BYTES = 8192
 #: delay of the pubsub copy of an event that went to peers directly (s)
 PUBSUB_DELAY = 0.002
 #: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
@@ -346,6 +349,8 @@ class XmppBase(Transport):
         self._deferred_timer: asyncio.TimerHandle | None = None
         #: direct events sent in this loop iteration after the first: per target, their <items>
         self._batch: dict[str, list[str]] | None = None
+        #: bytes of events batched per peer (a batch is written when it reaches DIRECT_BATCH_BYTES)
+        self._batch_bytes: dict[str, int] = {}
         #: event name → '<message to="JID' prefixes of those peers
         self._direct_targets: dict[str, list[str]] | None = {}  # None: to be rebuilt
 

@@ -16,6 +16,7 @@ from pyobs.events.event import Event
 
 from . import discovery, pubsub, rpc
 from .base import (
+    DIRECT_BATCH_BYTES,
     DIRECT_RETRIES,
     PUBSUB_DELAY,
     IqError,
@@ -341,8 +342,19 @@ class EventsMixin(XmppBase):
                 if not self._session:
                     raise XmppConnectionError(f"{self.bare}: not connected to the XMPP server")
                 items = pubsub.direct_event_items(node, text)
+                limit = DIRECT_BATCH_BYTES
+                if self.max_stanza_size:
+                    limit = min(limit, self.max_stanza_size // 2)
                 for t in targets:
-                    self._batch.setdefault(t, []).append(items)
+                    batch = self._batch.setdefault(t, [])
+                    batch.append(items)
+                    size = self._batch_bytes.get(t, 0) + len(items)
+                    if size >= limit:
+                        # bounded messages: servers limit stanza sizes (docs/xmpp.md's ejabberd: 16 KB)
+                        self._write(t + pubsub.DIRECT_BATCH_HEAD + "".join(batch) + pubsub.DIRECT_BATCH_TAIL)
+                        del self._batch[t]
+                        size = 0
+                    self._batch_bytes[t] = size
             self._deferred.append(publish)
             if self._deferred_timer is None:
                 assert self._loop is not None
@@ -363,6 +375,7 @@ class EventsMixin(XmppBase):
 
     def _flush_batch(self) -> None:
         batch, self._batch = self._batch, None
+        self._batch_bytes = {}
         if batch:
             head = pubsub.DIRECT_BATCH_HEAD
             data = "".join([t + head + "".join(items) + pubsub.DIRECT_BATCH_TAIL for t, items in batch.items()])

@@ -11,7 +11,7 @@ from xml.etree.ElementTree import Element
 from pyobs.interfaces.types import ModuleCapabilities
 
 from ..transport import Announcement
-from . import discovery, pubsub, rpc
+from . import discovery, pubsub
 from .base import (
     CAPS_CACHE_SIZE,
     CAPS_NS,
@@ -31,9 +31,6 @@ from .base import (
     log,
 )
 from .values import INVALID_XML, EncodeError, escape, escape_attr
-
-#: caps of a peer found by the roster question before its presence arrived
-PROBED = "\x01probed"
 
 
 class PresenceMixin(XmppBase):
@@ -112,21 +109,20 @@ class PresenceMixin(XmppBase):
         except BaseException:
             probe.cancel()
             raise
-        probed = await probe
-        await self._adopt_probed(probed)
-        online = list(probed)
+        online = await probe
         self._send_presence()
         self._online = True
         if self._expected:
             await self._wait_for_returning_peers()
         await self._wait_for_peers(online)
 
-    async def _probe_roster(self) -> dict[str, tuple[str, discovery.PeerInfo | None]]:
-        """The roster contacts online at our resource, asked directly (a disco#info each, answered by
-        the module if it is online, by the server with an error if not). Servers deliver the
-        presence of the contacts online in no particular order relative to anything else
-        (ejabberd: 2 to 24 ms after answering our next IQ), so open() cannot tell from presence alone
-        when it knows everyone. Bounded by DISCOVERY_WAIT and MAX_ROSTER_PROBES."""
+    async def _probe_roster(self) -> list[str]:
+        """The roster contacts online at our resource, asked directly: a ping each (a few bytes),
+        answered by the module if its session is up, by the server with an error if not. Servers
+        deliver the presence of the contacts online in no particular order relative to anything
+        else (ejabberd: 2 to 24 ms after answering our next IQ), so open() cannot tell from presence
+        alone when it knows everyone; it waits for the presence of those that answered. Bounded by
+        DISCOVERY_WAIT and MAX_ROSTER_PROBES."""
         wait = min(self.timeout, DISCOVERY_WAIT)
         try:
             reply = await self._iq(
@@ -134,9 +130,9 @@ class PresenceMixin(XmppBase):
             )
         except (IqError, TimeoutError) as exc:
             log.warning("%s: cannot read the roster (%s); peers are found by their presence only", self.bare, exc)
-            return {}
+            return []
         except XmppConnectionError:
-            return {}  # the connection is gone: going online fails right after this
+            return []  # the connection is gone: going online fails right after this
         names = []
         for item in reply.iter("{jabber:iq:roster}item"):
             local, _, domain = item.get("jid", "").partition("@")
@@ -147,50 +143,25 @@ class PresenceMixin(XmppBase):
                         MAX_ROSTER_PROBES)  # fmt: skip
             names = names[:MAX_ROSTER_PROBES]
 
-        async def online(name: str) -> tuple[str, discovery.PeerInfo | None] | None:
-            jid = f"{name}@{self.domain}/{self.resource}"
+        async def online(name: str) -> bool:
             known = self._peers.get(name)
             if known is not None and not known.stale:
-                return jid, None  # its presence is here already
+                return True  # its presence is here already
+            jid = f"{name}@{self.domain}/{self.resource}"
             try:
-                reply = await self._iq(
-                    f'<iq type="get" to="{escape_attr(jid)}" id="', f'"><query xmlns="{discovery.NS}"/></iq>',
-                    jid, wait, "disco#info",
+                await self._iq(
+                    f'<iq type="get" to="{escape_attr(jid)}" id="', '"><ping xmlns="urn:xmpp:ping"/></iq>',
+                    jid, wait, "ping",
                 )  # fmt: skip
-            except (IqError, TimeoutError, XmppConnectionError):
-                return None
-            return jid, discovery.parse_info(reply)
+            except IqError as exc:
+                # a client without XEP-0199 (it is there); the server answers service-unavailable
+                return exc.condition == "feature-not-implemented"
+            except (TimeoutError, XmppConnectionError):
+                return False
+            return True
 
         answers = await asyncio.gather(*(online(n) for n in names))
-        return {n: a for n, a in zip(names, answers, strict=True) if a is not None}
-
-    async def _adopt_probed(self, probed: dict[str, tuple[str, discovery.PeerInfo | None]]) -> None:
-        """Before our presence: take the peers the roster question found, with the disco#info they
-        answered (subscriptions made, reported to the core), so that we are complete the moment
-        peers see us. Their presence, arriving later, then changes nothing."""
-        found = []
-        for name, (jid, info) in probed.items():
-            if info is None:
-                continue  # known from its presence already
-            peer = self._peers.get(name)
-            if peer is None:
-                peer = self._peers[name] = _PeerState(name, jid, PROBED)
-            elif peer.stale:  # back after our reconnect
-                if peer.task is not None and not peer.task.done():
-                    peer.task.cancel()
-                peer.stale, peer.caps, peer.jid = False, PROBED, jid
-                peer.events.clear()
-                peer.discovered = asyncio.Event()
-            else:
-                continue
-            if name in self._expected:
-                self._expected.discard(name)
-                self._peer_returned.set()
-            peer.task = self._spawn(self._discover(peer, peer.discovered, info))
-            found.append(peer.discovered.wait())
-        if found:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*found), min(self.timeout, DISCOVERY_WAIT))
+        return [n for n, up in zip(names, answers, strict=True) if up]
 
     async def _wait_for_peers(self, online: list[str]) -> None:
         """Until the peers known to be online are discovered (their presence may still be on its way)."""
@@ -268,11 +239,6 @@ class PresenceMixin(XmppBase):
         to = escape_attr(xml.get("from", ""))
         iq_id = escape_attr(xml.get("id", ""))
         with contextlib.suppress(XmppConnectionError):
-            if not self._online:
-                # not announced yet (our presence comes when we are complete): as if not there, so
-                # a peer asking its roster who is online does not take us for ready too early
-                self._write(rpc.iq_error(to, iq_id, "service-unavailable", "cancel", 503, "not online yet"))
-                return
             self._write(discovery.info_result(to, iq_id, self._disco_body, query.get("node")))
 
     def _on_presence(self, xml: Element) -> bool:
@@ -330,9 +296,6 @@ class PresenceMixin(XmppBase):
             self._expected.discard(name)
             self._peer_returned.set()
         peer = self._peers.get(name)
-        if peer is not None and not peer.stale and peer.caps == PROBED and peer.jid == jid:
-            peer.caps = caps  # discovered through the roster question just before
-            return
         if peer is not None and not peer.stale and peer.caps == caps and peer.jid == jid:
             return  # a presence update (show/status) only
         if peer is None:
@@ -480,11 +443,11 @@ class PresenceMixin(XmppBase):
             log.info("%s: %s answers again", self.bare, name)
             self._peer_available(name, jid, None)
 
-    async def _discover(self, peer: _PeerState, done: asyncio.Event, known: discovery.PeerInfo | None = None) -> None:
-        """Read a peer's disco#info (unless ``known``), subscribe to its events, report it; ``done``
-        is set at the end (this discovery's own event: a newer discovery of the same peer has its own)."""
+    async def _discover(self, peer: _PeerState, done: asyncio.Event) -> None:
+        """Read a peer's disco#info, subscribe to its events, report it; ``done`` is set at the end
+        (this discovery's own event: a newer discovery of the same peer has its own)."""
         try:
-            info = known if known is not None else await self._query_info(peer)
+            info = await self._query_info(peer)
             if info is None and self._peers.get(peer.name) is peer:
                 peer.caps = "\x00"  # matches no presence: its next one tries again
             if info is None or self._peers.get(peer.name) is not peer:
