@@ -421,6 +421,8 @@ class PresenceMixin(XmppBase):
                 await self._liveness_iq(peer.jid, ping)  # a second chance for a busy peer
             return
         except IqError as exc:
+            if exc.condition == "feature-not-implemented":
+                return  # a client without XEP-0199 answered: it is there
             why = f"the server answered {exc.condition}"
         except TimeoutError:
             why = f"no answer twice within {PEER_CHECK_TIMEOUT} s"
