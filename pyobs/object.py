@@ -75,7 +75,7 @@ def get_object(config: Any, object_class: type[T] | None = None, key: str = "", 
         return cls(**args, **kwargs)  # type: ignore[no-any-return]
     except ConfigError as exc:  # raised by the constructor: its keys are relative to this object
         raise ConfigError(f"{key}.{exc.key}" if key and exc.key else key or exc.key, exc.problem) from None
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # a constructor refusing a value: one line, no traceback
         raise ConfigError(key or str(config["class"]), f"{config['class']}: {exc}") from None
 
 
@@ -115,17 +115,17 @@ def _check_arguments(cls: type, args: dict[str, Any], key: str) -> dict[str, Any
     except (TypeError, ValueError):
         return args
     params = sig.parameters
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    hints = _init_hints(cls)
+    # the options of the base classes too: a constructor passing **kwargs on takes theirs
+    known_hints, accepts_any = _all_parameters(cls)
     out = dict(args)
     for name, value in args.items():
         path = f"{key}.{name}" if key else name
-        if name not in params:
+        if name not in params and name not in known_hints:
             if not accepts_any:
-                known = ", ".join(p for p in params if params[p].kind is not inspect.Parameter.VAR_KEYWORD)
+                known = ", ".join(sorted(known_hints))
                 raise ConfigError(path, f"unexpected argument for {cls.__name__} (known: {known})")
             continue
-        ann = hints.get(name)
+        ann = known_hints.get(name)
         if ann is not None:
             try:
                 out[name] = cast(value, ann)
@@ -142,14 +142,30 @@ def _check_arguments(cls: type, args: dict[str, Any], key: str) -> dict[str, Any
     return out
 
 
-def _init_hints(cls: type) -> dict[str, Any]:
+def _all_parameters(cls: type) -> tuple[dict[str, Any], bool]:
+    """Keyword parameters of ``cls``'s constructor and, following ``**kwargs``, of its bases'
+    constructors: name → annotation (None if unknown); and whether unknown names are accepted."""
+    hints_of: dict[str, Any] = {}
     for klass in cls.__mro__:
-        if "__init__" in klass.__dict__:
-            try:
-                return typing.get_type_hints(klass.__dict__["__init__"])
-            except Exception:
-                return {}
-    return {}
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        if klass is object:
+            return hints_of, False
+        try:
+            params = list(inspect.signature(init).parameters.values())[1:]  # without self
+            hints = typing.get_type_hints(init)
+        except Exception:
+            return hints_of, True
+        passes_on = False
+        for p in params:
+            if p.kind is inspect.Parameter.VAR_KEYWORD:
+                passes_on = True
+            elif p.kind is not inspect.Parameter.VAR_POSITIONAL:
+                hints_of.setdefault(p.name, hints.get(p.name))
+        if not passes_on:  # (Object passes what it does not take on to mixins later in the MRO)
+            return hints_of, False
+    return hints_of, True
 
 
 def _outermost(kind: str, func: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Generator, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from pyobs.utils.casting import CastError, cast
 from pyobs.utils.enums import ModuleState
 from pyobs.utils.exceptions import (
     ForbiddenError,
+    ModuleBusyError,
     ModuleError,
     ModuleStartingError,
     RemoteError,
@@ -32,8 +34,22 @@ from pyobs.utils.exceptions import (
 )
 from pyobs.utils.expression import evaluate_expression
 from pyobs.utils.owner import Publishers, context_of, current_owner
+from pyobs.utils.ratelimit import RateLimitedLog
 
 from .acl import Acl
+from .calls import (
+    CURRENT_CALL,
+    MAX_CANCEL_WAIT,
+    Call,
+    CallCancelledError,
+    CancelOutcome,
+    NamedCall,
+    ProgressSink,
+    Serving,
+    report_progress,
+    task_awaiting,
+)
+from .calls import _Continue as _Resume
 from .outbox import CAPACITY, Outbox
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
 from .transport import Announce, Announcement, NotConnected, Transport
@@ -77,14 +93,30 @@ class _Call:
     without suspending (an in-process call) costs no timer at all.
     """
 
-    __slots__ = ("deadline", "gone", "until")
+    __slots__ = ("deadline", "gone", "limit", "limited", "until", "who")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: float, who: str, limited: RateLimitedLog) -> None:
         self.deadline: asyncio.Timeout | None = None
         self.until: float | None = None
         self.gone = False
+        self.limit = limit
+        self.who = who
+        self.limited = limited
 
     def extend(self, seconds: float) -> None:
+        # a peer must not hold us longer than max_call_timeout, nor forever
+        if not (isinstance(seconds, int | float) and math.isfinite(seconds)) or seconds < 0:
+            self.limited.warning(
+                "bad-extend",
+                "ignored a call duration of %r announced by %s (not a finite number >= 0)", seconds, self.who,
+            )  # fmt: skip
+            return
+        if seconds > self.limit:
+            self.limited.warning(
+                "long-extend", "%s announced a call duration of %.0f s; waiting at most max_call_timeout=%.0f s",
+                self.who, seconds, self.limit,
+            )  # fmt: skip
+            seconds = self.limit
         # the callee's estimate plus a margin for the answer to travel back
         until = asyncio.get_running_loop().time() + seconds + max(1.0, 0.1 * seconds)
         if self.deadline is None:
@@ -98,41 +130,13 @@ class _Call:
             self.deadline.reschedule(asyncio.get_running_loop().time())
 
 
-class _Resume:
-    """Awaitable that continues a coroutine which already yielded ``first`` (like ``yield from``)."""
-
-    __slots__ = ("coro", "first")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
-        self.coro = coro
-        self.first = first
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, pending = self.coro, self.first
-        while True:
-            try:
-                sent = yield pending
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    pending = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-
-
 @dataclass
 class _LocalMethod:
     spec: MethodSpec
     func: Callable[..., Awaitable[Any]]
     takes_kwargs: bool
     timeout: Any  # None, seconds, a method name or a callable (see pyobs.modules.timeout)
+    cancellable: bool = True  # False: marked @not_cancellable
 
 
 class Comm:
@@ -141,17 +145,61 @@ class Comm:
     Args:
         transport: the backend that moves bytes (subclasses such as LocalComm create it).
         timeout: default deadline of a remote call in seconds (a ``@timeout`` method extends it).
+        max_call_timeout: the longest a callee may extend a call's deadline to (seconds from its
+            announcement); longer announcements are cut to this, non-finite ones ignored.
+        max_calls: incoming calls served at once; more get a :class:`ModuleBusyError` at once.
+        max_handler_tasks: events one handler works on at once; further events wait in its queue.
+        handler_queue_size: events waiting per handler; when full, the oldest waiting is dropped
+            (counted in :attr:`dropped_events`, with a rate-limited warning).
         event_queue_size: how many outgoing events may wait while they cannot be sent (see
             :mod:`pyobs.comm.outbox`); beyond that the oldest are dropped with a warning.
     """
 
-    def __init__(self, transport: Transport, *, timeout: float = 10.0, event_queue_size: int = CAPACITY) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
+    #: a caller whose call is cancelled waits at most this long (s) for the callee to confirm
+    cancel_grace: float = 2.0
+    #: progress notices of one served call leave at most once per this many seconds
+    progress_interval: float = 0.1
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        timeout: float = 10.0,
+        max_call_timeout: float = 3600.0,
+        max_calls: int = 1000,
+        max_handler_tasks: int = 64,
+        handler_queue_size: int = 1024,
+        event_queue_size: int = CAPACITY,
+    ) -> None:
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if not math.isfinite(max_call_timeout) or max_call_timeout <= 0:
+            raise ValueError(f"max_call_timeout must be a positive number of seconds, not {max_call_timeout!r}")
+        for key, value in (
+            ("max_calls", max_calls),
+            ("max_handler_tasks", max_handler_tasks),
+            ("handler_queue_size", handler_queue_size),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a whole number >= 1, not {value!r}")
         self._transport = transport
         #: where outgoing events wait until they can be sent; its counters say what was sent
         self.outbox = Outbox(transport.name, transport.publish_event, event_queue_size)
         self.timeout = float(timeout)
+        self.max_call_timeout = float(max_call_timeout)
+        self.max_calls = max_calls
+        self.max_handler_tasks = max_handler_tasks
+        self.handler_queue_size = handler_queue_size
+        #: incoming calls being served now
+        self.serving = 0
+        #: incoming calls refused because max_calls were being served
+        self.busy_refusals = 0
+        #: events dropped because a handler's queue was full
+        self.dropped_events = 0
+        #: lines a peer can trigger per call or event go through this (one per kind every 10 s, with counts)
+        self._limited = RateLimitedLog(log)
+        self._handler_running: dict[EventHandler, int] = {}
+        self._handler_waiting: dict[EventHandler, deque[tuple[Event, str]]] = {}
         self._module: Any = None
         self._peers: dict[str, Peer] = {}
         self._proxies: dict[str, Proxy] = {}
@@ -170,6 +218,8 @@ class Comm:
         self._caps_changed: dict[tuple[str, str], asyncio.Event] = {}
         self._presence_handlers: dict[str, list[PresenceCallback]] = {}
         self._inflight: dict[str, set[_Call]] = {}
+        #: calls we serve, by the transport's call id (which includes the sender): what a cancel finds
+        self._serving: dict[Hashable, Serving] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
         #: event handlers run as the module's code (see pyobs.utils.owner)
@@ -221,7 +271,8 @@ class Comm:
             except (TypeError, ValueError):
                 takes_kwargs = False
             tmo = getattr(func, "__pyobs_timeout__", None)
-            self._methods[name] = _LocalMethod(spec, func, takes_kwargs, tmo)
+            cancellable = getattr(func, "__pyobs_cancellable__", True) is not False
+            self._methods[name] = _LocalMethod(spec, func, takes_kwargs, tmo, cancellable)
 
     async def open(self) -> None:
         """Connect. A comm without a module is announced at once; a module's comm is announced
@@ -278,8 +329,12 @@ class Comm:
         for calls in self._inflight.values():
             for c in list(calls):
                 c.abort()
+        self._handler_waiting.clear()
         for task in [*self._tasks, *self._handler_tasks]:
             task.cancel()
+        for serving in list(self._serving.values()):  # calls we serve end too (those that may)
+            if serving.task is not None and serving.cancellable:
+                serving.task.cancel()
         self._peers.clear()
         self._proxies.clear()
         self._state_cache.clear()
@@ -492,26 +547,38 @@ class Comm:
     # ------------------------------------------------------------------ calls (caller side)
 
     async def execute(self, module: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call ``method`` on ``module`` by name."""
+        """Call ``method`` on ``module`` by name (a coroutine, as in pyobs-core; proxy methods
+        return the :class:`Call` handle with progress)."""
+        return await NamedCall(self, module, method, args, kwargs)
+
+    async def _execute(
+        self, module: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], handle: Call
+    ) -> Any:
         peer = await self._peer(module)
         spec = methods_of(peer.interfaces).get(method)
         if spec is None:
             raise AttributeError(f"module '{module}' has no method '{method}'")
-        return await self._call(peer, spec, args, kwargs)
+        return await self._call(peer, spec, args, kwargs, handle)
 
-    async def _call(self, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def _call(
+        self, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any], handle: Call
+    ) -> Any:
         bound = spec.bind(args, kwargs)
         name = peer.name
         if self._peers.get(name) is not peer:
             raise RemoteError(f"cannot call {name}.{spec.name}(): module '{name}' is offline")
-        call = _Call()
-        coro = self._transport.call(name, spec, bound, call.extend)
+        call = _Call(self.max_call_timeout, name, self._limited)
+        coro = self._transport.call(name, spec, bound, call.extend, handle)
         try:
             first = coro.send(None)
         except StopIteration as stop:  # completed without waiting: no deadline needed
             result = stop.value
         else:
-            result = await self._wait(peer, spec, call, _Resume(coro, first))
+            result = await self._wait(peer, spec, call, _Resume(coro, first), handle)
+        finally:
+            handle._ended = True  # late progress notices are dropped
+            if handle._followers is not None:
+                handle.ended()
         if self._transport.typed_values:
             return result  # cast by the callee against this very MethodSpec
         try:
@@ -519,8 +586,9 @@ class Comm:
         except CastError as exc:
             raise RemoteError(f"{name}.{spec.name}() returned an unexpected value: {exc}") from None
 
-    async def _wait(self, peer: Peer, spec: MethodSpec, call: _Call, pending: _Resume) -> Any:
-        """Wait for a call that had to suspend, under its deadline."""
+    async def _wait(self, peer: Peer, spec: MethodSpec, call: _Call, pending: _Resume, handle: Call) -> Any:
+        """Wait for a call that had to suspend, under its deadline; if the deadline passes or the
+        waiting task is cancelled, cancel it at the callee too."""
         name = peer.name
         inflight = self._inflight.get(name)
         if inflight is None:
@@ -537,9 +605,52 @@ class Comm:
                 raise  # a TimeoutError raised by the remote method itself
             if call.gone:
                 raise RemoteError(f"call {name}.{spec.name}() failed: module '{name}' went offline") from None
-            raise RemoteTimeoutError(f"call {name}.{spec.name}() timed out (deadline passed)") from None
+            note = await self._cancel_remote(name, spec, handle)
+            raise RemoteTimeoutError(f"call {name}.{spec.name}() timed out (deadline passed){note}") from None
+        except asyncio.CancelledError:
+            if call.gone:
+                raise
+            note = await self._cancel_remote(name, spec, handle)
+            if note:
+                raise asyncio.CancelledError(f"call {name}.{spec.name}() cancelled{note}") from None
+            raise
         finally:
             inflight.discard(call)
+
+    async def _cancel_remote(self, name: str, spec: MethodSpec, handle: Call) -> str:
+        """Cancel our call at the callee; wait (at most ``cancel_grace``) until its method ended.
+
+        Returns a note for the caller's exception when the call goes on there ("" if it ended).
+        """
+        wire_id = handle.wire_id
+        if wire_id is None:
+            handle.cancel_outcome = CancelOutcome.NOT_SENT
+            return ""
+        grace = self.cancel_grace
+        what = f"{name}.{spec.name}()"
+        try:
+            async with asyncio.timeout(grace):
+                # ask the callee to answer a little before we stop waiting, so its answer arrives
+                outcome = CancelOutcome(await self._transport.cancel(name, wire_id, 0.8 * grace))
+        except TimeoutError:
+            outcome = CancelOutcome.UNCONFIRMED
+        except Exception as exc:  # a failed cancel must not change what the caller sees
+            log.warning("%s: cancelling %s failed: %s", self.name, what, exc)
+            outcome = CancelOutcome.UNCONFIRMED
+        handle.cancel_outcome = outcome
+        if outcome is CancelOutcome.CANCELLED or outcome is CancelOutcome.UNKNOWN:
+            log.debug("%s: %s cancelled (%s)", self.name, what, outcome)
+            return ""
+        if outcome is CancelOutcome.NOT_CANCELLABLE:
+            note = f"; {name} does not allow cancelling {spec.name}(): it goes on there"
+        elif outcome is CancelOutcome.UNSUPPORTED:
+            note = f"; {name} cannot be cancelled (not a pyobs-comm module): the call goes on there"
+        elif outcome is CancelOutcome.RUNNING:
+            note = f"; {name} was told to cancel it, but it had not ended after {0.8 * grace:g} s"
+        else:
+            note = f"; {name} did not confirm the cancel within {grace:g} s"
+        log.warning("%s: %s cancelled here%s", self.name, what, note)
+        return note
 
     # ------------------------------------------------------------------ calls (callee side)
 
@@ -562,11 +673,43 @@ class Comm:
         return m.spec if m is not None else None
 
     async def handle_call(
-        self, sender: str, method: str, args: list[Any], announce: Announce, cast: bool = True
+        self,
+        sender: str,
+        method: str,
+        args: list[Any],
+        announce: Announce,
+        cast: bool = True,
+        call_id: Hashable | None = None,
+        progress: ProgressSink | None = None,
     ) -> Any:
         m = self._methods.get(method)
         if m is None:
             raise UnknownMethodError(f"module '{self.name}' has no method '{method}'")
+        if self.serving >= self.max_calls:
+            self.busy_refusals += 1
+            self._limited.warning(
+                "busy", "%s: refused calls: %d calls are being served (max_calls)", self.name, self.max_calls
+            )
+            raise ModuleBusyError(
+                f"module '{self.name}' is busy: it serves {self.max_calls} calls already (max_calls); try later"
+            )
+        self.serving += 1
+        try:
+            return await self._serve(m, sender, args, announce, cast, call_id, progress)
+        finally:
+            self.serving -= 1
+
+    async def _serve(
+        self,
+        m: _LocalMethod,
+        sender: str,
+        args: list[Any],
+        announce: Announce,
+        cast: bool,
+        call_id: Hashable | None,
+        progress: ProgressSink | None,
+    ) -> Any:
+        method = m.spec.name
         if method not in _ALWAYS_ALLOWED:
             if not self._announced:
                 raise ModuleStartingError(f"module '{self.name}' is still starting")
@@ -578,11 +721,12 @@ class Comm:
         # caller may still ask what it is permitted to call
         if acl is not None and method != "get_permitted_methods" and acl.denies(sender, method):
             if acl.enforcing:
-                log.warning("%s: denied caller '%s' calling %s() (acl)", self.name, sender, method)
+                self._limited.warning("acl", "%s: denied caller '%s' calling %s() (acl)", self.name, sender, method)
                 raise ForbiddenError(f"Caller '{sender}' is not permitted to invoke '{method}'.")
-            log.warning(
-                '%s: caller "%s" would be denied calling "%s" (acl mode=log, allowing).', self.name, sender, method
-            )
+            self._limited.warning(
+                "acl-log",
+                '%s: caller "%s" would be denied calling "%s" (acl mode=log, allowing).', self.name, sender, method,
+            )  # fmt: skip
         cargs = m.spec.cast_args(args) if cast else args
         if m.timeout is not None:  # gates first, then announce the duration (pyobs-core does it the other way)
             seconds = await self._evaluate_timeout(m, cargs)
@@ -590,17 +734,60 @@ class Comm:
                 announced = announce(seconds)
                 if announced is not None:
                     await announced
-        if Publishers.count > 1:  # several modules here: the callee's code runs (in the caller's task)
-            owner = current_owner.set(self.module)
-            try:
-                result = await (m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs))
-            finally:
+        serving = Serving(sender, method, m.cancellable, progress, self.progress_interval)
+        # the current call of this context, for report_progress (the transport runs each call in a
+        # task, or in-process a context, of its own)
+        token = CURRENT_CALL.set(serving)
+        if call_id is not None:
+            self._serving[call_id] = serving
+        # several modules here: the callee's code runs as its module (log records, pyobs.utils.owner)
+        owner = current_owner.set(self.module) if Publishers.count > 1 else None
+        try:
+            coro = m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs)
+            serving.coro = coro  # a cancel finds the task awaiting it (see cancel_call)
+            result = await coro
+        except asyncio.CancelledError:
+            if not serving.cancel_requested:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the cancel was ours, and it is answered (below)
+            raise CallCancelledError(f"{self.name}.{method}() was cancelled by its caller {sender}") from None
+        finally:
+            if owner is not None:
                 current_owner.reset(owner)
-        elif m.takes_kwargs:
-            result = await m.func(*cargs, sender=sender)
-        else:
-            result = await m.func(*cargs)
+            CURRENT_CALL.reset(token)
+            if call_id is not None and self._serving.get(call_id) is serving:
+                del self._serving[call_id]
+            if serving.timer is not None:
+                serving.finish()  # the newest pending progress leaves before the answer
+            serving.sink = None
         return m.spec.cast_return(result)  # the caller's transport may not cast again (typed_values)
+
+    async def cancel_call(self, sender: str, call_id: Hashable, wait: float) -> CancelOutcome:
+        serving = self._serving.get(call_id)
+        if serving is None or serving.sender != sender:
+            return CancelOutcome.UNKNOWN
+        if not serving.cancellable:
+            log.info("%s: %s asked to cancel %s(), not cancellable: it goes on", self.name, sender, serving.method)
+            return CancelOutcome.NOT_CANCELLABLE
+        task = serving.task
+        if task is None:
+            task = serving.task = task_awaiting(serving.coro)
+        if task is None or task.done():
+            return CancelOutcome.UNKNOWN
+        if serving.cancel_requested:  # asked again: the first cancel waits (one waiter per call)
+            return CancelOutcome.RUNNING
+        log.info("%s: %s() cancelled by its caller %s", self.name, serving.method, sender)
+        serving.cancel_requested = True
+        task.cancel(f"cancelled by its caller {sender}")
+        wait = min(max(float(wait), 0.0), MAX_CANCEL_WAIT) if math.isfinite(wait) else MAX_CANCEL_WAIT
+        done, _ = await asyncio.wait({task}, timeout=wait)
+        return CancelOutcome.CANCELLED if done else CancelOutcome.RUNNING
+
+    def report_progress(self, fraction: float | None = None, message: str = "") -> bool:
+        """Report the progress of the call being served; see :func:`pyobs.comm.calls.report_progress`."""
+        return report_progress(fraction, message)
 
     async def _evaluate_timeout(self, m: _LocalMethod, args: list[Any]) -> float:
         tmo = m.timeout
@@ -698,27 +885,59 @@ class Comm:
             self._dispatch_cache[etype] = handlers
         if not handlers:
             return
-        loop = asyncio.get_running_loop()
-        running = self._handler_tasks
-        context = self._owner_context
+        running = self._handler_running
         for handler in handlers:
-            try:
-                # each handler in its own task: nobody waits for it, a failure is logged when it ends
-                task: asyncio.Task[Any] = loop.create_task(handler(event, sender), context=context)  # type: ignore[arg-type]
-            except Exception:  # not a coroutine function, or it raised before its first await
-                self._log_handler_failure(handler, event, sender, None)
+            if running.get(handler, 0) < self.max_handler_tasks:
+                self._start_handler(handler, event, sender)
                 continue
-            running[task] = (handler, event, sender)
-            task.add_done_callback(self._handler_done)
+            # the handler is busy with max_handler_tasks events: this one waits (bounded)
+            waiting = self._handler_waiting.get(handler)
+            if waiting is None:
+                waiting = self._handler_waiting[handler] = deque()
+            if len(waiting) >= self.handler_queue_size:
+                old, old_sender = waiting.popleft()
+                self.dropped_events += 1
+                self._limited.warning(
+                    f"drop:{getattr(handler, '__qualname__', '?')}",
+                    "%s: event handler %s is behind (%d running, %d waiting): dropped %s from %s; %d dropped so far",
+                    self.name, getattr(handler, "__qualname__", repr(handler)), running.get(handler, 0),
+                    len(waiting), type(old).__name__, old_sender, self.dropped_events,
+                )  # fmt: skip
+            waiting.append((event, sender))
+
+    def _start_handler(self, handler: EventHandler, event: Event, sender: str) -> None:
+        try:
+            # each handler in its own task: nobody waits for it, a failure is logged when it ends
+            task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(
+                handler(event, sender), context=self._owner_context  # type: ignore[arg-type]
+            )
+        except Exception:  # not a coroutine function, or it raised before its first await
+            self._log_handler_failure(handler, event, sender, None)
+            return
+        self._handler_tasks[task] = (handler, event, sender)
+        self._handler_running[handler] = self._handler_running.get(handler, 0) + 1
+        task.add_done_callback(self._handler_done)
 
     def _handler_done(self, task: asyncio.Task[Any]) -> None:
         handler, event, sender = self._handler_tasks.pop(task)
+        count = self._handler_running.get(handler, 1) - 1
+        if count > 0:
+            self._handler_running[handler] = count
+        else:
+            self._handler_running.pop(handler, None)
         if not task.cancelled() and task.exception() is not None:
             self._log_handler_failure(handler, event, sender, task.exception())
+        waiting = self._handler_waiting.get(handler)
+        if waiting:
+            next_event, next_sender = waiting.popleft()
+            if not waiting:
+                del self._handler_waiting[handler]
+            self._start_handler(handler, next_event, next_sender)
 
     def _log_handler_failure(self, handler: EventHandler, event: Event, sender: str, exc: BaseException | None) -> None:
         name = getattr(handler, "__qualname__", repr(handler))
-        log.error(
+        self._limited.error(
+            f"handler:{name}",
             "%s: event handler %s failed on %r from %s",
             self.name,
             name,

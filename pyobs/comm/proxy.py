@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyobs.interfaces.interface import Interface, MethodSpec, methods_of
 
+from .calls import Call
+
 if TYPE_CHECKING:
     from .comm import Comm, Peer
 
@@ -64,11 +66,12 @@ class Proxy:
         return inspect.signature(self.interface_method(method))
 
     async def execute(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a method by name."""
+        """Call a method by name (a coroutine, as in pyobs-core; ``proxy.<method>()`` returns the
+        :class:`~pyobs.comm.calls.Call` handle with progress). Cancelling it cancels the call."""
         spec = methods_of(self._peer.interfaces).get(method)
         if spec is None:
             raise AttributeError(f"module '{self.name}' has no method '{method}'")
-        return await self._comm._call(self._peer, spec, args, kwargs)
+        return await Call(self._comm, self._peer, spec, args, kwargs)
 
     def get_state(self, interface: type[Interface], *, max_age: float | None = None) -> Any:
         """Latest published state of ``interface`` (None if none yet, or older than ``max_age`` s).
@@ -146,9 +149,10 @@ class Proxy:
         return f"<Proxy {self.name} [{names}]>"
 
 
-def _remote_method(spec: MethodSpec) -> Callable[..., Awaitable[Any]]:
-    async def method(self: Proxy, *args: Any, **kwargs: Any) -> Any:
-        return await self._comm._call(self._peer, spec, args, kwargs)
+def _remote_method(spec: MethodSpec) -> Callable[..., Call]:
+    def method(self: Proxy, *args: Any, **kwargs: Any) -> Call:
+        # a Call handle: awaitable like a coroutine, plus progress and the outcome of a cancel
+        return Call(self._comm, self._peer, spec, args, kwargs)
 
     method.__name__ = spec.name
     method.__qualname__ = f"Proxy.{spec.name}"

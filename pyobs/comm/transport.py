@@ -19,13 +19,15 @@ Values crossing this contract:
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pyobs.events.event import Event
 from pyobs.interfaces.interface import Interface, MethodSpec
 from pyobs.utils.exceptions import RemoteError
+
+from .calls import Call, CancelOutcome, ProgressSink
 
 
 class NotConnected(RemoteError, ConnectionError):
@@ -74,15 +76,31 @@ class TransportHandler(Protocol):
         """The spec of one of our own methods, to decode an incoming call; None if unknown."""
 
     async def handle_call(
-        self, sender: str, method: str, args: list[Any], announce: Announce, cast: bool = True
+        self,
+        sender: str,
+        method: str,
+        args: list[Any],
+        announce: Announce,
+        cast: bool = True,
+        call_id: Hashable | None = None,
+        progress: ProgressSink | None = None,
     ) -> Any:
         """Run an incoming call; returns the typed result or raises (the transport encodes either).
 
         ``cast=False`` only for arguments already cast against the same MethodSpec (in-process).
+        The transport runs each call in a task of its own: a cancel cancels that task.
+        ``call_id``: the transport's key of the call, what a cancel names (unique among the calls
+        the module serves: include the sender);
+        None: the call cannot be cancelled. ``progress``: sends a progress notice to the caller;
+        None: the caller cannot receive them (e.g. a pyobs-core module).
 
         Raises :class:`~pyobs.utils.exceptions.UnknownMethodError` for unknown methods and
         TypeError for arguments that do not fit the declaration.
         """
+
+    async def cancel_call(self, sender: str, call_id: Hashable, wait: float) -> CancelOutcome:
+        """``sender`` cancels its call ``call_id``: cancels the method (unless it is not cancellable)
+        and returns once it ended, or after at most ``wait`` seconds."""
 
     def peer_online(
         self, name: str, interfaces: list[tuple[str, int]], sends: set[str] | None = None, label: str = ""
@@ -135,13 +153,23 @@ class Transport(abc.ABC):
         """Go offline and disconnect; must not hang."""
 
     @abc.abstractmethod
-    async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
+    async def call(
+        self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, control: Call | None = None
+    ) -> Any:
         """Call ``method`` on ``peer`` with a full positional argument list (already cast).
 
         Returns the (plain or typed) result or raises the remote exception (see
         :mod:`pyobs.comm.errors`). Needs no deadline of its own: the core cancels it when the
         call's deadline passes. Calls ``extend(seconds)`` when the callee announces a duration.
+        With ``control``: sets ``control.wire_id`` to what :meth:`cancel` needs to name this call
+        once it is sent, and hands progress notices to ``control.progress_received``.
         """
+
+    async def cancel(self, peer: str, wire_id: Hashable, wait: float) -> CancelOutcome:
+        """Ask ``peer`` to cancel our call ``wire_id`` and to answer once the method ended, or
+        after at most ``wait`` s; returns its answer. The core bounds the wait. Default: the
+        transport cannot cancel remote calls."""
+        return CancelOutcome.UNSUPPORTED
 
     @abc.abstractmethod
     async def publish_event(self, event: Event) -> None:

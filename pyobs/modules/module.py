@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pyobs.comm.acl import Acl
+from pyobs.comm.calls import report_progress
 from pyobs.events import LogEvent
 from pyobs.interfaces import IConfig, IModule, IResettable
 from pyobs.interfaces.interface import Interface, implemented_interfaces, methods_of
@@ -107,6 +108,11 @@ class Module(Object, IModule, IConfig):
     @property
     def label(self) -> str:
         return self._label or self.name
+
+    def report_progress(self, fraction: float | None = None, message: str = "") -> bool:
+        """Tell the caller of the method being served how far it got (``fraction`` 0..1 or None)
+        and what it does; see :func:`pyobs.comm.calls.report_progress`. False: nobody to tell."""
+        return report_progress(fraction, message)
 
     @property
     def module_state(self) -> ModuleState:

@@ -2,9 +2,11 @@
 
 Starts ``prosody`` in the foreground on a free 127.0.0.1 port with a config, data, pid and log in a
 (temporary) directory: one virtual host, c2s only (no s2s, no HTTP), a pubsub component
-``pubsub.<domain>`` on which every account is admin (see the wire spec §2.3) and that auto-creates
-nodes on publish, a mod_groups shared roster listing every account, raised rate limits, and
-optionally a self-signed certificate for STARTTLS.
+``pubsub.<domain>`` on which every account is admin (see the wire spec §2.3), that auto-creates
+nodes on publish and names each item's publisher, a mod_groups shared roster listing every account
+(the fleet), raised rate limits, and optionally a self-signed certificate for STARTTLS. Accounts
+outside the fleet (``outsiders``: not in the shared roster, no pubsub admins; ``name@other.domain``
+for another virtual host) are there to attack it in tests.
 
 Python::
 
@@ -72,6 +74,8 @@ class TestServer:
 
     Args:
         users: account names (local parts) to register; more can be added with :meth:`add_users`.
+        outsiders: accounts that are not in the fleet: ``name`` (in ``domain``) or ``name@host``
+            (another virtual host, created for it); same password.
         domain: the virtual host.
         password: the password of every account.
         directory: where config, data, pid and log go (a new temporary directory if None; a given
@@ -95,6 +99,7 @@ class TestServer:
         self,
         users: Iterable[str] = (),
         *,
+        outsiders: Iterable[str] = (),
         domain: str = "pyobs.test",
         password: str = "pyobs",
         directory: str | os.PathLike[str] | None = None,
@@ -126,6 +131,12 @@ class TestServer:
             self._check_user(user)
             if user not in self.users:
                 self.users.append(user)
+        #: (name, host) of the accounts outside the fleet
+        self.outsiders: list[tuple[str, str]] = []
+        for jid in outsiders:
+            name, _, host = jid.partition("@")
+            self._check_user(name)
+            self.outsiders.append((name, host or domain))
 
     # ------------------------------------------------------------------ addresses
 
@@ -184,6 +195,9 @@ class TestServer:
                 f"certificate = {_lua(str(self.ca_file))}; }}\n"
             )
         tls_module = '"tls"; ' if self.tls else ""
+        other_hosts = "".join(
+            f"VirtualHost {_lua(h)}\n{ssl}" for h in sorted({h for _, h in self.outsiders if h != self.domain})
+        )
         mechanisms = "; ".join(_lua(m) for m in self.disable_mechanisms)
         # Lua's own collector pacing instead of prosody's memory-saving default (threshold 105,
         # speed 500), which spends about half of prosody's CPU per stanza on collection (docs/xmpp.md)
@@ -217,9 +231,10 @@ allow_unencrypted_plain_auth = {"true" if self.allow_plain else "false"}
 disable_sasl_mechanisms = {{ {mechanisms} }}
 {ssl}
 VirtualHost {_lua(self.domain)}
-{ssl}
+{ssl}{other_hosts}
 Component {_lua(self.pubsub)} "pubsub"
     autocreate_on_publish = true
+    expose_publisher = true
     pubsub_max_items = 256
     admins = {{ {admins} }}
 {pubsub_modules}
@@ -248,15 +263,16 @@ Component {_lua(self.pubsub)} "pubsub"
         except subprocess.CalledProcessError as exc:
             raise TestServerError(f"openssl failed: {exc.stderr.decode(errors='replace')}") from None
 
-    def _register(self, users: list[str]) -> None:
-        """Register accounts with ``prosodyctl --config`` (a few at a time, each bounded)."""
-        todo = list(users)
+    def _register(self, accounts: list[tuple[str, str]]) -> None:
+        """Register (name, host) accounts with ``prosodyctl --config`` (a few at a time, each bounded)."""
+        todo = list(accounts)
         running: list[tuple[str, subprocess.Popen[bytes]]] = []
         limit = max(2, os.cpu_count() or 2)
         while todo or running:
             while todo and len(running) < limit:
-                user = todo.pop(0)
-                cmd = [PROSODYCTL, "--config", str(self.config_file), "register", user, self.domain, self.password]
+                name, host = todo.pop(0)
+                user = f"{name}@{host}"
+                cmd = [PROSODYCTL, "--config", str(self.config_file), "register", name, host, self.password]
                 running.append((user, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)))
             user, proc = running.pop(0)
             try:
@@ -269,8 +285,8 @@ Component {_lua(self.pubsub)} "pubsub"
                 text = out.decode(errors="replace").strip()
                 raise TestServerError(f"prosodyctl register {user} failed ({proc.returncode}): {text}")
 
-    def _registered(self, user: str) -> bool:
-        host = self.domain.replace(".", "%2e").replace("-", "%2d")
+    def _registered(self, user: str, domain: str | None = None) -> bool:
+        host = (domain or self.domain).replace(".", "%2e").replace("-", "%2d")
         return (self.directory / "data" / host / "accounts" / f"{user}.dat").exists()
 
     # ------------------------------------------------------------------ process
@@ -285,7 +301,8 @@ Component {_lua(self.pubsub)} "pubsub"
         if self.tls:
             self._make_cert()
         self._write_config()
-        self._register([u for u in self.users if not self._registered(u)])
+        accounts = [(u, self.domain) for u in self.users] + self.outsiders
+        self._register([a for a in accounts if not self._registered(*a)])
         self._process = subprocess.Popen(
             [PROSODY, "-F", "--config", str(self.config_file)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from pyobs.utils import safeyaml
 from pyobs.utils.exceptions import ConfigError
 
 #: how deep includes may nest, and how many one config may pull in altogether
@@ -90,16 +91,26 @@ class _Includer:
 
 
 def _read(path: Path, stack: list[Path]) -> str:
+    who = f"{stack[-1]}: include of {path.name}" if stack else str(path)
+    limit = safeyaml.MAX_BYTES
     try:
-        return path.read_text()
+        with path.open("rb") as f:  # bounded: a config (or an include) naming /dev/zero must not hang
+            data = f.read(limit + 1)
     except OSError as exc:
-        who = f"{stack[-1]}: include of {path.name}" if stack else str(path)
         raise ConfigError(who, f"cannot read file: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ConfigError(who, f"refused: file too large (more than {limit} bytes)")
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(who, f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
 
 
 def _load(text: str, path: Path, where: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return safeyaml.load(text)
+    except safeyaml.YamlLimitError as exc:
+        raise ConfigError(where, f"included {path.name}: refused: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" line {mark.line + 1}" if mark is not None else ""
@@ -152,7 +163,10 @@ def load_yaml(path: str) -> Any:
     """Read a config file with its includes resolved; ConfigError naming the file, line and problem."""
     text = pre_process_yaml(path)
     try:
-        return yaml.safe_load(text)
+        # bounded: alias expansion, size and depth (a "billion laughs" is refused, not expanded)
+        return safeyaml.load(text)
+    except safeyaml.YamlLimitError as exc:
+        raise ConfigError(path, f"refused: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -170,8 +184,8 @@ def global_defaults(environ: dict[str, str] | None = None) -> dict[str, Any]:
         if not path.exists():
             continue
         try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
+            data = safeyaml.load(path.read_text())
+        except (OSError, ValueError, yaml.YAMLError) as exc:
             raise ConfigError(str(path), f"cannot read global config: {exc}") from None
         section = data.get("pyobs") if isinstance(data, dict) else None
         if section is not None and not isinstance(section, dict):

@@ -142,6 +142,10 @@ class RemoteTimeoutError(RemoteError, TimeoutError):
     """A remote call missed its deadline (also a builtin ``TimeoutError``)."""
 
 
+class ModuleBusyError(RemoteError):
+    """The callee serves as many calls as it may at once (``max_calls``); try again later."""
+
+
 class ForbiddenError(RemoteError):
     """The callee refused the call (ACL)."""
 

@@ -15,8 +15,9 @@ class Backend(Protocol):
     #: True when modules can live in separate processes on this backend
     multiprocess: bool
 
-    def comm(self, name: str, timeout: float = 10.0) -> Comm:
-        """A new, unopened Comm for a module called ``name`` on this test's network."""
+    def comm(self, name: str, timeout: float = 10.0, **limits: Any) -> Comm:
+        """A new, unopened Comm for a module called ``name`` on this test's network (``limits``:
+        the bounds of the Comm core, e.g. ``max_calls``)."""
 
     def comm_config(self, name: str) -> dict[str, Any]:
         """The YAML-able ``comm:`` config for a module called ``name`` in another process."""

@@ -126,8 +126,8 @@ class DbusBackend:
         # a fresh prefix per test: modules of different tests never see each other
         self.prefix = f"org.pyobs.test{os.getpid()}_{next(_counter)}"
 
-    def comm(self, name: str, timeout: float = 10.0) -> Comm:
-        return DbusComm(name, bus=self.address, prefix=self.prefix, timeout=timeout)
+    def comm(self, name: str, timeout: float = 10.0, **limits: Any) -> Comm:
+        return DbusComm(name, bus=self.address, prefix=self.prefix, timeout=timeout, **limits)
 
     def comm_config(self, name: str) -> dict[str, Any]:
         return {"class": "pyobs.comm.dbus.DbusComm", "name": name, "bus": self.address, "prefix": self.prefix}

@@ -16,8 +16,8 @@ class LocalBackend:
     def __init__(self) -> None:
         self.network = LocalNetwork()
 
-    def comm(self, name: str, timeout: float = 10.0) -> Comm:
-        return LocalComm(name, network=self.network, timeout=timeout)
+    def comm(self, name: str, timeout: float = 10.0, **limits: Any) -> Comm:
+        return LocalComm(name, network=self.network, timeout=timeout, **limits)
 
     def comm_config(self, name: str) -> dict[str, Any]:
         raise NotImplementedError("LocalComm works within one process only")

@@ -37,6 +37,9 @@ NAMES = [
     "filters", "guider", "acquisition", "autofocus", "flatfield", "pointing", "cooler", "spectrograph",
 ]  # fmt: skip
 
+#: accounts outside the fleet (not in the shared roster), for the attacks of tests/fuzz and the trust tests
+OUTSIDERS = ["mallory", "peer@evil.pyobs.test"]
+
 _counter = itertools.count()
 
 
@@ -67,7 +70,7 @@ def new_server(kind: str, users: list[str], restrict_nodes: bool = True, **optio
 
 
 def _session_server(kind: str) -> Iterator[AnyServer]:
-    server = new_server(kind, NAMES)
+    server = new_server(kind, NAMES, outsiders=OUTSIDERS)
     started = time.monotonic()
     try:
         server.start_blocking()
@@ -126,9 +129,10 @@ class XmppBackend:
                 f"(the accounts are registered when the server starts)"
             )
 
-    def comm(self, name: str, timeout: float = 10.0) -> Comm:
+    def comm(self, name: str, timeout: float = 10.0, **limits: Any) -> Comm:
         self._check(name)
         comm = XmppComm(
+            **limits,
             user=name,
             domain=self.server.domain,
             resource=self.resource,

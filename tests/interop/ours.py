@@ -35,10 +35,17 @@ class OurSink(KitchenSink):
 
     announce: float | None = None
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: what report_progress answered in each sleep_announced (False: nobody to tell, a pyobs-core caller)
+        self.progress_told: list[bool] = []
+
     @timeout(lambda self, seconds, **kw: self.announce if self.announce is not None else seconds + 1.0)
     async def sleep_announced(self, seconds: float, **kwargs: Any) -> float:
         self.started.set()
+        self.progress_told.append(self.report_progress(0.0, "sleeping"))
         await asyncio.sleep(seconds)
+        self.progress_told.append(self.report_progress(1.0, "slept"))
         return seconds
 
 

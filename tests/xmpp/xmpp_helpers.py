@@ -30,7 +30,8 @@ class RawClient(slixmpp.ClientXMPP):  # type: ignore[misc]
     """Logs in as a plain XMPP client and records every stanza it receives (raw elements)."""
 
     def __init__(self, server: TestServer, user: str, resource: str) -> None:
-        super().__init__(server.jid(user, resource), server.password)
+        # ``user`` may be a whole bare JID (an account of another virtual host)
+        super().__init__(f"{user}/{resource}" if "@" in user else server.jid(user, resource), server.password)
         self.test_server = server
         self.enable_direct_tls = False
         self.enable_starttls = False
@@ -39,6 +40,8 @@ class RawClient(slixmpp.ClientXMPP):  # type: ignore[misc]
         self.received: list[Element] = []
         self._replies: dict[str, asyncio.Future[Element]] = {}
         self._arrived = asyncio.Event()
+        #: the disco#info <query> body to answer with (default: a plain client without pyobs features)
+        self.disco_body = '<query xmlns="http://jabber.org/protocol/disco#info"/>'
 
     def _spawn_event(self, xml: Element) -> None:
         if self._session_started:
@@ -54,8 +57,7 @@ class RawClient(slixmpp.ClientXMPP):  # type: ignore[misc]
                 if kind == "get" and xml.find("{http://jabber.org/protocol/disco#info}query") is not None:
                     # a plain client: no pyobs features
                     self.send_raw(
-                        f'<iq type="result" to="{xml.get("from")}" id="{xml.get("id")}">'
-                        '<query xmlns="http://jabber.org/protocol/disco#info"/></iq>'
+                        f'<iq type="result" to="{xml.get("from")}" id="{xml.get("id")}">{self.disco_body}</iq>'
                     )
                     return
                 if kind == "set":
@@ -167,6 +169,8 @@ class IProbe(Interface):
     async def fail(self, **kwargs: Any) -> None: ...
     @abstractmethod
     async def text(self, value: str, **kwargs: Any) -> str: ...
+    @abstractmethod
+    async def whoami(self, **kwargs: Any) -> str: ...
 
 
 class ProbeEvent(Event):
@@ -202,6 +206,9 @@ class Probe(Module, IProbe, IMotion):
 
     async def text(self, value: str, **kwargs: Any) -> str:
         return value
+
+    async def whoami(self, **kwargs: Any) -> str:
+        return str(kwargs.get("sender", ""))
 
     async def init(self, **kwargs: Any) -> None:
         return None

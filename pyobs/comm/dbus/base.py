@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
@@ -18,7 +19,9 @@ from dbus_fast.validators import is_bus_name_valid
 
 from pyobs.events.event import Event
 from pyobs.utils.exceptions import RemoteError
+from pyobs.utils.ratelimit import RateLimitedLog
 
+from ..calls import Call
 from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from .codec import (
     escape_name,
@@ -136,6 +139,8 @@ class DbusBase(Transport):
         self._receives: set[str] = set()
         # discovery
         self._owners: dict[str, str] = {}  # unique name -> module name
+        #: lines another process can trigger per message go through this (one per kind every 10 s)
+        self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
         # set once the owners of the names listed at (re)connection are known: until then a caller
         # we cannot name yet may be a module of ours, whose name its call must be checked under
         self._owners_settled = asyncio.Event()
@@ -147,11 +152,16 @@ class DbusBase(Transport):
         self._unwritten: tuple[asyncio.Future[Any], Event] | None = None
         self._burst = 0
         self._burst_start = 0.0
+        #: progress signals: how many went out in quick succession, and the calls whose newest
+        #: notice waits for the bus round trip that lets the socket drain (see CallsMixin)
+        self._progress_burst = 0
+        self._progress_burst_start = 0.0
+        self._progress_held: dict[int, Callable[[], None]] | None = None
         self._describing: dict[str, asyncio.Task[None]] = {}
         # calls out
         self._outgoing: dict[int, _Outgoing] = {}
         self._dest: dict[str, str] = {}
-        self._pending: dict[int, tuple[str, Extend]] = {}
+        self._pending: dict[int, tuple[str, Extend, Call | None]] = {}
         # subscriptions
         self._event_rules: set[str] = set()
         self._state_rules: set[tuple[str, str]] = set()

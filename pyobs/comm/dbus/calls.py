@@ -9,6 +9,8 @@ replies back into exceptions.
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,7 @@ from dbus_fast.validators import is_interface_name_valid, is_member_name_valid
 from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError, UnknownMethodError
 
+from ..calls import Call, CancelOutcome, ProgressSink
 from ..errors import RemoteException, describe, rebuild
 from ..transport import Extend, NotConnected
 from .base import (
@@ -25,6 +28,8 @@ from .base import (
     _NO_REPLY,
     _RETURN,
     _SIGNAL,
+    BURST,
+    BURST_WINDOW,
     DESCRIBE_SIGNATURE,
     E_GONE,
     E_INVALID_ARGS,
@@ -79,6 +84,8 @@ class CallsMixin(DbusBase):
         if iface == MODULE_IFACE:
             if member == "Describe" and not msg.signature:
                 return Message.new_method_return(msg, DESCRIBE_SIGNATURE, self._describe_body)
+            if member == "Cancel" and msg.signature == "ud":
+                return self._on_cancel(msg)
             if member == "GetModuleState" and not msg.signature:
                 return Message.new_method_return(msg, "ss", list(self._module_state))
             return self._reject(msg, E_UNKNOWN_METHOD, f"{MODULE_IFACE} has no method {member}({msg.signature})")
@@ -106,7 +113,10 @@ class CallsMixin(DbusBase):
         return True
 
     def _reject(self, msg: Message, name: str, text: str, exc: BaseException | None = None) -> Message | bool:
-        log.warning("%s: rejected call %s.%s from %s: %s", self.name, msg.interface, msg.member, msg.sender, text)
+        self._limited.warning(
+            "rejected-call",
+            "%s: rejected call %s.%s from %s: %s", self.name, msg.interface, msg.member, msg.sender, text,
+        )  # fmt: skip
         if msg.flags & _NO_REPLY:
             return True
         if exc is None:
@@ -120,6 +130,74 @@ class CallsMixin(DbusBase):
             signature=ERROR_SIGNATURE,
             body=[text, remote.type, list(remote.bases)],
         )
+
+    def _on_cancel(self, msg: Message) -> Message | bool:
+        serial, wait = msg.body
+        if not math.isfinite(wait) or wait < 0:
+            return self._reject(msg, E_INVALID_ARGS, f"Cancel: wait must be a number of seconds >= 0, got {wait}")
+        self._spawn(self._cancel_served(msg, serial, wait))
+        return True
+
+    async def _cancel_served(self, msg: Message, serial: int, wait: float) -> None:
+        handler = self._handler
+        caller = msg.sender or ""
+        sender = self._owners.get(caller, caller)
+        if handler is None:
+            outcome = CancelOutcome.UNKNOWN
+        else:  # the key a cancel names: the caller's unique connection name and the call's serial
+            outcome = await handler.cancel_call(sender, (caller, serial), wait)
+        self._send(Message.new_method_return(msg, "s", [outcome.value]))
+
+    def _progress_sink(self, caller: str | None, serial: int) -> ProgressSink | None:
+        """Sends progress of a call as CallProgress signals, with the flow control events have:
+        dbus-fast takes a full socket for a broken connection, so after BURST signals in quick
+        succession the next ones wait for a round trip to the bus daemon (which answers once it has
+        read everything before); meanwhile each call's newer notices replace its older one."""
+        if not caller:
+            return None
+        key = id(object())  # this call's place among the held notices
+
+        def send(seq: int, fraction: float | None, message: str) -> None:
+            bus = self._bus
+            if bus is None:
+                return
+            held = self._progress_held
+            if held is not None:  # the socket drains: the newest notice of this call goes next
+                held[key] = lambda: send(seq, fraction, message)
+                return
+            msg = Message(
+                message_type=_SIGNAL,
+                destination=caller,
+                path=self.path,
+                interface=MODULE_IFACE,
+                member="CallProgress",
+                signature="uuds",
+                body=[serial, seq, math.nan if fraction is None else fraction, message],
+            )
+            bus.send(msg).add_done_callback(_ignore_result)
+            self._progress_paced()
+
+        return send
+
+    def _progress_paced(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._progress_burst_start > BURST_WINDOW:
+            self._progress_burst_start, self._progress_burst = now, 0
+        self._progress_burst += 1
+        if self._progress_burst >= BURST and self._progress_held is None:
+            self._progress_burst_start, self._progress_burst = now, 0
+            self._progress_held = {}
+            self._spawn(self._progress_drain())
+
+    async def _progress_drain(self) -> None:
+        try:
+            await self._bus_request("GetId")
+        except (RemoteError, TimeoutError) as exc:
+            log.debug("%s: progress held back, the bus does not answer: %s", self.name, exc)
+        held, self._progress_held = self._progress_held or {}, None
+        for flush in held.values():
+            flush()
 
     async def _serve(self, msg: Message, entry: _Incoming, args: list[Any]) -> None:
         handler = self._handler
@@ -141,7 +219,9 @@ class CallsMixin(DbusBase):
             )
 
         try:
-            result = await handler.handle_call(sender, entry.spec.name, args, announce)
+            progress = self._progress_sink(caller, msg.serial)
+            key = (caller, msg.serial)
+            result = await handler.handle_call(sender, entry.spec.name, args, announce, True, key, progress)
             if entry.out_sig:
                 body = [result if entry.out_enc is None else entry.out_enc(result)]
                 reply = Message(
@@ -198,7 +278,9 @@ class CallsMixin(DbusBase):
         self._outgoing[id(spec)] = out
         return out
 
-    async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
+    async def call(
+        self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, handle: Call | None = None
+    ) -> Any:
         bus = self._bus
         if bus is None:
             raise NotConnected(f"cannot call {peer}.{method.name}(): not connected to the D-Bus bus")
@@ -237,7 +319,9 @@ class CallsMixin(DbusBase):
                     RemoteError(f"call {peer}.{method.name}() failed: connection to the D-Bus bus lost ({err})")
                 )
 
-        self._pending[serial] = (peer, extend)
+        self._pending[serial] = (peer, extend, handle)
+        if handle is not None:
+            handle.wire_id = serial
         try:
             bus._call(msg, on_reply)
         except Exception as exc:
@@ -282,8 +366,38 @@ class CallsMixin(DbusBase):
         pending = self._pending.get(serial)
         if pending is None:
             return
-        peer, extend = pending
+        peer, extend, _ = pending
         if self._owners.get(msg.sender or "") != peer:
-            log.warning("%s: ignored a call timeout for %s from %s", self.name, peer, msg.sender)
+            self._limited.warning(
+                "foreign-timeout", "%s: ignored a call timeout for %s from %s", self.name, peer, msg.sender
+            )
             return
         extend(float(seconds))
+
+    def _on_call_progress(self, msg: Message) -> None:
+        bus = self._bus
+        if bus is None or msg.destination != bus.unique_name or msg.signature != "uuds":
+            return
+        serial, seq, fraction, message = msg.body
+        pending = self._pending.get(serial)
+        if pending is None:
+            return  # the call is over: a late notice
+        peer, _, handle = pending
+        if handle is None:
+            return
+        if self._owners.get(msg.sender or "") != peer:
+            log.warning("%s: ignored call progress for %s from %s", self.name, peer, msg.sender)
+            return
+        handle.progress_received(seq, None if math.isnan(fraction) else fraction, message)
+
+    async def cancel(self, peer: str, wire_id: Hashable, wait: float) -> CancelOutcome:
+        reply = await self._request(
+            self._dest.get(peer) or self.peer_bus_name(peer), self.path, MODULE_IFACE, "Cancel", "ud",
+            [wire_id, float(wait)],
+        )  # fmt: skip
+        if reply.message_type is _ERROR:
+            if reply.error_name == E_UNKNOWN_METHOD:
+                return CancelOutcome.UNSUPPORTED
+            text = reply.body[0] if reply.body else ""
+            raise RemoteError(f"cancel of a call to {peer} failed: {reply.error_name}: {text}")
+        return CancelOutcome(reply.body[0])

@@ -93,7 +93,7 @@ def to_variant(value: Any) -> Variant:
     if value is None:
         return NULL
     if t is str:
-        return Variant("s", value, False)
+        return Variant("s", _check_str(value), False)
     if t is float:
         return Variant("d", value, False)
     if t is bool:
@@ -125,6 +125,14 @@ def _variant_dict(value: Mapping[Any, Any]) -> tuple[str, dict[Any, Variant]]:
     if all(isinstance(k, int) and not isinstance(k, bool) for k in value):
         return "a{xv}", {_check_int(int(k)): to_variant(v) for k, v in value.items()}
     raise EncodeError(f"dictionary keys must be all str or all int to travel over D-Bus: {_short(value)}")
+
+
+def _check_str(v: str) -> str:
+    # D-Bus strings cannot hold NUL; some dbus-fast versions send one anyway, and the daemon then
+    # drops the sender's whole connection: refuse it here, naming the value
+    if "\x00" in v:
+        raise EncodeError(f"D-Bus strings cannot carry NUL characters: {_short(v)}")
+    return v
 
 
 def _check_int(v: int) -> int:
@@ -188,7 +196,7 @@ def compile_type(tp: Any) -> tuple[str, Encoder | None]:
         if tp is float:
             return "d", None
         if tp is str:
-            return "s", None
+            return "s", _check_str
         if issubclass(tp, datetime):
             return "s", to_plain
         if dataclasses.is_dataclass(tp):

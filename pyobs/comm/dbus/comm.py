@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from ..comm import Comm
 from .transport import DbusTransport
 
@@ -13,6 +15,7 @@ class DbusComm(Comm):
         prefix: well-known name prefix; only modules with the same prefix see each other.
         timeout: default call deadline in seconds (also bounds the transport's own bus requests).
         event_queue_size: events kept while the bus is away (the oldest are dropped when it is full).
+        **limits: the bounds of :class:`~pyobs.comm.Comm` (``max_call_timeout``, ``max_calls``, …).
 
     In YAML::
 
@@ -28,11 +31,13 @@ class DbusComm(Comm):
         prefix: str = "org.pyobs.module",
         timeout: float = 10.0,
         event_queue_size: int = 10000,
+        **limits: Any,
     ) -> None:
         super().__init__(
             DbusTransport(name, bus=bus, prefix=prefix, timeout=timeout),
             timeout=timeout,
             event_queue_size=event_queue_size,
+            **limits,
         )
 
     @property

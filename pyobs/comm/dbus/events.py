@@ -124,22 +124,27 @@ class EventsMixin(DbusBase):
         name = msg.member or ""
         if msg.path != self.path or name not in self._receives or bus is None or msg.sender == bus.unique_name:
             return
-        sender = self._owners.get(msg.sender or "", msg.sender or "")
-        if msg.signature != EVENT_SIGNATURE:
-            log.warning(
-                "%s: dropped event %s from %s: signature '%s', expected '%s'",
-                self.name,
-                name,
-                sender,
-                msg.signature,
-                EVENT_SIGNATURE,
+        sender = self._owners.get(msg.sender or "")
+        if sender is None:
+            # only modules (owners of a name with our prefix) send events: nobody else on the bus
+            self._limited.warning(
+                "foreign-event", "%s: dropped event %s from %s: not a module", self.name, name, msg.sender
             )
+            return
+        if msg.signature != EVENT_SIGNATURE:
+            self._limited.warning(
+                "bad-event",
+                "%s: dropped event %s from %s: signature '%s', expected '%s'",
+                self.name, name, sender, msg.signature, EVENT_SIGNATURE,
+            )  # fmt: skip
             return
         uuid, timestamp, data = msg.body
         try:
             event = Event.from_dict({"type": name, "uuid": uuid, "timestamp": timestamp, "data": plain(data)})
         except Exception as exc:  # ValueError naming the problem; anything else from an odd event class
-            log.warning("%s: dropped malformed event %s from %s: %s", self.name, name, sender, exc)
+            self._limited.warning(
+                "bad-event", "%s: dropped malformed event %s from %s: %s", self.name, name, sender, exc
+            )
             return
         if self._handler is not None:
             self._handler.event_received(sender, event)

@@ -72,6 +72,14 @@ _STANDARD_XML = """  <interface name="org.freedesktop.DBus.Introspectable">
     </method>
     <signal name="ModuleState"><arg name="state" type="s"/><arg name="message" type="s"/></signal>
     <signal name="CallTimeout"><arg name="serial" type="u"/><arg name="seconds" type="d"/></signal>
+    <signal name="CallProgress">
+      <arg name="serial" type="u"/><arg name="seq" type="u"/><arg name="fraction" type="d"/>
+      <arg name="message" type="s"/>
+    </signal>
+    <method name="Cancel">
+      <arg name="serial" type="u" direction="in"/><arg name="wait" type="d" direction="in"/>
+      <arg name="outcome" type="s" direction="out"/>
+    </method>
   </interface>
 """
 

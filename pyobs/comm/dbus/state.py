@@ -63,7 +63,7 @@ class StateMixin(DbusBase):
         if member == "Set" and sig == "ssv":
             return Message.new_error(msg, E_READ_ONLY, f"{body[0]}.{body[1]} is read-only")
         text = f"{PROPS_IFACE} has no method {member}({sig})"
-        log.warning("%s: rejected call from %s: %s", self.name, msg.sender, text)
+        self._limited.warning("rejected-props", "%s: rejected call from %s: %s", self.name, msg.sender, text)
         return Message.new_error(
             msg, E_UNKNOWN_METHOD if member not in ("Get", "GetAll", "Set") else E_INVALID_ARGS, text
         )

@@ -111,6 +111,8 @@ class DbusTransport(ConnectionMixin, IntrospectionMixin, CallsMixin, EventsMixin
         elif iface == MODULE_IFACE:
             if msg.member == "CallTimeout":
                 self._on_call_timeout(msg)
+            elif msg.member == "CallProgress":
+                self._on_call_progress(msg)
             elif msg.member == "Described" and msg.path == self.path:
                 peer = self._owners.get(msg.sender or "")
                 if peer is not None and peer in self._online and msg.signature == DESCRIBE_SIGNATURE:

@@ -7,6 +7,7 @@ from pyobs.events.event import Event
 from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError
 
+from ..calls import Call
 from ..comm import Comm
 from ..transport import Announcement, Extend, Transport, TransportHandler
 
@@ -26,7 +27,9 @@ class NullTransport(Transport):
     async def close(self) -> None:
         return None
 
-    async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
+    async def call(
+        self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, control: Call | None = None
+    ) -> Any:
         raise RemoteError(f"cannot call {peer}.{method.name}(): a DummyComm has no peers")
 
     async def publish_event(self, event: Event) -> None:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import itertools
+from collections.abc import Hashable
 from typing import Any
 
 from pyobs.events.event import Event
 from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError
 
+from ..calls import Call, CancelOutcome, continue_in_task
 from ..errors import describe, rebuild
 from ..transport import Announcement, Extend, Transport, TransportHandler
 from .network import LocalNetwork
+
+#: ids of in-process calls: unique in the process, so the callee's core can key calls by id alone
+_CALL_IDS = itertools.count(1)
 
 
 class LocalTransport(Transport):
@@ -99,19 +107,42 @@ class LocalTransport(Transport):
         return member
 
     # -- calls
-    async def call(self, peer: str, method: MethodSpec, args: list[Any], extend: Extend) -> Any:
+    async def call(
+        self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, control: Call | None = None
+    ) -> Any:
         member = self._member(peer)
         handler = member.handler
         assert handler is not None
-
-        # runs in the caller's task: the fastest possible path, and the caller's deadline applies
+        call_id = next(_CALL_IDS)
+        progress = None
+        if control is not None:
+            control.wire_id = call_id
+            progress = control.progress_received
+        # the callee runs in a context and a task of its own, as it would in another process: a
+        # method that does not wait finishes in this first step, without a task (the fast path);
+        # a cancel of ours reaches it only through cancel(), never by accident of sharing our task
+        ctx = contextvars.copy_context()
         try:
             # arguments were cast by the caller against the callee's own spec: no second cast
             same_spec = handler.method(method.name) is method
-            return await handler.handle_call(self.name, method.name, args, extend, cast=not same_spec)
+            coro = handler.handle_call(self.name, method.name, args, extend, not same_spec, call_id, progress)
+            first = ctx.run(coro.send, None)
+        except StopIteration as stop:
+            return stop.value
         except Exception as exc:
             # exceptions cross as they would over a wire: by name, rebuilt where importable
             raise rebuild(describe(exc), f"{peer}.{method.name}()") from None
+        task = continue_in_task(coro, first, ctx)
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        where = f"{peer}.{method.name}()"
+        task.add_done_callback(lambda task: _answer(answer, task, where))
+        return await answer
+
+    async def cancel(self, peer: str, wire_id: Hashable, wait: float) -> CancelOutcome:
+        member = self.network.members.get(peer)
+        if member is None or member.handler is None:
+            return CancelOutcome.UNKNOWN
+        return await member.handler.cancel_call(self.name, wire_id, wait)
 
     # -- events
     async def publish_event(self, event: Event) -> None:
@@ -137,3 +168,19 @@ class LocalTransport(Transport):
     async def fetch_capabilities(self, peer: str, interface: str) -> Any:
         info = self._member(peer).info
         return info.capabilities.get(interface) if info is not None else None
+
+
+def _answer(answer: asyncio.Future[Any], task: asyncio.Task[Any], where: str) -> None:
+    """Hand a callee task's outcome to the waiting caller (if it still waits)."""
+    if answer.done():  # the caller stopped waiting: the outcome is nobody's (marked as read)
+        if not task.cancelled():
+            task.exception()
+        return
+    if task.cancelled():
+        answer.set_exception(RemoteError(f"{where} was cancelled at the callee"))
+        return
+    exc = task.exception()
+    if exc is not None:
+        answer.set_exception(rebuild(describe(exc), where))
+    else:
+        answer.set_result(task.result())

@@ -20,12 +20,17 @@ from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
 
 from pyobs.utils.exceptions import ConfigError, RemoteError
+from pyobs.utils.ratelimit import RateLimitedLog
 
+from ..calls import Call
 from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from . import discovery, pubsub
 from .client import Client
+from .limits import StanzaLimits
 
 log = logging.getLogger("pyobs.comm.xmpp.transport")
+ROSTER_NS = "jabber:iq:roster"
+Q_ROSTER = f"{{{ROSTER_NS}}}query"
 
 #: longest pause between two reconnection attempts (s)
 RECONNECT_MAX_DELAY = 0.25
@@ -162,6 +167,7 @@ class _Pending:
     future: asyncio.Future[Element]
     expect_from: str | None
     extend: Extend | None = None  # calls: the callee may announce a duration
+    control: Call | None = None  # calls: the handle progress notices go to
 
 
 @dataclass(eq=False)
@@ -250,6 +256,8 @@ class XmppBase(Transport):
         ignore_cert_errors: bool = False,
         ping_interval: float = PING_INTERVAL,
         ping_timeout: float = PING_TIMEOUT,
+        trusted: list[str] | None = None,
+        stanza_limits: StanzaLimits | None = None,
         peer_check_interval: float = PEER_CHECK_INTERVAL,
         max_stanza_size: int = 0,
     ) -> None:
@@ -277,8 +285,18 @@ class XmppBase(Transport):
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
         self.version = version
-        if event_queue_size < 1:
-            raise ValueError("event_queue_size must be at least 1")
+        if isinstance(event_queue_size, bool) or not isinstance(event_queue_size, int) or event_queue_size < 1:
+            raise ValueError(f"event_queue_size must be a whole number >= 1, not {event_queue_size!r}")
+        #: the accounts we take calls, events and presence from: an explicit list, or (None) our roster
+        self._trusted_explicit: frozenset[str] | None = None
+        if trusted is not None:
+            if isinstance(trusted, str) or not all(isinstance(t, str) and t for t in trusted):
+                raise ValueError(f"trusted must be a list of JIDs (name@domain), not {trusted!r}")
+            self._trusted_explicit = frozenset(t if "@" in t else f"{t}@{domain}" for t in trusted)
+        self._roster: frozenset[str] = frozenset()
+        #: lines a peer can trigger per stanza go through this (one line per kind every 10 s, with counts)
+        self._limited = RateLimitedLog(log)
+        self._stanza_limits = stanza_limits or StanzaLimits()
         if peer_check_interval < 0:
             raise ConfigError("peer_check_interval", "must be 0 (off) or a positive number of seconds")
         self.peer_check_interval = float(peer_check_interval)
@@ -356,8 +374,22 @@ class XmppBase(Transport):
 
         self._call_prefix: dict[str, str] = {}
         self._call_body: dict[str, str] = {}
-        self._compact_body: dict[str, str] = {}
+        self._compact_body: dict[tuple[str, bool], str] = {}
         self._pubsub_head = pubsub.iq_head(self.pubsub)
+
+    def _trusted(self, bare: str) -> bool:
+        """Whether the account ``bare`` (``name@domain``) belongs to the fleet: on the explicit
+        ``trusted`` list if there is one, else in our roster (the server's shared group)."""
+        if bare == self.bare:
+            return True
+        explicit = self._trusted_explicit
+        return bare in (explicit if explicit is not None else self._roster)
+
+    def _sender_name(self, bare: str) -> str:
+        """How a caller is named to the module: its name in our domain, else its whole bare JID
+        (``peer@other.domain`` is not our ``peer``)."""
+        local, _, domain = bare.partition("@")
+        return local if domain == self.domain and local else bare
 
     if TYPE_CHECKING:
         # implemented by the mixins; declared here so that each mixin type-checks on its own
@@ -397,6 +429,8 @@ class XmppBase(Transport):
 
         def _on_state(self, note: pubsub.Notification) -> None: ...
 
+        def _published_by_owner(self, module: str, what: str, publisher: str | None) -> bool: ...
+
         def _on_message(self, xml: Element) -> bool: ...
 
         def _on_presence(self, xml: Element) -> bool: ...
@@ -414,6 +448,10 @@ class XmppBase(Transport):
         def _extend(self, pending: _Pending, el: Element, frm: str | None) -> None: ...
 
         def _on_call(self, xml: Element, query: Element) -> None: ...
+
+        def _on_cancel(self, xml: Element, el: Element) -> None: ...
+
+        def _on_progress(self, xml: Element, el: Element) -> None: ...
 
         def _on_direct_subscribe(self, xml: Element, el: Element) -> None: ...
 

@@ -4,6 +4,11 @@ slixmpp turns every received element into a stanza object and matches it against
 handlers. The pyobs traffic (calls, answers, disco#info, presence, pubsub notifications) skips
 all of that: :meth:`_spawn_event` hands the raw ElementTree element to the transport first, and
 only what the transport does not take goes the slixmpp way (stream features, SASL, bind, …).
+
+This module is the one adapter to slixmpp's internals: the private names it relies on are listed
+in :data:`SLIXMPP_PRIVATE` and tests/xmpp/test_slixmpp_adapter.py fails when slixmpp changes them.
+Every received stanza is checked against :class:`~.limits.StanzaLimits` first (see :mod:`.limits`):
+one that exceeds them goes to ``on_oversized`` and nowhere else, not even to slixmpp.
 """
 
 from __future__ import annotations
@@ -21,11 +26,18 @@ from xml.etree.ElementTree import Element
 import slixmpp
 from slixmpp.util.sasl import mechanisms as _mechanisms
 
+from .limits import StanzaLimits, stanza_problem
+
+#: slixmpp internals this adapter uses (XMLStream._spawn_event gets every stanza of the stream;
+#: _session_started; the send-queue task _run_out_filters; transport/abort/cancel_connection_attempt)
+SLIXMPP_PRIVATE = ("_spawn_event", "_session_started", "_run_out_filters")
+
 Q_IQ = "{jabber:client}iq"
 Q_MESSAGE = "{jabber:client}message"
 Q_PRESENCE = "{jabber:client}presence"
 
 RawHandler = Callable[[Element], bool]
+OversizedHandler = Callable[[Element, str], None]
 
 
 @functools.lru_cache(maxsize=8)
@@ -71,6 +83,8 @@ class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
         on_iq: RawHandler,
         on_message: RawHandler,
         on_presence: RawHandler,
+        on_oversized: OversizedHandler | None = None,
+        limits: StanzaLimits | None = None,
         use_tls: bool = True,
         direct_tls: bool = False,
         ca_file: str | None = None,
@@ -95,6 +109,8 @@ class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
             },
         )
         self._raw = {Q_IQ: on_iq, Q_MESSAGE: on_message, Q_PRESENCE: on_presence}
+        self._on_oversized = on_oversized
+        self.stanza_limits = limits or StanzaLimits()
         self._out: list[str] = []
         self.enable_direct_tls = direct_tls
         self.enable_starttls = use_tls and not direct_tls
@@ -106,6 +122,13 @@ class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
         return self.ssl_context
 
     def _spawn_event(self, xml: Element) -> None:
+        problem = stanza_problem(xml, self.stanza_limits)
+        if problem is not None:
+            # nothing recursive may see it (slixmpp would deep-copy it, we would echo it)
+            if self._on_oversized is not None:
+                self._on_oversized(xml, problem)
+            xml.clear()
+            return
         raw = self._raw.get(xml.tag)
         if raw is not None and self._session_started and raw(xml):
             return

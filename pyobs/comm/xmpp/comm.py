@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 from ..comm import Comm
 from .base import PING_INTERVAL, PING_TIMEOUT
@@ -54,6 +56,11 @@ class XmppComm(Comm):
         max_stanza_size: the server's stanza size limit in bytes (ejabberd's ``max_stanza_size``;
             0: none known). Calls, answers, events and state larger than that are refused here with
             a clear error instead of costing the connection.
+        trusted: the accounts (``name@domain``, or ``name`` in our domain) whose calls, events and
+            presence are accepted; default (None): the accounts in our roster, i.e. the server's
+            shared group of the fleet. See docs/security.md.
+        **limits: the bounds of :class:`~pyobs.comm.Comm` (``max_call_timeout``, ``max_calls``,
+            ``max_handler_tasks``, ``handler_queue_size``).
     """
 
     def __init__(
@@ -78,6 +85,8 @@ class XmppComm(Comm):
         version: str = "",
         peer_check_interval: float = 1.5,
         max_stanza_size: int = 0,
+        trusted: list[str] | None = None,
+        **limits: Any,
     ) -> None:
         if jid is None:
             if not user or not domain:
@@ -85,8 +94,9 @@ class XmppComm(Comm):
             jid = f"{user}@{domain}/{resource}"
         elif "/" not in jid:
             jid = f"{jid}/{resource}"
-        if timeout <= 0 or connect_timeout <= 0:
-            raise ValueError("timeout and connect_timeout must be positive")
+        for key, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(f"{key} must be a positive number of seconds, not {value!r}")
         transport = XmppTransport(
             jid,
             password,
@@ -105,10 +115,11 @@ class XmppComm(Comm):
             ping_timeout=ping_timeout,
             peer_check_interval=peer_check_interval,
             max_stanza_size=max_stanza_size,
+            trusted=trusted,
         )
         if ignore_cert_errors:
             log.warning("%s: ignore_cert_errors is set: the server's certificate is not checked", jid)
-        super().__init__(transport, timeout=timeout, event_queue_size=event_queue_size)
+        super().__init__(transport, timeout=timeout, event_queue_size=event_queue_size, **limits)
 
     @property
     def xmpp(self) -> XmppTransport:

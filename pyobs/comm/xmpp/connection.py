@@ -15,10 +15,11 @@ from collections.abc import Awaitable
 from typing import Any
 from xml.etree.ElementTree import Element
 
+from pyobs.comm.errors import describe
 from pyobs.utils.exceptions import RemoteError
 
 from ..transport import TransportHandler
-from . import discovery, rpc
+from . import control, discovery, rpc
 from .base import (
     CLOSE_CONFIRM_WAIT,
     CLOSE_RESERVE,
@@ -26,9 +27,11 @@ from .base import (
     PUBSUB_ATTEMPTS,
     Q_DIRECT_SUBSCRIBE,
     Q_PING,
+    Q_ROSTER,
     RECENTLY_GONE,
     RECONNECT_JITTER,
     RECONNECT_MAX_DELAY,
+    ROSTER_NS,
     TRANSIENT_PUBSUB,
     IqError,
     XmppAuthError,
@@ -38,7 +41,7 @@ from .base import (
     _Pending,
     log,
 )
-from .client import Client
+from .client import Q_IQ, Client
 from .values import escape_attr
 
 
@@ -52,12 +55,17 @@ class ConnectionMixin(XmppBase):
             on_iq=self._on_iq,
             on_message=self._on_message,
             on_presence=self._on_presence,
+            on_oversized=self._on_oversized,
+            limits=self._stanza_limits,
             use_tls=self._use_tls,
             direct_tls=self._direct_tls,
             ca_file=self._ca_file,
             allow_plain=self._allow_plain,
             ignore_cert_errors=self._ignore_cert_errors,
         )
+        # nobody gets into our roster (the fleet) by asking: subscription requests are refused
+        client.auto_authorize = False
+        client.auto_subscribe = False
         client.add_event_handler("session_start", self._on_session_start)
         client.add_event_handler("connection_failed", self._on_connection_failed)
         client.add_event_handler("failed_all_auth", self._on_auth_failed)
@@ -82,7 +90,8 @@ class ConnectionMixin(XmppBase):
         self._conflict = False
         self._client = self._make_client()
         try:
-            await self._connect(self.connect_timeout, retry=True)
+            # a refused connection fails at once; a server that does not answer gets connect_timeout
+            await self._connect(self.connect_timeout, retry=False)
         except BaseException:
             self._closing = True
             await self._dispose_client()
@@ -147,6 +156,39 @@ class ConnectionMixin(XmppBase):
         finally:
             if self._attempt is attempt:
                 self._attempt = None
+        await self._load_roster()
+
+    async def _load_roster(self) -> None:
+        """Read our roster: with no explicit ``trusted`` list, its accounts are the fleet."""
+        if self._trusted_explicit is not None:
+            return
+        try:
+            reply = await self._iq(
+                '<iq type="get" id="', f'"><query xmlns="{ROSTER_NS}"/></iq>', None, self.timeout, "roster"
+            )
+        except (TimeoutError, RemoteError) as exc:
+            if self._client is not None:
+                self._client.abort()
+            raise XmppConnectionError(f"cannot read the roster: {exc or 'timed out'}") from None
+        query = reply.find(Q_ROSTER)
+        self._roster = frozenset(_roster_items(query)) if query is not None else frozenset()
+        if not self._roster:
+            self._limited.warning(
+                "empty-roster", "%s: our roster is empty, so no peer is trusted: put the fleet's accounts in a "
+                "shared roster group on the server, or list them in the comm's 'trusted' option", self.bare,
+            )  # fmt: skip
+
+    def _on_roster_push(self, xml: Element, query: Element) -> None:
+        """The server changed our roster (RFC 6120 roster push): the fleet changed."""
+        roster = set(self._roster)
+        for item in query:
+            jid = item.get("jid", "").partition("/")[0]
+            if item.get("subscription") in ("both", "to", "from"):
+                roster.add(jid)
+            else:
+                roster.discard(jid)
+        self._roster = frozenset(roster)
+        self._reply_empty(xml)
 
     def _next_address(self) -> None:
         """After a failed attempt: the next server of the list (another node of the cluster)."""
@@ -236,6 +278,7 @@ class ConnectionMixin(XmppBase):
             self._handler.connection_changed(False, why)
         if self._conflict:
             return
+        # a running reconnect loop notices the drop itself (its current step fails) and starts over
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = self._spawn(self._reconnect())
 
@@ -247,7 +290,11 @@ class ConnectionMixin(XmppBase):
                 p.future.exception()
 
     async def _reconnect(self) -> None:
-        """Reconnect until it works (or we close); then restore presence, subscriptions and events."""
+        """Reconnect until connected again (or closing): one loop whose every round starts from
+        "no session" — connect, log in, read the roster, go online, restore the subscriptions —
+        and which starts over from the top whenever any of that fails or the connection drops
+        meanwhile. Only a round that ended with the session still up reports the connection back
+        (``comm.connected``), so that a drop at any stage cannot leave it waiting or lying."""
         # a random start: modules that lost the server together do not all log in at once (each
         # login costs the server a SCRAM derivation, and the presences of all of them cross)
         delay = random.uniform(0.0, RECONNECT_JITTER)
@@ -255,6 +302,9 @@ class ConnectionMixin(XmppBase):
             if delay:
                 await asyncio.sleep(delay)
             delay = min(max(delay * 2, 0.02), RECONNECT_MAX_DELAY) * random.uniform(0.8, 1.2)
+            if self._session:  # a half-restored session from the round before: start clean
+                self._abort_session()
+                continue
             try:
                 await self._attempt_session(self.connect_timeout)
             except XmppAuthError as exc:
@@ -263,22 +313,34 @@ class ConnectionMixin(XmppBase):
                 continue
             except XmppConnectionError:
                 continue
-            break
-        if self._closing:
+            if self._closing:
+                return
+            try:
+                async with asyncio.timeout(max(self.connect_timeout, 3 * self.timeout)):
+                    if self._info is not None:
+                        await self._go_online()
+                    await self._restore_subscriptions()
+            except XmppNodeOwnershipError as exc:
+                log.error("%s: not online again after reconnecting: %s", self.bare, exc)
+                return  # an administrator must act: retrying would fail alike
+            except (XmppConnectionError, TimeoutError, RemoteError) as exc:
+                log.info("%s: restoring the session failed (%s); starting over", self.bare, exc or "timed out")
+                continue
+            if not self._session or self._closing:
+                continue  # lost while restoring (a step that does not raise on it)
+            log.info("%s: reconnected to %s", self.bare, self.address)
+            self._resend_unacked()  # older than anything in the core's outbox: first
+            if self._handler is not None:
+                self._handler.connection_changed(True)
             return
-        log.info("%s: reconnected to %s", self.bare, self.address)
-        try:
-            if self._info is not None:
-                await self._go_online()
-            await self._restore_subscriptions()
-        except XmppNodeOwnershipError as exc:
-            log.error("%s: not online again after reconnecting: %s", self.bare, exc)
-            return
-        except XmppConnectionError:
-            return  # lost again: _on_disconnected started the next round
-        self._resend_unacked()  # older than anything in the core's outbox: first
-        if self._handler is not None:
-            self._handler.connection_changed(True)
+
+    def _abort_session(self) -> None:
+        """Drop the connection at once (the disconnect handler resets the session state)."""
+        client = self._client
+        if client is not None:
+            client.abort()
+        if self._session:  # no disconnect event came (no socket any more): reset by hand
+            self._on_disconnected("aborted")
 
     async def _keepalive(self) -> None:
         while self._session:
@@ -454,10 +516,19 @@ class ConnectionMixin(XmppBase):
                 if child.tag == rpc.Q_COMPACT_CALL or child.tag == rpc.Q_QUERY:
                     self._on_call(xml, child)
                     return True
+                if child.tag == control.Q_CANCEL:
+                    self._on_cancel(xml, child)
+                    return True
             sub = xml.find(Q_DIRECT_SUBSCRIBE)
             if sub is not None:
                 self._on_direct_subscribe(xml, sub)
                 return True
+            roster = xml.find(Q_ROSTER)
+            if roster is not None:
+                frm = xml.get("from")
+                if frm is None or frm == self.bare:  # only the server pushes our roster
+                    self._on_roster_push(xml, roster)
+                    return True
             return False
         if typ == "get":
             query = xml.find(discovery.Q_QUERY)
@@ -473,3 +544,38 @@ class ConnectionMixin(XmppBase):
         with contextlib.suppress(XmppConnectionError):
             to, iq_id = escape_attr(xml.get("from", self.domain)), escape_attr(xml.get("id", ""))
             self._write(f'<iq type="result" to="{to}" id="{iq_id}"/>')
+
+    def _on_oversized(self, xml: Element, problem: str) -> None:
+        """A stanza beyond the limits (see :mod:`.limits`): an error answer where one is due,
+        else dropped; one rate-limited log line either way. Nothing recursive ever sees it."""
+        frm = xml.get("from", "")
+        typ = xml.get("type")
+        self._limited.warning("oversized", "%s: refused a stanza from %s: %s", self.bare, frm or "the server", problem)
+        if xml.tag != Q_IQ:
+            return
+        iq_id = xml.get("id", "")
+        if typ in ("get", "set"):
+            to, iq_id = escape_attr(frm), escape_attr(iq_id)
+            first = xml[0].tag if len(xml) else ""
+            if typ == "set" and first in (rpc.Q_QUERY, rpc.Q_COMPACT_CALL):
+                reply = rpc.fault(to, iq_id, describe(ValueError(f"call refused: the stanza is {problem}")))
+            else:
+                reply = rpc.iq_error(to, iq_id, "policy-violation", "modify", 400, f"stanza {problem}")
+            with contextlib.suppress(XmppConnectionError):
+                self._write(reply)
+            return
+        pending = self._pending.get(iq_id)
+        if pending is not None and (pending.expect_from is None or frm == pending.expect_from):
+            del self._pending[iq_id]
+            if not pending.future.done():
+                pending.future.set_exception(RemoteError(f"the answer from {frm or 'the server'} is {problem}"))
+                pending.future.exception()
+
+
+def _roster_items(query: Element) -> list[str]:
+    """Bare JIDs of the roster items with a subscription (``none``: a pending request, not the fleet)."""
+    return [
+        item.get("jid", "").partition("/")[0]
+        for item in query
+        if item.get("subscription") in ("both", "to", "from") and item.get("jid")
+    ]

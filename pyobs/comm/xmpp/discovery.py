@@ -16,6 +16,7 @@ from pyobs.events.event import event_by_name
 from pyobs.interfaces.interface import Interface
 
 from ..transport import Announcement
+from . import control
 from .rpc import COMPACT_NS
 from .values import decode_fields, encode_fields, escape_attr
 
@@ -43,6 +44,7 @@ def info_body(info: Announcement, capabilities: dict[str, Any]) -> str:
         '<feature var="jabber:iq:rpc"/>',
         f'<feature var="{DIRECT_EVENTS}"/>',
         f'<feature var="{COMPACT_NS}"/>',
+        f'<feature var="{control.NS}"/>',
     ]
     ifaces: list[type[Interface]] = sorted(info.interfaces, key=lambda i: (i.__name__ != "IModule", i.__name__))
     for iface in ifaces:
@@ -99,6 +101,8 @@ class PeerInfo:
     direct: bool = False
     #: takes calls in the compact envelope (a pyobs-comm peer; see rpc)
     compact_calls: bool = False
+    #: takes cancels of calls and sends their progress (a pyobs-comm peer; see control)
+    call_control: bool = False
 
     @property
     def is_module(self) -> bool:
@@ -177,6 +181,8 @@ def parse_info(iq: Element) -> PeerInfo:
                 info.direct = True
             elif var == COMPACT_NS:
                 info.compact_calls = True
+            elif var == control.NS:
+                info.call_control = True
             elif var.startswith(IFACE_PREFIX):
                 name, _, version = var[len(IFACE_PREFIX) :].rpartition(":")
                 if name and version.isdigit():

@@ -14,7 +14,7 @@ from xml.etree.ElementTree import Element
 
 from pyobs.events.event import Event
 
-from . import discovery, pubsub, rpc
+from . import control, discovery, pubsub, rpc
 from .base import (
     DIRECT_BATCH_BYTES,
     DIRECT_RETRIES,
@@ -34,18 +34,39 @@ from .values import escape_attr
 class EventsMixin(XmppBase):
     def _on_message(self, xml: Element) -> bool:
         if xml.get("from") != self.pubsub:
+            for child in xml:
+                if child.tag == control.Q_PROGRESS:
+                    self._on_progress(xml, child)
+                    return True
             return self._on_direct_event(xml)
         handler = self._handler
         if handler is None:
             return True
         try:
             for note in pubsub.notifications(xml):
+                if not self._published_by_owner(note.module, note.name, note.publisher):
+                    continue
                 if note.kind == "event":
                     self._on_event(note)
                 else:
                     self._on_state(note)
         except Exception:
             log.exception("%s: failed to handle a pubsub notification", self.bare)
+        return True
+
+    def _published_by_owner(self, module: str, what: str, publisher: str | None) -> bool:
+        """Whether an item on ``module``'s node may be believed: the module is in the fleet, and
+        the server, where it names the publisher, names that module (pubsub admins — every module
+        on prosody — could publish on any node)."""
+        owner = f"{module}@{self.domain}"
+        if not self._trusted(owner):
+            self._limited.warning("untrusted-node", "%s: dropped %s from %s: not in the fleet", self.bare, what, owner)
+            return False
+        if publisher is not None and publisher.partition("/")[0] != owner:
+            self._limited.warning(
+                "spoofed-item", "%s: dropped %s on %s's node published by %s", self.bare, what, module, publisher
+            )
+            return False
         return True
 
     def _on_direct_event(self, xml: Element) -> bool:
@@ -62,13 +83,18 @@ class EventsMixin(XmppBase):
             return True
         bare, _, resource = frm.partition("/")
         local, _, domain = bare.partition("@")
-        if domain != self.domain or resource != self.resource:
-            return False
+        if domain != self.domain or resource != self.resource or not self._trusted(bare):
+            self._limited.warning(
+                "untrusted-event", "%s: dropped an event sent by %s: not in the fleet", self.bare, frm
+            )
+            return True
         try:
             for note in pubsub.notifications(xml):
                 if note.kind != "event" or note.module != local:
                     # the server vouches for the sender: nobody sends events in another's name
-                    log.warning("%s: dropped an event for %s's node sent by %s", self.bare, note.module, frm)
+                    self._limited.warning(
+                        "spoofed-event", "%s: dropped an event for %s's node sent by %s", self.bare, note.module, frm
+                    )
                     continue
                 self._on_event(note)
         except Exception:
@@ -81,7 +107,7 @@ class EventsMixin(XmppBase):
         to, iq_id = escape_attr(frm), escape_attr(xml.get("id", ""))
         bare, _, resource = frm.partition("/")
         local, _, domain = bare.partition("@")
-        if not local or domain != self.domain or resource != self.resource:
+        if not local or domain != self.domain or resource != self.resource or not self._trusted(bare):
             with contextlib.suppress(XmppConnectionError):
                 self._write(rpc.iq_error(to, iq_id, "not-allowed", "cancel", 405, "not a module of this fleet"))
             return
@@ -110,19 +136,26 @@ class EventsMixin(XmppBase):
 
     def _on_event(self, note: pubsub.Notification) -> None:
         if note.payload.tag != pubsub.Q_EVENT_PAYLOAD:
-            log.warning("%s: event from %s without a pyobs:event payload, dropped", self.bare, note.module)
+            self._limited.warning(
+                "bad-event", "%s: event from %s without a pyobs:event payload, dropped", self.bare, note.module
+            )
             return
         try:
             data = json.loads(note.payload.text or "")
             event = Event.from_dict(data)
         except ValueError as exc:
-            log.warning("%s: dropped an undecodable %s from %s: %s", self.bare, note.name, note.module, exc)
+            self._limited.warning(
+                "bad-event", "%s: dropped an undecodable %s from %s: %s", self.bare, note.name, note.module, exc
+            )
             return
         except RecursionError:
-            log.warning("%s: dropped a %s from %s nested too deeply", self.bare, note.name, note.module)
+            self._limited.warning(
+                "bad-event", "%s: dropped a %s from %s nested too deeply", self.bare, note.name, note.module
+            )
             return
         if event.type != note.name:
-            log.warning(
+            self._limited.warning(
+                "bad-event",
                 "%s: dropped a %s published on the %s node of %s", self.bare, event.type, note.name, note.module
             )
             return
@@ -371,7 +404,10 @@ class EventsMixin(XmppBase):
             pending = self._pending.pop(old_id, None)
             if pending is not None:
                 pending.future.cancel()
-            log.warning("%s: the server did not confirm a publish to %s; not tracked any more", self.bare, old_node)
+            self._limited.warning(
+                "unconfirmed",
+                "%s: the server did not confirm a publish to %s; not tracked any more", self.bare, old_node,
+            )  # fmt: skip
 
     def _flush_batch(self) -> None:
         batch, self._batch = self._batch, None
@@ -398,7 +434,9 @@ class EventsMixin(XmppBase):
         reply = fut.result()
         if reply.get("type") == "error" and entry is not None:
             cond, text = rpc.error_condition(reply)
-            log.warning("%s: publishing to %s failed: %s %s", self.bare, entry[0], cond, text)
+            self._limited.warning(
+                "publish-failed", "%s: publishing to %s failed: %s %s", self.bare, entry[0], cond, text
+            )
 
     def _resend_unacked(self) -> None:
         """After a reconnect, before the core flushes its outbox: write again what the server never

@@ -11,7 +11,7 @@ from xml.etree.ElementTree import Element
 from pyobs.interfaces.types import ModuleCapabilities
 
 from ..transport import Announcement
-from . import discovery, pubsub
+from . import discovery, pubsub, rpc
 from .base import (
     CAPS_CACHE_SIZE,
     CAPS_NS,
@@ -236,9 +236,14 @@ class PresenceMixin(XmppBase):
         self._created_nodes.add(node)
 
     def _on_disco(self, xml: Element, query: Element) -> None:
-        to = escape_attr(xml.get("from", ""))
+        frm = xml.get("from", "")
+        to = escape_attr(frm)
         iq_id = escape_attr(xml.get("id", ""))
+        bare = frm.partition("/")[0]
         with contextlib.suppress(XmppConnectionError):
+            if "@" in bare and not self._trusted(bare):  # (the server itself may ask: no '@')
+                self._write(rpc.iq_error(to, iq_id, "forbidden", "auth", 403, "not a member of this fleet"))
+                return
             self._write(discovery.info_result(to, iq_id, self._disco_body, query.get("node")))
 
     def _on_presence(self, xml: Element) -> bool:
@@ -249,6 +254,11 @@ class PresenceMixin(XmppBase):
         bare, _, resource = frm.partition("/")
         local, _, domain = bare.partition("@")
         if not local or domain != self.domain or resource != self.resource or bare == self.bare:
+            return True
+        if not self._trusted(bare):
+            # presence is how peers are discovered: nobody outside the fleet poses as a module
+            if typ is None:
+                self._limited.info("untrusted-presence", "%s: ignored presence of %s: not in the fleet", self.bare, frm)
             return True
         if typ is None:
             c = xml.find(f"{{{CAPS_NS}}}c")

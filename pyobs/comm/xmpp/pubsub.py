@@ -163,6 +163,9 @@ class Notification:
     name: str  # event type or interface name
     version: int
     payload: Element
+    #: the JID the server names as the item's publisher, where it reports one (prosody:
+    #: ``expose_publisher = true``; ejabberd: node option ``itemreply: publisher``)
+    publisher: str | None = None
 
 
 def notifications(message: Element) -> Iterator[Notification]:
@@ -180,17 +183,23 @@ def notifications(message: Element) -> Iterator[Notification]:
             continue
         for item in items:
             for payload in item:
-                yield Notification(parsed[0], parsed[1], parsed[2], parsed[3], payload)
+                yield Notification(parsed[0], parsed[1], parsed[2], parsed[3], payload, item.get("publisher"))
                 break
 
 
 def newest_item(iq: Element) -> Element | None:
     """The payload of the newest item of an ``<items max_items="1">`` result (the first listed)."""
+    found = newest_item_and_publisher(iq)
+    return found[0] if found is not None else None
+
+
+def newest_item_and_publisher(iq: Element) -> tuple[Element, str | None] | None:
+    """(payload, publisher JID where the server reports it) of the newest item of an items result."""
     pubsub = iq.find(Q_PUBSUB)
     items = pubsub.find(Q_ITEMS) if pubsub is not None else None
     if items is None:
         return None
     for item in items:
         for payload in item:
-            return payload
+            return payload, item.get("publisher")
     return None

@@ -71,17 +71,27 @@ def call_body(method: str) -> str:
 CALL_END = "</params></methodCall></query></iq>"
 
 
-def compact_call_body(method: str) -> str:
-    """Everything of a compact call between the id and the first value."""
-    return f'"><call xmlns="{COMPACT_NS}" method="{escape_attr(method)}">'
+def compact_call_body(method: str, progress: bool = False) -> str:
+    """Everything of a compact call between the id and the first value. ``progress``: the caller
+    takes progress notices of this call (``progress="1"``, see :mod:`.control`)."""
+    flag = ' progress="1"' if progress else ""
+    return f'"><call xmlns="{COMPACT_NS}" method="{escape_attr(method)}"{flag}>'
 
 
 COMPACT_CALL_END = "</call></iq>"
 
 
+def exact(xml: str) -> str:
+    """Values for a pyobs-comm peer (compact envelope): a CR as ``<cr/>``. The server re-serialises
+    every stanza and writes the ``&#13;`` of :func:`~.values.escape` as a raw CR, which the receiving
+    parser turns into LF (XML end-of-line handling); an element survives. (A user's literal
+    ``&#13;`` is escaped as ``&amp;#13;``: only a CR of ours matches.)"""
+    return xml.replace("&#13;", "<cr/>") if "&#13;" in xml else xml
+
+
 def encode_values(args: list[Any]) -> str:
     """The values of a compact call (they take the envelope's namespace; decoding goes by local name)."""
-    return "".join([encode(a) for a in args])
+    return exact("".join([encode(a) for a in args]))
 
 
 def encode_params(args: list[Any]) -> str:
@@ -254,7 +264,7 @@ def result(to: str, iq_id: str, value: Any) -> str:
 
 def compact_result(to: str, iq_id: str, value: Any) -> str:
     """A final answer to a compact call (value already typed)."""
-    return f'<iq type="result" to="{to}" id="{iq_id}"><result xmlns="{COMPACT_NS}">{encode(value)}</result></iq>'
+    return f'<iq type="result" to="{to}" id="{iq_id}"><result xmlns="{COMPACT_NS}">{exact(encode(value))}</result></iq>'
 
 
 def method_timeout(to: str, iq_id: str, seconds: float) -> str:

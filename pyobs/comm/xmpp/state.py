@@ -127,8 +127,11 @@ class StateMixin(XmppBase):
         reply = await self._iq(
             pubsub.iq_head(self.pubsub, "get"), pubsub.items_body(node, 1), self.pubsub, self.timeout, node
         )
-        payload = pubsub.newest_item(reply)
-        if payload is None:
+        found = pubsub.newest_item_and_publisher(reply)
+        if found is None:
+            return None
+        payload, publisher = found
+        if not self._published_by_owner(peer, f"state {interface}", publisher):
             return None
         try:
             return decode_fields(payload)

@@ -25,8 +25,12 @@ RPC_NS = "urn:pyobs:rpc:1"
 
 #: characters XML 1.0 cannot carry at all
 INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-_ESCAPE_ATTR = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
+# a CR would reach the receiver as LF (XML end-of-line handling) and whitespace in attributes as
+# spaces (attribute normalisation): as character references they arrive as they were sent
+_ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ESCAPE_ATTR = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\r": "&#13;", "\n": "&#10;", "\t": "&#9;"}
+)
 
 
 class EncodeError(TypeError):
@@ -261,7 +265,15 @@ def _dec_double(el: Element) -> Any:
 
 
 def _dec_string(el: Element) -> Any:
-    return el.text or ""
+    if not len(el):
+        return el.text or ""
+    # a CR between pyobs-comm modules travels as <cr/> (see rpc.exact); other children are ignored
+    parts = [el.text or ""]
+    for child in el:
+        if child.tag.rpartition("}")[2] == "cr":
+            parts.append("\r")
+        parts.append(child.tail or "")
+    return "".join(parts)
 
 
 def _dec_items(el: Element) -> Any:

@@ -98,6 +98,9 @@ class SimAutoFocus(Module, IAutoFocus):
         await self.comm.set_state(IAutoFocus, AutoFocusState([]))
         try:
             return await self._series(count, step, exposure_time, sender)
+        except asyncio.CancelledError:  # the caller cancelled: the running image is cancelled too
+            log.info("%s: focus series cancelled by %s", self.name, sender)
+            raise
         finally:
             self._running = False
             await self.comm.set_state(IRunning, RunningState(False))
@@ -129,6 +132,7 @@ class SimAutoFocus(Module, IAutoFocus):
         try:
             for i, pos in enumerate(positions, start=1):
                 self._check_abort()
+                self.report_progress((i - 1) / count, f"point {i} of {count}: focus {pos:.3f} mm")
                 log.info("%s: point %d/%d: asking %s to set focus %.3f", self.name, i, count, self.focuser, pos)
                 await focuser.set_focus(pos)
                 self._check_abort()
@@ -172,6 +176,7 @@ class SimAutoFocus(Module, IAutoFocus):
                 fit.min_fwhm,
                 self.focuser,
             )
+            self.report_progress(1.0, f"best focus {fit.focus:.4f} mm")
             await focuser.set_focus(fit.focus)
             found = True
             await self.comm.send_event(FocusFoundEvent(focus=fit.focus, error=error))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import tempfile
@@ -222,12 +223,17 @@ class SimCamera(Module, ICamera, IExposure, IExposureTime, IImageType, IBinning,
                 cards[key] = (entry.value, entry.comment)
         return cards
 
-    async def _wait(self, seconds: float, status: ExposureStatus, what: str) -> None:
-        """Wait ``seconds`` publishing progress, or raise AbortedError on abort()."""
+    async def _wait(
+        self, seconds: float, status: ExposureStatus, what: str, before: float = 0.0, total: float = 0.0
+    ) -> None:
+        """Wait ``seconds`` publishing progress, or raise AbortedError on abort(). ``before`` of
+        ``total`` seconds of the whole grab_data() were done before (for the caller's progress)."""
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
         while (left := end - loop.time()) > 0:
             progress = 100.0 * (1.0 - left / seconds) if seconds > 0 else 100.0
+            if total > 0:
+                self.report_progress(min(1.0, (before + seconds - left) / total), f"{what}, {left:.1f} s left")
             await self._set_status(status, progress, left)
             try:
                 await asyncio.wait_for(self._abort.wait(), timeout=min(left, self.progress_interval))
@@ -252,16 +258,18 @@ class SimCamera(Module, ICamera, IExposure, IExposureTime, IImageType, IBinning,
         binning, window = self._binning, self._window
         readout = self.exposure_duration() - exptime
         log.info("%s: grab_data() called by %s: %.2f s %s exposure", self.name, sender, exptime, image_type)
+        path: Path | None = None
+        writing: asyncio.Future[None] | None = None
         try:
             cards = await self._fits_cards()
             focus = await self._focus()
             ra, dec = await self._pointing()
             date_obs = Time.now()
             start = time.time()
-            await self._wait(exptime, ExposureStatus.EXPOSING, "exposure")
+            await self._wait(exptime, ExposureStatus.EXPOSING, "exposure", 0.0, exptime + readout)
             # the stars are as sharp as the focus was during the exposure: the mean of start and end
             focus_end = await self._focus()
-            await self._wait(readout, ExposureStatus.READOUT, "readout")
+            await self._wait(readout, ExposureStatus.READOUT, "readout", exptime, exptime + readout)
             mid = start + exptime / 2
             if focus is None or focus_end is None:
                 blur_focus = focus if focus is not None else self.world.best_focus(mid)
@@ -300,8 +308,9 @@ class SimCamera(Module, ICamera, IExposure, IExposureTime, IImageType, IBinning,
                 header["FOCUS"] = (round(focus, 5), f"focus of {self.focuser} [mm]")
             stamp = date_obs.strftime("%Y%m%d-%H%M%S")
             path = self.image_dir / f"{self.name}-{stamp}-{next(self._counter):04d}-{image_type}.fits"
+            writing = asyncio.ensure_future(asyncio.to_thread(write_fits, path, data, header))
             try:
-                await asyncio.to_thread(write_fits, path, data, header)
+                await asyncio.shield(writing)
             except OSError as exc:
                 raise GrabImageError(f"{self.name}: cannot write {path}: {exc.strerror or exc}") from None
             await self._set_status(ExposureStatus.IDLE)
@@ -318,7 +327,13 @@ class SimCamera(Module, ICamera, IExposure, IExposureTime, IImageType, IBinning,
             await self._set_status(ExposureStatus.ERROR)
             await self._set_status(ExposureStatus.IDLE)
             raise
-        except asyncio.CancelledError:  # the caller went away: the sensor is idle again
+        except asyncio.CancelledError:  # the caller cancelled the call: the exposure ends, the sensor is idle
+            log.info("%s: exposure cancelled by %s", self.name, sender)
+            if writing is not None and path is not None:
+                # an image nobody will get: let the writing thread finish, then remove the file
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writing, 10.0)
+                path.unlink(missing_ok=True)
             await self._set_status(ExposureStatus.IDLE)
             raise
         finally:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pyobs.events import (
     BadWeatherEvent,
@@ -35,6 +36,8 @@ from pyobs.utils.exceptions import AbortedError, ConfigError, FocusError, Pointi
 
 from .common import caller
 from .world import SimWorld
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +171,7 @@ class NightScript(Module, IAutonomous):
         self._good = asyncio.Event()
         self._over = ""  # why the night must end early ("" while it may go on)
         self._phase = "idle"
+        self._long_call: asyncio.Future[Any] | None = None  # a running exposure or focus series
 
     async def open(self) -> None:
         await super().open()
@@ -227,19 +231,29 @@ class NightScript(Module, IAutonomous):
             self._good.clear()
 
     async def _end_early(self, reason: str) -> None:
-        """Make the night end now: abort what runs (exposure or focus series) so nobody waits for it."""
+        """Make the night end now: cancel what runs (exposure or focus series) so nobody waits for it;
+        the cancel reaches the camera or autofocus, which stop it."""
         if self._task is None or self._task.done() or self._over:
             return
         self._over = reason
-        target = {"focusing": self.autofocus, "observing": self.camera}.get(self._phase)
-        if target is None:
-            return
-        log.info("%s: %s, asking %s to abort", self.name, reason, target)
+        call = self._long_call
+        if call is not None and not call.done():
+            log.info("%s: %s, cancelling the running %s", self.name, reason, call)
+            call.cancel()
+
+    async def _long(self, call: Awaitable[T]) -> T:
+        """Await a long remote call in a task of its own, so that _end_early can cancel just it."""
+        task: asyncio.Future[T] = asyncio.ensure_future(call)
+        self._long_call = task
         try:
-            proxy = await self.proxy(target)
-            await proxy.execute("abort")
-        except Exception as exc:
-            log.warning("%s: %s.abort() failed: %s", self.name, target, exc)
+            return await task
+        except asyncio.CancelledError:
+            running = asyncio.current_task()
+            if self._over and task.cancelled() and running is not None and not running.cancelling():
+                raise _NightOver(self._over) from None  # we cancelled it: the night ends early
+            raise
+        finally:
+            self._long_call = None
 
     # ------------------------------------------------------------------ start/stop
 
@@ -384,14 +398,17 @@ class NightScript(Module, IAutonomous):
             self.focus_step,
         )
         try:
-            summary.focus = await autofocus.auto_focus(self.focus_count, self.focus_step, self.focus_exposure_time)
+            focus: AutoFocusResult = await self._long(
+                autofocus.auto_focus(self.focus_count, self.focus_step, self.focus_exposure_time)
+            )
+            summary.focus = focus
             summary.true_focus = self.world.best_focus()
             log.info(
                 "%s: %s found focus %.4f ± %.4f mm",
                 self.name,
                 self.autofocus,
-                summary.focus.focus,
-                summary.focus.focus_err,
+                focus.focus,
+                focus.focus_err,
             )
         except (FocusError, AbortedError) as exc:
             self._check()
@@ -414,7 +431,7 @@ class NightScript(Module, IAutonomous):
                 self.exposure_time,
             )
             try:
-                filename = await camera.grab_data()
+                filename = await self._long(camera.grab_data())
             except AbortedError:
                 self._check()
                 raise

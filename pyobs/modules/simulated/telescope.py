@@ -232,10 +232,12 @@ class SimTelescope(Module, ITelescope, IPointingRaDec, IPointingAltAz, IOffsetsR
         self._abort = asyncio.Event()
 
     async def _wait(self, seconds: float, what: str) -> None:
-        """Wait ``seconds`` (publishing the position), or raise AbortedError if the motion is aborted."""
+        """Wait ``seconds`` (publishing the position and the caller's progress), or raise AbortedError
+        if the motion is aborted."""
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
         while (left := end - loop.time()) > 0:
+            self.report_progress(1.0 - left / seconds, f"{what}: {left:.1f} s left")
             try:
                 await asyncio.wait_for(self._abort.wait(), timeout=min(left, self.state_interval / 4))
             except TimeoutError:
@@ -256,7 +258,10 @@ class SimTelescope(Module, ITelescope, IPointingRaDec, IPointingAltAz, IOffsetsR
         )
         try:
             await self._wait(duration, what)
-        except AbortedError:
+        except (AbortedError, asyncio.CancelledError) as exc:
+            # aborted, or the caller cancelled the call: stop where we are
+            if isinstance(exc, asyncio.CancelledError):
+                log.info("%s: %s cancelled by the caller, stopping", self.name, what)
             self._fixed_altaz = self.altaz()
             self._slew = None
             await self._set_status(MotionStatus.IDLE)
@@ -345,7 +350,7 @@ class SimTelescope(Module, ITelescope, IPointingRaDec, IPointingAltAz, IOffsetsR
             await self._set_status(MotionStatus.INITIALIZING)
             try:
                 await self._wait(self.init_time, "initialization")
-            except AbortedError:
+            except (AbortedError, asyncio.CancelledError):
                 await self._set_status(MotionStatus.PARKED)
                 raise
             await self._set_status(MotionStatus.IDLE)

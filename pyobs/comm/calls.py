@@ -1,0 +1,452 @@
+"""Long calls: a handle for each outgoing call (progress, how a cancel ended) and the callee's
+book-keeping of the calls it serves (who may cancel them, rate-limited progress).
+
+Caller side: a proxy method returns a :class:`Call`. ``await proxy.method()`` reads as before (a
+``Call`` is a coroutine, so ``asyncio.create_task`` and ``gather`` take it too); the handle adds
+progress::
+
+    call = camera.grab_data()
+    call.on_progress(lambda p: print(p.fraction, p.message))    # a callback ...
+    async for p in call.progress():                             # ... or an async iterator
+        print(p.fraction, p.message)
+    filename = await call
+
+Cancelling the task that awaits a call, or the call's deadline passing, sends a cancel to the
+callee (the core does it, :meth:`pyobs.comm.Comm._cancel_remote`); :attr:`Call.cancel_outcome`
+then says what became of it.
+
+Callee side: the core registers every call it serves (:class:`Serving`) under the transport's
+key for it, so a cancel finds its task; a method reports progress with :func:`report_progress`,
+which finds the call it belongs to through a context variable (so helpers and sub-tasks the
+method starts report for it too, and a method called directly in-process reports to nobody).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Hashable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyobs.interfaces.interface import MethodSpec
+
+    from .comm import Comm, Peer
+
+log = logging.getLogger(__name__)
+
+#: longest progress message sent (longer ones are cut, with an ellipsis)
+MAX_PROGRESS_MESSAGE = 200
+#: notices kept per progress iterator that is not read fast enough (older ones are skipped:
+#: progress is a "latest value", the iterator always ends with the newest)
+PROGRESS_BUFFER = 64
+#: a callee waits at most this long for a cancelled method to end before it answers, whatever
+#: the caller asks for
+MAX_CANCEL_WAIT = 30.0
+
+
+class CancelOutcome(StrEnum):
+    """What became of a cancel (also the word on the wire, see docs/cancel.md)."""
+
+    #: the callee's method ended after the cancel: its cleanup (``finally``) ran
+    CANCELLED = "cancelled"
+    #: the method is marked ``@not_cancellable``: it goes on
+    NOT_CANCELLABLE = "not-cancellable"
+    #: the method got the cancel but had not ended when the callee answered
+    RUNNING = "running"
+    #: the callee runs no such call (it had just finished, or never arrived)
+    UNKNOWN = "unknown"
+    #: the peer cannot be cancelled (a pyobs-core module): nothing was sent, it goes on
+    UNSUPPORTED = "unsupported"
+    #: no answer within the caller's ``cancel_grace``
+    UNCONFIRMED = "unconfirmed"
+    #: the call had not left yet: nothing runs
+    NOT_SENT = "not-sent"
+
+
+class CallCancelledError(Exception):
+    """The answer a callee gives to a call its caller cancelled (the caller no longer waits for it)."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress notice of a call."""
+
+    #: done so far, 0..1 (None: the method does not know)
+    fraction: float | None
+    #: what it is doing, e.g. "exposing" (at most MAX_PROGRESS_MESSAGE characters)
+    message: str
+    #: 1, 2, ... in the order the callee reported them
+    seq: int
+
+
+ProgressCallback = Callable[[Progress], Any]
+#: progress callbacks that are coroutines, running (a task needs a reference until it is done)
+_CALLBACK_TASKS: set[asyncio.Future[Any]] = set()
+#: the transport's way to send a progress notice to the caller: (seq, fraction, message)
+ProgressSink = Callable[[int, float | None, str], None]
+
+
+def check_progress(fraction: Any, message: Any) -> tuple[float | None, str]:
+    """Validate a progress report (ValueError/TypeError naming the problem); cut long messages."""
+    if fraction is not None:
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            raise TypeError(f"progress fraction must be a number in 0..1 or None, not {type(fraction).__name__}")
+        fraction = float(fraction)
+        if not (math.isfinite(fraction) and 0.0 <= fraction <= 1.0):
+            raise ValueError(f"progress fraction must be within 0..1, got {fraction}")
+    if not isinstance(message, str):
+        raise TypeError(f"progress message must be a str, not {type(message).__name__}")
+    if len(message) > MAX_PROGRESS_MESSAGE:
+        message = message[: MAX_PROGRESS_MESSAGE - 1] + "…"
+    return fraction, message
+
+
+# ==================================================================================== caller side
+
+
+class Call(Coroutine[Any, Any, Any]):
+    """One outgoing call: awaitable like the coroutine it wraps, plus progress and cancel outcome.
+
+    Created by proxy methods and :meth:`pyobs.comm.Comm.execute`; it starts when it is awaited,
+    wrapped in a task, or when :meth:`progress` is first iterated.
+    """
+
+    # class-level defaults: a plain ``await proxy.method()`` sets only what it needs (hot path)
+    #: the transport's id of the call on the wire (set when it is sent; what a cancel names)
+    wire_id: Hashable | None = None
+    #: what became of a cancel of this call (None: it was not cancelled)
+    cancel_outcome: CancelOutcome | None = None
+    #: the newest progress notice
+    latest: Progress | None = None
+    _coro: Coroutine[Any, Any, Any] | None = None
+    _task: asyncio.Future[Any] | None = None
+    _callbacks: list[ProgressCallback] | None = None
+    _followers: list[_Follower] | None = None
+    _ended = False
+
+    def __init__(self, comm: Comm, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self._comm = comm
+        self._peer = peer
+        self._spec = spec
+        self._args = args
+        self._kwargs = kwargs
+
+    @property
+    def module(self) -> str:
+        return self._peer.name
+
+    @property
+    def method(self) -> str:
+        return self._spec.name
+
+    def __repr__(self) -> str:
+        return f"<Call {self.module}.{self.method}()>"
+
+    def _start(self) -> Coroutine[Any, Any, Any]:
+        return self._comm._call(self._peer, self._spec, self._args, self._kwargs, self)
+
+    # -- the coroutine protocol (await, create_task, gather)
+
+    def _started(self) -> Coroutine[Any, Any, Any]:
+        coro = self._coro
+        if coro is None:
+            if self._task is not None:
+                raise RuntimeError(f"{self!r} already runs in a task: await the call instead")
+            coro = self._coro = self._start()
+        return coro
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if self._task is not None:
+            return self._task.__await__()
+        if self._coro is not None:
+            raise RuntimeError(f"{self!r} is awaited already")
+        coro = self._coro = self._comm._call(self._peer, self._spec, self._args, self._kwargs, self)
+        return coro.__await__()
+
+    def send(self, value: Any) -> Any:
+        return self._started().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if val is None and tb is None:
+            return self._started().throw(typ)
+        return self._started().throw(typ, val, tb)
+
+    def close(self) -> None:
+        if self._coro is not None:
+            self._coro.close()
+
+    # -- progress
+
+    def on_progress(self, callback: ProgressCallback) -> Call:
+        """Call ``callback(progress)`` for every progress notice (a coroutine function is run as a
+        task); returns the call, so ``await proxy.method().on_progress(show)`` reads in one line."""
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(callback)
+        return self
+
+    def progress(self) -> AsyncIterator[Progress]:
+        """The call's progress notices as they arrive; ends when the call ends (it is started in
+        a task of its own if it is not running yet; ``await`` the call for its result)."""
+        follower = _Follower()
+        if self._followers is None:
+            self._followers = []
+        self._followers.append(follower)
+        if self._ended:
+            follower.ended = True
+        elif self._coro is None and self._task is None:
+            self._task = asyncio.ensure_future(self._start())
+        return follower.iterate()
+
+    def progress_received(self, seq: int, fraction: float | None, message: str) -> None:
+        """A notice arrived (from the transport). Older or repeated ones and bad values are dropped."""
+        latest = self.latest
+        if self._ended or (latest is not None and seq <= latest.seq):
+            return
+        try:
+            fraction, message = check_progress(fraction, message)
+        except (TypeError, ValueError) as exc:
+            log.warning("dropped a progress notice of %s.%s(): %s", self.module, self.method, exc)
+            return
+        progress = self.latest = Progress(fraction, message, seq)
+        if self._callbacks:
+            for callback in self._callbacks:
+                try:
+                    result = callback(progress)
+                    if asyncio.iscoroutine(result):
+                        task = asyncio.ensure_future(result)
+                        _CALLBACK_TASKS.add(task)  # referenced until done
+                        task.add_done_callback(self._callback_done)
+                except Exception:
+                    log.exception("progress callback %r of %s.%s() failed", callback, self.module, self.method)
+        if self._followers:
+            for follower in self._followers:
+                follower.push(progress)
+
+    def _callback_done(self, task: asyncio.Future[Any]) -> None:
+        _CALLBACK_TASKS.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a progress callback of %s.%s() failed", self.module, self.method, exc_info=task.exception())
+
+    def ended(self) -> None:
+        """The call is over (the core calls this): progress iterators stop, late notices are dropped."""
+        self._ended = True
+        for follower in self._followers or ():
+            follower.end()
+
+
+class NamedCall(Call):
+    """A call by module and method name (:meth:`pyobs.comm.Comm.execute`): the peer is looked up when it starts."""
+
+    def __init__(self, comm: Comm, module: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self._comm = comm
+        self._module = module
+        self._method = method
+        self._args = args
+        self._kwargs = kwargs
+
+    @property
+    def module(self) -> str:
+        return self._module
+
+    @property
+    def method(self) -> str:
+        return self._method
+
+    def _start(self) -> Coroutine[Any, Any, Any]:
+        return self._comm._execute(self._module, self._method, self._args, self._kwargs, self)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._task.__await__() if self._task is not None else self._started().__await__()
+
+
+class _Follower:
+    """One ``async for`` over a call's progress."""
+
+    __slots__ = ("ended", "queue", "wake")
+
+    def __init__(self) -> None:
+        self.queue: deque[Progress] = deque(maxlen=PROGRESS_BUFFER)
+        self.wake = asyncio.Event()
+        self.ended = False
+
+    def push(self, progress: Progress) -> None:
+        self.queue.append(progress)
+        self.wake.set()
+
+    def end(self) -> None:
+        self.ended = True
+        self.wake.set()
+
+    async def iterate(self) -> AsyncIterator[Progress]:
+        while True:
+            if self.queue:
+                yield self.queue.popleft()
+                continue
+            if self.ended:
+                return
+            self.wake.clear()
+            await self.wake.wait()
+
+
+# ==================================================================================== callee side
+
+#: the call being served in this context (set by the core around the method)
+CURRENT_CALL: contextvars.ContextVar[Serving | None] = contextvars.ContextVar("pyobs_current_call", default=None)
+
+
+class Serving:
+    """A call the core serves: its task (what a cancel cancels) and its rate-limited progress."""
+
+    # class-level defaults: a call that never waits sets only what it needs (hot path)
+    #: the task running the method (found when a cancel comes, or set by continue_in_task)
+    task: asyncio.Task[Any] | None = None
+    cancel_requested = False
+    seq = 0
+    last_sent = -math.inf
+    pending: tuple[float | None, str] | None = None
+    timer: asyncio.TimerHandle | None = None
+
+    #: the method's coroutine (what a cancel looks for among the tasks, see task_awaiting)
+    coro: Any = None
+
+    def __init__(self, sender: str, method: str, cancellable: bool, sink: ProgressSink | None, interval: float) -> None:
+        self.sender = sender
+        self.method = method
+        self.cancellable = cancellable
+        self.sink = sink
+        self.interval = interval
+
+    def report(self, fraction: float | None, message: str) -> None:
+        """Send now, or (within ``interval`` of the last notice) keep the newest and send it when
+        the interval is over: at most one notice per interval leaves, and the last one always does."""
+        if self.sink is None:
+            return
+        if self.timer is not None:
+            self.pending = (fraction, message)
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self.last_sent >= self.interval:
+            self._send(fraction, message, now)
+        else:
+            self.pending = (fraction, message)
+            self.timer = loop.call_at(self.last_sent + self.interval, self._flush)
+
+    def _flush(self) -> None:
+        self.timer = None
+        pending, self.pending = self.pending, None
+        if pending is not None and self.sink is not None:
+            self._send(pending[0], pending[1], asyncio.get_running_loop().time())
+
+    def _send(self, fraction: float | None, message: str, now: float) -> None:
+        assert self.sink is not None
+        self.seq += 1
+        self.last_sent = now
+        try:
+            self.sink(self.seq, fraction, message)
+        except Exception as exc:  # progress is advisory: a closed connection must not fail the method
+            log.debug("progress of %s() not sent: %s", self.method, exc)
+
+    def finish(self) -> None:
+        """The method ended: the newest pending notice leaves now (before the answer), then no more."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self._flush()
+        if self.sink is not None:
+            self.sink = None
+
+
+def report_progress(fraction: float | None = None, message: str = "") -> bool:
+    """Report the progress of the call being served (from inside a module's method, or a task it
+    started). ``fraction`` is 0..1 or None; ``message`` says what is going on.
+
+    Rate-limited on the wire (the comm's ``progress_interval``); the newest report always reaches
+    the caller before the answer. Returns False when there is no remote caller to tell (the
+    method was called directly, or by a pyobs-core module), True otherwise.
+    """
+    fraction, message = check_progress(fraction, message)
+    serving = CURRENT_CALL.get()
+    if serving is None or serving.sink is None:
+        return False
+    serving.report(fraction, message)
+    return True
+
+
+def not_cancellable(func: Any) -> Any:
+    """Mark a module's method as not cancellable (e.g. closing a roof must finish): a caller's
+    cancel is answered with ``not-cancellable`` and the method goes on."""
+    func.__pyobs_cancellable__ = False
+    return func
+
+
+def continue_in_task(coro: Coroutine[Any, Any, Any], first: Any, ctx: contextvars.Context) -> asyncio.Task[Any]:
+    """Continue an incoming call's ``handle_call`` coroutine, whose first step ran in ``ctx`` (a
+    copy of the caller's context) and yielded ``first``, as a task of its own in ``ctx``
+    (in-process calls, see LocalTransport.call).
+
+    The first step runs at once in the caller's task (a method that never waits costs no task and
+    no event-loop round); once it waits it goes on in this task, which becomes the call's
+    :attr:`Serving.task`: a cancel from the caller reaches it through the cancel path as on every
+    other transport, and cancelling the caller's task no longer reaches it by accident.
+    """
+    task = asyncio.get_running_loop().create_task(_resume(coro, first), context=ctx)
+    serving = ctx.get(CURRENT_CALL)
+    if serving is not None and serving is not CURRENT_CALL.get():
+        serving.task = task  # the callee's own call (set in its first step): it runs in this task
+    return task
+
+
+def task_awaiting(coro: Any, depth: int = 64) -> asyncio.Task[Any] | None:
+    """The task whose chain of awaits reaches ``coro`` (None if none does). Looked up only when a
+    cancel comes, so a served call that is never cancelled costs no task lookup."""
+    if coro is None:
+        return None
+    for task in asyncio.all_tasks():
+        link: Any = task.get_coro()
+        for _ in range(depth):
+            if link is None:
+                break
+            if link is coro:
+                return task
+            link = getattr(link, "cr_await", None) or getattr(link, "gi_yieldfrom", None)
+    return None
+
+
+async def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
+    return await _Continue(coro, first)
+
+
+class _Continue:
+    """Awaitable that continues a coroutine which already yielded ``first``."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self.coro = coro
+        self.first = first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self.coro, self.first
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value

@@ -1,0 +1,81 @@
+"""Running the target in its own process and checking it after each attack."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from target import IFuzzTarget
+
+HERE = Path(__file__).parent
+#: the limits the target runs with (stated in docs/security.md's figures)
+LIMITS = {"max_calls": 200, "max_handler_tasks": 4, "handler_queue_size": 100, "max_call_timeout": 60.0}
+#: the most the target's resident memory may grow over its baseline during the whole suite
+MEMORY_BOUND_MB = 96
+
+
+def start_target(
+    comm_config: dict[str, Any], tmp_path: Path, name: str, **limits: Any
+) -> subprocess.Popen[bytes]:
+    config = {"class": "target.FuzzTarget", "comm": {**comm_config, **LIMITS, **limits}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    with (tmp_path / f"{name}.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pyobs", str(path), "--log-level", "WARNING"],
+            env=env, stdout=subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+
+
+def stop_target(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def rss_mb(proc: subprocess.Popen[bytes]) -> float:
+    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+class Health:
+    """After each attack: the target is alive, answers a normal call within its deadline and its
+    memory stays within MEMORY_BOUND_MB of where it started."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], caller: Any, name: str) -> None:
+        self.proc = proc
+        self.caller = caller
+        self.name = name
+        self.baseline = 0.0
+        self.peak = 0.0
+        self.report: dict[str, Any] = {}
+
+    async def check(self, after: str) -> dict[str, Any]:
+        assert self.proc.poll() is None, f"the target died after the {after} attack"
+        proxy = await self.caller.proxy(self.name, IFuzzTarget)
+        # within the caller's own deadline (comm.timeout): no retries, no extension
+        assert await asyncio.wait_for(proxy.add(1, 2.0), self.caller.timeout) == 3.0, after
+        stats: dict[str, Any] = await asyncio.wait_for(proxy.stats(), self.caller.timeout)
+        rss = rss_mb(self.proc)
+        if not self.baseline:
+            self.baseline = rss
+        self.peak = max(self.peak, rss)
+        assert rss - self.baseline < MEMORY_BOUND_MB, f"target grew {rss - self.baseline:.0f} MB after {after}"
+        return stats
+
+
+def log_lines(tmp_path: Path, name: str, text: str) -> int:
+    return (tmp_path / f"{name}.log").read_text(errors="replace").count(text)
