@@ -141,6 +141,8 @@ modules:
       deliver_notifications: true
       send_last_published_item: never
       notify_retract: false
+      publish_model: publishers         # only the node's owner publishes
+      itemreply: publisher              # items name their publisher (receivers check it; docs/security.md)
 """
 
 
