@@ -9,6 +9,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Hashable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -68,6 +69,10 @@ _PRESENCE_STATES = frozenset({"ready", "error", "local", "starting"})
 #: methods that may be called while a module is starting or in error (as pyobs-core)
 _ALWAYS_ALLOWED = frozenset({"reset_error", "get_permitted_methods"})
 
+#: set by a tool (pyobs-comm, the dashboard) around a call to learn its deadline: called with the
+#: seconds from now to the deadline whenever the callee announces a duration (``@timeout``)
+deadline_observer: ContextVar[Callable[[float], None] | None] = ContextVar("deadline_observer", default=None)
+
 
 @dataclass(eq=False)
 class Peer:
@@ -93,7 +98,7 @@ class _Call:
     without suspending (an in-process call) costs no timer at all.
     """
 
-    __slots__ = ("deadline", "gone", "limit", "limited", "until", "who")
+    __slots__ = ("deadline", "gone", "limit", "limited", "observer", "until", "who")
 
     def __init__(self, limit: float, who: str, limited: RateLimitedLog) -> None:
         self.deadline: asyncio.Timeout | None = None
@@ -102,6 +107,7 @@ class _Call:
         self.limit = limit
         self.who = who
         self.limited = limited
+        self.observer = deadline_observer.get()
 
     def extend(self, seconds: float) -> None:
         # a peer must not hold us longer than max_call_timeout, nor forever
@@ -118,7 +124,10 @@ class _Call:
             )  # fmt: skip
             seconds = self.limit
         # the callee's estimate plus a margin for the answer to travel back
-        until = asyncio.get_running_loop().time() + seconds + max(1.0, 0.1 * seconds)
+        seconds += max(1.0, 0.1 * seconds)
+        until = asyncio.get_running_loop().time() + seconds
+        if self.observer is not None:
+            self.observer(seconds)
         if self.deadline is None:
             self.until = until
         else:
@@ -457,6 +466,11 @@ class Comm:
         if peer is None:
             return None
         return ModuleState(peer.state), peer.error
+
+    def peer(self, name: str) -> Peer | None:
+        """What we know of a module (or tool) online — interfaces, label, lifecycle state — or None.
+        For tools that show the fleet; treat it as read-only."""
+        return self._peers.get(name)
 
     async def subscribe_presence(self, module: str, callback: PresenceCallback) -> None:
         """Call ``callback(state, error)`` now with the module's current state and on every change
