@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from backends.local import local_backend  # noqa: F401  (fixture)
+from backends.local import local_backend, local_outage_backend  # noqa: F401  (fixture)
 
 try:
     from backends.xmpp import (  # noqa: F401  (fixtures)
@@ -18,14 +18,16 @@ try:
         server_kinds,
         xmpp_backend,
         xmpp_ejabberd_backend,
+        xmpp_ejabberd_outage_backend,
         xmpp_kind,
         xmpp_prosody_backend,
+        xmpp_prosody_outage_backend,
         xmpp_server,
     )
 except ImportError:  # the transport is not written yet
     pass
 try:
-    from backends.dbus import dbus_backend, dbus_bus  # noqa: F401  (fixtures)
+    from backends.dbus import dbus_backend, dbus_bus, dbus_outage_backend  # noqa: F401  (fixtures)
 except ImportError:
     pass
 
@@ -58,3 +60,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def backend(request: pytest.FixtureRequest) -> object:
     """Each test using this runs once per available transport (and XMPP server kind)."""
     return request.getfixturevalue(f"{request.param.replace('-', '_')}_backend")
+
+
+@pytest.fixture(params=_selected())
+def outage_backend(request: pytest.FixtureRequest) -> object:
+    """A backend on a network of its own whose links the test can cut (see backends.base.OutageBackend)."""
+    return request.getfixturevalue(f"{request.param.replace('-', '_')}_outage_backend")

@@ -186,3 +186,47 @@ async def xmpp_prosody_backend(prosody: AnyServer) -> AsyncIterator[XmppBackend]
 async def xmpp_ejabberd_backend(ejabberd: AnyServer) -> AsyncIterator[XmppBackend]:
     async for backend in _backend(ejabberd):
         yield backend
+
+
+#: accounts of the per-test server of the connection-loss tests
+OUTAGE_NAMES = ["caller", "sink", "telescope", "other", "camera"]
+
+
+class XmppOutageBackend(XmppBackend):
+    """Modules on a server of their own, which the test stops and starts again."""
+
+    async def cut(self) -> None:
+        await self.server.stop()
+
+    async def restore(self) -> None:
+        await self.server.start()
+
+
+async def _outage_backend(kind: str) -> AsyncIterator[XmppOutageBackend]:
+    server = new_server(kind, OUTAGE_NAMES)
+    try:
+        await server.start()
+    except TestServerError as exc:
+        server.cleanup()
+        if os.environ.get("PYOBS_REQUIRE_XMPP"):
+            raise
+        pytest.skip(f"no {kind} for the XMPP tests: {exc}")
+    backend = XmppOutageBackend(server)
+    try:
+        yield backend
+    finally:
+        await backend.close()
+        await server.stop()
+        server.cleanup()
+
+
+@pytest.fixture
+async def xmpp_prosody_outage_backend() -> AsyncIterator[XmppOutageBackend]:
+    async for backend in _outage_backend("prosody"):
+        yield backend
+
+
+@pytest.fixture
+async def xmpp_ejabberd_outage_backend() -> AsyncIterator[XmppOutageBackend]:
+    async for backend in _outage_backend("ejabberd"):
+        yield backend
