@@ -70,7 +70,9 @@ class Bus:
 def transport(request: pytest.FixtureRequest) -> tuple[str, Any]:
     """(kind, backend): the backend fixture of tests/backends (None for local)."""
     kind = request.param
-    return kind, None if kind == "local" else request.getfixturevalue(f"{kind}_backend")
+    # the CLI's XMPP side is the same on either server: it runs on the session's prosody
+    fixture = {"local": None, "xmpp": "xmpp_prosody_backend", "dbus": "dbus_backend"}[kind]
+    return kind, None if fixture is None else request.getfixturevalue(fixture)
 
 
 @pytest.fixture
