@@ -1146,6 +1146,10 @@ class Comm:
             return
         try:
             await self._subscribe_state(key, decl, refresh)
+        except NotConnected:
+            # the link went again meanwhile: subscribed once it is back (connection_changed)
+            if key[0] in self._peers:
+                self._returned.add(key[0])
         except Exception as exc:
             log.warning("%s: cannot subscribe to state %s of %s: %s", self.name, key[1], key[0], exc)
 

@@ -28,10 +28,6 @@ STAGES = {
 }
 
 
-# KNOWN REGRESSION (open): after the merge of the core connectivity policy, ejabberd start-up and
-# fleet discovery, the relay sees only the first connection although the comm logs reconnections;
-# passed on its own branch. Kept running (non-strict) so the fix shows as XPASS.
-@pytest.mark.xfail(reason="reconnection through the cutting relay: regression after the merges (open)", strict=False)
 @pytest.mark.parametrize("stages", [list(STAGES), ["restore", "restore", "presence", "resubscription"]])
 async def test_drops_at_every_stage_end_connected(xmpp_backend: Any, stages: list[str]) -> None:
     server = xmpp_backend.server
