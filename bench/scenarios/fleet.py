@@ -17,13 +17,24 @@ from typing import Any
 from harness.common import emit, now_ns
 from harness.roles import Context
 
-from scenarios.xmpp import make_comm as make_comm  # the worker builds comms through it
+from scenarios.xmpp import make_comm as _make_comm
 
 NAME = "fleet"
 #: event filenames: "fleet:<seq>:<send time ns>"
 PREFIX = "fleet"
 #: how often the members look at their peer lists while waiting for something (s)
 POLL = 0.01
+
+
+def make_comm(impl: str, name: str, env: dict[str, Any]) -> Any:
+    """The worker builds each member's comm here: the XMPP scenario's, with ours' peer check interval
+    set when the run asks for one (``--fleet-peer-check``; pyobs-core has no such check)."""
+    if impl == "ours" and env.get("peer_check_interval") is not None:
+        from pyobs.comm.xmpp import XmppComm
+
+        return XmppComm(user=name, domain=env["domain"], password=env["password"], server=env["server"],
+                        use_tls=False, peer_check_interval=float(env["peer_check_interval"]))  # fmt: skip
+    return _make_comm(impl, name, env)
 
 
 def rss_bytes() -> int:
