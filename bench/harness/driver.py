@@ -464,6 +464,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                        help="with --fleet: the server (ejabberd: fleet-ejabberd.json and its own section)")
     fleet.add_argument("--fleet-peer-check", type=float, default=None, metavar="SECONDS",
                        help="with --fleet: ours' peer_check_interval (0: off; default: the comm's)")
+    fleet.add_argument("--fleet-worker-nice", type=int, default=0, metavar="K",
+                       help="with --fleet: run the workers at nice K, the server at 0 (as on a machine of its own)")
     args = ap.parse_args(argv)
     args.fleet_profile = "quick" if args.profile in ("quick", "smoke") else "full"
     if args.out is None and args.fleet:

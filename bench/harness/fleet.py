@@ -77,8 +77,10 @@ class Fleet:
                 "max_seconds": 600.0}  # fmt: skip
         self.n_spawned += 1
         log = self.logs / f"{self.n_spawned:03d}-fleet-{impl}-{label}.log"
-        return await self.ws.start(Worker(f"fleet/{impl}/{label}", [python, str(WORKER), json.dumps(spec)], penv,
-                                          BENCH, log))  # fmt: skip
+        cmd = [python, str(WORKER), json.dumps(spec)]
+        if self.args.fleet_worker_nice:  # the server first, as on a machine of its own (nice execs: same pid)
+            cmd = ["nice", "-n", str(self.args.fleet_worker_nice), *cmd]
+        return await self.ws.start(Worker(f"fleet/{impl}/{label}", cmd, penv, BENCH, log))
 
 
 def names_for(n: int) -> list[str]:
@@ -332,6 +334,7 @@ async def amain(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {"sizes": sizes, "impls": impls, "per_process": PER_PROCESS, "runs": {},
                                "server": kind, "peer_check_interval": args.fleet_peer_check,
                                "ejabberd_shaper": (args.ejabberd_shaper or SHAPER_RATE) if kind == "ejabberd" else None,
+                               "worker_nice": args.fleet_worker_nice,
                                }  # fmt: skip
     for n in sizes:
         users = [*names_for(n), "fleet-late"]
