@@ -178,9 +178,11 @@ class PresenceMixin(XmppBase):
             self._peer_seen.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._peer_seen.wait(), remaining)
-        waits = [p.discovered.wait() for p in self._peers.values() if not p.discovered.is_set()]
         remaining = end - loop.time()
-        if waits and remaining > 0:
+        # coroutines only when awaited (else "never awaited" warnings at fleet size, where time runs out)
+        pending = [p for p in self._peers.values() if not p.discovered.is_set()] if remaining > 0 else []
+        if pending:
+            waits = [p.discovered.wait() for p in pending]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*waits), remaining)
 
