@@ -693,75 +693,66 @@ class Comm:
             raise ModuleBusyError(
                 f"module '{self.name}' is busy: it serves {self.max_calls} calls already (max_calls); try later"
             )
+        # one coroutine frame and one try for the whole call: this is every served call's hot path
         self.serving += 1
+        serving: Serving | None = None
+        token = owner = None
         try:
-            return await self._serve(m, sender, args, announce, cast, call_id, progress)
-        finally:
-            self.serving -= 1
-
-    async def _serve(
-        self,
-        m: _LocalMethod,
-        sender: str,
-        args: list[Any],
-        announce: Announce,
-        cast: bool,
-        call_id: Hashable | None,
-        progress: ProgressSink | None,
-    ) -> Any:
-        method = m.spec.name
-        if method not in _ALWAYS_ALLOWED:
-            if not self._announced:
-                raise ModuleStartingError(f"module '{self.name}' is still starting")
-            state = getattr(self.module, "_module_state", None)
-            if state == "error":
-                raise ModuleError(f"module '{self.name}' is in error state")
-        acl = self._acl
-        # as pyobs-core: after the state gates, before the arguments are looked at; a denied
-        # caller may still ask what it is permitted to call
-        if acl is not None and method != "get_permitted_methods" and acl.denies(sender, method):
-            if acl.enforcing:
-                self._limited.warning("acl", "%s: denied caller '%s' calling %s() (acl)", self.name, sender, method)
-                raise ForbiddenError(f"Caller '{sender}' is not permitted to invoke '{method}'.")
-            self._limited.warning(
-                "acl-log",
-                '%s: caller "%s" would be denied calling "%s" (acl mode=log, allowing).', self.name, sender, method,
-            )  # fmt: skip
-        cargs = m.spec.cast_args(args) if cast else args
-        if m.timeout is not None:  # gates first, then announce the duration (pyobs-core does it the other way)
-            seconds = await self._evaluate_timeout(m, cargs)
-            if seconds:
-                announced = announce(seconds)
-                if announced is not None:
-                    await announced
-        serving = Serving(sender, method, m.cancellable, progress, self.progress_interval)
-        # the current call of this context, for report_progress (the transport runs each call in a
-        # task, or in-process a context, of its own)
-        token = CURRENT_CALL.set(serving)
-        if call_id is not None:
-            self._serving[call_id] = serving
-        # several modules here: the callee's code runs as its module (log records, pyobs.utils.owner)
-        owner = current_owner.set(self.module) if Publishers.count > 1 else None
-        try:
+            if method not in _ALWAYS_ALLOWED:
+                if not self._announced:
+                    raise ModuleStartingError(f"module '{self.name}' is still starting")
+                state = getattr(self.module, "_module_state", None)
+                if state == "error":
+                    raise ModuleError(f"module '{self.name}' is in error state")
+            acl = self._acl
+            # as pyobs-core: after the state gates, before the arguments are looked at; a denied
+            # caller may still ask what it is permitted to call
+            if acl is not None and method != "get_permitted_methods" and acl.denies(sender, method):
+                if acl.enforcing:
+                    self._limited.warning("acl", "%s: denied caller '%s' calling %s() (acl)", self.name, sender, method)
+                    raise ForbiddenError(f"Caller '{sender}' is not permitted to invoke '{method}'.")
+                self._limited.warning(
+                    "acl-log",
+                    '%s: caller "%s" would be denied calling "%s" (acl mode=log, allowing).', self.name, sender, method,
+                )  # fmt: skip
+            cargs = m.spec.cast_args(args) if cast else args
+            if m.timeout is not None:  # gates first, then announce the duration (pyobs-core does it the other way)
+                seconds = await self._evaluate_timeout(m, cargs)
+                if seconds:
+                    announced = announce(seconds)
+                    if announced is not None:
+                        await announced
+            serving = Serving(sender, method, m.cancellable, progress, self.progress_interval)
+            # the current call of this context, for report_progress (the transport runs each call in
+            # a task, or in-process a context, of its own)
+            token = CURRENT_CALL.set(serving)
+            if call_id is not None:
+                self._serving[call_id] = serving
+            # several modules here: the callee's code runs as its module (log records, pyobs.utils.owner)
+            if Publishers.count > 1:
+                owner = current_owner.set(self.module)
             coro = m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs)
             serving.coro = coro  # a cancel finds the task awaiting it (see cancel_call)
             result = await coro
         except asyncio.CancelledError:
-            if not serving.cancel_requested:
+            if serving is None or not serving.cancel_requested:
                 raise
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()  # the cancel was ours, and it is answered (below)
             raise CallCancelledError(f"{self.name}.{method}() was cancelled by its caller {sender}") from None
         finally:
-            if owner is not None:
-                current_owner.reset(owner)
-            CURRENT_CALL.reset(token)
-            if call_id is not None and self._serving.get(call_id) is serving:
-                del self._serving[call_id]
-            if serving.timer is not None:
-                serving.finish()  # the newest pending progress leaves before the answer
-            serving.sink = None
+            self.serving -= 1
+            if serving is not None:
+                if owner is not None:
+                    current_owner.reset(owner)
+                if token is not None:
+                    CURRENT_CALL.reset(token)
+                if call_id is not None and self._serving.get(call_id) is serving:
+                    del self._serving[call_id]
+                if serving.timer is not None:
+                    serving.finish()  # the newest pending progress leaves before the answer
+                serving.sink = None
         return m.spec.cast_return(result)  # the caller's transport may not cast again (typed_values)
 
     async def cancel_call(self, sender: str, call_id: Hashable, wait: float) -> CancelOutcome:
