@@ -701,7 +701,7 @@ class Comm:
             if method not in _ALWAYS_ALLOWED:
                 if not self._announced:
                     raise ModuleStartingError(f"module '{self.name}' is still starting")
-                state = getattr(self.module, "_module_state", None)
+                state = getattr(self._module, "_module_state", None)
                 if state == "error":
                     raise ModuleError(f"module '{self.name}' is in error state")
             acl = self._acl
@@ -730,7 +730,7 @@ class Comm:
                 self._serving[call_id] = serving
             # several modules here: the callee's code runs as its module (log records, pyobs.utils.owner)
             if Publishers.count > 1:
-                owner = current_owner.set(self.module)
+                owner = current_owner.set(self._module)
             coro = m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs)
             serving.coro = coro  # a cancel finds the task awaiting it (see cancel_call)
             result = await coro
