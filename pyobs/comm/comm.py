@@ -86,50 +86,6 @@ class Peer:
         return any(i.__name__ == "IModule" for i in self.interfaces)
 
 
-class _Call:
-    """Book-keeping of one outgoing call, so its deadline can be moved or a vanished peer can end it.
-
-    The deadline timer is only armed once the call actually has to wait: a call that completes
-    without suspending (an in-process call) costs no timer at all.
-    """
-
-    __slots__ = ("deadline", "gone", "limit", "limited", "until", "who")
-
-    def __init__(self, limit: float, who: str, limited: RateLimitedLog) -> None:
-        self.deadline: asyncio.Timeout | None = None
-        self.until: float | None = None
-        self.gone = False
-        self.limit = limit
-        self.who = who
-        self.limited = limited
-
-    def extend(self, seconds: float) -> None:
-        # a peer must not hold us longer than max_call_timeout, nor forever
-        if not (isinstance(seconds, int | float) and math.isfinite(seconds)) or seconds < 0:
-            self.limited.warning(
-                "bad-extend",
-                "ignored a call duration of %r announced by %s (not a finite number >= 0)", seconds, self.who,
-            )  # fmt: skip
-            return
-        if seconds > self.limit:
-            self.limited.warning(
-                "long-extend", "%s announced a call duration of %.0f s; waiting at most max_call_timeout=%.0f s",
-                self.who, seconds, self.limit,
-            )  # fmt: skip
-            seconds = self.limit
-        # the callee's estimate plus a margin for the answer to travel back
-        until = asyncio.get_running_loop().time() + seconds + max(1.0, 0.1 * seconds)
-        if self.deadline is None:
-            self.until = until
-        else:
-            self.deadline.reschedule(until)
-
-    def abort(self) -> None:
-        self.gone = True
-        if self.deadline is not None:
-            self.deadline.reschedule(asyncio.get_running_loop().time())
-
-
 @dataclass
 class _LocalMethod:
     spec: MethodSpec
@@ -217,7 +173,7 @@ class Comm:
         self._caps_cache: dict[tuple[str, str], Any] = {}
         self._caps_changed: dict[tuple[str, str], asyncio.Event] = {}
         self._presence_handlers: dict[str, list[PresenceCallback]] = {}
-        self._inflight: dict[str, set[_Call]] = {}
+        self._inflight: dict[str, set[Call]] = {}
         #: calls we serve, by the transport's call id (which includes the sender): what a cancel finds
         self._serving: dict[Hashable, Serving] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -328,7 +284,7 @@ class Comm:
             log.warning("%s: closing the transport timed out", self.name)
         for calls in self._inflight.values():
             for c in list(calls):
-                c.abort()
+                c._abort()
         self._handler_waiting.clear()
         for task in [*self._tasks, *self._handler_tasks]:
             task.cancel()
@@ -528,7 +484,7 @@ class Comm:
         self._presence_changed(name, "closed", "")
         self._proxies.pop(name, None)
         for call in list(self._inflight.get(name, ())):
-            call.abort()
+            call._abort()
         for key in [k for k in self._state_subscribed if k[0] == name]:
             self._state_subscribed.discard(key)
             self._state_cache.pop(key, None)
@@ -567,14 +523,14 @@ class Comm:
         name = peer.name
         if self._peers.get(name) is not peer:
             raise RemoteError(f"cannot call {name}.{spec.name}(): module '{name}' is offline")
-        call = _Call(self.max_call_timeout, name, self._limited)
-        coro = self._transport.call(name, spec, bound, call.extend, handle)
+        # the handle keeps the call's deadline too (one object per call on this hot path)
+        coro = self._transport.call(name, spec, bound, handle._extend, handle)
         try:
             first = coro.send(None)
         except StopIteration as stop:  # completed without waiting: no deadline needed
             result = stop.value
         else:
-            result = await self._wait(peer, spec, call, _Resume(coro, first), handle)
+            result = await self._wait(peer, spec, _Resume(coro, first), handle)
         finally:
             handle._ended = True  # late progress notices are dropped
             if handle._followers is not None:
@@ -586,7 +542,7 @@ class Comm:
         except CastError as exc:
             raise RemoteError(f"{name}.{spec.name}() returned an unexpected value: {exc}") from None
 
-    async def _wait(self, peer: Peer, spec: MethodSpec, call: _Call, pending: _Resume, handle: Call) -> Any:
+    async def _wait(self, peer: Peer, spec: MethodSpec, pending: _Resume, call: Call) -> Any:
         """Wait for a call that had to suspend, under its deadline; if the deadline passes or the
         waiting task is cancelled, cancel it at the callee too."""
         name = peer.name
@@ -594,23 +550,23 @@ class Comm:
         if inflight is None:
             inflight = self._inflight[name] = set()
         loop = asyncio.get_running_loop()
-        until = call.until if call.until is not None else loop.time() + self.timeout
+        until = call._until if call._until is not None else loop.time() + self.timeout
         inflight.add(call)
         try:
             async with asyncio.timeout_at(until) as deadline:
-                call.deadline = deadline
+                call._deadline = deadline
                 return await pending
         except TimeoutError:
             if not deadline.expired():
                 raise  # a TimeoutError raised by the remote method itself
-            if call.gone:
+            if call._gone:
                 raise RemoteError(f"call {name}.{spec.name}() failed: module '{name}' went offline") from None
-            note = await self._cancel_remote(name, spec, handle)
+            note = await self._cancel_remote(name, spec, call)
             raise RemoteTimeoutError(f"call {name}.{spec.name}() timed out (deadline passed){note}") from None
         except asyncio.CancelledError:
-            if call.gone:
+            if call._gone:
                 raise
-            note = await self._cancel_remote(name, spec, handle)
+            note = await self._cancel_remote(name, spec, call)
             if note:
                 raise asyncio.CancelledError(f"call {name}.{spec.name}() cancelled{note}") from None
             raise
