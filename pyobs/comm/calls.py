@@ -137,6 +137,8 @@ class Call(Coroutine[Any, Any, Any]):
     _until: float | None = None
     #: the peer went offline (or our comm closed) while the call waited
     _gone = False
+    #: a tool's ``deadline_observer`` (pyobs.comm.comm), told the seconds to the deadline on announcements
+    _observer: Callable[[float], None] | None = None
 
     def __init__(self, comm: Comm, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self._comm = comm
@@ -179,7 +181,10 @@ class Call(Coroutine[Any, Any, Any]):
             )  # fmt: skip
             seconds = limit
         # the callee's estimate plus a margin for the answer to travel back
-        until = asyncio.get_running_loop().time() + seconds + max(1.0, 0.1 * seconds)
+        seconds += max(1.0, 0.1 * seconds)
+        until = asyncio.get_running_loop().time() + seconds
+        if self._observer is not None:
+            self._observer(seconds)
         if self._deadline is None:
             self._until = until
         else:

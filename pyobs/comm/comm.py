@@ -9,6 +9,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Hashable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -67,6 +68,10 @@ _DEDUP_WINDOW = 1024
 _PRESENCE_STATES = frozenset({"ready", "error", "local", "starting"})
 #: methods that may be called while a module is starting or in error (as pyobs-core)
 _ALWAYS_ALLOWED = frozenset({"reset_error", "get_permitted_methods"})
+
+#: set by a tool (pyobs-comm, the dashboard) around a call to learn its deadline: called with the
+#: seconds from now to the deadline whenever the callee announces a duration (``@timeout``)
+deadline_observer: ContextVar[Callable[[float], None] | None] = ContextVar("deadline_observer", default=None)
 
 
 @dataclass(eq=False)
@@ -414,6 +419,11 @@ class Comm:
             return None
         return ModuleState(peer.state), peer.error
 
+    def peer(self, name: str) -> Peer | None:
+        """What we know of a module (or tool) online — interfaces, label, lifecycle state — or None.
+        For tools that show the fleet; treat it as read-only."""
+        return self._peers.get(name)
+
     async def subscribe_presence(self, module: str, callback: PresenceCallback) -> None:
         """Call ``callback(state, error)`` now with the module's current state and on every change
         (``ModuleState.CLOSED`` when it goes offline). May be sync or async."""
@@ -523,6 +533,9 @@ class Comm:
         name = peer.name
         if self._peers.get(name) is not peer:
             raise RemoteError(f"cannot call {name}.{spec.name}(): module '{name}' is offline")
+        observer = deadline_observer.get()
+        if observer is not None:  # read here, in the caller's context (the announcement may come elsewhere)
+            handle._observer = observer
         # the handle keeps the call's deadline too (one object per call on this hot path)
         coro = self._transport.call(name, spec, bound, handle._extend, handle)
         try:

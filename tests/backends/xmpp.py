@@ -29,6 +29,7 @@ NAMES = [
     "telescope", "watcher", "mastermind", "roof", "weather", "dome", "scheduler", "logger", "tool",
     "peer", "other", "module", "raw", "callee", "worker", "publisher", "subscriber", "observer",
     "filters", "guider", "acquisition", "autofocus", "flatfield", "pointing", "cooler", "spectrograph",
+    "dashboard",
 ]  # fmt: skip
 
 #: accounts outside the fleet (not in the shared roster), for the attacks of tests/fuzz and the trust tests

@@ -28,6 +28,7 @@ OUR_NAMES = ["oursink", "ourscope", "ourfocus", "ourcam", "ourprobe", "ourlate",
 OUR_NAMES += ["ouracl", "ourforger"]
 OUR_NAMES += ["ourweather", "oursimcam", "oursimscope"]
 OUR_NAMES += ["ourcompat"]  # test_compat_behaviour: a module started with `pyobs`
+OUR_NAMES += ["ourtool", "ourtool2"]  # test_interop_cli: pyobs-comm (one session per account)
 
 _PYTHON = None if os.environ.get("PYOBS_INTEROP") == "0" else core_python()
 
