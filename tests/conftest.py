@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 
 import pytest
-from backends.local import local_backend  # noqa: F401  (fixture)
+from backends.local import local_backend, local_outage_backend  # noqa: F401  (fixture)
 
 try:
-    from backends.xmpp import prosody, xmpp_backend  # noqa: F401  (fixtures)
+    from backends.xmpp import prosody, xmpp_backend, xmpp_outage_backend  # noqa: F401  (fixtures)
 except ImportError:  # the transport is not written yet
     pass
 try:
-    from backends.dbus import dbus_backend, dbus_bus  # noqa: F401  (fixtures)
+    from backends.dbus import dbus_backend, dbus_bus, dbus_outage_backend  # noqa: F401  (fixtures)
 except ImportError:
     pass
 
@@ -33,3 +33,9 @@ def _selected() -> list[str]:
 def backend(request: pytest.FixtureRequest) -> object:
     """Each test using this runs once per available transport."""
     return request.getfixturevalue(f"{request.param}_backend")
+
+
+@pytest.fixture(params=_selected())
+def outage_backend(request: pytest.FixtureRequest) -> object:
+    """A backend on a network of its own whose links the test can cut (see backends.base.OutageBackend)."""
+    return request.getfixturevalue(f"{request.param}_outage_backend")

@@ -137,6 +137,8 @@ class Call(Coroutine[Any, Any, Any]):
     _until: float | None = None
     #: the peer went offline (or our comm closed) while the call waited
     _gone = False
+    #: why our own link went, if that ended the call
+    _lost: str | None = None
     #: a tool's ``deadline_observer`` (pyobs.comm.comm), told the seconds to the deadline on announcements
     _observer: Callable[[float], None] | None = None
 
@@ -190,9 +192,10 @@ class Call(Coroutine[Any, Any, Any]):
         else:
             self._deadline.reschedule(until)
 
-    def _abort(self) -> None:
-        """The peer went offline (or our comm closed): the waiting call ends now."""
+    def _abort(self, lost: str | None = None) -> None:
+        """The peer went offline, our comm closed, or (``lost``: why) our link went: the waiting call ends now."""
         self._gone = True
+        self._lost = lost
         if self._deadline is not None:
             self._deadline.reschedule(asyncio.get_running_loop().time())
 

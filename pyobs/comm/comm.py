@@ -51,6 +51,7 @@ from .calls import (
     task_awaiting,
 )
 from .calls import _Continue as _Resume
+from .errors import mark_bad_arguments
 from .outbox import CAPACITY, Outbox
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
 from .transport import Announce, Announcement, NotConnected, Transport
@@ -68,6 +69,9 @@ _DEDUP_WINDOW = 1024
 _PRESENCE_STATES = frozenset({"ready", "error", "local", "starting"})
 #: methods that may be called while a module is starting or in error (as pyobs-core)
 _ALWAYS_ALLOWED = frozenset({"reset_error", "get_permitted_methods"})
+#: how long peers are kept (marked stale) while our own link is down, and after it is back for
+#: them to be seen again, before they are reported offline [s]
+PEER_GRACE = 10.0
 
 #: set by a tool (pyobs-comm, the dashboard) around a call to learn its deadline: called with the
 #: seconds from now to the deadline whenever the callee announces a duration (``@timeout``)
@@ -85,6 +89,8 @@ class Peer:
     #: lifecycle state the module shows (``ready``, ``error``, ``local``) and its error message
     state: str = "ready"
     error: str = ""
+    #: our own link went down since it was last seen: kept for the grace period, not yet offline
+    stale: bool = False
 
     @property
     def is_module(self) -> bool:
@@ -114,6 +120,9 @@ class Comm:
             (counted in :attr:`dropped_events`, with a rate-limited warning).
         event_queue_size: how many outgoing events may wait while they cannot be sent (see
             :mod:`pyobs.comm.outbox`); beyond that the oldest are dropped with a warning.
+        peer_grace: seconds peers are kept while our own link is down, and after it is back for
+            them to be seen again, before they are reported offline (also the attribute
+            ``peer_grace``).
     """
 
     #: a caller whose call is cancelled waits at most this long (s) for the callee to confirm
@@ -131,11 +140,14 @@ class Comm:
         max_handler_tasks: int = 64,
         handler_queue_size: int = 1024,
         event_queue_size: int = CAPACITY,
+        peer_grace: float = PEER_GRACE,
     ) -> None:
         if not math.isfinite(timeout) or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         if not math.isfinite(max_call_timeout) or max_call_timeout <= 0:
             raise ValueError(f"max_call_timeout must be a positive number of seconds, not {max_call_timeout!r}")
+        if not math.isfinite(peer_grace) or peer_grace < 0:
+            raise ValueError(f"peer_grace must be a number of seconds >= 0, not {peer_grace!r}")
         for key, value in (
             ("max_calls", max_calls),
             ("max_handler_tasks", max_handler_tasks),
@@ -147,6 +159,7 @@ class Comm:
         #: where outgoing events wait until they can be sent; its counters say what was sent
         self.outbox = Outbox(transport.name, transport.publish_event, event_queue_size)
         self.timeout = float(timeout)
+        self.peer_grace = float(peer_grace)
         self.max_call_timeout = float(max_call_timeout)
         self.max_calls = max_calls
         self.max_handler_tasks = max_handler_tasks
@@ -190,6 +203,11 @@ class Comm:
         self._opened = False
         self._announced = False
         self._connected = False
+        self._lost_reason = ""
+        #: stale peers reported again before our link was reported back: their state is subscribed then
+        self._returned: set[str] = set()
+        #: ends the grace of stale peers (armed when our link goes down and again when it is back)
+        self._grace_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -283,6 +301,8 @@ class Comm:
         self._opened = False
         self._announced = False
         self._connected = False
+        self._cancel_grace()
+        self._returned.clear()
         try:
             await asyncio.wait_for(self._transport.close(), timeout=max(self.timeout, 5.0))
         except TimeoutError:
@@ -317,6 +337,11 @@ class Comm:
     def clients(self) -> list[str]:
         """Names of all modules online."""
         return [n for n, p in self._peers.items() if p.is_module]
+
+    @property
+    def stale(self) -> list[str]:
+        """Peers kept since our link went down that have not been seen again yet (see ``peer_grace``)."""
+        return [n for n, p in self._peers.items() if p.stale]
 
     def is_online(self, name: str) -> bool:
         """Whether ``name`` (a module or a module-less tool) is online; its events reach us then."""
@@ -468,6 +493,12 @@ class Comm:
         peer = self._peers.get(name)
         if peer is not None:  # known already: update in place, so existing proxies stay valid
             peer.interfaces, peer.sends, peer.label = tuple(classes), frozenset(sends or ()), label
+            if peer.stale:  # seen again after our link was down: its state may have changed meanwhile
+                peer.stale = False
+                if self._connected:
+                    self._resubscribe_peer(name)
+                else:  # a transport may report peers before it reports its link back
+                    self._returned.add(name)
         else:
             self._peers[name] = Peer(name, tuple(classes), frozenset(sends or ()), label)
             self._dispatch(ModuleOpenedEvent(module=name), name)
@@ -503,12 +534,58 @@ class Comm:
         self._dispatch(ModuleClosedEvent(module=name), name)
 
     def connection_changed(self, connected: bool, reason: str = "") -> None:
+        """The connectivity policy, the same for every transport.
+
+        Link lost: calls in flight end at once with :class:`NotConnected`, new calls fail at once;
+        peers are kept, marked stale (no ModuleClosedEvent), for ``peer_grace`` seconds. Link back:
+        peers the transport reports again are fresh (their state is subscribed again); those not
+        seen within ``peer_grace`` after that, or all of them if we stay down longer, go offline.
+        """
+        was = self._connected
         self._connected = connected
         self.outbox.set_connected(connected)  # back: what waits goes out, in order
+        if not self._opened:
+            return
         if connected:
             log.info("%s: connection restored", self.name)
-        else:
-            log.warning("%s: connection lost%s", self.name, f" ({reason})" if reason else "")
+            returned, self._returned = self._returned, set()
+            for name in returned:
+                if name in self._peers:
+                    self._resubscribe_peer(name)
+            if any(p.stale for p in self._peers.values()):
+                self._arm_grace()  # a fresh grace for the stale ones to be seen again
+            return
+        log.warning("%s: connection lost%s", self.name, f" ({reason})" if reason else "")
+        self._lost_reason = reason or "connection lost"
+        for peer in self._peers.values():
+            peer.stale = True
+        for calls in self._inflight.values():
+            for call in list(calls):
+                call._abort(lost=self._lost_reason)
+        if was or self._grace_timer is None:
+            self._arm_grace()
+
+    def _resubscribe_peer(self, name: str) -> None:
+        keys = {k for k in self._state_subscribed if k[0] == name} | {k for k in self._state_handlers if k[0] == name}
+        for key in keys:
+            self._spawn(self._resubscribe(key, refresh=True))
+
+    def _arm_grace(self) -> None:
+        self._cancel_grace()
+        self._grace_timer = asyncio.get_running_loop().call_later(self.peer_grace, self._grace_over)
+
+    def _cancel_grace(self) -> None:
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
+
+    def _grace_over(self) -> None:
+        self._grace_timer = None
+        stale = [name for name, peer in self._peers.items() if peer.stale]
+        if stale:
+            log.info("%s: not seen again within %.1f s: %s", self.name, self.peer_grace, ", ".join(sorted(stale)))
+        for name in stale:
+            self.peer_offline(name)
 
     # ------------------------------------------------------------------ calls (caller side)
 
@@ -533,6 +610,10 @@ class Comm:
         name = peer.name
         if self._peers.get(name) is not peer:
             raise RemoteError(f"cannot call {name}.{spec.name}(): module '{name}' is offline")
+        if self._opened and not self._connected:
+            raise NotConnected(
+                f"cannot call {name}.{spec.name}(): '{self.name}' is not connected ({self._lost_reason}); reconnecting"
+            )
         observer = deadline_observer.get()
         if observer is not None:  # read here, in the caller's context (the announcement may come elsewhere)
             handle._observer = observer
@@ -572,6 +653,9 @@ class Comm:
         except TimeoutError:
             if not deadline.expired():
                 raise  # a TimeoutError raised by the remote method itself
+            if call._lost is not None:
+                lost = call._lost
+                raise NotConnected(f"call {name}.{spec.name}() failed: our connection was lost ({lost})") from None
             if call._gone:
                 raise RemoteError(f"call {name}.{spec.name}() failed: module '{name}' went offline") from None
             note = await self._cancel_remote(name, spec, call)
@@ -684,7 +768,10 @@ class Comm:
                     "acl-log",
                     '%s: caller "%s" would be denied calling "%s" (acl mode=log, allowing).', self.name, sender, method,
                 )  # fmt: skip
-            cargs = m.spec.cast_args(args) if cast else args
+            try:
+                cargs = m.spec.cast_args(args) if cast else args
+            except Exception as exc:  # TypeError/ValueError naming the argument, or a dataclass refusing values
+                raise mark_bad_arguments(exc) from None
             if m.timeout is not None:  # gates first, then announce the duration (pyobs-core does it the other way)
                 seconds = await self._evaluate_timeout(m, cargs)
                 if seconds:
@@ -981,25 +1068,29 @@ class Comm:
             await self._subscribe_state(key, decl)
         return self.cached_state(module, decl, max_age)
 
-    async def _subscribe_state(self, key: tuple[str, str], decl: type[Interface]) -> None:
+    async def _subscribe_state(self, key: tuple[str, str], decl: type[Interface], refresh: bool = False) -> None:
         peer = await self._peer(key[0])
         if decl not in peer.interfaces:
             raise ValueError(f"module '{key[0]}' does not implement {decl.__name__}")
+        if self._opened and not self._connected:  # subscribed again when the peer is seen again
+            raise NotConnected(f"cannot subscribe to state {key[1]} of '{key[0]}': '{self.name}' is not connected")
         try:
             async with asyncio.timeout(self.timeout):
                 value = await self._transport.subscribe_state(key[0], key[1])
         except TimeoutError:
             raise RemoteTimeoutError(f"subscribing to state {key[1]} of '{key[0]}' timed out") from None
         self._state_subscribed.add(key)
-        if value is not None and key not in self._state_cache:
+        if value is not None and refresh:  # seen again after our link was down: handlers hear the news
+            self.state_received(key[0], key[1], value)
+        elif value is not None and key not in self._state_cache:
             self._store_state(key, value)
 
-    async def _resubscribe(self, key: tuple[str, str]) -> None:
+    async def _resubscribe(self, key: tuple[str, str], refresh: bool = False) -> None:
         decl = interface_by_name(key[1])
         if decl is None:
             return
         try:
-            await self._subscribe_state(key, decl)
+            await self._subscribe_state(key, decl, refresh)
         except Exception as exc:
             log.warning("%s: cannot subscribe to state %s of %s: %s", self.name, key[1], key[0], exc)
 

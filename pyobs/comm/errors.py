@@ -25,6 +25,21 @@ class RemoteException:
     bases: tuple[str, ...] = ()  # pyobs ancestors, nearest first
 
 
+#: set on an exception the core raised because a call's arguments do not fit its declaration
+_BAD_ARGUMENTS = "__pyobs_bad_arguments__"
+
+
+def mark_bad_arguments(exc: BaseException) -> BaseException:
+    """Mark ``exc`` as "the arguments do not fit" (raised by the core while casting a call's
+    arguments), so a transport can answer with its wire's own error for that."""
+    setattr(exc, _BAD_ARGUMENTS, True)
+    return exc
+
+
+def is_bad_arguments(exc: BaseException) -> bool:
+    return getattr(exc, _BAD_ARGUMENTS, False) is True
+
+
 def qualified_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 

@@ -31,10 +31,11 @@ import asyncio
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from pyobs.events.event import Event
 
+from .backoff import backoff
 from .transport import NotConnected
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class Outbox:
     async def _flush(self) -> None:
         """Send what waits, in order, while ready; retry with backoff when the transport says
         it is not connected (until it reports the connection lost, or the queue is empty)."""
-        delay = RETRY_MIN
+        pauses: Iterator[float] | None = None  # retry pacing, started by the first NotConnected
         queue = self._queue
         while queue and self._ready:
             event = queue[0]
@@ -173,11 +174,12 @@ class Outbox:
                 await self._publish(event)
             except NotConnected:
                 self._wake.clear()
+                if pauses is None:
+                    pauses = backoff(RETRY_MIN, RETRY_MAX)
                 try:  # a pause, unless the transport reports the connection back meanwhile
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    await asyncio.wait_for(self._wake.wait(), next(pauses))
                 except TimeoutError:
                     pass
-                delay = min(delay * 2, RETRY_MAX)
                 continue
             except Exception as exc:  # not a connection problem: retrying cannot help
                 self.refused += 1
@@ -185,7 +187,7 @@ class Outbox:
             else:
                 cls = type(event)
                 self._sent[cls] = self._sent.get(cls, 0) + 1
-                delay = RETRY_MIN
+                pauses = None
             if queue and queue[0] is event:
                 queue.popleft()
 

@@ -125,7 +125,14 @@ class TransportHandler(Protocol):
         """A new state value of a peer's interface arrived (plain or typed)."""
 
     def connection_changed(self, connected: bool, reason: str = "") -> None:
-        """The transport lost or regained its connection."""
+        """The transport lost or regained its connection (it reconnects by itself).
+
+        That is all a transport reports about its link: the core decides what follows, the same
+        for every transport (peers kept for a grace period, calls failing at once with
+        :class:`NotConnected`, state subscribed again when a peer is seen again).
+        Peers seen again after a reconnect are reported through ``peer_online`` as usual; a
+        transport does not report its peers offline because its own link went.
+        """
 
 
 class Transport(abc.ABC):

@@ -23,6 +23,16 @@ class Backend(Protocol):
         """The YAML-able ``comm:`` config for a module called ``name`` in another process."""
 
 
+class OutageBackend(Backend, Protocol):
+    """A backend on a network of its own whose links can all go down and come back."""
+
+    async def cut(self) -> None:
+        """Every module's link goes down (the server or bus daemon stops)."""
+
+    async def restore(self) -> None:
+        """The server or bus daemon is back; modules reconnect by themselves."""
+
+
 async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:
     """Wait until ``predicate()`` is true; fail the test after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import shutil
@@ -136,3 +137,42 @@ class DbusBackend:
 @pytest.fixture
 async def dbus_backend(dbus_bus: str) -> AsyncIterator[DbusBackend]:
     yield DbusBackend(dbus_bus)
+
+
+class DbusOutageBackend(DbusBackend):
+    """Modules on a dbus-daemon of their own, which the test kills and starts again."""
+
+    def __init__(self, daemon: DbusDaemon) -> None:
+        super().__init__(daemon.address)
+        self.daemon = daemon
+        self.comms: list[Comm] = []
+
+    def comm(self, name: str, timeout: float = 10.0) -> Comm:
+        comm = super().comm(name, timeout)
+        self.comms.append(comm)
+        return comm
+
+    async def cut(self) -> None:
+        self.daemon.stop(signal.SIGKILL)
+
+    async def restore(self) -> None:
+        self.daemon.start()
+
+
+@pytest.fixture
+async def dbus_outage_backend() -> AsyncIterator[DbusOutageBackend]:
+    # a short directory: the socket path must fit a sockaddr_un
+    with tempfile.TemporaryDirectory(prefix="pyobs-dbus-") as tmp:
+        daemon = DbusDaemon(Path(tmp))
+        daemon.start()
+        backend = DbusOutageBackend(daemon)
+        try:
+            yield backend
+        finally:
+            for comm in backend.comms:
+                if comm.opened:
+                    await comm.close()
+            daemon.stop()
+            # dbus-fast drops the future of a write that failed at once on a socket the daemon closed
+            # ("Future exception was never retrieved"): collect it here, not in some later test
+            gc.collect()

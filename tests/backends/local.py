@@ -26,3 +26,18 @@ class LocalBackend:
 @pytest.fixture
 async def local_backend() -> AsyncIterator[LocalBackend]:
     yield LocalBackend()
+
+
+class LocalOutageBackend(LocalBackend):
+    """LocalComms whose links go down through the network's test hook."""
+
+    async def cut(self) -> None:
+        self.network.simulate_outage()
+
+    async def restore(self) -> None:
+        self.network.end_outage()
+
+
+@pytest.fixture
+async def local_outage_backend() -> AsyncIterator[LocalOutageBackend]:
+    yield LocalOutageBackend()

@@ -111,3 +111,36 @@ async def xmpp_backend(prosody: TestServer) -> AsyncIterator[XmppBackend]:
         yield backend
     finally:
         await backend.close()
+
+
+#: accounts of the per-test server of the connection-loss tests
+OUTAGE_NAMES = ["caller", "sink", "telescope", "other", "camera"]
+
+
+class XmppOutageBackend(XmppBackend):
+    """Modules on a prosody of their own, which the test stops and starts again."""
+
+    async def cut(self) -> None:
+        await self.server.stop()
+
+    async def restore(self) -> None:
+        await self.server.start()
+
+
+@pytest.fixture
+async def xmpp_outage_backend() -> AsyncIterator[XmppOutageBackend]:
+    server = TestServer(OUTAGE_NAMES)
+    try:
+        await server.start()
+    except TestServerError as exc:
+        server.cleanup()
+        if os.environ.get("PYOBS_REQUIRE_XMPP"):
+            raise
+        pytest.skip(f"no prosody for the XMPP tests: {exc}")
+    backend = XmppOutageBackend(server)
+    try:
+        yield backend
+    finally:
+        await backend.close()
+        await server.stop()
+        server.cleanup()

@@ -1,10 +1,18 @@
 """Events over D-Bus: broadcast signals ``org.pyobs.Event.<EventType>(s uuid, d timestamp, a{sv} data)``,
 received through one match rule per event type we receive.
+
+Owns: the event types we receive and the match rules the bus has for them on this connection
+(none on a new one: :meth:`EventSignals.install` adds them on every (re)connection), and the flow
+control of outgoing bursts: the last event signal dbus-fast has not written into the socket yet.
+Outgoing events are not queued here: one we cannot send raises NotConnected and the core's outbox
+(:mod:`pyobs.comm.outbox`) keeps it until the link is back; the one the old connection never wrote
+goes out again after a reconnect, before the outbox's (:meth:`EventSignals.resend_unwritten`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from dbus_fast import Message
@@ -12,48 +20,66 @@ from dbus_fast.validators import is_member_name_valid
 
 from pyobs.events.event import Event
 from pyobs.utils.exceptions import RemoteError
+from pyobs.utils.ratelimit import RateLimitedLog
 
-from ..transport import NotConnected
-from .base import (
-    BURST,
-    BURST_WINDOW,
-    EVENT_IFACE,
-    EVENT_SIGNATURE,
-    DbusBase,
-    _ignore_result,
-    log,
-)
-from .codec import (
-    plain,
-    to_variant,
-)
+from ..transport import NotConnected, TransportHandler
+from .codec import plain, to_variant
+from .link import Link
+from .peers import PeerTable
+from .wire import EVENT_IFACE, EVENT_SIGNATURE, Names
+
+log = logging.getLogger(__name__)
+
+#: flow control of event bursts: a round trip to the bus daemon after this many event signals sent
+#: less than BURST_WINDOW [s] apart (a full socket would make dbus-fast drop the connection)
+BURST = 32
+BURST_WINDOW = 0.05
 
 
-class EventsMixin(DbusBase):
-    """Publishes events as signals and keeps the match rules for the events we receive."""
+class EventSignals:
+    def __init__(self, names: Names, link: Link, peers: PeerTable) -> None:
+        self.names = names
+        self.link = link
+        self.peers = peers
+        self.handler: TransportHandler | None = None
+        self._receives: set[str] = set()  # event types we handle
+        self._rules: set[str] = set()  # event types the bus has a match rule of ours for
+        #: the last event signal dbus-fast has not written yet, and its event
+        self._unwritten: tuple[asyncio.Future[Any], Event] | None = None
+        self._burst = 0
+        self._burst_start = 0.0
+        #: lines another process can trigger per message (one per kind every 10 s, with counts)
+        self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
 
-    def _event_rule(self, name: str) -> str:
-        return f"type='signal',path='{self.path}',interface='{EVENT_IFACE}',member='{name}'"
+    def _rule(self, name: str) -> str:
+        return f"type='signal',path='{self.names.path}',interface='{EVENT_IFACE}',member='{name}'"
 
-    async def _update_event_rules(self, receives: set[str]) -> None:
+    async def install(self) -> None:
+        """A new connection: ask the bus for the events we receive."""
+        self._rules = set()
+        for name in sorted(self._receives):
+            await self.link.bus_request("AddMatch", "s", [self._rule(name)], self.link.timeout)
+            self._rules.add(name)
+
+    async def receive(self, receives: set[str]) -> None:
+        """The event types we handle changed."""
         wanted = {n for n in receives if is_member_name_valid(n)}
         self._receives = wanted
-        if self._bus is None:
-            return
-        for name in sorted(wanted - self._event_rules):
-            await self._bus_request("AddMatch", "s", [self._event_rule(name)])
-            self._event_rules.add(name)
-        for name in sorted(self._event_rules - wanted):
-            self._event_rules.discard(name)
+        if not self.link.up:
+            return  # installed on the next connection
+        for name in sorted(wanted - self._rules):
+            await self.link.bus_request("AddMatch", "s", [self._rule(name)], self.link.timeout)
+            self._rules.add(name)
+        for name in sorted(self._rules - wanted):
+            self._rules.discard(name)
             try:
-                await self._bus_request("RemoveMatch", "s", [self._event_rule(name)])
+                await self.link.bus_request("RemoveMatch", "s", [self._rule(name)], self.link.timeout)
             except RemoteError as exc:
-                log.debug("%s: %s", self.name, exc)
+                log.debug("%s: %s", self.names.name, exc)
 
-    async def publish_event(self, event: Event) -> None:
-        bus = self._bus
-        if bus is None:  # the core keeps it in its outbox and sends it when we report the bus back
-            raise NotConnected(f"cannot send {event.type}: '{self.name}' is not connected to the D-Bus bus")
+    async def publish(self, event: Event) -> None:
+        if not self.link.up:  # the core keeps it in its outbox and sends it when we report the bus back
+            raise NotConnected(f"cannot send {event.type}: '{self.names.name}' is not connected to the D-Bus bus")
         if not is_member_name_valid(event.type):
             raise ValueError(f"cannot send {event.type}: its name is no valid D-Bus member name (use ASCII)")
         unwritten = self._unwritten
@@ -64,17 +90,13 @@ class EventsMixin(DbusBase):
         try:
             data = {k: to_variant(v) for k, v in event.data.items()}
             msg = Message.new_signal(
-                self.path, EVENT_IFACE, event.type, EVENT_SIGNATURE, [event.uuid, event.timestamp, data]
+                self.names.path, EVENT_IFACE, event.type, EVENT_SIGNATURE, [event.uuid, event.timestamp, data]
             )
+            fut = self.link.write(msg)  # marshals now: a value D-Bus cannot carry fails here
+        except NotConnected as exc:
+            raise NotConnected(f"cannot send {event.type}: {exc}") from None
         except Exception as exc:
             raise ValueError(f"cannot send {event.type} over D-Bus: {exc}") from None
-        try:
-            fut = bus.send(msg)  # marshals now: a value D-Bus cannot carry fails here
-        except OSError as exc:  # the connection broke under us: the core keeps the event
-            raise NotConnected(f"cannot send {event.type}: the D-Bus connection failed: {exc}") from None
-        except Exception as exc:
-            raise ValueError(f"cannot send {event.type} over D-Bus: {exc}") from None
-        fut.add_done_callback(_ignore_result)
         if not fut.done():  # queued in dbus-fast's writer: kept until written (sent again if it never is)
             self._unwritten = (fut, event)
         elif not fut.cancelled() and fut.exception() is not None:  # the write killed the connection
@@ -85,57 +107,59 @@ class EventsMixin(DbusBase):
         """Flow control for bursts: dbus-fast takes a full socket for a broken connection, so after
         :data:`BURST` event signals in quick succession one round trip to the bus daemon (which
         answers once it has read everything before) lets the socket drain."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = asyncio.get_running_loop().time()
         if now - self._burst_start > BURST_WINDOW:
             self._burst_start, self._burst = now, 0
         self._burst += 1
         if self._burst >= BURST:
             self._burst_start, self._burst = now, 0
             try:
-                await self._bus_request("GetId")
+                await self.link.bus_request("GetId", timeout=self.link.timeout)
             except (RemoteError, TimeoutError) as exc:
                 raise NotConnected(f"the D-Bus bus does not answer: {exc}") from None
 
     async def _wait_written(self, fut: asyncio.Future[Any], event: Event) -> None:
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.link.timeout):
                 await asyncio.wait({fut})
         except TimeoutError:
             raise NotConnected(f"cannot send {event.type}: the D-Bus socket takes nothing") from None
         if self._unwritten is not None and self._unwritten[0] is fut:
-            failed = fut.cancelled() or fut.exception() is not None
-            if not failed:
+            if not (fut.cancelled() or fut.exception() is not None):
                 self._unwritten = None
-            else:  # written never: resent after the reconnect (see _resend_unwritten)
+            else:  # written never: sent again after the reconnect (see resend_unwritten)
                 raise NotConnected(f"cannot send {event.type}: the D-Bus connection failed")
 
-    async def _resend_unwritten(self) -> None:
+    async def resend_unwritten(self) -> None:
         """After a reconnect, before the core flushes its outbox: the event signal that never made
         it into the socket goes out first (receivers drop duplicates by uuid)."""
         unwritten, self._unwritten = self._unwritten, None
         if unwritten is not None:
             fut, event = unwritten
-            if fut.cancelled() or (fut.done() and fut.exception() is not None) or not fut.done():
-                await self.publish_event(event)
+            if not fut.done() or fut.cancelled() or fut.exception() is not None:
+                await self.publish(event)
 
-    def _on_event(self, msg: Message) -> None:
-        bus = self._bus
+    async def drain(self, timeout: float = 2.0) -> None:
+        """Before closing: disconnecting drops what dbus-fast has not written yet; let the last out."""
+        unwritten, self._unwritten = self._unwritten, None
+        if unwritten is not None and self.link.up:
+            await asyncio.wait({unwritten[0]}, timeout=timeout)
+
+    def on_event(self, msg: Message) -> None:
         name = msg.member or ""
-        if msg.path != self.path or name not in self._receives or bus is None or msg.sender == bus.unique_name:
+        if msg.path != self.names.path or name not in self._receives or msg.sender == self.link.unique_name:
             return
-        sender = self._owners.get(msg.sender or "")
+        sender = self.peers.module_of(msg.sender or "")
         if sender is None:
             # only modules (owners of a name with our prefix) send events: nobody else on the bus
             self._limited.warning(
-                "foreign-event", "%s: dropped event %s from %s: not a module", self.name, name, msg.sender
+                "foreign-event", "%s: dropped event %s from %s: not a module", self.names.name, name, msg.sender
             )
             return
         if msg.signature != EVENT_SIGNATURE:
             self._limited.warning(
-                "bad-event",
-                "%s: dropped event %s from %s: signature '%s', expected '%s'",
-                self.name, name, sender, msg.signature, EVENT_SIGNATURE,
+                "bad-event", "%s: dropped event %s from %s: signature '%s', expected '%s'",
+                self.names.name, name, sender, msg.signature, EVENT_SIGNATURE,
             )  # fmt: skip
             return
         uuid, timestamp, data = msg.body
@@ -143,8 +167,8 @@ class EventsMixin(DbusBase):
             event = Event.from_dict({"type": name, "uuid": uuid, "timestamp": timestamp, "data": plain(data)})
         except Exception as exc:  # ValueError naming the problem; anything else from an odd event class
             self._limited.warning(
-                "bad-event", "%s: dropped malformed event %s from %s: %s", self.name, name, sender, exc
+                "bad-event", "%s: dropped malformed event %s from %s: %s", self.names.name, name, sender, exc
             )
             return
-        if self._handler is not None:
-            self._handler.event_received(sender, event)
+        if self.handler is not None:
+            self.handler.event_received(sender, event)

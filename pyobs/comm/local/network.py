@@ -15,6 +15,8 @@ class LocalNetwork:
 
     def __init__(self) -> None:
         self.members: dict[str, LocalTransport] = {}
+        #: set by :meth:`simulate_outage` (tests only): every member's link is down
+        self.outage: str | None = None
 
     @classmethod
     def default(cls) -> LocalNetwork:
@@ -40,3 +42,23 @@ class LocalNetwork:
             del self.members[member.name]
             for other in list(self.members.values()):
                 other.forget(member.name)
+
+    # -- for tests: what a server going away and coming back looks like to the members
+
+    def simulate_outage(self, reason: str = "simulated outage of the local network") -> None:
+        """For tests: every member's link goes down at once (as when the XMPP server or the D-Bus
+        daemon stops). Calls, events and subscriptions raise NotConnected until :meth:`end_outage`."""
+        self.outage = reason
+        for member in list(self.members.values()):
+            member.link_changed(False, reason)
+
+    def end_outage(self) -> None:
+        """For tests: the links are back; every member sees the others again."""
+        self.outage = None
+        members = list(self.members.values())
+        for member in members:
+            for other in members:
+                if other is not member and other.info is not None:
+                    member.see(other)
+        for member in members:
+            member.link_changed(True)

@@ -14,7 +14,7 @@ from pyobs.utils.exceptions import RemoteError
 
 from ..calls import Call, CancelOutcome, continue_in_task
 from ..errors import describe, rebuild
-from ..transport import Announcement, Extend, Transport, TransportHandler
+from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from .network import LocalNetwork
 
 #: ids of in-process calls: unique in the process, so the callee's core can key calls by id alone
@@ -100,7 +100,17 @@ class LocalTransport(Transport):
         if self.handler is not None:
             self.handler.peer_offline(name)
 
+    def link_changed(self, up: bool, reason: str = "") -> None:
+        """Our (simulated) link went or came back (see :meth:`LocalNetwork.simulate_outage`)."""
+        if self.handler is not None:
+            self.handler.connection_changed(up, reason)
+
+    def _down(self, what: str) -> NotConnected:
+        return NotConnected(f"cannot {what}: '{self.name}' is not connected ({self.network.outage})")
+
     def _member(self, peer: str) -> LocalTransport:
+        if self.network.outage is not None:
+            raise self._down(f"reach '{peer}'")
         member = self.network.members.get(peer)
         if member is None or member.handler is None:
             raise RemoteError(f"module '{peer}' is offline")
@@ -146,6 +156,8 @@ class LocalTransport(Transport):
 
     # -- events
     async def publish_event(self, event: Event) -> None:
+        if self.network.outage is not None:
+            raise self._down(f"send {event.type}")
         for member in self._event_subscribers.get(type(event).__name__, ()):
             if member.handler is not None:
                 member.handler.event_received(self.name, event)
@@ -153,6 +165,8 @@ class LocalTransport(Transport):
     # -- state
     async def publish_state(self, interface: str, state: Any) -> None:
         self.state[interface] = state
+        if self.network.outage is not None:
+            return  # read by subscribers when they subscribe again
         for member in self.network.members.values():
             if member.handler is not None and (self.name, interface) in member._state_subs:
                 member.handler.state_received(self.name, interface, state)

@@ -18,6 +18,7 @@ from xml.etree.ElementTree import Element
 from pyobs.comm.errors import describe
 from pyobs.utils.exceptions import RemoteError
 
+from ..backoff import RECONNECT_FIRST, backoff
 from ..transport import TransportHandler
 from . import control, discovery, rpc
 from .base import (
@@ -109,7 +110,7 @@ class ConnectionMixin(XmppBase):
         """Connect and log in within ``timeout`` s (retrying refused connections if ``retry``)."""
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
-        delay = 0.02
+        pauses = backoff(RECONNECT_FIRST, RECONNECT_MAX_DELAY)
         while True:
             try:
                 await self._attempt_session(max(0.05, end - loop.time()))
@@ -117,12 +118,12 @@ class ConnectionMixin(XmppBase):
             except XmppAuthError:
                 raise
             except XmppConnectionError as exc:
-                if not retry or self._closing or loop.time() + delay >= end:
+                pause = next(pauses)
+                if not retry or self._closing or loop.time() + pause >= end:
                     raise XmppConnectionError(
                         f"{self.bare}: cannot connect to the XMPP server {self.address}: {exc}"
                     ) from None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX_DELAY)
+            await asyncio.sleep(pause)
 
     async def _attempt_session(self, timeout: float) -> None:
         client = self._client
@@ -275,11 +276,12 @@ class ConnectionMixin(XmppBase):
         (``comm.connected``), so that a drop at any stage cannot leave it waiting or lying."""
         # a random start: modules that lost the server together do not all log in at once (each
         # login costs the server a SCRAM derivation, and the presences of all of them cross)
-        delay = random.uniform(0.0, RECONNECT_JITTER)
+        pause = random.uniform(0.0, RECONNECT_JITTER)
+        pauses = backoff(RECONNECT_FIRST, RECONNECT_MAX_DELAY)
         while not self._closing:
-            if delay:
-                await asyncio.sleep(delay)
-            delay = min(max(delay * 2, 0.02), RECONNECT_MAX_DELAY) * random.uniform(0.8, 1.2)
+            if pause:
+                await asyncio.sleep(pause)
+            pause = next(pauses)
             if self._session:  # a half-restored session from the round before: start clean
                 self._abort_session()
                 continue
@@ -287,7 +289,7 @@ class ConnectionMixin(XmppBase):
                 await self._attempt_session(self.connect_timeout)
             except XmppAuthError as exc:
                 log.error("%s: %s", self.bare, exc)
-                delay = 5.0
+                pause = 5.0  # credentials do not fix themselves quickly
                 continue
             except XmppConnectionError:
                 continue

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 from xml.etree.ElementTree import Element
 
 from pyobs.events.event import Event
 
+from ..backoff import RETRY_CAP, RETRY_FIRST, backoff
 from . import control, discovery, pubsub, rpc
 from .base import (
     DIRECT_RETRIES,
@@ -209,10 +209,9 @@ class EventsMixin(XmppBase):
     async def _retry_direct(self, peer: _PeerState) -> None:
         """Ask a peer whose direct-event subscription timed out again, a few times with growing,
         jittered pauses; then pubsub (as for a peer that refuses)."""
-        delay = 0.5
-        for _ in range(DIRECT_RETRIES):
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay *= 2
+        # 0.25-0.75 s, then doubling: as jittered as the peers that retry with us
+        for pause in backoff(0.75, RETRY_CAP, jitter=2 / 3, attempts=DIRECT_RETRIES):
+            await asyncio.sleep(pause)
             if self._peers.get(peer.name) is not peer or self._closing:
                 return
             if not self._session or peer.info is None:
@@ -259,10 +258,9 @@ class EventsMixin(XmppBase):
         peer.events.add(event)
 
     async def _subscribe_later(self, peer: _PeerState, event: str, node: str) -> None:
-        delay = 0.2
+        pauses = backoff(RETRY_FIRST, RETRY_CAP)
         while self._peers.get(peer.name) is peer and self._session:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            await asyncio.sleep(next(pauses))
             try:
                 await self._iq(
                     self._pubsub_head, pubsub.subscribe_body(node, self.bare), self.pubsub, self.timeout, node

@@ -10,6 +10,7 @@ from xml.etree.ElementTree import Element
 
 from pyobs.interfaces.types import ModuleCapabilities
 
+from ..backoff import RETRY_CAP, backoff
 from ..transport import Announcement
 from . import discovery, pubsub, rpc
 from .base import (
@@ -93,7 +94,8 @@ class PresenceMixin(XmppBase):
         assert self._info is not None
         await self._create_event_nodes()
         states = [(i, s) for i, s in self._own_state.items() if self._published_state.get(i) is not s]
-        results = await asyncio.gather(*(self._publish_state(i, s) for i, s in states), return_exceptions=True)
+        publishing = (self._publish_state(i, s, self.timeout) for i, s in states)
+        results = await asyncio.gather(*publishing, return_exceptions=True)
         for (iface, _), res in zip(states, results, strict=True):
             if isinstance(res, XmppConnectionError):
                 raise res
@@ -305,14 +307,22 @@ class PresenceMixin(XmppBase):
                 self._rebuild_direct()
             peer.task = None
             peer.discovered.set()
+            self._seen_again(peer)
             return
         peer.task = self._spawn(self._resync(peer, peer.discovered))
 
     async def _resync(self, peer: _PeerState, done: asyncio.Event) -> None:
         try:
             await asyncio.gather(self._sync_event_subscriptions(peer), self._push_subscriptions([peer]))
+            self._seen_again(peer)
         finally:
             done.set()
+
+    def _seen_again(self, peer: _PeerState) -> None:
+        """Tell the core a peer it kept while our link was down is back (the core's grace ends for it)."""
+        info = peer.info
+        if peer.reported and info is not None and self._handler is not None and self._peers.get(peer.name) is peer:
+            self._handler.peer_online(peer.name, list(info.interfaces), {name for name, _ in info.sends}, info.label)
 
     def _peer_gone(self, name: str) -> None:
         peer = self._peers.pop(name, None)
@@ -399,8 +409,7 @@ class PresenceMixin(XmppBase):
                 self._loop.call_soon(self._release_waiting, ver)
 
     async def _ask_info(self, peer: _PeerState) -> discovery.PeerInfo | None:
-        delay = 0.1
-        for attempt in range(5):
+        for attempt, pause in enumerate(backoff(0.1, RETRY_CAP, attempts=5)):
             try:
                 async with self._disco_slots:
                     if self._peers.get(peer.name) is not peer:
@@ -414,8 +423,7 @@ class PresenceMixin(XmppBase):
                 log.warning("%s: %s did not answer disco#info (attempt %d)", self.bare, peer.name, attempt + 1)
             except XmppConnectionError:
                 return None
-            await asyncio.sleep(delay)
-            delay *= 2
+            await asyncio.sleep(pause)
         return None
 
     async def _disco_iq(self, jid: str) -> Element:

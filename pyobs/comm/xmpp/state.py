@@ -8,6 +8,7 @@ from typing import Any
 
 from pyobs.interfaces.interface import interface_by_name
 
+from ..backoff import RETRY_CAP, RETRY_FIRST, backoff
 from . import pubsub
 from .base import (
     IqError,
@@ -34,9 +35,9 @@ class StateMixin(XmppBase):
         self._own_state[interface] = state
         if not self._session:
             return  # published when the connection is back
-        await self._publish_state(interface, state)
+        await self._publish_state(interface, state, None)  # the core bounds it
 
-    async def _publish_state(self, interface: str, state: Any) -> None:
+    async def _publish_state(self, interface: str, state: Any, timeout: float | None) -> None:
         iface = interface_by_name(interface)
         version = iface.version if iface is not None else 1
         node = pubsub.state_node(self.name, interface, version)
@@ -44,25 +45,25 @@ class StateMixin(XmppBase):
             body = pubsub.publish_state_body(node, interface, version, state)
         except EncodeError as exc:
             raise TypeError(f"state of {interface} cannot be sent: {exc}") from None
-        await self._iq(self._pubsub_head, body, self.pubsub, self.timeout, node)
+        await self._iq(self._pubsub_head, body, self.pubsub, timeout, node)
         self._published_state[interface] = state
 
     async def subscribe_state(self, peer: str, interface: str) -> Any:
         self._state_subs.add((peer, interface))
-        return await self._subscribe_state(peer, interface)
+        return await self._subscribe_state(peer, interface, None)  # the core bounds it
 
-    async def _subscribe_state(self, peer: str, interface: str) -> Any:
+    async def _subscribe_state(self, peer: str, interface: str, timeout: float | None) -> Any:
         iface = interface_by_name(interface)
         node = pubsub.state_node(peer, interface, iface.version if iface is not None else 1)
         try:
-            await self._iq(self._pubsub_head, pubsub.subscribe_body(node, self.bare), self.pubsub, self.timeout, node)
+            await self._iq(self._pubsub_head, pubsub.subscribe_body(node, self.bare), self.pubsub, timeout, node)
         except IqError as exc:
             if exc.condition == "item-not-found":
                 self._spawn(self._subscribe_state_later(peer, interface, node))
                 return None
             raise
         reply = await self._iq(
-            pubsub.iq_head(self.pubsub, "get"), pubsub.items_body(node, 1), self.pubsub, self.timeout, node
+            pubsub.iq_head(self.pubsub, "get"), pubsub.items_body(node, 1), self.pubsub, timeout, node
         )
         found = pubsub.newest_item_and_publisher(reply)
         if found is None:
@@ -77,10 +78,9 @@ class StateMixin(XmppBase):
             return None
 
     async def _subscribe_state_later(self, peer: str, interface: str, node: str) -> None:
-        delay = 0.2
+        pauses = backoff(RETRY_FIRST, RETRY_CAP)
         while (peer, interface) in self._state_subs and self._session and peer in self._peers:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            await asyncio.sleep(next(pauses))
             try:
                 await self._iq(
                     self._pubsub_head, pubsub.subscribe_body(node, self.bare), self.pubsub, self.timeout, node
@@ -103,7 +103,7 @@ class StateMixin(XmppBase):
         subs = list(self._state_subs)
 
         async def one(peer: str, interface: str) -> None:
-            value = await self._subscribe_state(peer, interface)
+            value = await self._subscribe_state(peer, interface, self.timeout)
             if value is not None and self._handler is not None:
                 self._handler.state_received(peer, interface, value)
 
@@ -119,6 +119,5 @@ class StateMixin(XmppBase):
         if state is None:
             return None
         if not state.discovered.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state.discovered.wait(), self.timeout)
+            await state.discovered.wait()  # the core bounds it
         return state.info.capabilities.get(interface) if state.info is not None else None

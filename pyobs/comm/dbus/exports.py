@@ -1,35 +1,28 @@
 """What a module offers over D-Bus: its method table, the introspection XML and the ``Describe`` reply.
 
-Built from the :class:`~pyobs.comm.transport.Announcement` in ``announce``/``update_events``; changes
-are broadcast as the ``org.pyobs.Module.Described`` signal.
+Owns: the :class:`~pyobs.comm.transport.Announcement` we went online with and what is derived from
+it — the method table incoming calls are looked up in, the introspection XML, the ``Describe``
+reply and which interfaces have ``State``/``Capabilities`` properties — and the lifecycle state we
+show (``GetModuleState()``, ``ModuleState`` signals). Rebuilt by ``announce`` and
+``update_events``; a change is broadcast as the ``org.pyobs.Module.Described`` signal.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from dbus_fast import Message
 from dbus_fast.validators import is_interface_name_valid, is_member_name_valid
 
-from pyobs.interfaces.interface import MethodSpec, Param, own_methods
+from pyobs.interfaces.interface import MethodSpec, own_methods
 
 from ..transport import Announcement
-from .base import (
-    _PURE,
-    DESCRIBE_SIGNATURE,
-    EVENT_IFACE,
-    IFACE_PREFIX,
-    MODULE_IFACE,
-    DbusBase,
-    log,
-)
-from .codec import (
-    Encoder,
-    compile_type,
-    needs_decoding,
-)
-from .state import _props
+from .codec import Encoder, compile_type, needs_decoding
+from .wire import EVENT_IFACE, IFACE_PREFIX, MODULE_IFACE
+
+log = logging.getLogger(__name__)
 
 _HEADER = (
     '<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"\n'
@@ -92,15 +85,9 @@ class _Incoming:
     interface: str
     accepted: frozenset[str]  # full signature, or shorter ones when trailing args have defaults
     in_sig: str
-    decode: bool
-    check: bool  # arguments need a cast to be validated (beyond what the signature says)
+    decode: bool  # arguments hold variants to unwrap (the core casts them)
     out_sig: str
     out_enc: Encoder | None
-
-
-def _pure(p: Param) -> bool:
-    ann = p.annotation
-    return ann in _PURE
 
 
 def _incoming(spec: MethodSpec, dbus_iface: str) -> _Incoming:
@@ -115,54 +102,65 @@ def _incoming(spec: MethodSpec, dbus_iface: str) -> _Incoming:
         accepted=accepted,
         in_sig="".join(sigs),
         decode=any(needs_decoding(s) for s in sigs),
-        check=not all(_pure(p) for p in spec.params),
         out_sig=out_sig,
         out_enc=None if not out_sig else compile_type(spec.returns)[1],
     )
 
 
-class IntrospectionMixin(DbusBase):
+class Exports:
     """Turns the announcement into method tables, introspection XML and the Describe reply."""
 
-    async def announce(self, info: Announcement) -> None:
-        first = self._info is None
-        self._info = info
-        self._build(info)
-        for iface, state in info.state.items():
-            self._state[iface] = _props(state)
-        await self._update_event_rules(info.receives)
-        if first:
-            try:
-                await self._request_name()
-            except BaseException:
-                self._info = None
-                raise
-        else:
-            self._send_described()
+    def __init__(self, owner: str, path: str) -> None:
+        self.owner = owner
+        self.info: Announcement | None = None
+        self.xml = f"{_HEADER}<node/>\n"
+        self.describe_body: list[Any] = [[], [], ""]
+        #: the lifecycle state we show (``ready``, ``error`` + message, ``local``)
+        self.module_state: tuple[str, str] = ("ready", "")
+        self._incoming: dict[tuple[str, str], _Incoming] = {}
+        self._members: dict[str, _Incoming] = {}
+        self._state_ifaces: set[str] = set()
+        self._caps_ifaces: set[str] = set()
+        # the nodes above our object path, each naming its child (for tools that walk the tree)
+        parts = path.strip("/").split("/")
+        self._parents = {"/" + "/".join(parts[:i]): parts[i] for i in range(len(parts))}
 
-    async def update_events(self, sends: set[str], receives: set[str]) -> None:
-        info = self._info
-        if info is None:
-            return
-        info.sends, info.receives = set(sends), set(receives)
-        self._build(info)
-        await self._update_event_rules(receives)
-        self._send_described()
+    @property
+    def online(self) -> bool:
+        return self.info is not None
 
-    async def set_module_state(self, state: str, message: str = "") -> None:
-        """Shown to peers: the ``ModuleState`` signal now, ``GetModuleState()`` for who looks later."""
-        new = (str(state), message if str(state) == "error" else "")
-        if new == self._module_state:
-            return
-        self._module_state = new
-        if self._info is not None and self._bus is not None:
-            self._send(Message.new_signal(self.path, MODULE_IFACE, "ModuleState", "ss", list(new)))
+    def entry(self, interface: str | None, member: str) -> _Incoming | None:
+        """One of our methods, by D-Bus interface and member (interface None: by member only)."""
+        return self._incoming.get((interface, member)) if interface is not None else self._members.get(member)
 
-    def _send_described(self) -> None:
-        self._send(Message.new_signal(self.path, MODULE_IFACE, "Described", DESCRIBE_SIGNATURE, self._describe_body))
+    def parent_xml(self, path: str) -> str | None:
+        """Introspection XML of a node above our object path; None for other paths."""
+        child = self._parents.get(path)
+        return None if child is None else f'{_HEADER}<node>\n  <node name="{child}"/>\n</node>\n'
 
-    def _build(self, info: Announcement) -> None:
+    def properties(self, dbus_iface: str) -> tuple[bool, bool] | None:
+        """Whether interface ``dbus_iface`` has (State, Capabilities); None if we do not offer it."""
+        info = self.info
+        if info is None or not dbus_iface.startswith(IFACE_PREFIX):
+            return None
+        name = dbus_iface[len(IFACE_PREFIX) :]
+        if not any(i.__name__ == name for i in info.interfaces):
+            return (False, False) if dbus_iface == MODULE_IFACE else None
+        return name in self._state_ifaces, name in self._caps_ifaces
+
+    def clear(self) -> None:
+        """We went offline."""
+        self.info = None
+        self.xml = f"{_HEADER}<node/>\n"
+
+    def set_events(self, sends: set[str], receives: set[str]) -> None:
+        assert self.info is not None
+        self.info.sends, self.info.receives = set(sends), set(receives)
+        self.build(self.info)
+
+    def build(self, info: Announcement) -> None:
         """Method tables, introspection XML and Describe reply for what we announce."""
+        self.info = info
         incoming: dict[tuple[str, str], _Incoming] = {}
         members: dict[str, _Incoming] = {}
         xml = [_HEADER, "<node>\n", _STANDARD_XML]
@@ -179,12 +177,12 @@ class IntrospectionMixin(DbusBase):
         for iface in info.interfaces:
             dbus_iface = IFACE_PREFIX + iface.__name__
             if not is_interface_name_valid(dbus_iface):
-                log.warning("%s: interface %s has no valid D-Bus name and is not exported", self.name, iface.__name__)
+                log.warning("%s: interface %s has no valid D-Bus name and is not exported", self.owner, iface.__name__)
                 continue
             xml.append(f"  <interface name={quoteattr(dbus_iface)}>\n")
             for name, spec in own_methods(iface).items():
                 if not is_member_name_valid(name):
-                    log.warning("%s: method %s has no valid D-Bus name and is not exported", self.name, name)
+                    log.warning("%s: method %s has no valid D-Bus name and is not exported", self.owner, name)
                     continue
                 entry = _incoming(spec, dbus_iface)
                 incoming[(dbus_iface, name)] = entry
@@ -211,8 +209,8 @@ class IntrospectionMixin(DbusBase):
             xml.append("  </interface>\n")
         xml.append("</node>\n")
         self._incoming, self._members = incoming, members
-        self._xml = "".join(xml)
-        self._describe_body = [
+        self.xml = "".join(xml)
+        self.describe_body = [
             [[i.__name__, int(i.version)] for i in info.interfaces],
             sorted(info.sends),
             info.label or "",

@@ -1,0 +1,167 @@
+"""The link goes down and comes back: the core's connectivity policy, the same on every transport.
+
+Local: the network's test hook cuts every link; D-Bus: the private dbus-daemon is killed and started
+again; XMPP: the private prosody is stopped and started again. Expectations are identical.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from backends.base import eventually
+from support import IKitchenSink, KitchenSink, Telescope, opened, seen
+
+from pyobs.comm import Comm
+from pyobs.comm.transport import NotConnected
+from pyobs.events import ModuleClosedEvent, ModuleOpenedEvent, NewImageEvent
+from pyobs.interfaces import IPointingRaDec, ITelescope
+from pyobs.modules import Module
+from pyobs.utils.enums import MotionStatus
+
+#: how long a reconnect may take after the server is back (D-Bus backs off up to 2 s, XMPP logs in)
+RECONNECT = 15.0
+
+
+class Watch:
+    """ModuleOpened/Closed and NewImage events a comm dispatched, in order."""
+
+    def __init__(self) -> None:
+        self.opened: list[str] = []
+        self.closed: list[str] = []
+        self.images: list[str] = []
+
+    async def attach(self, comm: Comm) -> None:
+        async def on_opened(event: Any, sender: str) -> bool:
+            self.opened.append(event.module)
+            return True
+
+        async def on_closed(event: Any, sender: str) -> bool:
+            self.closed.append(event.module)
+            return True
+
+        async def on_image(event: Any, sender: str) -> bool:
+            self.images.append(f"{sender}:{event.filename}")
+            return True
+
+        await comm.register_event(ModuleOpenedEvent, on_opened)
+        await comm.register_event(ModuleClosedEvent, on_closed)
+        await comm.register_event(NewImageEvent, on_image)
+
+
+async def _start(backend: Any, grace: float) -> tuple[Comm, KitchenSink, Telescope, Watch]:
+    caller = backend.comm("caller")
+    caller.peer_grace = grace
+    watch = Watch()
+    await watch.attach(caller)
+    sink = KitchenSink(comm=backend.comm("sink"))
+    await sink.comm.register_event(NewImageEvent)
+    await opened(sink)
+    tel = await opened(Telescope(comm=backend.comm("telescope")))
+    await caller.open()
+    await seen(caller, "sink")
+    await seen(caller, "telescope")
+    return caller, sink, tel, watch
+
+
+async def _close(*items: Module | Comm) -> None:
+    for item in items:
+        await item.close()
+
+
+async def test_a_short_outage_keeps_peers_fails_calls_at_once_and_restores_state(outage_backend: Any) -> None:
+    caller, sink, tel, watch = await _start(outage_backend, grace=60.0)
+    try:
+        images = watch.images
+        await sink.comm.send_event(NewImageEvent("/before.fits"))
+        await eventually(lambda: images == ["sink:/before.fits"], what="an event before the outage")
+        states: list[MotionStatus] = []
+
+        async def on_state(state: Any, sender: str) -> None:
+            states.append(state.status)
+
+        await caller.subscribe_state("telescope", ITelescope, on_state)
+        assert (await caller.get_state("telescope", ITelescope)).status is MotionStatus.IDLE
+        proxy = await caller.proxy("sink", IKitchenSink)
+        assert await proxy.echo_int(1) == 1
+
+        await outage_backend.cut()
+        await eventually(lambda: not caller.connected, timeout=RECONNECT, what="the caller noticing the loss")
+        # peers are kept (stale) for the grace: no ModuleClosedEvent, proxies still made
+        assert caller.is_online("sink") and caller.is_online("telescope")
+        assert sorted(caller.stale) == ["sink", "telescope"]
+        assert await caller.proxy("sink", IKitchenSink) is proxy
+        # calls fail at once with a clear error
+        start = time.monotonic()
+        with pytest.raises(NotConnected, match="not connected"):
+            await proxy.echo_int(2)
+        assert time.monotonic() - start < 1.0
+        # events sent meanwhile wait (the core's outbox) and arrive after, in order
+        for name in ("/during-1.fits", "/during-2.fits"):
+            await sink.comm.send_event(NewImageEvent(name))
+        assert images == ["sink:/before.fits"]
+
+        await outage_backend.restore()
+        await eventually(
+            lambda: all(c.connected for c in (caller, sink.comm, tel.comm)), timeout=RECONNECT, what="reconnection"
+        )
+        await eventually(lambda: caller.stale == [], timeout=RECONNECT, what="peers seen again")
+        assert await proxy.echo_int(3) == 3
+        await eventually(lambda: len(images) == 3, timeout=RECONNECT, what="the events of the outage")
+        assert images == ["sink:/before.fits", "sink:/during-1.fits", "sink:/during-2.fits"]
+        # the state subscription is back: a change after the reconnect reaches the handler
+        pointing = await caller.proxy("telescope", IPointingRaDec)
+        await pointing.move_radec(1.0, 2.0)
+        await eventually(lambda: MotionStatus.TRACKING in states, what="a state change after the reconnect")
+        assert watch.closed == []
+        assert sorted(watch.opened) == ["sink", "telescope"]  # once each, before the outage
+    finally:
+        await _close(caller, tel, sink)
+
+
+async def test_peers_go_offline_when_our_link_stays_down_past_the_grace(outage_backend: Any) -> None:
+    caller, sink, tel, watch = await _start(outage_backend, grace=0.5)
+    try:
+        cut = asyncio.ensure_future(outage_backend.cut())  # a server may take a while to stop
+        await eventually(lambda: not caller.connected, timeout=RECONNECT, what="the caller noticing the loss")
+        start = time.monotonic()
+        await cut
+        await eventually(lambda: sorted(watch.closed) == ["sink", "telescope"], what="ModuleClosedEvent after grace")
+        assert time.monotonic() - start >= 0.4
+        assert caller.clients == []
+        with pytest.raises(ValueError, match="not online"):
+            await caller.proxy("sink", IKitchenSink)
+
+        await outage_backend.restore()
+        await eventually(
+            lambda: sorted(watch.opened) == ["sink", "sink", "telescope", "telescope"],
+            timeout=RECONNECT,
+            what="ModuleOpenedEvent once they are back",
+        )
+        await eventually(lambda: caller.connected, timeout=RECONNECT, what="the caller reconnecting")
+        proxy = await caller.proxy("sink", IKitchenSink)
+        assert await proxy.echo_int(4) == 4
+    finally:
+        await _close(caller, tel, sink)
+
+
+async def test_a_module_that_closed_during_the_outage_goes_offline_within_the_grace(outage_backend: Any) -> None:
+    grace = 3.0
+    caller, sink, tel, watch = await _start(outage_backend, grace=grace)
+    try:
+        await outage_backend.cut()
+        await eventually(lambda: not caller.connected, timeout=RECONNECT, what="the caller noticing the loss")
+        await asyncio.wait_for(tel.close(), 10.0)  # cannot tell anybody: its link is down too
+        await outage_backend.restore()
+        await eventually(lambda: caller.connected, timeout=RECONNECT, what="the caller reconnecting")
+        back = time.monotonic()
+        await eventually(lambda: "telescope" in watch.closed, timeout=grace + 5.0, what="telescope reported gone")
+        assert time.monotonic() - back <= grace + 5.0
+        await eventually(lambda: caller.stale == [], timeout=RECONNECT, what="sink seen again")
+        assert caller.is_online("sink") and "sink" not in watch.closed
+        proxy = await caller.proxy("sink", IKitchenSink)
+        assert await proxy.echo_int(5) == 5
+    finally:
+        await _close(caller, sink)

@@ -1,0 +1,299 @@
+"""The Comm core's policies against an in-memory fake transport: deadlines, de-duplication,
+peer-gone aborts and the connectivity policy (grace, NotConnected, state subscribed again)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import abstractmethod
+from typing import Any
+
+import pytest
+from fake_transport import FakeNetwork, FakeTransport
+
+from pyobs.comm import Comm
+from pyobs.comm.backoff import backoff
+from pyobs.comm.transport import NotConnected
+from pyobs.events import Event, ModuleClosedEvent, ModuleOpenedEvent
+from pyobs.interfaces import IMotion
+from pyobs.interfaces.interface import Interface
+from pyobs.interfaces.types import MotionState
+from pyobs.modules import Module, timeout
+from pyobs.utils.enums import MotionStatus
+from pyobs.utils.exceptions import RemoteError, RemoteTimeoutError
+
+
+class PolicyEvent(Event):
+    """An event for the de-duplication tests."""
+
+    number: int = 0
+
+
+class ISlow(Interface):
+    @abstractmethod
+    async def wait(self, seconds: float, **kwargs: Any) -> float: ...
+    @abstractmethod
+    async def wait_announced(self, seconds: float, announced: float, **kwargs: Any) -> float: ...
+    @abstractmethod
+    async def silent(self, **kwargs: Any) -> None: ...
+
+
+class Slow(Module, ISlow, IMotion):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.started = asyncio.Event()
+
+    async def open(self) -> None:
+        await super().open()
+        await self.comm.set_state(IMotion, MotionState(status=MotionStatus.IDLE))
+
+    async def wait(self, seconds: float, **kwargs: Any) -> float:
+        self.started.set()
+        await asyncio.sleep(seconds)
+        return seconds
+
+    @timeout(lambda self, seconds, announced: announced)
+    async def wait_announced(self, seconds: float, announced: float, **kwargs: Any) -> float:
+        self.started.set()
+        await asyncio.sleep(seconds)
+        return seconds
+
+    async def silent(self, **kwargs: Any) -> None:
+        return None
+
+    async def init(self, **kwargs: Any) -> None:
+        return None
+
+    async def park(self, **kwargs: Any) -> None:
+        return None
+
+    async def stop_motion(self, device: str | None = None, **kwargs: Any) -> None:
+        return None
+
+    async def is_ready(self, **kwargs: Any) -> bool:
+        return True
+
+
+async def until(predicate: Any, timeout: float = 5.0, what: str = "condition") -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+class Pair:
+    """A callee module ``slow`` and a plain caller comm on one fake network."""
+
+    def __init__(self, timeout: float = 5.0, grace: float = 5.0) -> None:
+        self.network = FakeNetwork()
+        self.callee = Slow(comm=Comm(FakeTransport("slow", self.network), timeout=timeout, peer_grace=grace))
+        self.transport = FakeTransport("caller", self.network)
+        self.caller = Comm(self.transport, timeout=timeout, peer_grace=grace)
+        self.opened: list[str] = []
+        self.closed: list[str] = []
+
+    async def __aenter__(self) -> Pair:
+        async def on_opened(event: Any, sender: str) -> bool:
+            self.opened.append(event.module)
+            return True
+
+        async def on_closed(event: Any, sender: str) -> bool:
+            self.closed.append(event.module)
+            return True
+
+        await self.caller.register_event(ModuleOpenedEvent, on_opened)
+        await self.caller.register_event(ModuleClosedEvent, on_closed)
+        await self.callee.open()
+        await self.caller.open()
+        await until(lambda: self.caller.is_online("slow"), what="callee seen")
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.caller.close()
+        await self.callee.close()
+
+
+# ---------------------------------------------------------------------------------- deadlines
+
+
+async def test_a_call_that_is_never_answered_ends_once_at_its_deadline() -> None:
+    async with Pair(timeout=0.3) as pair:
+        pair.transport.unanswered.add("silent")
+        proxy = await pair.caller.proxy("slow", ISlow)
+        start = time.monotonic()
+        with pytest.raises(RemoteTimeoutError, match="deadline passed"):
+            await proxy.silent()
+        elapsed = time.monotonic() - start
+        assert 0.29 <= elapsed < 1.5
+        # the transport's call was cancelled by the core's deadline, exactly once, and nothing is left
+        assert pair.transport.calls_started == 1 and pair.transport.calls_cancelled == 1
+        assert not any(pair.caller._inflight.values())
+
+
+async def test_the_callee_announced_duration_extends_the_deadline() -> None:
+    async with Pair(timeout=0.2) as pair:
+        proxy = await pair.caller.proxy("slow", ISlow)
+        # 0.5 s of work, announced as 0.6 s: beyond the 0.2 s default deadline, within the announced one
+        assert await proxy.wait_announced(0.5, 0.6) == 0.5
+        # without an announcement the default deadline holds
+        with pytest.raises(RemoteTimeoutError):
+            await proxy.wait(0.5)
+
+
+async def test_an_announced_duration_is_a_deadline_too() -> None:
+    async with Pair(timeout=0.2) as pair:
+        proxy = await pair.caller.proxy("slow", ISlow)
+        start = time.monotonic()
+        with pytest.raises(RemoteTimeoutError):
+            await proxy.wait_announced(30.0, 0.1)  # announced 0.1 s (+1 s margin for the answer), takes 30 s
+        assert time.monotonic() - start < 3.0
+
+
+# ---------------------------------------------------------------------------------- peers
+
+
+async def test_a_peer_that_goes_away_ends_the_calls_to_it_at_once() -> None:
+    async with Pair(timeout=10.0) as pair:
+        proxy = await pair.caller.proxy("slow", ISlow)
+        call = asyncio.ensure_future(proxy.wait(30.0))
+        await asyncio.wait_for(pair.callee.started.wait(), 5.0)
+        start = time.monotonic()
+        await pair.callee.close()
+        with pytest.raises(RemoteError, match="went offline"):
+            await call
+        assert time.monotonic() - start < 1.0
+        assert pair.closed == ["slow"]
+
+
+# ---------------------------------------------------------------------------------- events
+
+
+async def test_duplicates_are_dropped_within_the_window_and_the_window_is_bounded() -> None:
+    async with Pair() as pair:
+        got: list[int] = []
+
+        async def handler(event: Any, sender: str) -> bool:
+            got.append(event.number)
+            return True
+
+        await pair.caller.register_event(PolicyEvent, handler)
+        first = PolicyEvent(number=-1)
+        pair.caller.event_received("slow", first)
+        pair.caller.event_received("slow", first)  # a retried publish
+        await until(lambda: len(got) == 1, what="first event")
+        for i in range(1024):  # fills the window: the first uuid falls out of it
+            pair.caller.event_received("slow", PolicyEvent(number=i))
+        await until(lambda: len(got) == 1025, what="the other events")
+        assert len(pair.caller._seen) == 1024
+        pair.caller.event_received("slow", first)  # remembered no longer: delivered again
+        await until(lambda: len(got) == 1026, what="the replay")
+        assert got.count(-1) == 2
+
+
+# ---------------------------------------------------------------------------------- connectivity
+
+
+async def test_while_our_link_is_down_peers_stay_and_calls_fail_at_once() -> None:
+    async with Pair(timeout=10.0, grace=5.0) as pair:
+        proxy = await pair.caller.proxy("slow", ISlow)
+        pending = asyncio.ensure_future(proxy.wait(30.0))
+        await asyncio.wait_for(pair.callee.started.wait(), 5.0)
+        start = time.monotonic()
+        pair.network.cut("server restarting")
+        with pytest.raises(NotConnected, match="connection was lost"):
+            await pending
+        with pytest.raises(NotConnected, match=r"not connected .*server restarting"):
+            await proxy.wait(0.0)
+        assert time.monotonic() - start < 1.0
+        assert pair.caller.is_online("slow") and pair.caller._peers["slow"].stale
+        assert pair.closed == []
+        # the last state we had stays readable (the proxy subscribed to it)
+        assert (await pair.caller.get_state("slow", IMotion)).status is MotionStatus.IDLE
+
+
+async def test_peers_seen_again_within_the_grace_stay_and_their_state_is_subscribed_again() -> None:
+    async with Pair(grace=5.0) as pair:
+        states: list[MotionStatus] = []
+
+        async def on_state(state: Any, sender: str) -> None:
+            states.append(state.status)
+
+        await pair.caller.subscribe_state("slow", IMotion, on_state)
+        assert (await pair.caller.get_state("slow", IMotion)).status is MotionStatus.IDLE
+        subscribes = len(pair.transport.subscribes)
+        pair.network.cut()
+        # changed while we were away: the new value is read when subscribing again
+        await pair.callee.comm.set_state(IMotion, MotionState(status=MotionStatus.SLEWING))
+        pair.network.restore()
+        await until(lambda: len(pair.transport.subscribes) > subscribes, what="subscribed again")
+        await until(
+            lambda: pair.caller._state_cache[("slow", "IMotion")].status is MotionStatus.SLEWING,
+            what="the state changed meanwhile",
+        )
+        await until(lambda: MotionStatus.SLEWING in states, what="handlers told of the change meanwhile")
+        await pair.callee.comm.set_state(IMotion, MotionState(status=MotionStatus.TRACKING))
+        await until(lambda: MotionStatus.TRACKING in states, what="a change after the reconnect")
+        assert not pair.caller._peers["slow"].stale
+        assert pair.closed == [] and pair.opened == ["slow"]  # one ModuleOpened, no ModuleClosed
+        proxy = await pair.caller.proxy("slow", ISlow)
+        assert await proxy.wait(0.0) == 0.0
+
+
+async def test_peers_not_seen_again_within_the_grace_after_the_reconnect_go_offline() -> None:
+    async with Pair(grace=0.3) as pair:
+        pair.network.cut()
+        pair.network.restore(back=["caller"])  # the callee did not come back
+        assert pair.caller.is_online("slow")  # for the grace
+        start = time.monotonic()
+        await until(lambda: pair.closed == ["slow"], what="ModuleClosedEvent after the grace")
+        assert time.monotonic() - start >= 0.25
+        assert not pair.caller.is_online("slow")
+
+
+async def test_all_peers_go_offline_when_our_link_stays_down_past_the_grace() -> None:
+    async with Pair(grace=0.3) as pair:
+        start = time.monotonic()
+        pair.network.cut()
+        await until(lambda: pair.closed == ["slow"], what="ModuleClosedEvent after the grace")
+        assert time.monotonic() - start >= 0.25
+        assert pair.caller.clients == []
+        pair.network.restore()  # back later: a new ModuleOpenedEvent
+        await until(lambda: pair.opened == ["slow", "slow"], what="seen again")
+
+
+async def test_events_sent_while_the_link_is_down_wait_in_the_outbox_and_arrive_in_order() -> None:
+    async with Pair(grace=5.0) as pair:
+        got: list[int] = []
+
+        async def handler(event: Any, sender: str) -> bool:
+            got.append(event.number)
+            return True
+
+        await pair.caller.register_event(PolicyEvent, handler)
+        sender = pair.callee.comm
+        await sender.register_event(PolicyEvent)
+        await sender.send_event(PolicyEvent(number=0))
+        await until(lambda: got == [0], what="an event before the cut")
+        pair.network.cut()
+        for i in (1, 2, 3):
+            await sender.send_event(PolicyEvent(number=i))  # neither raises nor blocks
+        assert sender.outbox.waiting == 3 and got == [0]
+        pair.network.restore()
+        await until(lambda: got == [0, 1, 2, 3], what="the kept events, in order")
+        assert sender.outbox.waiting == 0
+
+
+# ---------------------------------------------------------------------------------- backoff
+
+
+def test_backoff_grows_to_its_cap_with_jitter_below_each_step() -> None:
+    pauses = list(backoff(0.1, 1.0, jitter=0.2, attempts=8))
+    assert len(pauses) == 8
+    steps = [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0]
+    assert all(0.8 * s - 1e-9 <= p <= s + 1e-9 for p, s in zip(pauses, steps, strict=True))
+    assert list(backoff(0.1, 0.1, jitter=0.0, attempts=3)) == [0.1, 0.1, 0.1]
+    assert list(backoff(1.0, 0.5, jitter=0.0, attempts=2)) == [1.0, 1.0]  # a first pause above the cap
+    with pytest.raises(ValueError, match="first pause > 0"):
+        next(backoff(0.0, 0.5))

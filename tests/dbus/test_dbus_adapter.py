@@ -1,0 +1,68 @@
+"""dbus-fast's private API that pyobs/comm/dbus/link.py relies on (and nothing else does): fails
+loudly, naming what changed, when a dbus-fast release moves it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import tempfile
+from pathlib import Path
+
+import pytest
+from backends.dbus import DbusDaemon
+from dbus_fast import Message
+from dbus_fast.aio import MessageBus
+
+
+async def test_reply_handlers_are_kept_by_serial_and_called_with_the_reply(dbus_bus: str) -> None:
+    bus = await MessageBus(bus_address=dbus_bus).connect()
+    try:
+        handlers = getattr(bus, "_method_return_handlers", None)
+        assert isinstance(handlers, dict), "MessageBus._method_return_handlers is no dict: update link.py"
+        got: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        msg = Message(
+            destination="org.freedesktop.DBus",
+            path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus",
+            member="GetId",
+            serial=bus.next_serial(),
+        )
+        handlers[msg.serial] = lambda reply, err: got.set_result(reply)
+        await bus.send(msg)
+        reply = await asyncio.wait_for(got, 5.0)
+        assert reply.reply_serial == msg.serial and isinstance(reply.body[0], str)
+        assert msg.serial not in handlers, "dbus-fast no longer removes a reply handler once it was called"
+    finally:
+        bus.disconnect()
+
+
+async def test_reply_handlers_hear_of_a_lost_connection(dbus_bus: str) -> None:
+    bus = await MessageBus(bus_address=dbus_bus).connect()
+    errors: list[Exception | None] = []
+    bus._method_return_handlers[10**6] = lambda reply, err: errors.append(err)
+    bus.disconnect()
+    await asyncio.wait_for(bus.wait_for_disconnect(), 5.0)
+    assert len(errors) == 1, "dbus-fast no longer calls pending reply handlers when the connection ends"
+
+
+async def test_a_write_on_a_socket_the_daemon_closed_leaves_its_future_where_the_link_finds_it() -> None:
+    with tempfile.TemporaryDirectory(prefix="pyobs-dbus-") as tmp:
+        daemon = DbusDaemon(Path(tmp))
+        daemon.start()
+        bus = await MessageBus(bus_address=daemon.address).connect()
+        daemon.stop(signal.SIGKILL)
+        msg = Message.new_signal("/org/pyobs/test", "org.pyobs.Test", "Ping", "s", ["x" * 100000])
+        try:
+            fut = bus.send(msg)
+        except OSError:  # dbus-fast 2.x-5.x: the failed write's future stays only in the writer
+            fut = bus._writer.fut
+            assert isinstance(fut, asyncio.Future), "MessageBus._writer.fut is gone: update link._dropped_write"
+            assert fut.done() and isinstance(fut.exception(), OSError)
+        else:  # fixed in dbus-fast: the future is ours; link._dropped_write is then never needed
+            with pytest.raises(Exception):  # noqa: B017 (the error of a broken socket, whatever its class)
+                await asyncio.wait_for(fut, 5.0)
+        finally:
+            bus.disconnect()
+            with contextlib.suppress(Exception):  # the broken connection's error, retrieved
+                await asyncio.wait_for(bus.wait_for_disconnect(), 5.0)
