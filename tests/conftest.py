@@ -12,7 +12,18 @@ import pytest
 from backends.local import local_backend, local_outage_backend  # noqa: F401  (fixture)
 
 try:
-    from backends.xmpp import prosody, xmpp_backend, xmpp_outage_backend  # noqa: F401  (fixtures)
+    from backends.xmpp import (  # noqa: F401  (fixtures)
+        ejabberd,
+        prosody,
+        server_kinds,
+        xmpp_backend,
+        xmpp_ejabberd_backend,
+        xmpp_ejabberd_outage_backend,
+        xmpp_kind,
+        xmpp_prosody_backend,
+        xmpp_prosody_outage_backend,
+        xmpp_server,
+    )
 except ImportError:  # the transport is not written yet
     pass
 try:
@@ -24,18 +35,34 @@ ALL_BACKENDS = ["local", "xmpp", "dbus"]
 
 
 def _selected() -> list[str]:
+    """Backend ids: the transports of ``PYOBS_TEST_BACKENDS``; XMPP once per server kind of
+    ``PYOBS_XMPP_SERVERS`` (``xmpp-prosody``, ``xmpp-ejabberd``)."""
     wanted = os.environ.get("PYOBS_TEST_BACKENDS")
     kinds = [k.strip() for k in wanted.split(",")] if wanted else ALL_BACKENDS
-    return [k for k in kinds if f"{k}_backend" in globals()]
+    selected = []
+    for kind in kinds:
+        if kind == "xmpp" and "xmpp_backend" in globals():
+            selected += [f"xmpp-{server}" for server in server_kinds()]
+        elif f"{kind}_backend" in globals():
+            selected.append(kind)
+    return selected
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # every test on an XMPP server runs once per server kind
+    if "xmpp_server" in metafunc.fixturenames:
+        metafunc.parametrize("xmpp_server", server_kinds(), indirect=True, scope="session")
+    elif "xmpp_kind" in metafunc.fixturenames:
+        metafunc.parametrize("xmpp_kind", server_kinds(), indirect=True)
 
 
 @pytest.fixture(params=_selected())
 def backend(request: pytest.FixtureRequest) -> object:
-    """Each test using this runs once per available transport."""
-    return request.getfixturevalue(f"{request.param}_backend")
+    """Each test using this runs once per available transport (and XMPP server kind)."""
+    return request.getfixturevalue(f"{request.param.replace('-', '_')}_backend")
 
 
 @pytest.fixture(params=_selected())
 def outage_backend(request: pytest.FixtureRequest) -> object:
     """A backend on a network of its own whose links the test can cut (see backends.base.OutageBackend)."""
-    return request.getfixturevalue(f"{request.param}_outage_backend")
+    return request.getfixturevalue(f"{request.param.replace('-', '_')}_outage_backend")

@@ -26,7 +26,7 @@ BENCH = Path(__file__).resolve().parent.parent
 REPO = BENCH.parent
 CORE_VENV = BENCH / ".venvs" / "pyobs-core"
 #: every transport scenario, in the order they run
-SCENARIOS = ("local", "xmpp", "dbus", "tcp")
+SCENARIOS = ("local", "xmpp", "ejabberd", "dbus", "tcp")
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ class Run:
         self.pyspy: bool = args.pyspy
         #: prosody with its own GC pacing instead of the tuned one docs/xmpp.md recommends
         self.prosody_gc: bool = args.prosody_gc
+        #: c2s shaper of the ejabberd scenario in bytes/s (None: docs/xmpp.md's)
+        self.ejabberd_shaper: int | None = args.ejabberd_shaper
         self._n = 0
 
     # --- time
@@ -449,6 +451,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--prosody-gc", action="store_true",
         help="keep prosody's own garbage collector pacing (Debian's default), not the one docs/xmpp.md recommends",
     )  # fmt: skip
+    ap.add_argument(
+        "--ejabberd-shaper", type=int, default=None, metavar="BYTES_PER_S",
+        help="c2s shaper of the ejabberd scenario (default: docs/xmpp.md's, 1,000,000)",
+    )  # fmt: skip
     ap.add_argument("-v", "--verbose", action="store_true")
     fleet = ap.add_argument_group("fleet benchmark (issue 18)")
     fleet.add_argument("--fleet", action="store_true", help="fleet of N = 10, 30, 100 modules (with --quick: 10, 30)")
@@ -485,6 +491,7 @@ async def amain(args: argparse.Namespace) -> int:
             "profile": run.profile_name,
             "counts": asdict(run.profile),
             "prosody_gc": "prosody's default" if run.prosody_gc else "tuned (docs/xmpp.md)",
+            "ejabberd_shaper": run.ejabberd_shaper or "docs/xmpp.md's (1,000,000 B/s)",
         },
         "scenarios": {},
     }

@@ -151,7 +151,7 @@ def scenario_table(name: str, scen: dict[str, Any], subscribers: list[int]) -> l
     return lines
 
 
-ORDER = ("local", "xmpp", "dbus", "tcp")
+ORDER = ("local", "xmpp", "ejabberd", "dbus", "tcp")
 
 
 def ordered(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

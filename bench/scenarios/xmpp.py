@@ -184,6 +184,8 @@ async def _ensure_node(client: Any, service: str) -> None:
     form = client["xep_0004"].make_form(ftype="submit")
     form.add_field(var="FORM_TYPE", ftype="hidden", value=PUBSUB_NS + "#node_config")
     form.add_field(var="pubsub#persist_items", value="0")
+    # whoever creates it, the other participants publish too (ejabberd: only publishers may)
+    form.add_field(var="pubsub#publish_model", value="open")
     try:
         await client["xep_0060"].create_node(service, FLOOR_NODE, config=form, timeout=10)
     except IqError as exc:

@@ -38,8 +38,14 @@ def _why_not() -> str | None:
         return "PYOBS_INTEROP=0"
     if _PYTHON is None:
         return "no pyobs-core 2.19.1 venv (run tests/interop/run.sh)"
-    if shutil.which(os.environ.get("PYOBS_PROSODY", "prosody")) is None:
+    if "prosody" in _server_kinds() and shutil.which(os.environ.get("PYOBS_PROSODY", "prosody")) is None:
         return "prosody is not installed"
+    if "ejabberd" in _server_kinds():
+        from pyobs.testing.ejabberd_server import available
+
+        why = available()
+        if why is not None:
+            return why
     try:
         import pyobs.comm.xmpp  # noqa: F401
         from pyobs.comm.xmpp import XmppComm  # noqa: F401
@@ -66,9 +72,22 @@ def core_py() -> Path:
     return _PYTHON
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # the whole interop suite runs once per XMPP server kind (PYOBS_XMPP_SERVERS, default both)
+    if "server" in metafunc.fixturenames and HERE in Path(str(metafunc.definition.path)).resolve().parents:
+        metafunc.parametrize("server", _server_kinds(), indirect=True, scope="session")
+
+
+def _server_kinds() -> list[str]:
+    from backends.xmpp import server_kinds
+
+    return server_kinds()
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("prosody"), CORE_NAMES + OUR_NAMES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    kind = getattr(request, "param", "prosody")
+    srv = Server(tmp_path_factory.mktemp(kind), CORE_NAMES + OUR_NAMES, kind)
     srv.start()
     try:
         yield srv

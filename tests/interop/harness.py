@@ -90,27 +90,23 @@ async def eventually(predicate: Callable[[], Any], timeout: float, what: str) ->
 
 
 class Server:
-    """Our throw-away prosody (``python -m pyobs.testing.xmpp_server``) in its own process group."""
+    """Our throw-away prosody (``python -m pyobs.testing.xmpp_server``) or ejabberd
+    (``python -m pyobs.testing.ejabberd_server``) in its own process group."""
 
-    def __init__(self, directory: Path, users: list[str]) -> None:
+    def __init__(self, directory: Path, users: list[str], kind: str = "prosody") -> None:
         self.directory = directory
         self.users = users
+        self.kind = kind
         self.proc: subprocess.Popen[str] | None = None
         self.address = ""
         self.domain = ""
         self.password = ""
 
     def start(self, timeout: float = 60.0) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pyobs.testing.xmpp_server",
-            "--dir",
-            str(self.directory),
-            "--users",
-            ",".join(self.users),
-            "--allow-plain",
-        ]
+        cmd = [sys.executable, "-m", f"pyobs.testing.{'ejabberd' if self.kind == 'ejabberd' else 'xmpp'}_server",
+               "--dir", str(self.directory), "--users", ",".join(self.users)]  # fmt: skip
+        if self.kind == "prosody":
+            cmd.append("--allow-plain")  # ejabberd's test config allows PLAIN without TLS anyway
         self.proc = subprocess.Popen(
             cmd,
             cwd=REPO,
@@ -178,7 +174,7 @@ class Server:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGTERM)  # the launcher stops prosody itself
+        proc.send_signal(signal.SIGTERM)  # the launcher stops its server itself
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:

@@ -69,7 +69,7 @@ XMPP = {"class": "pyobs.comm.xmpp.XmppComm", "jid": "camera@example.org", "passw
     ("module", "comm", "expect"),
     [
         ({}, {"jid": "no-at-sign"}, "comm: pyobs.comm.xmpp.XmppComm: invalid JID"),
-        ({}, {"server": "host:port"}, "comm: pyobs.comm.xmpp.XmppComm: invalid server"),
+        ({}, {"server": "host:port"}, "comm.server: invalid server 'host:port': the port 'port' is not a number"),
         ({}, {"timeout": -1}, "timeout must be a positive number"),
         ({}, {"timeout": "soon"}, "comm.timeout: wrong type"),
         ({}, {"event_queue_size": 0}, "event_queue_size must be a whole number"),

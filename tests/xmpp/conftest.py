@@ -13,7 +13,13 @@ from xmpp_helpers import raw  # noqa: F401  (fixture)
 from pyobs.testing.xmpp_server import PROSODY
 
 _HERE = Path(__file__).parent
-_NO_SERVER_NEEDED = {"test_values.py", "test_values_property.py", "test_slixmpp_adapter.py"}
+_NO_SERVER_NEEDED = {
+    "test_values.py",
+    "test_values_property.py",
+    "test_slixmpp_adapter.py",
+    "test_server_option.py",
+    "test_docs_config.py",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -89,6 +89,12 @@ async def test_prosody_dies_with_a_killed_command_line(tmp_path: Path) -> None:
     )
     try:
         values = _read_lines(proc, "dir", 30.0)
+        # prosody may accept connections a moment before its pid file is written
+        deadline = time.monotonic() + 10.0
+        pidfile = tmp_path / "prosody.pid"
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert time.monotonic() < deadline, "prosody wrote no pid file"
+            time.sleep(0.01)
         pid = int((tmp_path / "prosody.pid").read_text().strip())
         proc.kill()  # no chance to clean up
         proc.wait(timeout=10)

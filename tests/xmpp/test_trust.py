@@ -62,6 +62,11 @@ async def test_deeply_nested_stanzas_get_an_answer_or_are_dropped_and_the_module
     xmpp_backend: Any, raw: RawClient, mallory: RawClient, probe: Probe, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Point 1: 2,000 levels used to raise RecursionError in data_received and drop the connection."""
+    if xmpp_backend.server.kind == "ejabberd":
+        # 2,000 levels are 56 KB: the test ejabberd's max_stanza_size (16 KB, against 23.01's crash on
+        # deep nesting) closes the sender's stream before anything reaches the module (see
+        # test_bad_input.py::test_deeply_nested_value_is_refused, which checks the server survives)
+        pytest.skip("the test ejabberd bounds stanzas to 16 KB: such nesting never reaches a module")
     jid = xmpp_backend.server.jid("callee", xmpp_backend.resource)
     transport = transport_of(probe)
     with caplog.at_level(logging.WARNING, logger="pyobs.comm.xmpp"):
@@ -213,7 +218,10 @@ async def test_items_a_module_did_not_publish_are_dropped(xmpp_backend: Any, raw
             f'<item><state xmlns="urn:pyobs:state:IMotion:{IMotion.version}">{fake}</state></item>'
             "</publish></pubsub></iq>"
         )
-        assert reply.get("type") == "result"  # the server took it: the receivers must refuse it
+        if reply.get("type") != "result":
+            # the server refused it (docs/xmpp.md's node ownership settings: prosody's mod_pyobs_nodes;
+            # ejabberd: only the owner publishes); otherwise the receivers must refuse it
+            assert reply.find(f"{{jabber:client}}error/{STANZAS}forbidden") is not None, reply
         await probe.comm.set_state(IMotion, MotionState(status=MotionStatus.PARKED))
         await eventually(lambda: MotionStatus.PARKED in states, what="the real state")
         assert MotionStatus.ERROR not in states

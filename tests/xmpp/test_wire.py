@@ -250,11 +250,15 @@ async def test_event_nodes_keep_no_items_state_nodes_do(xmpp_backend: Any, raw: 
     probe, _ = await _probe(xmpp_backend, raw)
     server: TestServer = xmpp_backend.server
     owner = "http://jabber.org/protocol/pubsub#owner"
+    # the node's configuration is for its owner (on prosody every account is admin, on ejabberd
+    # only the owner reads it): ask as the module's own account, from another resource
+    as_owner = await RawClient(server, "callee", f"{xmpp_backend.resource}cfg").login()
     try:
-        reply = await raw.request(
+        reply = await as_owner.request(
             f'<iq type="get" id="{{id}}" to="{server.pubsub}"><pubsub xmlns="{owner}">'
             f'<configure node="pyobs:event:callee:ProbeEvent:1"/></pubsub></iq>'
         )
+        await as_owner.close()
         assert reply.get("type") == "result"
         fields = {f.get("var"): f.findtext("{jabber:x:data}value") for f in reply.iter("{jabber:x:data}field")}
         assert fields["pubsub#persist_items"] in ("0", "false")

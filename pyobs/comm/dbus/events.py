@@ -30,6 +30,9 @@ from .wire import EVENT_IFACE, EVENT_SIGNATURE, Names
 
 log = logging.getLogger(__name__)
 
+#: events from connections not named yet, held while our discovery learns who owns which name
+HELD_MAX = 1024
+
 #: flow control of event bursts: a round trip to the bus daemon after this many event signals sent
 #: less than BURST_WINDOW [s] apart (a full socket would make dbus-fast drop the connection)
 BURST = 32
@@ -50,6 +53,10 @@ class EventSignals:
         self._burst_start = 0.0
         #: lines another process can trigger per message (one per kind every 10 s, with counts)
         self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
+        #: event signals from senders not known yet, while the peer table is not settled (after a
+        #: reconnect a peer's events can arrive before our GetNameOwner answer names it); in order
+        self._held: list[Message] = []
+        self._held_waiter: asyncio.Task[None] | None = None
 
     def _rule(self, name: str) -> str:
         return f"type='signal',path='{self.names.path}',interface='{EVENT_IFACE}',member='{name}'"
@@ -141,6 +148,8 @@ class EventSignals:
 
     async def drain(self, timeout: float = 2.0) -> None:
         """Before closing: disconnecting drops what dbus-fast has not written yet; let the last out."""
+        if self._held_waiter is not None:
+            self._held_waiter.cancel()
         unwritten, self._unwritten = self._unwritten, None
         if unwritten is not None and self.link.up:
             await asyncio.wait({unwritten[0]}, timeout=timeout)
@@ -149,7 +158,43 @@ class EventSignals:
         name = msg.member or ""
         if msg.path != self.names.path or name not in self._receives or msg.sender == self.link.unique_name:
             return
+        if self._held:
+            if not self.peers.settled:
+                self._hold(msg)  # behind the ones held already: the order stays
+                return
+            self._release()
         sender = self.peers.module_of(msg.sender or "")
+        if sender is None and not self.peers.settled:
+            self._hold(msg)
+            return
+        self._deliver(msg, name, sender)
+
+    def _hold(self, msg: Message) -> None:
+        if len(self._held) >= HELD_MAX:
+            dropped = self._held.pop(0)
+            self._limited.warning(
+                "held-full", "%s: dropped event %s from %s: too many events from connections not named yet",
+                self.names.name, dropped.member, dropped.sender,
+            )  # fmt: skip
+        self._held.append(msg)
+        if self._held_waiter is None or self._held_waiter.done():
+            self._held_waiter = asyncio.ensure_future(self._release_when_settled())
+
+    async def _release_when_settled(self) -> None:
+        # discovery settles the table when done or failed; bounded all the same (a link that does
+        # not come back): what is held then goes through the same check as any other event
+        try:
+            await asyncio.wait_for(self.peers.wait_settled(), self.peers.timeout)
+        except TimeoutError:
+            pass
+        self._release()
+
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        for msg in held:
+            self._deliver(msg, msg.member or "", self.peers.module_of(msg.sender or ""))
+
+    def _deliver(self, msg: Message, name: str, sender: str | None) -> None:
         if sender is None:
             # only modules (owners of a name with our prefix) send events: nobody else on the bus
             self._limited.warning(

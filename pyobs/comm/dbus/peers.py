@@ -58,6 +58,14 @@ class PeerTable:
         """The module owning connection ``unique_name``, if it is one of our prefix."""
         return self._owners.get(unique_name)
 
+    @property
+    def settled(self) -> bool:
+        """Whether the owners of the names listed at the last (re)connection are known."""
+        return self._owners_settled.is_set()
+
+    async def wait_settled(self) -> None:
+        await self._owners_settled.wait()
+
     async def caller(self, unique_name: str) -> str:
         """The module name of the connection ``unique_name`` (stamped by the bus daemon, never taken
         from a message's body); a connection that owns no module name of ours is named by its unique name.

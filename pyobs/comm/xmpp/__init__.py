@@ -2,6 +2,13 @@
 
 from .base import is_valid_jid
 from .comm import XmppComm
-from .transport import XmppAuthError, XmppConnectionError, XmppTransport
+from .transport import XmppAuthError, XmppConnectionError, XmppNodeOwnershipError, XmppTransport
 
-__all__ = ["XmppAuthError", "XmppComm", "XmppConnectionError", "XmppTransport", "is_valid_jid"]
+__all__ = [
+    "XmppAuthError",
+    "XmppComm",
+    "XmppConnectionError",
+    "XmppNodeOwnershipError",
+    "XmppTransport",
+    "is_valid_jid",
+]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
 
-from pyobs.utils.exceptions import RemoteError
+from pyobs.utils.exceptions import ConfigError, RemoteError
 from pyobs.utils.ratelimit import RateLimitedLog
 
 from ..calls import Call
@@ -47,17 +47,38 @@ DIRECT_RETRIES = 4
 RESTORE_GRACE = 5.0
 #: how long open() waits for the discovery of the peers already online (slow ones are reported later)
 DISCOVERY_WAIT = 2.0
+#: pubsub answers that mean "try again" while other sessions create nodes at the same moment
+#: (ejabberd aborts concurrent node creations: internal-server-error or item-not-found)
+TRANSIENT_PUBSUB = frozenset({"internal-server-error", "item-not-found", "resource-constraint", "wait"})
+#: attempts of a node creation or first publish (backoff 20 ms doubling, with jitter: ~1.3 s in all)
+PUBSUB_ATTEMPTS = 7
+#: roster contacts open() asks whether they are online (a bound for very large rosters)
+MAX_ROSTER_PROBES = 1000
 #: peers that went offline this shortly before we lost the server are expected back with it
 RECENTLY_GONE = 2.0
 #: an unavailable presence counts after this long (unless our own connection ends meanwhile)
 OFFLINE_DEBOUNCE = 0.05
+#: largest batch of direct events in one message (bytes): below every server's stanza limit
+#: (docs/xmpp.md's ejabberd: 16 KB; ejabberd 23.01 closes the stream of a larger stanza)
+DIRECT_BATCH_BYTES = 8192
 #: delay of the pubsub copy of an event that went to peers directly (s)
 PUBSUB_DELAY = 0.002
 #: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
+#: close() waits for the server to confirm the events it was sent (a c2s shaper may hold a burst
+#: back for seconds) as long as confirmations keep coming within CLOSE_CONFIRM_WAIT, at most
+#: the comm's close deadline (max(timeout, 5 s)) less CLOSE_RESERVE for logging out
+CLOSE_CONFIRM_WAIT = 2.0
+CLOSE_RESERVE = 3.0
 #: longest error text of a peer's presence kept (the rest is cut off)
 MAX_STATUS = 1000
 PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
+#: default interval of the peer check (s): servers do not always say when a peer goes (an ejabberd
+#: cluster node that dies takes its sessions along without an "unavailable" to the other nodes)
+PEER_CHECK_INTERVAL = 1.5
+#: a peer that does not answer the check twice in a row within this long counts as gone (it is
+#: asked again each round and comes back if it answers); a busy peer gets two chances
+PEER_CHECK_TIMEOUT = 1.5
 Q_PING = "{urn:xmpp:ping}ping"
 Q_DIRECT_SUBSCRIBE = f"{{{discovery.DIRECT_EVENTS}}}subscribe"
 CAPS_NS = "http://jabber.org/protocol/caps"
@@ -85,6 +106,31 @@ class IqError(RemoteError):
         super().__init__(f"{detail}{condition}{f' ({text})' if text else ''}")
         self.condition = condition
         self.text = text
+
+
+class XmppNodeOwnershipError(RemoteError, PermissionError):
+    """One of our pubsub nodes exists and belongs to another account (squatted, or a stale node of
+    an account that was renamed); names the owner. Not retried: an administrator must act."""
+
+    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+
+    def __init__(self, node: str, owners: list[str], me: str) -> None:
+        who = ", ".join(owners) if owners else "another account (the server does not say which)"
+        super().__init__(
+            f"{me}: the pubsub node {node} belongs to {who}, not to {me}; another account created it "
+            f"first. Delete the node on the server and restrict node creation (see docs/xmpp.md, "
+            f"'Node ownership')"
+        )
+        self.node = node
+        self.owners = owners
+
+
+def too_large(data: str, limit: int) -> int:
+    """The size in bytes of ``data`` if it exceeds ``limit`` (0: no limit), else 0."""
+    if not limit or len(data) <= limit // 4:  # UTF-8 has at most 4 bytes per character
+        return 0
+    size = len(data.encode())
+    return size if size > limit else 0
 
 
 def split_jid(jid: str) -> tuple[str, str, str]:
@@ -142,18 +188,44 @@ class _PeerState:
     module_state: tuple[str, str] = ("ready", "")
 
 
-def _parse_server(server: str) -> tuple[str, int]:
-    host, sep, port = server.rpartition(":")
+def _parse_one_server(server: object) -> tuple[str, int]:
+    if not isinstance(server, str):
+        raise ConfigError("server", f"expected host:port, got {server!r} ({type(server).__name__})")
+    text = server.strip()
+    if text.startswith("[") and "]" in text:  # [IPv6]:port
+        host, _, rest = text[1:].partition("]")
+        sep, port = rest[:1], rest[1:]
+        if rest and sep != ":":
+            raise ConfigError("server", f"invalid server {server!r}: expected [address]:port")
+    elif text.count(":") > 1:  # a bare IPv6 address
+        host, sep, port = text, "", ""
+    else:
+        host, sep, port = text.partition(":")
+    if not host or any(c.isspace() or c in "/@," for c in host):
+        raise ConfigError("server", f"invalid server {server!r}: expected host:port")
     if not sep:
-        return server, 5222
-    host = host.strip("[]")
+        return host, 5222
     try:
         number = int(port)
     except ValueError:
-        raise ValueError(f"invalid server {server!r}: expected host:port") from None
-    if not host or not 0 < number < 65536:
-        raise ValueError(f"invalid server {server!r}: expected host:port")
+        raise ConfigError("server", f"invalid server {server!r}: the port {port!r} is not a number") from None
+    if not 0 < number < 65536:
+        raise ConfigError("server", f"invalid server {server!r}: the port must be 1 to 65535")
     return host, number
+
+
+def _parse_server(server: object) -> list[tuple[str, int]]:
+    """``host:port``, or a list of them (tried in turn: the nodes of a cluster) → addresses;
+    ConfigError naming what is wrong."""
+    if isinstance(server, str):
+        items: list[object] = [s for s in server.split(",")] if "," in server else [server]
+    elif isinstance(server, list | tuple):
+        items = list(server)
+    else:
+        raise ConfigError("server", f"expected host:port or a list of them, got {type(server).__name__}")
+    if not items:
+        raise ConfigError("server", "the list of servers is empty")
+    return [_parse_one_server(s) for s in items]
 
 
 def _event_version(name: str) -> int:
@@ -171,7 +243,7 @@ class XmppBase(Transport):
         jid: str,
         password: str,
         *,
-        server: str | None = None,
+        server: str | list[str] | None = None,
         use_tls: bool = True,
         require_tls: bool = False,
         direct_tls: bool = False,
@@ -186,6 +258,8 @@ class XmppBase(Transport):
         ping_timeout: float = PING_TIMEOUT,
         trusted: list[str] | None = None,
         stanza_limits: StanzaLimits | None = None,
+        peer_check_interval: float = PEER_CHECK_INTERVAL,
+        max_stanza_size: int = 0,
     ) -> None:
         local, domain, resource = split_jid(jid)
         self.name = local
@@ -195,7 +269,9 @@ class XmppBase(Transport):
         self.full = f"{self.bare}/{self.resource}"
         self.pubsub = f"pubsub.{domain}"
         self._password = password
-        self._address: tuple[str, int] | None = _parse_server(server) if server else None
+        #: the servers to connect to, tried in turn (empty: DNS SRV of the domain)
+        self._addresses: list[tuple[str, int]] = _parse_server(server) if server not in (None, "") else []
+        self._address: tuple[str, int] | None = self._addresses[0] if self._addresses else None
         self._use_tls = use_tls
         self._require_tls = require_tls
         self._direct_tls = direct_tls
@@ -221,6 +297,13 @@ class XmppBase(Transport):
         #: lines a peer can trigger per stanza go through this (one line per kind every 10 s, with counts)
         self._limited = RateLimitedLog(log)
         self._stanza_limits = stanza_limits or StanzaLimits()
+        if peer_check_interval < 0:
+            raise ConfigError("peer_check_interval", "must be 0 (off) or a positive number of seconds")
+        self.peer_check_interval = float(peer_check_interval)
+        if max_stanza_size < 0:
+            raise ConfigError("max_stanza_size", "must be 0 (no limit) or a number of bytes")
+        #: the server's stanza size limit (ejabberd: max_stanza_size); larger stanzas are refused here
+        self.max_stanza_size = int(max_stanza_size)
 
         self._client: Client | None = None
         self._handler: TransportHandler | None = None
@@ -230,6 +313,9 @@ class XmppBase(Transport):
         self._attempt: asyncio.Future[None] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._ping_task: asyncio.Task[None] | None = None
+        self._check_task: asyncio.Task[None] | None = None
+        #: peers that stopped answering the check: name → full JID (asked again; back if they answer)
+        self._suspects: dict[str, str] = {}
         self._conflict = False
         self._last_error = ""
 
@@ -244,6 +330,8 @@ class XmppBase(Transport):
         self._disco_body = ""
         self._caps_ver = ""
         self._created_nodes: set[str] = set()
+        #: state node creations under way (concurrent publishes wait for the same one)
+        self._creating: dict[str, asyncio.Future[None]] = {}
 
         self._peers: dict[str, _PeerState] = {}
         #: verified disco#info per caps ver (name left out), and the queries under way per ver
@@ -255,6 +343,8 @@ class XmppBase(Transport):
         self._caps_unverified: OrderedDict[str, None] = OrderedDict()
         self._disco_slots = asyncio.Semaphore(DISCO_IN_FLIGHT)
         self._peer_returned = asyncio.Event()
+        #: set whenever a peer's available presence arrives
+        self._peer_seen = asyncio.Event()
         #: peers we expect back after a reconnect, and when peers went offline
         self._expected: set[str] = set()
         self._gone_at: dict[str, float] = {}
@@ -267,6 +357,8 @@ class XmppBase(Transport):
         #: publishes written but not yet confirmed by the server (IQ id → node, JSON): written again
         #: after a reconnect, before the core's outbox flushes (see pyobs.comm.outbox); bounded
         self._unacked: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        #: set when the server has confirmed every event we sent
+        self._acks_drained = asyncio.Event()
         self._unacked_limit = event_queue_size
         #: peers that take our events as direct messages: name → (full JID, event names)
         self._direct: dict[str, tuple[str, frozenset[str]]] = {}
@@ -275,6 +367,8 @@ class XmppBase(Transport):
         self._deferred_timer: asyncio.TimerHandle | None = None
         #: direct events sent in this loop iteration after the first: per target, their <items>
         self._batch: dict[str, list[str]] | None = None
+        #: bytes of events batched per peer (a batch is written when it reaches DIRECT_BATCH_BYTES)
+        self._batch_bytes: dict[str, int] = {}
         #: event name → '<message to="JID' prefixes of those peers
         self._direct_targets: dict[str, list[str]] | None = {}  # None: to be rebuilt
 
@@ -304,6 +398,16 @@ class XmppBase(Transport):
         ) -> Element: ...
 
         def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]: ...
+
+        async def _pubsub_set(self, body: str, what: str, transient: frozenset[str] = ...) -> Element: ...
+
+        async def _claim_node(self, node: str) -> None: ...
+
+        async def _create_node(self, node: str, transient: bool = True) -> None: ...
+
+        async def _check_peers(self) -> None: ...
+
+        async def _check_peer(self, peer: _PeerState) -> None: ...
 
         def _write(self, data: str) -> None: ...
 

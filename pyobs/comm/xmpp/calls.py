@@ -19,6 +19,7 @@ from .base import (
     XmppConnectionError,
     _Pending,
     log,
+    too_large,
 )
 from .values import DecodeError, EncodeError, escape_attr
 
@@ -114,6 +115,12 @@ class CallsMixin(XmppBase):
             else:
                 log.info("%s: %s() called by %s raised %s: %s", self.bare, name, sender, type(exc).__name__, exc)
             reply = rpc.fault(to, iq_id, describe(exc))
+        if self.max_stanza_size:
+            size = too_large(reply, self.max_stanza_size)
+            if size:
+                log.warning("%s: the answer to %s() for %s is %d bytes, too large", self.bare, method, sender, size)
+                problem = f"the answer of {method}() is {size} bytes, more than the server's max_stanza_size"
+                reply = rpc.fault(to, iq_id, describe(ValueError(problem)))
         self._send_reply(reply)
 
     def _send_reply(self, text: str) -> None:
@@ -204,6 +211,13 @@ class CallsMixin(XmppBase):
             raise TypeError(f"{name}(): {exc}") from None
         assert self._loop is not None
         iq_id = self._next_id()
+        if self.max_stanza_size:
+            size = too_large(prefix + iq_id + body + params + end, self.max_stanza_size)
+            if size:
+                raise ValueError(
+                    f"call {peer}.{name}() is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) "
+                    f"of the XMPP server"
+                )
         fut: asyncio.Future[Element] = self._loop.create_future()
         self._pending[iq_id] = _Pending(fut, jid, extend, handle)
         if handle is not None:
@@ -222,6 +236,8 @@ class CallsMixin(XmppBase):
             if cond == "forbidden":
                 raise ForbiddenError(f"call {peer}.{name}() forbidden{f': {text}' if text else ''}")
             if cond in ("service-unavailable", "recipient-unavailable", "remote-server-not-found"):
+                if state is not None and self._peers.get(peer) is state:
+                    self._spawn(self._check_peer(state))  # gone without a word? (see _check_peers)
                 raise RemoteError(f"cannot call {peer}.{name}(): module '{peer}' is offline")
             raise RemoteError(f"could not call {peer}.{name}(): {cond}{f' ({text})' if text else ''}")
         try:

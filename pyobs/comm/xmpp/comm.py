@@ -31,7 +31,9 @@ class XmppComm(Comm):
         domain: the XMPP domain if no ``jid`` is given.
         resource: the fleet's resource; every module of a fleet must use the same (``pyobs``).
         password: the account's password.
-        server: ``host:port`` to connect to; default: the domain's DNS SRV record or port 5222.
+        server: ``host:port`` to connect to, or a list of them (the nodes of a cluster, tried in
+            turn when connecting and reconnecting); default: the domain's DNS SRV records (all
+            targets, by priority) or port 5222.
         use_tls: use STARTTLS when the server offers it, verifying the certificate.
         ignore_cert_errors: accept any server certificate (no hostname or CA check; pyobs-core's
             option, for self-signed test servers; ``ca_file`` is the safe way to trust one).
@@ -48,6 +50,12 @@ class XmppComm(Comm):
         event_queue_size: events kept while the server is unreachable (the oldest are dropped).
         version: the pyobs version announced in IModule capabilities (empty: not compared by
             pyobs-core peers).
+        peer_check_interval: every so many seconds ask each peer whether it is still there (one
+            small IQ per peer), because servers do not always say when a peer is gone (a dying
+            ejabberd cluster node); 0 turns it off.
+        max_stanza_size: the server's stanza size limit in bytes (ejabberd's ``max_stanza_size``;
+            0: none known). Calls, answers, events and state larger than that are refused here with
+            a clear error instead of costing the connection.
         trusted: the accounts (``name@domain``, or ``name`` in our domain) whose calls, events and
             presence are accepted; default (None): the accounts in our roster, i.e. the server's
             shared group of the fleet. See docs/security.md.
@@ -62,7 +70,7 @@ class XmppComm(Comm):
         domain: str | None = None,
         resource: str = "pyobs",
         password: str = "",
-        server: str | None = None,
+        server: str | list[str] | None = None,
         use_tls: bool = True,
         ignore_cert_errors: bool = False,
         ping_interval: float = PING_INTERVAL,
@@ -75,6 +83,8 @@ class XmppComm(Comm):
         connect_timeout: float = 10.0,
         event_queue_size: int = 10000,
         version: str = "",
+        peer_check_interval: float = 1.5,
+        max_stanza_size: int = 0,
         trusted: list[str] | None = None,
         **limits: Any,
     ) -> None:
@@ -103,6 +113,8 @@ class XmppComm(Comm):
             ignore_cert_errors=ignore_cert_errors,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            peer_check_interval=peer_check_interval,
+            max_stanza_size=max_stanza_size,
             trusted=trusted,
         )
         if ignore_cert_errors:

@@ -22,7 +22,10 @@ from ..backoff import RECONNECT_FIRST, backoff
 from ..transport import TransportHandler
 from . import control, discovery, rpc
 from .base import (
+    CLOSE_CONFIRM_WAIT,
+    CLOSE_RESERVE,
     DISCO_IN_FLIGHT,
+    PUBSUB_ATTEMPTS,
     Q_DIRECT_SUBSCRIBE,
     Q_PING,
     Q_ROSTER,
@@ -30,10 +33,12 @@ from .base import (
     RECONNECT_JITTER,
     RECONNECT_MAX_DELAY,
     ROSTER_NS,
+    TRANSIENT_PUBSUB,
     IqError,
     XmppAuthError,
     XmppBase,
     XmppConnectionError,
+    XmppNodeOwnershipError,
     _Pending,
     log,
 )
@@ -128,6 +133,8 @@ class ConnectionMixin(XmppBase):
     async def _attempt_session(self, timeout: float) -> None:
         client = self._client
         assert client is not None and self._loop is not None
+        if len(self._addresses) > 1:  # a silent node must not use up the time the others have
+            timeout = min(timeout, max(2.0, self.connect_timeout / len(self._addresses)))
         attempt = self._attempt = self._loop.create_future()
         self._last_error = ""
         if self._address is not None:
@@ -140,7 +147,13 @@ class ConnectionMixin(XmppBase):
             self._attempt = None
             client.cancel_connection_attempt()
             client.abort()
+            self._next_address()
             raise XmppConnectionError(f"no session within {timeout:.1f} s") from None
+        except XmppAuthError:
+            raise
+        except XmppConnectionError:
+            self._next_address()
+            raise
         finally:
             if self._attempt is attempt:
                 self._attempt = None
@@ -177,6 +190,12 @@ class ConnectionMixin(XmppBase):
                 roster.discard(jid)
         self._roster = frozenset(roster)
         self._reply_empty(xml)
+
+    def _next_address(self) -> None:
+        """After a failed attempt: the next server of the list (another node of the cluster)."""
+        if len(self._addresses) > 1 and self._address is not None:
+            i = self._addresses.index(self._address)
+            self._address = self._addresses[(i + 1) % len(self._addresses)]
 
     def _fail_attempt(self, exc: Exception) -> None:
         attempt = self._attempt
@@ -222,6 +241,8 @@ class ConnectionMixin(XmppBase):
         if attempt is not None and not attempt.done():
             attempt.set_result(None)
         self._ping_task = self._spawn(self._keepalive())
+        if self.peer_check_interval > 0:
+            self._check_task = self._spawn(self._check_peers())
 
     def _on_disconnected(self, reason: Any) -> None:
         was_up = self._session
@@ -229,9 +250,10 @@ class ConnectionMixin(XmppBase):
         self._online = False
         self._published_state.clear()
         self._created_nodes.clear()  # the server may have lost them: create them again (idempotent)
-        if self._ping_task is not None:
-            self._ping_task.cancel()
-            self._ping_task = None
+        for task in (self._ping_task, self._check_task):
+            if task is not None:
+                task.cancel()
+        self._ping_task = self._check_task = None
         why = self._last_error or (str(reason) if reason else "connection closed")
         if isinstance(reason, ssl.SSLError):
             hint = " (set ca_file to trust a self-signed certificate)" if self._ca_file is None else ""
@@ -300,6 +322,9 @@ class ConnectionMixin(XmppBase):
                     if self._info is not None:
                         await self._go_online()
                     await self._restore_subscriptions()
+            except XmppNodeOwnershipError as exc:
+                log.error("%s: not online again after reconnecting: %s", self.bare, exc)
+                return  # an administrator must act: retrying would fail alike
             except (XmppConnectionError, TimeoutError, RemoteError) as exc:
                 log.info("%s: restoring the session failed (%s); starting over", self.bare, exc or "timed out")
                 continue
@@ -340,7 +365,7 @@ class ConnectionMixin(XmppBase):
     async def close(self) -> None:
         self._closing = True
         client = self._client
-        for task in (self._reconnect_task, self._ping_task):
+        for task in (self._reconnect_task, self._ping_task, self._check_task):
             if task is not None:
                 task.cancel()
         for peer in self._peers.values():
@@ -354,6 +379,8 @@ class ConnectionMixin(XmppBase):
             self._deferred_timer.cancel()
             self._flush_deferred()
         was_up = self._session
+        if client is not None and self._session and self._unacked:
+            await self._await_confirmations()
         if client is not None and self._session:
             client.write('<presence type="unavailable"/>')
             client.flush()
@@ -367,10 +394,10 @@ class ConnectionMixin(XmppBase):
         self._session = False
         await self._dispose_client()
         self._fail_pending(XmppConnectionError(f"{self.bare}: closed"))
-        if self._unacked and not was_up:
+        if self._unacked:
             log.warning(
-                "%s: %d published events not confirmed by the server before closing (not connected)",
-                self.bare, len(self._unacked),
+                "%s: %d published events not confirmed by the server before closing%s; they may not have "
+                "been delivered", self.bare, len(self._unacked), "" if was_up else " (not connected)",
             )  # fmt: skip
         self._unacked.clear()
         for task in list(self._tasks):
@@ -382,6 +409,24 @@ class ConnectionMixin(XmppBase):
         self._state_subs.clear()
         self._expected.clear()
         self._info = None
+
+    async def _await_confirmations(self) -> None:
+        """Before closing: wait while the server keeps confirming the events we wrote (a shaper may
+        hold a burst back), bounded by CLOSE_CONFIRM_WAIT without progress and by the comm's close
+        deadline (Comm.close allows max(timeout, 5 s)) less CLOSE_RESERVE."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + max(self.timeout, 5.0) - CLOSE_RESERVE
+        while self._unacked and self._session:
+            before = len(self._unacked)
+            self._acks_drained.clear()
+            remaining = end - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._acks_drained.wait(), min(CLOSE_CONFIRM_WAIT, remaining))
+            except TimeoutError:
+                if len(self._unacked) >= before:
+                    return  # no progress: the server is not reading
 
     # ================================================================== sending
 
@@ -425,6 +470,22 @@ class ConnectionMixin(XmppBase):
             cond, text = rpc.error_condition(reply)
             raise IqError(cond, text, what)
         return reply
+
+    async def _pubsub_set(self, body: str, what: str, transient: frozenset[str] = TRANSIENT_PUBSUB) -> Element:
+        """A pubsub set (node creation, a first publish) retried with backoff while the answer is a
+        transient condition: concurrent creations on ejabberd abort each other's transactions and are
+        answered ``internal-server-error`` or ``item-not-found``. Bounded: :data:`PUBSUB_ATTEMPTS`."""
+        delay = 0.02
+        for attempt in range(PUBSUB_ATTEMPTS):
+            try:
+                return await self._iq(self._pubsub_head, body, self.pubsub, self.timeout, what)
+            except IqError as exc:
+                if exc.condition not in transient or attempt == PUBSUB_ATTEMPTS - 1:
+                    raise
+                log.debug("%s: %s answered %s; retrying in %.0f ms", self.bare, what, exc.condition, delay * 1e3)
+            await asyncio.sleep(delay * (0.5 + random.random()))  # jitter: concurrent sessions spread out
+            delay *= 2
+        raise AssertionError("unreachable")
 
     # ================================================================== receiving (raw)
 

@@ -16,6 +16,7 @@ from pyobs.events.event import Event
 from ..backoff import RETRY_CAP, RETRY_FIRST, backoff
 from . import control, discovery, pubsub, rpc
 from .base import (
+    DIRECT_BATCH_BYTES,
     DIRECT_RETRIES,
     PUBSUB_DELAY,
     IqError,
@@ -25,6 +26,7 @@ from .base import (
     _PeerState,
     _Pending,
     log,
+    too_large,
 )
 from .values import escape_attr
 
@@ -338,7 +340,15 @@ class EventsMixin(XmppBase):
             raise XmppConnectionError(f"{self.bare}: not connected to the XMPP server")
         etype = type(event)
         node = pubsub.event_node(self.name, etype.__name__, etype.version)
-        self._send_event(node, pubsub.event_json(event.to_dict()))
+        text = pubsub.event_json(event.to_dict())
+        if self.max_stanza_size:
+            size = too_large(text, self.max_stanza_size - 400)  # the publish around it: < 400 bytes
+            if size:
+                raise ValueError(
+                    f"{etype.__name__} is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) of the "
+                    f"XMPP server"
+                )
+        self._send_event(node, text)
 
     def _send_event(self, node: str, text: str) -> None:
         """Write one event (raises XmppConnectionError if the connection is gone: nothing written)."""
@@ -363,8 +373,19 @@ class EventsMixin(XmppBase):
                 if not self._session:
                     raise XmppConnectionError(f"{self.bare}: not connected to the XMPP server")
                 items = pubsub.direct_event_items(node, text)
+                limit = DIRECT_BATCH_BYTES
+                if self.max_stanza_size:
+                    limit = min(limit, self.max_stanza_size // 2)
                 for t in targets:
-                    self._batch.setdefault(t, []).append(items)
+                    batch = self._batch.setdefault(t, [])
+                    batch.append(items)
+                    size = self._batch_bytes.get(t, 0) + len(items)
+                    if size >= limit:
+                        # bounded messages: servers limit stanza sizes (docs/xmpp.md's ejabberd: 16 KB)
+                        self._write(t + pubsub.DIRECT_BATCH_HEAD + "".join(batch) + pubsub.DIRECT_BATCH_TAIL)
+                        del self._batch[t]
+                        size = 0
+                    self._batch_bytes[t] = size
             self._deferred.append(publish)
             if self._deferred_timer is None:
                 assert self._loop is not None
@@ -388,6 +409,7 @@ class EventsMixin(XmppBase):
 
     def _flush_batch(self) -> None:
         batch, self._batch = self._batch, None
+        self._batch_bytes = {}
         if batch:
             head = pubsub.DIRECT_BATCH_HEAD
             data = "".join([t + head + "".join(items) + pubsub.DIRECT_BATCH_TAIL for t, items in batch.items()])
@@ -405,6 +427,8 @@ class EventsMixin(XmppBase):
         if fut.cancelled() or fut.exception() is not None:
             return  # the connection went away: it stays in _unacked and is written again on reconnect
         entry = self._unacked.pop(iq_id, None)
+        if not self._unacked:
+            self._acks_drained.set()
         reply = fut.result()
         if reply.get("type") == "error" and entry is not None:
             cond, text = rpc.error_condition(reply)

@@ -17,13 +17,16 @@ from .base import (
     CAPS_CACHE_SIZE,
     CAPS_NS,
     DISCOVERY_WAIT,
+    MAX_ROSTER_PROBES,
     MAX_STATUS,
     OFFLINE_DEBOUNCE,
+    PEER_CHECK_TIMEOUT,
     RECENTLY_GONE,
     RESTORE_GRACE,
     IqError,
     XmppBase,
     XmppConnectionError,
+    XmppNodeOwnershipError,
     _event_version,
     _PeerState,
     log,
@@ -92,29 +95,93 @@ class PresenceMixin(XmppBase):
         """Event nodes and initial state first, then presence; returns when the peers already
         online are discovered (bounded)."""
         assert self._info is not None
-        await self._create_event_nodes()
-        states = [(i, s) for i, s in self._own_state.items() if self._published_state.get(i) is not s]
-        publishing = (self._publish_state(i, s, self.timeout) for i, s in states)
-        results = await asyncio.gather(*publishing, return_exceptions=True)
-        for (iface, _), res in zip(states, results, strict=True):
-            if isinstance(res, XmppConnectionError):
-                raise res
-            if isinstance(res, BaseException):
-                log.warning("%s: publishing the initial state of %s failed: %s", self.bare, iface, res)
+        # who is online, asked while the nodes are made: peers see our presence only when we are
+        # about to be ready (calls before open() returns are refused as "starting")
+        probe = self._spawn(self._probe_roster())
+        try:
+            await self._create_event_nodes()
+            states = [(i, s) for i, s in self._own_state.items() if self._published_state.get(i) is not s]
+            publishing = (self._publish_state(i, s, self.timeout) for i, s in states)
+            results = await asyncio.gather(*publishing, return_exceptions=True)
+            for (iface, _), res in zip(states, results, strict=True):
+                if isinstance(res, XmppConnectionError | XmppNodeOwnershipError):
+                    raise res
+                if isinstance(res, BaseException):
+                    log.warning("%s: publishing the initial state of %s failed: %s", self.bare, iface, res)
+        except BaseException:
+            probe.cancel()
+            raise
+        online = await probe
         self._send_presence()
         self._online = True
-        # the server answers this ping only after it delivered the presence of everyone online
-        with contextlib.suppress(TimeoutError, IqError):
-            await self._iq(
-                f'<iq type="get" to="{escape_attr(self.domain)}" id="', '"><ping xmlns="urn:xmpp:ping"/></iq>',
-                None, self.timeout, "ping",
-            )  # fmt: skip
         if self._expected:
             await self._wait_for_returning_peers()
-        waits = [p.discovered.wait() for p in self._peers.values() if not p.discovered.is_set()]
-        if waits:
+        await self._wait_for_peers(online)
+
+    async def _probe_roster(self) -> list[str]:
+        """The roster contacts online at our resource, asked directly: a ping each (a few bytes),
+        answered by the module if its session is up, by the server with an error if not. Servers
+        deliver the presence of the contacts online in no particular order relative to anything
+        else (ejabberd: 2 to 24 ms after answering our next IQ), so open() cannot tell from presence
+        alone when it knows everyone; it waits for the presence of those that answered. Bounded by
+        DISCOVERY_WAIT and MAX_ROSTER_PROBES."""
+        wait = min(self.timeout, DISCOVERY_WAIT)
+        try:
+            reply = await self._iq(
+                '<iq type="get" id="', '"><query xmlns="jabber:iq:roster"/></iq>', None, wait, "roster"
+            )
+        except (IqError, TimeoutError) as exc:
+            log.warning("%s: cannot read the roster (%s); peers are found by their presence only", self.bare, exc)
+            return []
+        except XmppConnectionError:
+            return []  # the connection is gone: going online fails right after this
+        names = []
+        for item in reply.iter("{jabber:iq:roster}item"):
+            local, _, domain = item.get("jid", "").partition("@")
+            if domain == self.domain and local and local != self.name and ":" not in local and "/" not in local:
+                names.append(local)
+        if len(names) > MAX_ROSTER_PROBES:
+            log.warning("%s: %d roster contacts; asking only the first %d who is online", self.bare, len(names),
+                        MAX_ROSTER_PROBES)  # fmt: skip
+            names = names[:MAX_ROSTER_PROBES]
+
+        async def online(name: str) -> bool:
+            known = self._peers.get(name)
+            if known is not None and not known.stale:
+                return True  # its presence is here already
+            jid = f"{name}@{self.domain}/{self.resource}"
+            try:
+                await self._iq(
+                    f'<iq type="get" to="{escape_attr(jid)}" id="', '"><ping xmlns="urn:xmpp:ping"/></iq>',
+                    jid, wait, "ping",
+                )  # fmt: skip
+            except IqError as exc:
+                # a client without XEP-0199 (it is there); the server answers service-unavailable
+                return exc.condition == "feature-not-implemented"
+            except (TimeoutError, XmppConnectionError):
+                return False
+            return True
+
+        answers = await asyncio.gather(*(online(n) for n in names))
+        return [n for n, up in zip(names, answers, strict=True) if up]
+
+    async def _wait_for_peers(self, online: list[str]) -> None:
+        """Until the peers known to be online are discovered (their presence may still be on its way)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + min(self.timeout, DISCOVERY_WAIT)
+        while True:
+            missing = [n for n in online if n not in self._peers or self._peers[n].stale]
+            remaining = end - loop.time()
+            if not missing or remaining <= 0:
+                break
+            self._peer_seen.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*waits), min(self.timeout, DISCOVERY_WAIT))
+                await asyncio.wait_for(self._peer_seen.wait(), remaining)
+        waits = [p.discovered.wait() for p in self._peers.values() if not p.discovered.is_set()]
+        remaining = end - loop.time()
+        if waits and remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waits), remaining)
 
     async def _wait_for_returning_peers(self) -> None:
         """After a reconnect: give the peers we knew a moment to come back (they reconnect too when
@@ -142,29 +209,31 @@ class PresenceMixin(XmppBase):
         if nodes:
             await asyncio.gather(*(self._create_node(n) for n in nodes))
 
-    async def _create_node(self, node: str) -> None:
+    async def _create_node(self, node: str, transient: bool = True) -> None:
+        """Create one of our nodes (events: ``transient``, state: keeps its items); if it exists, it
+        must be ours (:meth:`_claim_node`)."""
         try:
-            await self._iq(self._pubsub_head, pubsub.create_body(node, transient=True), self.pubsub, self.timeout, node)
+            await self._pubsub_set(pubsub.create_body(node, transient=transient), node)
         except IqError as exc:
             if exc.condition == "conflict":
+                await self._claim_node(node)  # it exists: it must be ours
                 self._created_nodes.add(node)
                 return
             if exc.condition in ("not-acceptable", "bad-request", "feature-not-implemented", "not-allowed"):
                 # the server does not take our node configuration: create it with its defaults
                 try:
-                    await self._iq(
-                        self._pubsub_head, pubsub.create_body(node, transient=False), self.pubsub, self.timeout
-                    )
+                    await self._pubsub_set(pubsub.create_body(node, transient=False), node)
                 except IqError as exc2:
                     if exc2.condition != "conflict":
-                        log.warning("%s: cannot create event node %s: %s", self.bare, node, exc2)
+                        log.warning("%s: cannot create node %s: %s", self.bare, node, exc2)
                         return
+                    await self._claim_node(node)
                 self._created_nodes.add(node)
                 return
-            log.warning("%s: cannot create event node %s: %s", self.bare, node, exc)
+            log.warning("%s: cannot create node %s: %s", self.bare, node, exc)
             return
         except TimeoutError:
-            log.warning("%s: creating event node %s timed out", self.bare, node)
+            log.warning("%s: creating node %s timed out", self.bare, node)
             return
         self._created_nodes.add(node)
 
@@ -233,6 +302,8 @@ class PresenceMixin(XmppBase):
             if peer is not None:
                 peer.caps = "\x00"  # discover it again (a new session: subscribe again too)
                 peer.events.clear()
+        self._peer_seen.set()
+        self._suspects.pop(name, None)
         if name in self._expected:
             self._expected.discard(name)
             self._peer_returned.set()
@@ -340,6 +411,59 @@ class PresenceMixin(XmppBase):
             self._rebuild_direct()
         if peer.reported and self._handler is not None:
             self._handler.peer_offline(name)
+
+    async def _check_peers(self) -> None:
+        """Every ``peer_check_interval`` s, ask each peer whether it is still there (a ping to
+        pyobs-comm peers, disco#info to others, both answered by every pyobs module). The server
+        answers for a session it does not have (``service-unavailable``) at once; a peer that does
+        not answer within PEER_CHECK_TIMEOUT counts as gone too, and is asked again each round:
+        if it answers later it is discovered again. Bounded: one IQ per peer per round."""
+        while self._session:
+            await asyncio.sleep(self.peer_check_interval)
+            if not self._session or not self._online:
+                continue
+            peers = [p for p in self._peers.values() if p.reported and p.info is not None]
+            suspects = list(self._suspects.items())
+            await asyncio.gather(
+                *(self._check_peer(p) for p in peers), *(self._recheck(n, jid) for n, jid in suspects)
+            )
+
+    async def _liveness_iq(self, jid: str, ping: bool) -> None:
+        body = '"><ping xmlns="urn:xmpp:ping"/></iq>' if ping else f'"><query xmlns="{discovery.NS}"/></iq>'
+        await self._iq(f'<iq type="get" to="{escape_attr(jid)}" id="', body, jid, PEER_CHECK_TIMEOUT, "peer check")
+
+    async def _check_peer(self, peer: _PeerState) -> None:
+        ping = peer.info is not None and peer.info.direct
+        try:
+            try:
+                await self._liveness_iq(peer.jid, ping)
+            except TimeoutError:
+                await self._liveness_iq(peer.jid, ping)  # a second chance for a busy peer
+            return
+        except IqError as exc:
+            if exc.condition == "feature-not-implemented":
+                return  # a client without XEP-0199 answered: it is there
+            why = f"the server answered {exc.condition}"
+        except TimeoutError:
+            why = f"no answer twice within {PEER_CHECK_TIMEOUT} s"
+            self._suspects[peer.name] = peer.jid
+        except XmppConnectionError:
+            return
+        if self._peers.get(peer.name) is peer:
+            log.info("%s: %s is gone without an unavailable presence (%s)", self.bare, peer.name, why)
+            self._peer_gone(peer.name)
+
+    async def _recheck(self, name: str, jid: str) -> None:
+        try:
+            await self._liveness_iq(jid, False)
+        except (IqError, TimeoutError, XmppConnectionError) as exc:
+            if isinstance(exc, IqError):
+                self._suspects.pop(name, None)  # the server says it is gone: its presence brings it back
+            return
+        self._suspects.pop(name, None)
+        if name not in self._peers:
+            log.info("%s: %s answers again", self.bare, name)
+            self._peer_available(name, jid, None)
 
     async def _discover(self, peer: _PeerState, done: asyncio.Event) -> None:
         """Read a peer's disco#info, subscribe to its events, report it; ``done`` is set at the end

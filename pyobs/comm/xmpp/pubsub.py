@@ -121,6 +121,37 @@ def unsubscribe_body(node: str, jid: str) -> str:
     return f'"><pubsub xmlns="{NS}"><unsubscribe node="{escape_attr(node)}" jid="{escape_attr(jid)}"/></pubsub></iq>'
 
 
+def affiliations_body(node: str) -> str:
+    """As owner: who is affiliated with the node (XEP-0060 §8.9.1)."""
+    return f'"><pubsub xmlns="{NS_OWNER}"><affiliations node="{escape_attr(node)}"/></pubsub></iq>'
+
+
+def set_affiliations_body(node: str, affiliations: dict[str, str]) -> str:
+    """As owner: change affiliations (XEP-0060 §8.9.2)."""
+    items = "".join(
+        f'<affiliation jid="{escape_attr(j)}" affiliation="{escape_attr(a)}"/>' for j, a in affiliations.items()
+    )
+    return f'"><pubsub xmlns="{NS_OWNER}"><affiliations node="{escape_attr(node)}">{items}</affiliations></pubsub></iq>'
+
+
+def parse_affiliations(iq: Element) -> dict[str, str]:
+    """bare JID → affiliation of an affiliations result."""
+    return {
+        el.get("jid", "").partition("/")[0]: el.get("affiliation", "")
+        for el in iq.iter(f"{{{NS_OWNER}}}affiliation")
+    }
+
+
+def metadata_owners(iq: Element) -> list[str]:
+    """The owners (or else the creator) a node's disco#info meta-data names (XEP-0060 §5.4)."""
+    found: dict[str, list[str]] = {}
+    for field in iq.iter("{jabber:x:data}field"):
+        var = field.get("var", "")
+        if var in ("pubsub#owner", "pubsub#creator"):
+            found.setdefault(var, []).extend(v.text.strip() for v in field.iter("{jabber:x:data}value") if v.text)
+    return found.get("pubsub#owner") or found.get("pubsub#creator") or []
+
+
 def items_body(node: str, max_items: int = 1) -> str:
     return f'"><pubsub xmlns="{NS}"><items node="{escape_attr(node)}" max_items="{max_items}"/></pubsub></iq>'
 

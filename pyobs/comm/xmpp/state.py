@@ -9,14 +9,16 @@ from typing import Any
 from pyobs.interfaces.interface import interface_by_name
 
 from ..backoff import RETRY_CAP, RETRY_FIRST, backoff
-from . import pubsub
+from . import discovery, pubsub
 from .base import (
     IqError,
     XmppBase,
     XmppConnectionError,
+    XmppNodeOwnershipError,
     log,
+    too_large,
 )
-from .values import DecodeError, EncodeError, decode_fields
+from .values import DecodeError, EncodeError, decode_fields, escape_attr
 
 
 class StateMixin(XmppBase):
@@ -45,8 +47,69 @@ class StateMixin(XmppBase):
             body = pubsub.publish_state_body(node, interface, version, state)
         except EncodeError as exc:
             raise TypeError(f"state of {interface} cannot be sent: {exc}") from None
-        await self._iq(self._pubsub_head, body, self.pubsub, timeout, node)
+        size = too_large(body, self.max_stanza_size - 200) if self.max_stanza_size else 0  # iq head < 200 B
+        if size:
+            raise ValueError(
+                f"state of {interface} is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) of the "
+                f"XMPP server"
+            )
+        if node not in self._created_nodes:
+            # created first (not by the publish): an existing node is checked to be ours. Concurrent
+            # publishes wait for the same creation and then write in the order they were made
+            creating = self._creating.get(node)
+            if creating is None:
+                creating = self._creating[node] = asyncio.ensure_future(self._create_node(node, transient=False))
+                creating.add_done_callback(lambda _, n=node: self._creating.pop(n, None))  # type: ignore[misc]
+            await asyncio.shield(creating)
+        try:
+            await self._pubsub_set(body, node)
+        except IqError as exc:
+            if exc.condition != "forbidden":
+                raise
+            await self._claim_node(node)  # not ours: raises naming the owner, or takes it back
+            await self._pubsub_set(body, node)
         self._published_state[interface] = state
+
+    async def _claim_node(self, node: str) -> None:
+        """An existing node must be ours. Where the server lets us read its affiliations without
+        owning it (prosody: every pyobs account is a pubsub admin) and it is not ours, take it back;
+        otherwise raise :class:`XmppNodeOwnershipError` naming the owner."""
+        get = pubsub.iq_head(self.pubsub, "get")
+        try:
+            reply = await self._iq(get, pubsub.affiliations_body(node), self.pubsub, self.timeout, node)
+        except IqError as exc:
+            if exc.condition == "item-not-found":
+                return  # gone meanwhile: our next publish creates it
+            raise XmppNodeOwnershipError(node, await self._node_owners(node), self.bare) from None
+        affiliations = pubsub.parse_affiliations(reply)
+        if affiliations.get(self.bare) == "owner":
+            return
+        others = {j: "none" for j, aff in affiliations.items() if aff in ("owner", "publisher") and j != self.bare}
+        try:
+            await self._iq(
+                self._pubsub_head, pubsub.set_affiliations_body(node, {self.bare: "owner"}), self.pubsub, self.timeout,
+                node,
+            )  # fmt: skip
+            if others:
+                await self._iq(
+                    self._pubsub_head, pubsub.set_affiliations_body(node, others), self.pubsub, self.timeout, node
+                )
+        except IqError:
+            owners = list(others) or await self._node_owners(node)
+            raise XmppNodeOwnershipError(node, owners, self.bare) from None
+        log.warning("%s: took back the pubsub node %s from %s", self.bare, node, ", ".join(others) or "nobody")
+
+    async def _node_owners(self, node: str) -> list[str]:
+        """The owners a node's meta-data names (empty if the server does not say)."""
+        try:
+            reply = await self._iq(
+                f'<iq type="get" to="{escape_attr(self.pubsub)}" id="',
+                f'"><query xmlns="{discovery.NS}" node="{escape_attr(node)}"/></iq>',
+                self.pubsub, self.timeout, node,
+            )  # fmt: skip
+        except (IqError, TimeoutError):
+            return []
+        return pubsub.metadata_owners(reply)
 
     async def subscribe_state(self, peer: str, interface: str) -> Any:
         self._state_subs.add((peer, interface))

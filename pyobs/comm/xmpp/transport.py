@@ -35,6 +35,7 @@ from .base import (
     IqError,
     XmppAuthError,
     XmppConnectionError,
+    XmppNodeOwnershipError,
     split_jid,
 )
 from .calls import CallsMixin
@@ -58,6 +59,7 @@ __all__ = [
     "IqError",
     "XmppAuthError",
     "XmppConnectionError",
+    "XmppNodeOwnershipError",
     "XmppTransport",
     "split_jid",
 ]
