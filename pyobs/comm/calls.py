@@ -129,6 +129,18 @@ class Call(Coroutine[Any, Any, Any]):
     _callbacks: list[ProgressCallback] | None = None
     _followers: list[_Follower] | None = None
     _ended = False
+    # the deadline book-keeping (Comm._wait): the timer is armed only once the call has to wait,
+    # so a call that completes without suspending (in-process) costs none
+    #: the armed deadline
+    _deadline: asyncio.Timeout | None = None
+    #: when the call ends at the latest, as the callee announced it (before the deadline is armed)
+    _until: float | None = None
+    #: the peer went offline (or our comm closed) while the call waited
+    _gone = False
+    #: why our own link went, if that ended the call
+    _lost: str | None = None
+    #: a tool's ``deadline_observer`` (pyobs.comm.comm), told the seconds to the deadline on announcements
+    _observer: Callable[[float], None] | None = None
 
     def __init__(self, comm: Comm, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self._comm = comm
@@ -150,6 +162,42 @@ class Call(Coroutine[Any, Any, Any]):
 
     def _start(self) -> Coroutine[Any, Any, Any]:
         return self._comm._call(self._peer, self._spec, self._args, self._kwargs, self)
+
+    # -- the deadline (the caller's core keeps it here: one object per call on the hot path)
+
+    def _extend(self, seconds: float) -> None:
+        """The callee announced how long the call takes (the transport's announce callback)."""
+        comm = self._comm
+        limit = comm.max_call_timeout
+        # a peer must not hold us longer than max_call_timeout, nor forever
+        if not (isinstance(seconds, int | float) and math.isfinite(seconds)) or seconds < 0:
+            comm._limited.warning(
+                "bad-extend",
+                "ignored a call duration of %r announced by %s (not a finite number >= 0)", seconds, self.module,
+            )  # fmt: skip
+            return
+        if seconds > limit:
+            comm._limited.warning(
+                "long-extend", "%s announced a call duration of %.0f s; waiting at most max_call_timeout=%.0f s",
+                self.module, seconds, limit,
+            )  # fmt: skip
+            seconds = limit
+        # the callee's estimate plus a margin for the answer to travel back
+        seconds += max(1.0, 0.1 * seconds)
+        until = asyncio.get_running_loop().time() + seconds
+        if self._observer is not None:
+            self._observer(seconds)
+        if self._deadline is None:
+            self._until = until
+        else:
+            self._deadline.reschedule(until)
+
+    def _abort(self, lost: str | None = None) -> None:
+        """The peer went offline, our comm closed, or (``lost``: why) our link went: the waiting call ends now."""
+        self._gone = True
+        self._lost = lost
+        if self._deadline is not None:
+            self._deadline.reschedule(asyncio.get_running_loop().time())
 
     # -- the coroutine protocol (await, create_task, gather)
 
