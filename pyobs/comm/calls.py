@@ -15,10 +15,12 @@ Cancelling the task that awaits a call, or the call's deadline passing, sends a 
 callee (the core does it, :meth:`pyobs.comm.Comm._cancel_remote`); :attr:`Call.cancel_outcome`
 then says what became of it.
 
-Callee side: the core registers every call it serves (:class:`Serving`) under the transport's
-key for it, so a cancel finds its task; a method reports progress with :func:`report_progress`,
-which finds the call it belongs to through a context variable (so helpers and sub-tasks the
-method starts report for it too, and a method called directly in-process reports to nobody).
+Callee side: the core registers every call it serves (:class:`Incoming`, a tuple) under the
+transport's key for it, so a cancel finds its task; a method reports progress with
+:func:`report_progress`, which finds the call it belongs to through a context variable (so helpers
+and sub-tasks the method starts report for it too, and a method called directly in-process reports
+to nobody). The book-keeping a cancel or progress needs (:class:`Serving`) is made only when it
+is needed: a plain call that never reports progress and is never cancelled pays for none of it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Hashable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from pyobs.interfaces.interface import MethodSpec
@@ -345,31 +347,52 @@ class _Follower:
 
 # ==================================================================================== callee side
 
+
+class Incoming(NamedTuple):
+    """A call the core serves, as it knows it from the start: a tuple, built without a Python
+    frame on every served call's hot path (see :func:`incoming`). What only some calls need (the
+    task, the cancel flag, rate-limited progress) is a :class:`Serving` record, made on demand."""
+
+    #: the serving Comm (it keeps the records)
+    comm: Comm
+    #: the transport's id of the call (what a cancel names), or the method's coroutine when it has none
+    key: Hashable
+    sender: str
+    method: str
+    cancellable: bool
+    #: sends a progress notice to the caller (None: the caller cannot receive them)
+    sink: ProgressSink | None
+    #: the method's coroutine (what a cancel looks for among the tasks, see task_awaiting)
+    coro: Any
+
+
+#: ``incoming(Incoming, (comm, key, ...))``: an Incoming from a tuple, in C (``Incoming(...)`` runs
+#: the named tuple's ``__new__``, a Python function)
+incoming = tuple.__new__
+
 #: the call being served in this context (set by the core around the method)
-CURRENT_CALL: contextvars.ContextVar[Serving | None] = contextvars.ContextVar("pyobs_current_call", default=None)
+CURRENT_CALL: contextvars.ContextVar[Incoming | None] = contextvars.ContextVar("pyobs_current_call", default=None)
 
 
 class Serving:
-    """A call the core serves: its task (what a cancel cancels) and its rate-limited progress."""
+    """What the core keeps of a served call beyond its :class:`Incoming`, made only when needed (the
+    method reports progress, a cancel comes, or the in-process call goes on in a task of its own):
+    its task (what a cancel cancels) and its rate-limited progress."""
 
-    # class-level defaults: a call that never waits sets only what it needs (hot path)
-    #: the task running the method (found when a cancel comes, or set by continue_in_task)
-    task: asyncio.Task[Any] | None = None
-    cancel_requested = False
-    seq = 0
-    last_sent = -math.inf
-    pending: tuple[float | None, str] | None = None
-    timer: asyncio.TimerHandle | None = None
+    __slots__ = ("cancel_requested", "entry", "interval", "last_sent", "pending", "seq", "sink", "task", "timer")
 
-    #: the method's coroutine (what a cancel looks for among the tasks, see task_awaiting)
-    coro: Any = None
-
-    def __init__(self, sender: str, method: str, cancellable: bool, sink: ProgressSink | None, interval: float) -> None:
-        self.sender = sender
-        self.method = method
-        self.cancellable = cancellable
-        self.sink = sink
+    def __init__(self, entry: Incoming, interval: float) -> None:
+        self.entry = entry
         self.interval = interval
+        #: the task running the method (found when a cancel comes, or set by continue_in_task)
+        self.task: asyncio.Task[Any] | None = None
+        self.cancel_requested = False
+        self.seq = 0
+        self.last_sent = -math.inf
+        self.pending: tuple[float | None, str] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        #: None once the method ended: no more notices
+        self.sink: ProgressSink | None = entry.sink
 
     def report(self, fraction: float | None, message: str) -> None:
         """Send now, or (within ``interval`` of the last notice) keep the newest and send it when
@@ -400,15 +423,14 @@ class Serving:
         try:
             self.sink(self.seq, fraction, message)
         except Exception as exc:  # progress is advisory: a closed connection must not fail the method
-            log.debug("progress of %s() not sent: %s", self.method, exc)
+            log.debug("progress of %s() not sent: %s", self.entry.method, exc)
 
     def finish(self) -> None:
         """The method ended: the newest pending notice leaves now (before the answer), then no more."""
         if self.timer is not None:
             self.timer.cancel()
             self._flush()
-        if self.sink is not None:
-            self.sink = None
+        self.sink = None
 
 
 def report_progress(fraction: float | None = None, message: str = "") -> bool:
@@ -420,9 +442,12 @@ def report_progress(fraction: float | None = None, message: str = "") -> bool:
     method was called directly, or by a pyobs-core module), True otherwise.
     """
     fraction, message = check_progress(fraction, message)
-    serving = CURRENT_CALL.get()
-    if serving is None or serving.sink is None:
+    entry = CURRENT_CALL.get()
+    if entry is None or entry.sink is None:
         return False
+    serving = entry.comm._record(entry)
+    if serving is None or serving.sink is None:
+        return False  # the call is over (a sub-task of the method reports late)
     serving.report(fraction, message)
     return True
 
@@ -445,9 +470,12 @@ def continue_in_task(coro: Coroutine[Any, Any, Any], first: Any, ctx: contextvar
     other transport, and cancelling the caller's task no longer reaches it by accident.
     """
     task = asyncio.get_running_loop().create_task(_resume(coro, first), context=ctx)
-    serving = ctx.get(CURRENT_CALL)
-    if serving is not None and serving is not CURRENT_CALL.get():
-        serving.task = task  # the callee's own call (set in its first step): it runs in this task
+    entry = ctx.get(CURRENT_CALL)
+    if entry is not None and entry is not CURRENT_CALL.get():
+        # the callee's own call (set in its first step) runs in this task: what a cancel cancels
+        serving = entry.comm._record(entry)
+        if serving is not None:
+            serving.task = task
     return task
 
 

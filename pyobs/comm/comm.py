@@ -44,9 +44,11 @@ from .calls import (
     Call,
     CallCancelledError,
     CancelOutcome,
+    Incoming,
     NamedCall,
     ProgressSink,
     Serving,
+    incoming,
     report_progress,
     task_awaiting,
 )
@@ -193,7 +195,10 @@ class Comm:
         self._presence_handlers: dict[str, list[PresenceCallback]] = {}
         self._inflight: dict[str, set[Call]] = {}
         #: calls we serve, by the transport's call id (which includes the sender): what a cancel finds
-        self._serving: dict[Hashable, Serving] = {}
+        #: (calls without an id by their method's coroutine)
+        self._serving: dict[Hashable, Incoming] = {}
+        #: the records of those calls that needed one (progress, a cancel, a task of their own), by the same key
+        self._records: dict[Hashable, Serving] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
         #: event handlers run as the module's code (see pyobs.utils.owner)
@@ -313,8 +318,8 @@ class Comm:
         self._handler_waiting.clear()
         for task in [*self._tasks, *self._handler_tasks]:
             task.cancel()
-        for serving in list(self._serving.values()):  # calls we serve end too (those that may)
-            if serving.task is not None and serving.cancellable:
+        for serving in list(self._records.values()):  # calls we serve end too (those that may)
+            if serving.task is not None and serving.entry.cancellable:
                 serving.task.cancel()
         self._peers.clear()
         self._proxies.clear()
@@ -748,7 +753,7 @@ class Comm:
             )
         # one coroutine frame and one try for the whole call: this is every served call's hot path
         self.serving += 1
-        serving: Serving | None = None
+        entry: Incoming | None = None
         token = owner = None
         try:
             if method not in _ALWAYS_ALLOWED:
@@ -778,20 +783,20 @@ class Comm:
                     announced = announce(seconds)
                     if announced is not None:
                         await announced
-            serving = Serving(sender, method, m.cancellable, progress, self.progress_interval)
+            coro: Any = m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs)  # runs when awaited
+            key = coro if call_id is None else call_id
+            entry = incoming(Incoming, (self, key, sender, method, m.cancellable, progress, coro))
+            self._serving[key] = entry
             # the current call of this context, for report_progress (the transport runs each call in
             # a task, or in-process a context, of its own)
-            token = CURRENT_CALL.set(serving)
-            if call_id is not None:
-                self._serving[call_id] = serving
+            token = CURRENT_CALL.set(entry)
             # several modules here: the callee's code runs as its module (log records, pyobs.utils.owner)
             if Publishers.count > 1:
                 owner = current_owner.set(self._module)
-            coro = m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs)
-            serving.coro = coro  # a cancel finds the task awaiting it (see cancel_call)
             result = await coro
         except asyncio.CancelledError:
-            if serving is None or not serving.cancel_requested:
+            serving = self._records.get(entry.key) if entry is not None else None
+            if serving is None or serving.entry is not entry or not serving.cancel_requested:
                 raise
             task = asyncio.current_task()
             if task is not None:
@@ -799,38 +804,55 @@ class Comm:
             raise CallCancelledError(f"{self.name}.{method}() was cancelled by its caller {sender}") from None
         finally:
             self.serving -= 1
-            if serving is not None:
+            if entry is not None:
                 if owner is not None:
                     current_owner.reset(owner)
                 if token is not None:
                     CURRENT_CALL.reset(token)
-                if call_id is not None and self._serving.get(call_id) is serving:
-                    del self._serving[call_id]
-                if serving.timer is not None:
-                    serving.finish()  # the newest pending progress leaves before the answer
-                serving.sink = None
+                key = entry.key
+                if self._serving.get(key) is entry:
+                    del self._serving[key]
+                if self._records:  # some call needed a record: is it this one?
+                    serving = self._records.get(key)
+                    if serving is not None and serving.entry is entry:
+                        del self._records[key]
+                        serving.finish()  # the newest pending progress leaves before the answer
         return m.spec.cast_return(result)  # the caller's transport may not cast again (typed_values)
 
     async def cancel_call(self, sender: str, call_id: Hashable, wait: float) -> CancelOutcome:
-        serving = self._serving.get(call_id)
-        if serving is None or serving.sender != sender:
+        entry = self._serving.get(call_id)
+        if entry is None or entry.sender != sender:
             return CancelOutcome.UNKNOWN
-        if not serving.cancellable:
-            log.info("%s: %s asked to cancel %s(), not cancellable: it goes on", self.name, sender, serving.method)
+        if not entry.cancellable:
+            log.info("%s: %s asked to cancel %s(), not cancellable: it goes on", self.name, sender, entry.method)
             return CancelOutcome.NOT_CANCELLABLE
+        serving = self._record(entry)
+        if serving is None:
+            return CancelOutcome.UNKNOWN
         task = serving.task
         if task is None:
-            task = serving.task = task_awaiting(serving.coro)
+            task = serving.task = task_awaiting(entry.coro)
         if task is None or task.done():
             return CancelOutcome.UNKNOWN
         if serving.cancel_requested:  # asked again: the first cancel waits (one waiter per call)
             return CancelOutcome.RUNNING
-        log.info("%s: %s() cancelled by its caller %s", self.name, serving.method, sender)
+        log.info("%s: %s() cancelled by its caller %s", self.name, entry.method, sender)
         serving.cancel_requested = True
         task.cancel(f"cancelled by its caller {sender}")
         wait = min(max(float(wait), 0.0), MAX_CANCEL_WAIT) if math.isfinite(wait) else MAX_CANCEL_WAIT
         done, _ = await asyncio.wait({task}, timeout=wait)
         return CancelOutcome.CANCELLED if done else CancelOutcome.RUNNING
+
+    def _record(self, entry: Incoming) -> Serving | None:
+        """The record of a call we serve, made when first needed (None: the call is over)."""
+        key = entry.key
+        serving = self._records.get(key)
+        if serving is not None and serving.entry is entry:
+            return serving
+        if self._serving.get(key) is not entry:
+            return None
+        serving = self._records[key] = Serving(entry, self.progress_interval)  # bounded as _serving is
+        return serving
 
     def report_progress(self, fraction: float | None = None, message: str = "") -> bool:
         """Report the progress of the call being served; see :func:`pyobs.comm.calls.report_progress`."""
