@@ -119,30 +119,12 @@ class Call(Coroutine[Any, Any, Any]):
     wrapped in a task, or when :meth:`progress` is first iterated.
     """
 
-    # class-level defaults: a plain ``await proxy.method()`` sets only what it needs (hot path)
-    #: the transport's id of the call on the wire (set when it is sent; what a cancel names)
-    wire_id: Hashable | None = None
-    #: what became of a cancel of this call (None: it was not cancelled)
-    cancel_outcome: CancelOutcome | None = None
-    #: the newest progress notice
-    latest: Progress | None = None
-    _coro: Coroutine[Any, Any, Any] | None = None
-    _task: asyncio.Future[Any] | None = None
-    _callbacks: list[ProgressCallback] | None = None
-    _followers: list[_Follower] | None = None
-    _ended = False
-    # the deadline book-keeping (Comm._wait): the timer is armed only once the call has to wait,
-    # so a call that completes without suspending (in-process) costs none
-    #: the armed deadline
-    _deadline: asyncio.Timeout | None = None
-    #: when the call ends at the latest, as the callee announced it (before the deadline is armed)
-    _until: float | None = None
-    #: the peer went offline (or our comm closed) while the call waited
-    _gone = False
-    #: why our own link went, if that ended the call
-    _lost: str | None = None
-    #: a tool's ``deadline_observer`` (pyobs.comm.comm), told the seconds to the deadline on announcements
-    _observer: Callable[[float], None] | None = None
+    # slots, all set in __init__: the handle is made for every call (hot path), and an object
+    # without a __dict__ is cheaper to make, fill and free
+    __slots__ = (
+        "_args", "_callbacks", "_comm", "_coro", "_deadline", "_ended", "_followers", "_gone", "_kwargs",
+        "_lost", "_observer", "_peer", "_spec", "_task", "_until", "cancel_outcome", "latest", "wire_id",
+    )  # fmt: skip
 
     def __init__(self, comm: Comm, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self._comm = comm
@@ -150,6 +132,29 @@ class Call(Coroutine[Any, Any, Any]):
         self._spec = spec
         self._args = args
         self._kwargs = kwargs
+        #: the transport's id of the call on the wire (set when it is sent; what a cancel names)
+        self.wire_id: Hashable | None = None
+        #: what became of a cancel of this call (None: it was not cancelled)
+        self.cancel_outcome: CancelOutcome | None = None
+        #: the newest progress notice
+        self.latest: Progress | None = None
+        self._coro: Coroutine[Any, Any, Any] | None = None
+        self._task: asyncio.Future[Any] | None = None
+        self._callbacks: list[ProgressCallback] | None = None
+        self._followers: list[_Follower] | None = None
+        self._ended = False
+        # the deadline book-keeping (Comm._wait): the timer is armed only once the call has to wait,
+        # so a call that completes without suspending (in-process) costs none
+        #: the armed deadline
+        self._deadline: asyncio.Timeout | None = None
+        #: when the call ends at the latest, as the callee announced it (before the deadline is armed)
+        self._until: float | None = None
+        #: the peer went offline (or our comm closed) while the call waited
+        self._gone = False
+        #: why our own link went, if that ended the call
+        self._lost: str | None = None
+        #: a tool's ``deadline_observer`` (pyobs.comm.comm), told the seconds to the deadline on announcements
+        self._observer: Callable[[float], None] | None = None
 
     @property
     def module(self) -> str:
@@ -294,12 +299,12 @@ class Call(Coroutine[Any, Any, Any]):
 class NamedCall(Call):
     """A call by module and method name (:meth:`pyobs.comm.Comm.execute`): the peer is looked up when it starts."""
 
+    __slots__ = ("_method", "_module")
+
     def __init__(self, comm: Comm, module: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self._comm = comm
+        super().__init__(comm, None, None, args, kwargs)  # type: ignore[arg-type]  # looked up when it starts
         self._module = module
         self._method = method
-        self._args = args
-        self._kwargs = kwargs
 
     @property
     def module(self) -> str:

@@ -739,6 +739,7 @@ class Comm:
         cast: bool = True,
         call_id: Hashable | None = None,
         progress: ProgressSink | None = None,
+        scoped: bool = False,
     ) -> Any:
         m = self._methods.get(method)
         if m is None:
@@ -805,13 +806,15 @@ class Comm:
         finally:
             self.serving -= 1
             if entry is not None:
-                if owner is not None:
-                    current_owner.reset(owner)
-                if token is not None:
-                    CURRENT_CALL.reset(token)
+                if not scoped:  # else the context ends with the call: nothing to undo
+                    if owner is not None:
+                        current_owner.reset(owner)
+                    if token is not None:
+                        CURRENT_CALL.reset(token)
                 key = entry.key
-                if self._serving.get(key) is entry:
-                    del self._serving[key]
+                other = self._serving.pop(key, None)
+                if other is not entry and other is not None:
+                    self._serving[key] = other  # a call the sender sent under the same id: still served
                 if self._records:  # some call needed a record: is it this one?
                     serving = self._records.get(key)
                     if serving is not None and serving.entry is entry:

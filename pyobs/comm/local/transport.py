@@ -135,7 +135,7 @@ class LocalTransport(Transport):
         try:
             # arguments were cast by the caller against the callee's own spec: no second cast
             same_spec = handler.method(method.name) is method
-            coro = handler.handle_call(self.name, method.name, args, extend, not same_spec, call_id, progress)
+            coro = handler.handle_call(self.name, method.name, args, extend, not same_spec, call_id, progress, True)
             first = ctx.run(coro.send, None)
         except StopIteration as stop:
             return stop.value
