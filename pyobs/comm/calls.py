@@ -464,26 +464,6 @@ def not_cancellable(func: Any) -> Any:
     return func
 
 
-def continue_in_task(coro: Coroutine[Any, Any, Any], first: Any, ctx: contextvars.Context) -> asyncio.Task[Any]:
-    """Continue an incoming call's ``handle_call`` coroutine, whose first step ran in ``ctx`` (a
-    copy of the caller's context) and yielded ``first``, as a task of its own in ``ctx``
-    (in-process calls, see LocalTransport.call).
-
-    The first step runs at once in the caller's task (a method that never waits costs no task and
-    no event-loop round); once it waits it goes on in this task, which becomes the call's
-    :attr:`Serving.task`: a cancel from the caller reaches it through the cancel path as on every
-    other transport, and cancelling the caller's task no longer reaches it by accident.
-    """
-    task = asyncio.get_running_loop().create_task(_resume(coro, first), context=ctx)
-    entry = ctx.get(CURRENT_CALL)
-    if entry is not None and entry is not CURRENT_CALL.get():
-        # the callee's own call (set in its first step) runs in this task: what a cancel cancels
-        serving = entry.comm._record(entry)
-        if serving is not None:
-            serving.task = task
-    return task
-
-
 def task_awaiting(coro: Any, depth: int = 64) -> asyncio.Task[Any] | None:
     """The task whose chain of awaits reaches ``coro`` (None if none does). Looked up only when a
     cancel comes, so a served call that is never cancelled costs no task lookup."""
@@ -498,10 +478,6 @@ def task_awaiting(coro: Any, depth: int = 64) -> asyncio.Task[Any] | None:
                 return task
             link = getattr(link, "cr_await", None) or getattr(link, "gi_yieldfrom", None)
     return None
-
-
-async def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
-    return await _Continue(coro, first)
 
 
 class _Continue:
