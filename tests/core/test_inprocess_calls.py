@@ -74,7 +74,7 @@ class Shortcut(Module, IShortcut):
 
 
 @pytest.fixture
-async def pair() -> AsyncIterator[tuple[Shortcut, LocalComm, Any]]:
+async def pair() -> AsyncIterator[tuple[Shortcut, Any]]:
     network = LocalNetwork()
     callee = Shortcut(comm=LocalComm("callee", network=network))
     await callee.open()
@@ -82,7 +82,7 @@ async def pair() -> AsyncIterator[tuple[Shortcut, LocalComm, Any]]:
     await caller.open()
     try:
         proxy = await caller.proxy("callee", IShortcut)
-        yield callee, caller, proxy
+        yield callee, proxy
     finally:
         await caller.close()
         await callee.close()
@@ -93,7 +93,7 @@ async def _ended(event: asyncio.Event) -> None:
 
 
 async def test_a_callee_that_does_not_wait_finishes_in_the_callers_task(pair: Any) -> None:
-    callee, caller, proxy = pair
+    callee, proxy = pair
     assert await proxy.at_once(41) == 42
     assert callee.tasks == [asyncio.current_task()]  # no task of its own
     assert MARK.get() is None  # ran in a copy of our context
@@ -101,7 +101,7 @@ async def test_a_callee_that_does_not_wait_finishes_in_the_callers_task(pair: An
 
 
 async def test_a_callee_that_waits_goes_on_in_a_task_of_its_own(pair: Any) -> None:
-    callee, caller, proxy = pair
+    callee, proxy = pair
     assert await proxy.waits(0.01) == 7
     first, after = callee.tasks
     assert first is asyncio.current_task()  # its first step ran here ...
@@ -111,7 +111,7 @@ async def test_a_callee_that_waits_goes_on_in_a_task_of_its_own(pair: Any) -> No
 
 
 async def test_cancel_path_cancelling_the_caller_cancels_the_callee_through_the_cancel(pair: Any) -> None:
-    callee, caller, proxy = pair
+    callee, proxy = pair
     call = proxy.waits(30.0)
     task = asyncio.create_task(call)
     await _ended(callee.started)
@@ -126,14 +126,14 @@ async def test_cancel_path_cancelling_the_caller_cancels_the_callee_through_the_
 
 
 async def test_throw_path_an_exception_in_the_first_step_is_rebuilt_for_the_caller(pair: Any) -> None:
-    callee, caller, proxy = pair
+    callee, proxy = pair
     with pytest.raises(ValueError, match="refused at once"):
         await proxy.fails_at_once()
     assert callee.comm.serving == 0
 
 
 async def test_throw_path_an_exception_after_a_wait_is_rebuilt_for_the_caller(pair: Any) -> None:
-    callee, caller, proxy = pair
+    callee, proxy = pair
     with pytest.raises(ValueError, match="refused after a wait"):
         await proxy.fails_later()
     assert callee.comm.serving == 0
@@ -158,7 +158,7 @@ async def test_throw_path_the_deadline_thrown_into_a_waiting_call_cancels_the_ca
 
 
 async def test_throw_path_any_exception_thrown_into_the_call_reaches_the_caller(pair: Any) -> None:
-    callee, caller, proxy = pair
+    callee, proxy = pair
     call: Call = proxy.waits(0.05)
     pending = call.send(None)  # driven by hand, as a task would: the callee waits
     assert isinstance(pending, asyncio.Future)
@@ -171,7 +171,7 @@ async def test_throw_path_any_exception_thrown_into_the_call_reaches_the_caller(
 
 
 async def test_close_path_a_closed_call_leaves_the_callee_to_finish(pair: Any) -> None:
-    callee, caller, proxy = pair
+    callee, proxy = pair
     call: Call = proxy.waits(0.05)
     call.send(None)
     call.close()  # the caller's coroutine goes away without a cancel
@@ -181,7 +181,7 @@ async def test_close_path_a_closed_call_leaves_the_callee_to_finish(pair: Any) -
 
 
 async def test_close_path_a_call_closed_before_it_started_never_runs(pair: Any) -> None:
-    callee, caller, proxy = pair
+    callee, proxy = pair
     call: Call = proxy.waits(0.05)
     call.close()
     assert await proxy.at_once(1) == 2
