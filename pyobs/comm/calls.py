@@ -15,7 +15,7 @@ Cancelling the task that awaits a call, or the call's deadline passing, sends a 
 callee (the core does it, :meth:`pyobs.comm.Comm._cancel_remote`); :attr:`Call.cancel_outcome`
 then says what became of it.
 
-Callee side: the core registers every call it serves (:class:`Incoming`, a tuple) under the
+Callee side: the core registers every call it serves (``Incoming``, a tuple) under the
 transport's key for it, so a cancel finds its task; a method reports progress with
 :func:`report_progress`, which finds the call it belongs to through a context variable (so helpers
 and sub-tasks the method starts report for it too, and a method called directly in-process reports
@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Hashable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from pyobs.interfaces.interface import MethodSpec
@@ -119,12 +119,30 @@ class Call(Coroutine[Any, Any, Any]):
     wrapped in a task, or when :meth:`progress` is first iterated.
     """
 
-    # slots, all set in __init__: the handle is made for every call (hot path), and an object
-    # without a __dict__ is cheaper to make, fill and free
-    __slots__ = (
-        "_args", "_callbacks", "_comm", "_coro", "_deadline", "_ended", "_followers", "_gone", "_kwargs",
-        "_lost", "_observer", "_peer", "_spec", "_task", "_until", "cancel_outcome", "latest", "wire_id",
-    )  # fmt: skip
+    # what every call sets lives in slots; the rest are class-level defaults, set on the
+    # instance (in a __dict__ made then) only by calls that use them: the handle is made for
+    # every call (hot path)
+    __slots__ = ("__dict__", "_args", "_comm", "_coro", "_ended", "_kwargs", "_peer", "_spec", "wire_id")
+
+    #: what became of a cancel of this call (None: it was not cancelled)
+    cancel_outcome: CancelOutcome | None = None
+    #: the newest progress notice
+    latest: Progress | None = None
+    _task: asyncio.Future[Any] | None = None
+    _callbacks: list[ProgressCallback] | None = None
+    _followers: list[_Follower] | None = None
+    # the deadline book-keeping (Comm._wait): the timer is armed only once the call has to wait,
+    # so a call that completes without suspending (in-process) costs none
+    #: the armed deadline
+    _deadline: asyncio.Timeout | None = None
+    #: when the call ends at the latest, as the callee announced it (before the deadline is armed)
+    _until: float | None = None
+    #: the peer went offline (or our comm closed) while the call waited
+    _gone = False
+    #: why our own link went, if that ended the call
+    _lost: str | None = None
+    #: a tool's ``deadline_observer`` (pyobs.comm.comm), told the seconds to the deadline on announcements
+    _observer: Callable[[float], None] | None = None
 
     def __init__(self, comm: Comm, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self._comm = comm
@@ -134,27 +152,8 @@ class Call(Coroutine[Any, Any, Any]):
         self._kwargs = kwargs
         #: the transport's id of the call on the wire (set when it is sent; what a cancel names)
         self.wire_id: Hashable | None = None
-        #: what became of a cancel of this call (None: it was not cancelled)
-        self.cancel_outcome: CancelOutcome | None = None
-        #: the newest progress notice
-        self.latest: Progress | None = None
         self._coro: Coroutine[Any, Any, Any] | None = None
-        self._task: asyncio.Future[Any] | None = None
-        self._callbacks: list[ProgressCallback] | None = None
-        self._followers: list[_Follower] | None = None
         self._ended = False
-        # the deadline book-keeping (Comm._wait): the timer is armed only once the call has to wait,
-        # so a call that completes without suspending (in-process) costs none
-        #: the armed deadline
-        self._deadline: asyncio.Timeout | None = None
-        #: when the call ends at the latest, as the callee announced it (before the deadline is armed)
-        self._until: float | None = None
-        #: the peer went offline (or our comm closed) while the call waited
-        self._gone = False
-        #: why our own link went, if that ended the call
-        self._lost: str | None = None
-        #: a tool's ``deadline_observer`` (pyobs.comm.comm), told the seconds to the deadline on announcements
-        self._observer: Callable[[float], None] | None = None
 
     @property
     def module(self) -> str:
@@ -353,34 +352,29 @@ class _Follower:
 # ==================================================================================== callee side
 
 
-class Incoming(NamedTuple):
-    """A call the core serves, as it knows it from the start: a tuple, built without a Python
-    frame on every served call's hot path (see :func:`incoming`). What only some calls need (the
-    task, the cancel flag, rate-limited progress) is a :class:`Serving` record, made on demand."""
-
-    #: the serving Comm (it keeps the records)
-    comm: Comm
-    #: the transport's id of the call (what a cancel names), or the method's coroutine when it has none
-    key: Hashable
-    sender: str
-    method: str
-    cancellable: bool
-    #: sends a progress notice to the caller (None: the caller cannot receive them)
-    sink: ProgressSink | None
-    #: the method's coroutine (what a cancel looks for among the tasks, see task_awaiting)
-    coro: Any
-
-
-#: ``incoming(Incoming, (comm, key, ...))``: an Incoming from a tuple, in C (``Incoming(...)`` runs
-#: the named tuple's ``__new__``, a Python function)
-incoming = tuple.__new__
+#: A call the core serves, as it knows it from the start: a plain tuple (building a named tuple or
+#: an object costs every served call ~1.5k instructions more), read by the indices below. What only
+#: some calls need (the task, the cancel flag, rate-limited progress) is a :class:`Serving`
+#: record, made on demand.
+Incoming = tuple["Comm", Hashable, str, str, bool, "ProgressSink | None", Any]
+#: the serving Comm (it keeps the records)
+IN_COMM: Final = 0
+#: the transport's id of the call (what a cancel names), or the method's coroutine when it has none
+IN_KEY: Final = 1
+IN_SENDER: Final = 2
+IN_METHOD: Final = 3
+IN_CANCELLABLE: Final = 4
+#: sends a progress notice to the caller (None: the caller cannot receive them)
+IN_SINK: Final = 5
+#: the method's coroutine (what a cancel looks for among the tasks, see task_awaiting)
+IN_CORO: Final = 6
 
 #: the call being served in this context (set by the core around the method)
 CURRENT_CALL: contextvars.ContextVar[Incoming | None] = contextvars.ContextVar("pyobs_current_call", default=None)
 
 
 class Serving:
-    """What the core keeps of a served call beyond its :class:`Incoming`, made only when needed (the
+    """What the core keeps of a served call beyond its ``Incoming``, made only when needed (the
     method reports progress, a cancel comes, or the in-process call goes on in a task of its own):
     its task (what a cancel cancels) and its rate-limited progress."""
 
@@ -397,7 +391,7 @@ class Serving:
         self.pending: tuple[float | None, str] | None = None
         self.timer: asyncio.TimerHandle | None = None
         #: None once the method ended: no more notices
-        self.sink: ProgressSink | None = entry.sink
+        self.sink: ProgressSink | None = entry[IN_SINK]
 
     def report(self, fraction: float | None, message: str) -> None:
         """Send now, or (within ``interval`` of the last notice) keep the newest and send it when
@@ -428,7 +422,7 @@ class Serving:
         try:
             self.sink(self.seq, fraction, message)
         except Exception as exc:  # progress is advisory: a closed connection must not fail the method
-            log.debug("progress of %s() not sent: %s", self.entry.method, exc)
+            log.debug("progress of %s() not sent: %s", self.entry[IN_METHOD], exc)
 
     def finish(self) -> None:
         """The method ended: the newest pending notice leaves now (before the answer), then no more."""
@@ -448,9 +442,9 @@ def report_progress(fraction: float | None = None, message: str = "") -> bool:
     """
     fraction, message = check_progress(fraction, message)
     entry = CURRENT_CALL.get()
-    if entry is None or entry.sink is None:
+    if entry is None or entry[IN_SINK] is None:
         return False
-    serving = entry.comm._record(entry)
+    serving = entry[IN_COMM]._record(entry)
     if serving is None or serving.sink is None:
         return False  # the call is over (a sub-task of the method reports late)
     serving.report(fraction, message)

@@ -40,6 +40,11 @@ from pyobs.utils.ratelimit import RateLimitedLog
 from .acl import Acl
 from .calls import (
     CURRENT_CALL,
+    IN_CANCELLABLE,
+    IN_CORO,
+    IN_KEY,
+    IN_METHOD,
+    IN_SENDER,
     MAX_CANCEL_WAIT,
     Call,
     CallCancelledError,
@@ -48,7 +53,6 @@ from .calls import (
     NamedCall,
     ProgressSink,
     Serving,
-    incoming,
     report_progress,
     task_awaiting,
 )
@@ -319,7 +323,7 @@ class Comm:
         for task in [*self._tasks, *self._handler_tasks]:
             task.cancel()
         for serving in list(self._records.values()):  # calls we serve end too (those that may)
-            if serving.task is not None and serving.entry.cancellable:
+            if serving.task is not None and serving.entry[IN_CANCELLABLE]:
                 serving.task.cancel()
         self._peers.clear()
         self._proxies.clear()
@@ -786,7 +790,7 @@ class Comm:
                         await announced
             coro: Any = m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs)  # runs when awaited
             key = coro if call_id is None else call_id
-            entry = incoming(Incoming, (self, key, sender, method, m.cancellable, progress, coro))
+            entry = (self, key, sender, method, m.cancellable, progress, coro)
             self._serving[key] = entry
             # the current call of this context, for report_progress (the transport runs each call in
             # a task, or in-process a context, of its own)
@@ -796,7 +800,7 @@ class Comm:
                 owner = current_owner.set(self._module)
             result = await coro
         except asyncio.CancelledError:
-            serving = self._records.get(entry.key) if entry is not None else None
+            serving = self._records.get(entry[IN_KEY]) if entry is not None else None
             if serving is None or serving.entry is not entry or not serving.cancel_requested:
                 raise
             task = asyncio.current_task()
@@ -811,8 +815,7 @@ class Comm:
                         current_owner.reset(owner)
                     if token is not None:
                         CURRENT_CALL.reset(token)
-                key = entry.key
-                other = self._serving.pop(key, None)
+                other = self._serving.pop(key, None)  # key: set with entry, above
                 if other is not entry and other is not None:
                     self._serving[key] = other  # a call the sender sent under the same id: still served
                 if self._records:  # some call needed a record: is it this one?
@@ -824,22 +827,22 @@ class Comm:
 
     async def cancel_call(self, sender: str, call_id: Hashable, wait: float) -> CancelOutcome:
         entry = self._serving.get(call_id)
-        if entry is None or entry.sender != sender:
+        if entry is None or entry[IN_SENDER] != sender:
             return CancelOutcome.UNKNOWN
-        if not entry.cancellable:
-            log.info("%s: %s asked to cancel %s(), not cancellable: it goes on", self.name, sender, entry.method)
+        if not entry[IN_CANCELLABLE]:
+            log.info("%s: %s asked to cancel %s(), not cancellable: it goes on", self.name, sender, entry[IN_METHOD])
             return CancelOutcome.NOT_CANCELLABLE
         serving = self._record(entry)
         if serving is None:
             return CancelOutcome.UNKNOWN
         task = serving.task
         if task is None:
-            task = serving.task = task_awaiting(entry.coro)
+            task = serving.task = task_awaiting(entry[IN_CORO])
         if task is None or task.done():
             return CancelOutcome.UNKNOWN
         if serving.cancel_requested:  # asked again: the first cancel waits (one waiter per call)
             return CancelOutcome.RUNNING
-        log.info("%s: %s() cancelled by its caller %s", self.name, entry.method, sender)
+        log.info("%s: %s() cancelled by its caller %s", self.name, entry[IN_METHOD], sender)
         serving.cancel_requested = True
         task.cancel(f"cancelled by its caller {sender}")
         wait = min(max(float(wait), 0.0), MAX_CANCEL_WAIT) if math.isfinite(wait) else MAX_CANCEL_WAIT
@@ -848,7 +851,7 @@ class Comm:
 
     def _record(self, entry: Incoming) -> Serving | None:
         """The record of a call we serve, made when first needed (None: the call is over)."""
-        key = entry.key
+        key = entry[IN_KEY]
         serving = self._records.get(key)
         if serving is not None and serving.entry is entry:
             return serving

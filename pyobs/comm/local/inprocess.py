@@ -17,7 +17,7 @@ from typing import Any
 
 from pyobs.utils.exceptions import RemoteError
 
-from ..calls import CURRENT_CALL, _Continue
+from ..calls import CURRENT_CALL, IN_COMM, _Continue
 from ..errors import describe, rebuild
 
 
@@ -29,7 +29,7 @@ def continue_in_task(coro: Coroutine[Any, Any, Any], first: Any, ctx: contextvar
     entry = ctx.get(CURRENT_CALL)
     if entry is not None and entry is not CURRENT_CALL.get():
         # the callee's own call (set in its first step) runs in this task: what a cancel cancels
-        serving = entry.comm._record(entry)
+        serving = entry[IN_COMM]._record(entry)
         if serving is not None:
             serving.task = task
     return task
