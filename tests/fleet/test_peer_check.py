@@ -9,8 +9,10 @@ N = 100 (prosody) and held the fan-out p50 at 837 ms instead of 19 ms.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -19,6 +21,7 @@ import pytest
 from backends.base import eventually
 
 from pyobs.comm.xmpp import XmppComm, presence
+from pyobs.events import ModuleClosedEvent, NewImageEvent
 from pyobs.modules import Module
 from pyobs.testing.ejabberd_server import EjabberdTestServer
 from pyobs.testing.ejabberd_server import available as ejabberd_available
@@ -132,3 +135,85 @@ async def test_a_dying_node_is_noticed_for_all_its_modules_though_a_round_is_bou
         for node in (second, first):
             await asyncio.to_thread(node.stop_blocking)
             node.cleanup()
+
+
+class _Receiver:
+    """A module on its own thread and event loop, so that its loop can be blocked (a busy module)
+    while the sender's runs on."""
+
+    def __init__(self, make: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.got: list[str] = []
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.module: Module = self.run(self._make(make), 30)
+
+    async def _make(self, make: Any) -> Module:
+        module: Module = make()
+        await module.open()
+        await module.comm.register_event(NewImageEvent, self._on_image)
+        return module
+
+    async def _on_image(self, event: NewImageEvent, sender: str) -> bool:
+        self.got.append(event.filename)
+        return True
+
+    def run(self, coro: Any, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def block(self, seconds: float) -> None:
+        self.loop.call_soon_threadsafe(time.sleep, seconds)  # its loop does nothing else meanwhile
+
+    def close(self) -> None:
+        try:
+            self.run(self.module.close(), 30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.close()
+
+
+@pytest.mark.skipif(shutil.which(PROSODY) is None, reason=f"'{PROSODY}' is not installed")
+async def test_a_peer_slow_to_answer_the_check_is_not_gone_and_misses_no_event(prosody: Any) -> None:
+    """A module whose loop is blocked for longer than two check timeouts (as on an overloaded
+    ejabberd, issue 18: 8,775 deliveries missing at N = 100) is not declared gone by the sender, and
+    gets every event sent meanwhile. Declaring it gone dropped it from the sender's direct-event
+    targets: the events sent until it was discovered again went to nobody, without a word."""
+    server = prosody
+
+    def comm(name: str, interval: float = 0.0) -> XmppComm:
+        return XmppComm(user=name, domain=server.domain, password=server.password, server=server.address,
+                        use_tls=False, peer_check_interval=interval)  # fmt: skip
+
+    sender = Module(comm=comm(PEERS[0], INTERVAL))
+    await sender.open()
+    await sender.comm.register_event(NewImageEvent)
+    receiver = await asyncio.to_thread(_Receiver, lambda: Module(comm=comm(PEERS[1])))
+    closed: list[str] = []
+
+    async def on_closed(event: ModuleClosedEvent, name: str) -> bool:
+        closed.append(name)
+        return True
+
+    await sender.comm.register_event(ModuleClosedEvent, on_closed)
+    try:
+        await eventually(lambda: PEERS[1] in sender.comm.clients, timeout=10.0, what="the sender sees the receiver")
+        await sender.comm.send_event(NewImageEvent("first"))
+        await eventually(lambda: receiver.got == ["first"], timeout=10.0, what="the first event")
+        blocked = 2 * presence.PEER_CHECK_TIMEOUT + 1.5  # longer than the check's two chances
+        receiver.block(blocked)
+        sent = ["first"]
+        started = time.monotonic()
+        for i in range(int((blocked + 3.0) / 0.1)):  # through the block and a while after it
+            sent.append(f"e{i}")
+            await sender.comm.send_event(NewImageEvent(sent[-1]))
+            await asyncio.sleep(0.1)  # a steady stream, as a camera's images
+        with contextlib.suppress(AssertionError):  # the assertion below names what is missing
+            await eventually(lambda: len(receiver.got) >= len(sent), timeout=15.0, what="every event")
+        missing = [e for e in sent if e not in receiver.got]
+        assert not missing, f"{len(missing)} of {len(sent)} events missing at the receiver: {missing}"
+        assert sorted(receiver.got) == sorted(sent)
+        assert PEERS[1] not in closed, f"reported closed {time.monotonic() - started:.1f} s into the block"
+    finally:
+        await asyncio.to_thread(receiver.close)
+        await sender.close()
