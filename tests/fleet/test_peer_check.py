@@ -217,3 +217,32 @@ async def test_a_peer_slow_to_answer_the_check_is_not_gone_and_misses_no_event(p
     finally:
         await asyncio.to_thread(receiver.close)
         await sender.close()
+
+
+@pytest.mark.skipif(shutil.which(PROSODY) is None, reason=f"'{PROSODY}' is not installed")
+async def test_a_peer_silent_for_longer_than_peer_silence_is_gone_and_back_when_it_answers(
+    prosody: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other side of the above: a module that answers no check for PEER_SILENCE (hung, its
+    session still open at the server) is reported gone, and online again once it answers."""
+    monkeypatch.setattr(presence, "PEER_SILENCE", 2.0)
+    server = prosody
+
+    def comm(name: str, interval: float = 0.0) -> XmppComm:
+        return XmppComm(user=name, domain=server.domain, password=server.password, server=server.address,
+                        use_tls=False, peer_check_interval=interval)  # fmt: skip
+
+    watcher = Module(comm=comm(PEERS[2], INTERVAL))
+    await watcher.open()
+    hung = await asyncio.to_thread(_Receiver, lambda: Module(comm=comm(PEERS[3])))
+    try:
+        await eventually(lambda: PEERS[3] in watcher.comm.clients, timeout=10.0, what="the watcher sees it")
+        blocked = presence.PEER_SILENCE + 2 * presence.PEER_CHECK_TIMEOUT + 2 * INTERVAL + 3.0
+        hung.block(blocked)
+        started = time.monotonic()
+        await eventually(lambda: PEERS[3] not in watcher.comm.clients, timeout=blocked, what="the hung peer gone")
+        assert time.monotonic() - started >= presence.PEER_SILENCE  # not at the first unanswered check
+        await eventually(lambda: PEERS[3] in watcher.comm.clients, timeout=blocked + 10.0, what="back after it")
+    finally:
+        await asyncio.to_thread(hung.close)
+        await watcher.close()

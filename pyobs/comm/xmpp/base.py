@@ -76,9 +76,13 @@ PING_TIMEOUT = 10.0
 #: default interval of the peer check (s): servers do not always say when a peer goes (an ejabberd
 #: cluster node that dies takes its sessions along without an "unavailable" to the other nodes)
 PEER_CHECK_INTERVAL = 1.5
-#: a peer that does not answer the check twice in a row within this long counts as gone (it is
-#: asked again each round and comes back if it answers); a busy peer gets two chances
+#: a peer check's IQ unanswered after this long is asked again at once (a busy peer gets two chances)
 PEER_CHECK_TIMEOUT = 1.5
+#: a peer that answers no check for this long counts as gone (asked every round meanwhile). Not
+#: sooner: an overloaded server (ejabberd at N = 100) or a module busy for seconds answers late, and
+#: a peer declared gone gets no events until it is discovered again (issue 18: 8,775 lost). A peer
+#: whose session ended is noticed at once: the server answers service-unavailable for it.
+PEER_SILENCE = 10.0
 #: peers asked per round at most (in turn; a round after one is found gone asks all): one IQ per
 #: peer per round is N² for the server, at N = 100 a busy prosody (issue 18, bench/RESULTS.md)
 PEER_CHECK_PER_ROUND = 5
@@ -189,6 +193,8 @@ class _PeerState:
     retry: asyncio.Task[None] | None = None
     #: lifecycle state it shows in presence (``ready``, ``error``, ``local``) and the error text
     module_state: tuple[str, str] = ("ready", "")
+    #: since when (monotonic) it has answered no peer check, if it has not answered the last one
+    silent_since: float | None = None
 
 
 def _parse_one_server(server: object) -> tuple[str, int]:

@@ -22,6 +22,7 @@ from .base import (
     OFFLINE_DEBOUNCE,
     PEER_CHECK_PER_ROUND,
     PEER_CHECK_TIMEOUT,
+    PEER_SILENCE,
     RECENTLY_GONE,
     RESTORE_GRACE,
     IqError,
@@ -418,10 +419,11 @@ class PresenceMixin(XmppBase):
     async def _check_peers(self) -> None:
         """Every ``peer_check_interval`` s, ask each peer whether it is still there (a ping to
         pyobs-comm peers, disco#info to others, both answered by every pyobs module). The server
-        answers for a session it does not have (``service-unavailable``) at once; a peer that does
-        not answer within PEER_CHECK_TIMEOUT counts as gone too, and is asked again each round:
-        if it answers later it is discovered again. Bounded: PEER_CHECK_PER_ROUND peers a round, in
-        turn; after a round that found one gone (a cluster node died: likely more) all peers."""
+        answers for a session it does not have (``service-unavailable``) at once; a peer that
+        answers no check for PEER_SILENCE counts as gone too (asked every round until then), and is
+        asked again each round: if it answers later it is discovered again. Bounded:
+        PEER_CHECK_PER_ROUND peers a round, in turn, and the silent ones; after a round that found
+        one gone (a cluster node died: likely more) all peers."""
         turn, check_all = 0, False
         while self._session:
             await asyncio.sleep(self.peer_check_interval)
@@ -430,8 +432,10 @@ class PresenceMixin(XmppBase):
             peers = [p for p in self._peers.values() if p.reported and p.info is not None]
             if not check_all and len(peers) > PEER_CHECK_PER_ROUND:
                 turn %= len(peers)
-                peers = (peers + peers)[turn : turn + PEER_CHECK_PER_ROUND]
+                silent = [p for p in peers if p.silent_since is not None]
+                in_turn = (peers + peers)[turn : turn + PEER_CHECK_PER_ROUND]
                 turn += PEER_CHECK_PER_ROUND
+                peers = in_turn + [p for p in silent if p not in in_turn]
             suspects = list(self._suspects.items())
             gone = await asyncio.gather(
                 *(self._check_peer(p) for p in peers), *(self._recheck(n, jid) for n, jid in suspects)
@@ -445,18 +449,28 @@ class PresenceMixin(XmppBase):
     async def _check_peer(self, peer: _PeerState) -> bool:
         """Whether the peer was found gone."""
         ping = peer.info is not None and peer.info.direct
+        asked = time.monotonic()
         try:
             try:
                 await self._liveness_iq(peer.jid, ping)
             except TimeoutError:
                 await self._liveness_iq(peer.jid, ping)  # a second chance for a busy peer
+            peer.silent_since = None
             return False
         except IqError as exc:
             if exc.condition == "feature-not-implemented":
+                peer.silent_since = None
                 return False  # a client without XEP-0199 answered: it is there
             why = f"the server answered {exc.condition}"
         except TimeoutError:
-            why = f"no answer twice within {PEER_CHECK_TIMEOUT} s"
+            if peer.silent_since is None:
+                peer.silent_since = asked
+            silent = time.monotonic() - peer.silent_since
+            if silent < PEER_SILENCE:
+                # slow (a busy module, an overloaded server), not gone: it keeps getting our events
+                log.debug("%s: %s has not answered a peer check for %.1f s", self.bare, peer.name, silent)
+                return False
+            why = f"no answer to any check for {silent:.1f} s"
             self._suspects[peer.name] = peer.jid
         except XmppConnectionError:
             return False
