@@ -437,8 +437,9 @@ class PresenceMixin(XmppBase):
                 turn += PEER_CHECK_PER_ROUND
                 peers = in_turn + [p for p in silent if p not in in_turn]
             suspects = list(self._suspects.items())
+            server: list[asyncio.Task[bool]] = []  # our ping to the server, once a round needs it
             gone = await asyncio.gather(
-                *(self._check_peer(p) for p in peers), *(self._recheck(n, jid) for n, jid in suspects)
+                *(self._check_peer(p, server) for p in peers), *(self._recheck(n, jid) for n, jid in suspects)
             )
             check_all = any(gone[: len(peers)])
 
@@ -446,8 +447,23 @@ class PresenceMixin(XmppBase):
         body = '"><ping xmlns="urn:xmpp:ping"/></iq>' if ping else f'"><query xmlns="{discovery.NS}"/></iq>'
         await self._iq(f'<iq type="get" to="{escape_attr(jid)}" id="', body, jid, PEER_CHECK_TIMEOUT, "peer check")
 
-    async def _check_peer(self, peer: _PeerState) -> bool:
-        """Whether the peer was found gone."""
+    async def _server_answers(self) -> bool:
+        """Whether the server answers our own ping within PEER_CHECK_TIMEOUT."""
+        try:
+            await self._iq(
+                f'<iq type="get" to="{escape_attr(self.domain)}" id="', '"><ping xmlns="urn:xmpp:ping"/></iq>',
+                None, PEER_CHECK_TIMEOUT, "ping",
+            )  # fmt: skip
+        except IqError:
+            return True  # an answer, if not a pong
+        except (TimeoutError, XmppConnectionError):
+            return False
+        return True
+
+    async def _check_peer(self, peer: _PeerState, server: list[asyncio.Task[bool]] | None = None) -> bool:
+        """Whether the peer was found gone (``server``: the round's ping to the server, if started)."""
+        if server is None:
+            server = []
         ping = peer.info is not None and peer.info.direct
         asked = time.monotonic()
         try:
@@ -469,6 +485,13 @@ class PresenceMixin(XmppBase):
             if silent < PEER_SILENCE:
                 # slow (a busy module, an overloaded server), not gone: it keeps getting our events
                 log.debug("%s: %s has not answered a peer check for %.1f s", self.bare, peer.name, silent)
+                return False
+            if not server:
+                server.append(self._spawn(self._server_answers()))
+            if not await server[0]:
+                # the server does not answer us promptly either (overloaded, or our own link is
+                # congested): the silence is the server's, not the peer's
+                log.debug("%s: %s silent for %.1f s, but so is the server", self.bare, peer.name, silent)
                 return False
             why = f"no answer to any check for {silent:.1f} s"
             self._suspects[peer.name] = peer.jid
