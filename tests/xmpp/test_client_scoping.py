@@ -87,3 +87,38 @@ async def test_a_reconnect_uses_our_derivation_again_and_reuses_its_result(xmpp_
         assert next(iter(ours._salted_passwords.values())) is salted  # and it was not derived again
     finally:
         await _dispose(ours)
+
+
+async def test_the_first_stanza_of_an_iteration_goes_out_at_once_the_rest_together_in_order(
+    xmpp_server: Any,
+) -> None:
+    received: list[str] = []
+    arrived = asyncio.Event()
+
+    def on_message(xml: Element) -> bool:
+        body = xml.findtext("{jabber:client}body")
+        if body is not None and body.startswith("order-"):
+            received.append(body)
+            if len(received) == 3:
+                arrived.set()
+            return True
+        return False
+
+    jid = xmpp_server.jid("d", "scoping")
+    ours = Client(
+        jid, xmpp_server.password,
+        on_iq=_not_taken, on_message=on_message, on_presence=_not_taken, use_tls=False,
+    )  # fmt: skip
+    try:
+        await _login(ours, xmpp_server)
+        bodies = [f"order-{i}" for i in range(3)]
+        assert ours.write(f'<message to="{jid}"><body>{bodies[0]}</body></message>')
+        assert ours._out == []  # written already
+        for body in bodies[1:]:
+            assert ours.write(f'<message to="{jid}"><body>{body}</body></message>')
+        assert len(ours._out) == 2  # collected for the loop's next turn
+        await asyncio.wait_for(arrived.wait(), LOGIN_DEADLINE)
+        assert received == bodies and ours._out == []
+    finally:
+        await _dispose(ours)
+    assert not ours.write("<message/>")  # not connected: refused, not queued
