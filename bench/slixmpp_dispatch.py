@@ -82,7 +82,7 @@ def main() -> None:
         medians = {name: statistics.median(values) * 1e6 for name, values in times.items()}
         print(
             f"{kind:9s} override {medians['override']:6.1f} µs, public handlers {medians['handlers']:6.1f} µs "
-            f"per stanza ({medians['handlers'] / medians['override']:.1f}×)"
+            f"per stanza ({medians['handlers'] / medians['override']:.1f}x)"
         )
 
 
