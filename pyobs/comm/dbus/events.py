@@ -33,11 +33,6 @@ log = logging.getLogger(__name__)
 #: events from connections not named yet, held while our discovery learns who owns which name
 HELD_MAX = 1024
 
-#: flow control of event bursts: a round trip to the bus daemon after this many event signals sent
-#: less than BURST_WINDOW [s] apart (a full socket would make dbus-fast drop the connection)
-BURST = 32
-BURST_WINDOW = 0.05
-
 
 class EventSignals:
     def __init__(self, names: Names, link: Link, peers: PeerTable) -> None:
@@ -49,8 +44,6 @@ class EventSignals:
         self._rules: set[str] = set()  # event types the bus has a match rule of ours for
         #: the last event signal dbus-fast has not written yet, and its event
         self._unwritten: tuple[asyncio.Future[Any], Event] | None = None
-        self._burst = 0
-        self._burst_start = 0.0
         #: lines another process can trigger per message (one per kind every 10 s, with counts)
         self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
         #: event signals from senders not known yet, while the peer table is not settled (after a
@@ -108,18 +101,7 @@ class EventSignals:
             self._unwritten = (fut, event)
         elif not fut.cancelled() and fut.exception() is not None:  # the write killed the connection
             raise NotConnected(f"cannot send {event.type}: the D-Bus connection failed: {fut.exception()}")
-        await self._pace()
-
-    async def _pace(self) -> None:
-        """Flow control for bursts: dbus-fast takes a full socket for a broken connection, so after
-        :data:`BURST` event signals in quick succession one round trip to the bus daemon (which
-        answers once it has read everything before) lets the socket drain."""
-        now = asyncio.get_running_loop().time()
-        if now - self._burst_start > BURST_WINDOW:
-            self._burst_start, self._burst = now, 0
-        self._burst += 1
-        if self._burst >= BURST:
-            self._burst_start, self._burst = now, 0
+        if self.link.burst_full():
             try:
                 await self.link.bus_request("GetId", timeout=self.link.timeout)
             except (RemoteError, TimeoutError) as exc:
