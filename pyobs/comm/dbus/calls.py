@@ -264,37 +264,29 @@ class CallClient:
 
     def on_call_timeout(self, msg: Message) -> None:
         """A callee announced how long our call will take."""
-        if msg.destination != self.link.unique_name or msg.signature != "ud":
-            return
-        serial, seconds = msg.body
-        waiting = self._waiting.get(serial)
-        if waiting is None:
-            return
-        peer, extend, _ = waiting
-        if self.peers.module_of(msg.sender or "") != peer:
-            self._limited.warning(
-                "foreign-timeout", "%s: ignored a call timeout for %s from %s", self.names.name, peer, msg.sender
-            )
-            return
-        extend(float(seconds))
+        waiting = self._waiting_for(msg, "ud", "timeout")
+        if waiting is not None:
+            waiting[1](float(msg.body[1]))
 
     def on_call_progress(self, msg: Message) -> None:
         """A callee reports progress of our call."""
-        if msg.destination != self.link.unique_name or msg.signature != "uuds":
-            return
-        serial, seq, fraction, message = msg.body
-        waiting = self._waiting.get(serial)
-        if waiting is None:
-            return  # the call is over: a late notice
-        peer, _, handle = waiting
-        if handle is None:
-            return
-        if self.peers.module_of(msg.sender or "") != peer:
+        waiting = self._waiting_for(msg, "uuds", "progress")
+        if waiting is not None and waiting[2] is not None:
+            _, seq, fraction, message = msg.body
+            waiting[2].progress_received(seq, None if math.isnan(fraction) else fraction, message)
+
+    def _waiting_for(self, msg: Message, signature: str, kind: str) -> tuple[str, Extend, Call | None] | None:
+        """The call a CallTimeout/CallProgress signal is about, if it is ours, waiting, and the signal
+        comes from its callee (None for a late one: the call is over)."""
+        if msg.destination != self.link.unique_name or msg.signature != signature:
+            return None
+        waiting = self._waiting.get(msg.body[0])
+        if waiting is not None and self.peers.module_of(msg.sender or "") != waiting[0]:
             self._limited.warning(
-                "foreign-progress", "%s: ignored call progress for %s from %s", self.names.name, peer, msg.sender
+                f"foreign-{kind}", "%s: ignored call %s for %s from %s", self.names.name, kind, waiting[0], msg.sender
             )
-            return
-        handle.progress_received(seq, None if math.isnan(fraction) else fraction, message)
+            return None
+        return waiting
 
     async def cancel(self, peer: str, wire_id: Hashable, wait: float) -> CancelOutcome:
         # no deadline of our own: the core bounds the wait

@@ -57,9 +57,7 @@ class EventSignals:
     async def install(self) -> None:
         """A new connection: ask the bus for the events we receive."""
         self._rules = set()
-        for name in sorted(self._receives):
-            await self.link.bus_request("AddMatch", "s", [self._rule(name)], self.link.timeout)
-            self._rules.add(name)
+        await self.receive(self._receives)
 
     async def receive(self, receives: set[str]) -> None:
         """The event types we handle changed."""
@@ -163,12 +161,8 @@ class EventSignals:
             self._held_waiter = asyncio.ensure_future(self._release_when_settled())
 
     async def _release_when_settled(self) -> None:
-        # discovery settles the table when done or failed; bounded all the same (a link that does
-        # not come back): what is held then goes through the same check as any other event
-        try:
-            await asyncio.wait_for(self.peers.wait_settled(), self.peers.timeout)
-        except TimeoutError:
-            pass
+        # bounded: what is held then goes through the same check as any other event
+        await self.peers.wait_settled()
         self._release()
 
     def _release(self) -> None:

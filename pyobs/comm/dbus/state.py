@@ -74,22 +74,16 @@ class StateProperties:
     def on_properties(self, msg: Message) -> Message:
         """A call of ``org.freedesktop.DBus.Properties`` on our object."""
         member, sig, body = msg.member, msg.signature, msg.body
-        if member == "Get" and sig == "ss":
-            iface, prop = body
-            values = self._properties(iface)
-            if values is None:
-                text = f"module '{self.names.name}' has no interface {iface}"
-                return Message.new_error(msg, wire.E_UNKNOWN_INTERFACE, text)
-            if prop not in values:
-                return Message.new_error(msg, wire.E_UNKNOWN_PROPERTY, f"{iface} has no property {prop!r}")
-            return Message.new_method_return(msg, "v", [values[prop]])
-        if member == "GetAll" and sig == "s":
+        if (member, sig) in (("Get", "ss"), ("GetAll", "s")):
             values = self._properties(body[0])
             if values is None:
-                return Message.new_error(
-                    msg, wire.E_UNKNOWN_INTERFACE, f"module '{self.names.name}' has no interface {body[0]}"
-                )
-            return Message.new_method_return(msg, "a{sv}", [values])
+                text = f"module '{self.names.name}' has no interface {body[0]}"
+                return Message.new_error(msg, wire.E_UNKNOWN_INTERFACE, text)
+            if member == "GetAll":
+                return Message.new_method_return(msg, "a{sv}", [values])
+            if body[1] not in values:
+                return Message.new_error(msg, wire.E_UNKNOWN_PROPERTY, f"{body[0]} has no property {body[1]!r}")
+            return Message.new_method_return(msg, "v", [values[body[1]]])
         if member == "Set" and sig == "ssv":
             return Message.new_error(msg, wire.E_READ_ONLY, f"{body[0]}.{body[1]} is read-only")
         text = f"{wire.PROPS_IFACE} has no method {member}({sig})"
