@@ -17,6 +17,7 @@ import pytest
 
 from pyobs.comm import Comm
 from pyobs.comm.dbus import DbusComm
+from pyobs.testing.process import start_process, stop_process
 
 _counter = itertools.count()
 
@@ -60,15 +61,8 @@ class DbusDaemon:
             self.socket.unlink()
         config = self.directory / "bus.conf"
         config.write_text(_CONFIG.format(address=self.address))
-        self.proc = subprocess.Popen(
-            [
-                "dbus-daemon",
-                f"--config-file={config}",
-                "--nofork",
-                "--nopidfile",
-                "--nosyslog",
-                "--print-address=1",
-            ],
+        self.proc = start_process(
+            ["dbus-daemon", f"--config-file={config}", "--nofork", "--nopidfile", "--nosyslog", "--print-address=1"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={k: v for k, v in os.environ.items() if not k.startswith("DBUS_")},
@@ -94,13 +88,7 @@ class DbusDaemon:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(proc, 5.0, sig)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()

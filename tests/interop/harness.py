@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from pyobs.testing.process import start_process
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 PREFIX = "@@PEER "
@@ -55,16 +57,6 @@ def _has_core(python: Path) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return proc.returncode == 0
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the test process dies, however it dies (Linux)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -107,14 +99,12 @@ class Server:
                "--dir", str(self.directory), "--users", ",".join(self.users)]  # fmt: skip
         if self.kind == "prosody":
             cmd.append("--allow-plain")  # ejabberd's test config allows PLAIN without TLS anyway
-        self.proc = subprocess.Popen(
+        self.proc = start_process(
             cmd,
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         info: dict[str, str] = {}
         lines: list[str] = []
@@ -211,7 +201,7 @@ class CorePeer:
         path = self.workdir / f"{self.name}.yaml"
         path.write_text(yaml.safe_dump(self.config))
         cmd = [str(self.python), "-P", "-m", "pyobs.cli.pyobs", "--iers-offline", "--log-level", "info", str(path)]
-        self.proc = subprocess.Popen(
+        self.proc = start_process(
             cmd,
             cwd=self.workdir,
             env=_clean_env(PYTHONPATH=str(HERE), PYTHONUNBUFFERED="1"),
@@ -219,8 +209,6 @@ class CorePeer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         threading.Thread(target=self._read, name=f"peer-{self.name}", daemon=True).start()
         return self
