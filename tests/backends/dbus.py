@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dbus_fast import Message
 
 from pyobs.comm import Comm
 from pyobs.comm.dbus import DbusComm
+from pyobs.comm.dbus.codec import escape_name
 from pyobs.testing.process import start_process, stop_process
 
 _counter = itertools.count()
@@ -120,6 +122,15 @@ class DbusBackend:
 
     def comm_config(self, name: str) -> dict[str, Any]:
         return {"class": "pyobs.comm.dbus.DbusComm", "name": name, "bus": self.address, "prefix": self.prefix}
+
+    def target(self, name: str) -> tuple[str, str]:
+        """Well-known name and object path of module ``name``."""
+        return f"{self.prefix}.{escape_name(name)}", "/" + self.prefix.replace(".", "/")
+
+    def message(self, name: str, iface: str, member: str, sig: str = "", body: list[Any] | None = None) -> Message:
+        """A method call to module ``name``, as a foreign client sends it."""
+        dest, path = self.target(name)
+        return Message(destination=dest, path=path, interface=iface, member=member, signature=sig, body=body or [])
 
 
 @pytest.fixture
