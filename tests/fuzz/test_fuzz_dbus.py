@@ -63,11 +63,7 @@ async def test_attacks_over_dbus(dbus_backend: Any, tmp_path: Path) -> None:
         return reply
 
     try:
-        end = loop.time() + 30
-        while not caller.is_online(NAME):
-            assert loop.time() < end and proc.poll() is None, "the target did not come online"
-            await asyncio.sleep(0.05)
-        await health.check("start")
+        await health.wait_online()
 
         # ------------------------------------------------------------------ garbled
         for _ in range(300):

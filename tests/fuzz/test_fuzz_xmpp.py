@@ -64,6 +64,7 @@ async def test_attacks_over_xmpp(xmpp_backend: Any, tmp_path: Path) -> None:
             if limit is None or len(payload) < limit - 500:
                 return payload
         raise AssertionError("no garbled call under the server's stanza limit")
+
     resource = xmpp_backend.resource
     jid = server.jid(NAME, resource)
     proc = start_target(xmpp_backend.comm_config(NAME), tmp_path, NAME)
@@ -75,11 +76,7 @@ async def test_attacks_over_xmpp(xmpp_backend: Any, tmp_path: Path) -> None:
     rng = random.Random(13)
     try:
         loop = asyncio.get_running_loop()
-        end = loop.time() + 30
-        while not caller.is_online(NAME):
-            assert loop.time() < end and proc.poll() is None, "the target did not come online"
-            await asyncio.sleep(0.05)
-        await health.check("start")
+        await health.wait_online()
 
         # ------------------------------------------------------------------ garbled
         for _ in range(300):
@@ -209,4 +206,3 @@ async def test_attacks_over_xmpp(xmpp_backend: Any, tmp_path: Path) -> None:
         await mallory.close()
         await caller.close()
         stop_target(proc)
-
