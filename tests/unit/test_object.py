@@ -7,6 +7,9 @@ import logging
 from abc import abstractmethod
 from typing import Any
 
+import pytest
+from backends.base import eventually
+
 from pyobs.comm.local import LocalComm, LocalNetwork
 from pyobs.events import NewImageEvent
 from pyobs.interfaces import IStartStop
@@ -39,6 +42,26 @@ async def test_background_tasks_run_crashes_are_logged_and_close_cancels(caplog:
     assert "crashing" in caplog.text and "boom in background" in caplog.text
     await obj.close()
     assert cancelled.is_set()
+
+
+async def test_a_crashing_background_task_is_restarted_with_backoff(caplog: pytest.LogCaptureFixture) -> None:
+    runs: list[float] = []
+
+    async def crashing() -> None:
+        runs.append(asyncio.get_running_loop().time())
+        raise RuntimeError("boom again")
+
+    obj = Object()
+    obj.add_background_task(crashing)
+    caplog.set_level(logging.ERROR)
+    await obj.open()
+    try:
+        # paced by backoff(): restarted after about 0.2 s, then 0.4 s (1 s each before: 2 s in all)
+        await eventually(lambda: len(runs) >= 3, timeout=1.8, what="two restarts")
+        assert "crashing" in caplog.text and "restarting" in caplog.text
+        assert runs[1] - runs[0] >= 0.15 and runs[2] - runs[1] >= 0.3  # paused, not restarted at once
+    finally:
+        await obj.close()
 
 
 async def test_module_goes_online_only_after_its_open_finished() -> None:
