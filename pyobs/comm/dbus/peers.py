@@ -27,10 +27,10 @@ RESTORE_GRACE = 3.0
 
 
 class PeerTable:
-    def __init__(self, names: Names, link: Link, timeout: float) -> None:
+    def __init__(self, names: Names, link: Link) -> None:
         self.names = names
         self.link = link
-        self.timeout = timeout
+        self.timeout = link.timeout
         self.handler: TransportHandler | None = None
         self._owners: dict[str, str] = {}  # unique name -> module name
         self._unique: dict[str, str] = {}  # module name -> unique name
@@ -195,13 +195,16 @@ class PeerTable:
             return
         if reply.message_type is ERROR or reply.signature != "ss" or self._unique.get(peer) != owner:
             return  # an older peer without the method, or gone meanwhile
-        if self.handler is not None and peer in self._online:
-            self.handler.peer_module_state(peer, str(reply.body[0]), str(reply.body[1])[:MAX_STATUS])
+        self._module_state(peer, reply.body)
 
     def on_module_state(self, sender: str, signature: str, body: list[Any]) -> None:
         """A peer's ``ModuleState`` signal: its lifecycle state changed."""
         peer = self._owners.get(sender)
-        if peer is not None and peer in self._online and signature == "ss" and self.handler is not None:
+        if peer is not None and signature == "ss":
+            self._module_state(peer, body)
+
+    def _module_state(self, peer: str, body: list[Any]) -> None:
+        if self.handler is not None and peer in self._online:
             self.handler.peer_module_state(peer, str(body[0]), str(body[1])[:MAX_STATUS])
 
     async def resolve(self, peer: str) -> bool:

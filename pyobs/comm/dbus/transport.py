@@ -50,7 +50,7 @@ class DbusTransport(Transport):
         self.timeout = float(timeout)
         self._handler: TransportHandler | None = None
         self.link = Link(name, bus, self.timeout, self._on_message, self._setup, on_lost=self._lost, on_back=self._back)
-        self.peers = PeerTable(names, self.link, self.timeout)
+        self.peers = PeerTable(names, self.link)
         self.exports = Exports(name, names.path)
         self.server = CallServer(names, self.link, self.peers, self.exports)
         self.client = CallClient(names, self.link, self.peers)
