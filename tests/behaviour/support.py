@@ -4,7 +4,9 @@ value vocabulary, a telescope written like the seed's examples, and helpers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from abc import abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -290,6 +292,21 @@ class Camera(Module):
 async def opened(module: Module) -> Module:
     await module.open()
     return module
+
+
+@contextlib.asynccontextmanager
+async def sink_and_caller(backend: Any, **options: Any) -> AsyncIterator[tuple[KitchenSink, Comm, Any]]:
+    """A KitchenSink module ``sink`` and a comm ``caller`` that sees it (``options`` are the
+    caller's): (sink, caller, the caller's proxy to the sink); both closed at the end."""
+    sink = await opened(KitchenSink(comm=backend.comm("sink")))
+    caller = backend.comm("caller", **options)
+    await caller.open()
+    try:
+        await seen(caller, "sink")
+        yield sink, caller, await caller.proxy("sink", IKitchenSink)
+    finally:
+        await caller.close()
+        await sink.close()
 
 
 async def seen(comm: Comm, name: str, timeout: float = 5.0) -> None:
