@@ -295,18 +295,30 @@ async def opened(module: Module) -> Module:
 
 
 @contextlib.asynccontextmanager
-async def sink_and_caller(backend: Any, **options: Any) -> AsyncIterator[tuple[KitchenSink, Comm, Any]]:
-    """A KitchenSink module ``sink`` and a comm ``caller`` that sees it (``options`` are the
-    caller's): (sink, caller, the caller's proxy to the sink); both closed at the end."""
-    sink = await opened(KitchenSink(comm=backend.comm("sink")))
-    caller = backend.comm("caller", **options)
-    await caller.open()
+async def module_and_caller(
+    backend: Any,
+    module_class: type[Module],
+    name: str,
+    interface: type[Interface],
+    caller: str = "caller",
+    **options: Any,
+) -> AsyncIterator[tuple[Any, Comm, Any]]:
+    """Module ``name`` and a comm ``caller`` that sees it (``options`` are the caller's): (module,
+    caller, the caller's proxy to the module for ``interface``); both closed at the end."""
+    module = await opened(module_class(comm=backend.comm(name)))
+    comm = backend.comm(caller, **options)
+    await comm.open()
     try:
-        await seen(caller, "sink")
-        yield sink, caller, await caller.proxy("sink", IKitchenSink)
+        await seen(comm, name)
+        yield module, comm, await comm.proxy(name, interface)
     finally:
-        await caller.close()
-        await sink.close()
+        await comm.close()
+        await module.close()
+
+
+def sink_and_caller(backend: Any, **options: Any) -> contextlib.AbstractAsyncContextManager[tuple[Any, Comm, Any]]:
+    """A KitchenSink ``sink`` and a comm ``caller`` that sees it: (sink, caller, proxy)."""
+    return module_and_caller(backend, KitchenSink, "sink", IKitchenSink, **options)
 
 
 async def seen(comm: Comm, name: str, timeout: float = 5.0) -> None:
