@@ -22,7 +22,6 @@ and the server closes the stream of anyone sending more instead of dying. See do
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import glob
@@ -40,7 +39,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .process import ServerBase, TestServerError, free_port, start_process, stop_process, wait_for_port
+from .process import ServerBase, TestServerError, free_port, server_parser, start_process, stop_process, wait_for_port
 
 ERL = os.environ.get("PYOBS_ERL", "erl")
 EPMD = os.environ.get("PYOBS_EPMD", "epmd")
@@ -163,6 +162,8 @@ class EjabberdTestServer(ServerBase):
     """
 
     kind = "ejabberd"
+    config_name = "ejabberd.yml"
+    log_name = "ejabberd.log"
 
     def __init__(
         self,
@@ -195,14 +196,6 @@ class EjabberdTestServer(ServerBase):
         self._epmd: subprocess.Popen[bytes] | None = None
 
     # ------------------------------------------------------------------ addresses
-
-    @property
-    def config_file(self) -> Path:
-        return self.directory / "ejabberd.yml"
-
-    @property
-    def log_file(self) -> Path:
-        return self.directory / "ejabberd.log"
 
     @property
     def pid(self) -> int | None:
@@ -421,17 +414,9 @@ class EjabberdTestServer(ServerBase):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pyobs.testing.ejabberd_server", description="Run a throw-away ejabberd for pyobs tests."
-    )
-    parser.add_argument("--dir", help="directory for config, spool and log (default: a temporary one)")
-    parser.add_argument("--users", default="", help="comma-separated account names")
-    parser.add_argument("--domain", default="pyobs.test")
-    parser.add_argument("--password", default="pyobs")
-    parser.add_argument("--port", type=int, default=None, help="c2s port (default: a free one)")
+    parser = server_parser("python -m pyobs.testing.ejabberd_server", "Run a throw-away ejabberd for pyobs tests.")
     parser.add_argument("--nodes", type=int, default=1, help="cluster nodes (each prints its server=)")
     args = parser.parse_args(argv)
-    users = [u.strip() for u in args.users.split(",") if u.strip()]
     servers: list[EjabberdTestServer] = []
     stop = {"now": False}
 
@@ -441,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        first = EjabberdTestServer(users, domain=args.domain, password=args.password, directory=args.dir,
+        first = EjabberdTestServer(args.users, domain=args.domain, password=args.password, directory=args.dir,
                                    port=args.port)  # fmt: skip
         first.start_blocking()
         servers.append(first)

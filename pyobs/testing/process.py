@@ -5,6 +5,7 @@ XMPP servers share (addresses, accounts, start/stop/restart, context managers, c
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -89,6 +90,20 @@ def wait_for_port(
             delay = min(delay * 2, 0.05)
 
 
+def server_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The command-line options every test server takes (``--users`` gives a list)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--dir", help="directory for config, data and log (default: a temporary one)")
+    parser.add_argument(
+        "--users", default="", type=lambda text: [u.strip() for u in text.split(",") if u.strip()],
+        help="comma-separated account names",
+    )  # fmt: skip
+    parser.add_argument("--domain", default="pyobs.test")
+    parser.add_argument("--password", default="pyobs")
+    parser.add_argument("--port", type=int, default=None, help="c2s port (default: a free one)")
+    return parser
+
+
 def check_user(user: str) -> str:
     if not user or any(c in user for c in "@/:\" \n\t'\\"):
         raise ValueError(f"invalid account name {user!r}")
@@ -101,6 +116,9 @@ class ServerBase:
     __test__ = False  # not a pytest test class
     kind: str
     port: int
+    #: file names in :attr:`directory`
+    config_name: str
+    log_name: str
 
     def __init__(
         self, users: Iterable[str], outsiders: Iterable[str], domain: str, password: str, directory: StrPath | None
@@ -138,6 +156,14 @@ class ServerBase:
     def jid(self, user: str, resource: str | None = None) -> str:
         bare = f"{user}@{self.domain}"
         return f"{bare}/{resource}" if resource else bare
+
+    @property
+    def config_file(self) -> Path:
+        return self.directory / self.config_name
+
+    @property
+    def log_file(self) -> Path:
+        return self.directory / self.log_name
 
     @property
     def running(self) -> bool:

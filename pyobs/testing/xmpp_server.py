@@ -20,7 +20,6 @@ Command line (prints the address and domain, runs until SIGTERM/SIGINT)::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import shutil
@@ -30,7 +29,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from .process import ServerBase, TestServerError, free_port, start_process, stop_process, wait_for_port
+from .process import ServerBase, TestServerError, free_port, server_parser, start_process, stop_process, wait_for_port
 
 __all__ = ["PROSODY", "PROSODYCTL", "SERVER_PLUGINS", "TestServer", "TestServerError", "free_port", "main"]
 
@@ -68,6 +67,8 @@ class TestServer(ServerBase):
     """
 
     kind = "prosody"
+    config_name = "prosody.cfg.lua"
+    log_name = "prosody.log"
 
     def __init__(
         self,
@@ -104,14 +105,6 @@ class TestServer(ServerBase):
         if self.direct_tls_port is None:
             raise ValueError("the test server was started without tls=True")
         return f"{self.host}:{self.direct_tls_port}"
-
-    @property
-    def config_file(self) -> Path:
-        return self.directory / "prosody.cfg.lua"
-
-    @property
-    def log_file(self) -> Path:
-        return self.directory / "prosody.log"
 
     @property
     def ca_file(self) -> Path:
@@ -273,23 +266,15 @@ Component {_lua(self.pubsub)} "pubsub"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pyobs.testing.xmpp_server", description="Run a throw-away prosody for pyobs."
-    )
-    parser.add_argument("--dir", help="directory for config, data and log (default: a temporary one)")
-    parser.add_argument("--users", default="", help="comma-separated account names")
-    parser.add_argument("--domain", default="pyobs.test")
-    parser.add_argument("--password", default="pyobs")
-    parser.add_argument("--port", type=int, default=None, help="c2s port (default: a free one)")
+    parser = server_parser("python -m pyobs.testing.xmpp_server", "Run a throw-away prosody for pyobs.")
     parser.add_argument("--tls", action="store_true", help="self-signed certificate, STARTTLS required")
     parser.add_argument("--allow-plain", action="store_true", help="allow PLAIN auth without TLS")
     parser.add_argument("--prosody-gc", action="store_true", help="keep prosody's own (slower) GC pacing")
     args = parser.parse_args(argv)
-    users = [u.strip() for u in args.users.split(",") if u.strip()]
 
     async def run() -> None:
         server = TestServer(
-            users, domain=args.domain, password=args.password, directory=args.dir, port=args.port,
+            args.users, domain=args.domain, password=args.password, directory=args.dir, port=args.port,
             tls=args.tls, allow_plain=args.allow_plain, tuned_gc=not args.prosody_gc,
         )  # fmt: skip
         stop = asyncio.Event()
