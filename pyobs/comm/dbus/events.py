@@ -66,14 +66,11 @@ class EventSignals:
         if not self.link.up:
             return  # installed on the next connection
         for name in sorted(wanted - self._rules):
-            await self.link.bus_request("AddMatch", "s", [self._rule(name)], self.link.timeout)
+            await self.link.add_match(self._rule(name), self.link.timeout)
             self._rules.add(name)
         for name in sorted(self._rules - wanted):
             self._rules.discard(name)
-            try:
-                await self.link.bus_request("RemoveMatch", "s", [self._rule(name)], self.link.timeout)
-            except RemoteError as exc:
-                log.debug("%s: %s", self.names.name, exc)
+            await self.link.remove_match(self._rule(name))
 
     async def publish(self, event: Event) -> None:
         if not self.link.up:  # the core keeps it in its outbox and sends it when we report the bus back

@@ -242,6 +242,16 @@ class Link:
             raise RemoteError(f"the bus refused {member}: {reply.error_name}: {text}")
         return list(reply.body)
 
+    async def add_match(self, rule: str, timeout: float | None = None) -> None:
+        await self.bus_request("AddMatch", "s", [rule], timeout)
+
+    async def remove_match(self, rule: str) -> None:
+        """Failures are only logged: a rule the bus no longer has harms nobody."""
+        try:
+            await self.bus_request("RemoveMatch", "s", [rule], self.timeout)
+        except RemoteError as exc:
+            log.debug("%s: %s", self.owner, exc)
+
     # ------------------------------------------------------------------ calls (dbus-fast's private API, here only)
 
     def next_serial(self) -> int:

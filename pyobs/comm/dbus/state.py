@@ -134,7 +134,7 @@ class StateProperties:
     async def subscribe(self, peer: str, interface: str) -> Any:
         key = (peer, interface)
         if key not in self._following:
-            await self.link.bus_request("AddMatch", "s", [self._rule(peer, interface)])
+            await self.link.add_match(self._rule(peer, interface))  # no deadline of our own: the core's
             self._following.add(key)
         return await self._get_property(peer, interface, "State")
 
@@ -142,10 +142,7 @@ class StateProperties:
         key = (peer, interface)
         if key in self._following:
             self._following.discard(key)
-            try:
-                await self.link.bus_request("RemoveMatch", "s", [self._rule(peer, interface)], self.link.timeout)
-            except RemoteError as exc:
-                log.debug("%s: %s", self.names.name, exc)
+            await self.link.remove_match(self._rule(peer, interface))
 
     async def capabilities(self, peer: str, interface: str) -> Any:
         return await self._get_property(peer, interface, "Capabilities")

@@ -68,18 +68,14 @@ class DbusTransport(Transport):
     async def _setup(self) -> None:
         """Every (re)connection: match rules for discovery and our events, our name, who is online."""
         link, path = self.link, self.names.path
-        await link.bus_request(
-            "AddMatch",
-            "s",
-            [
-                f"type='signal',sender='{wire.DBUS_NAME}',interface='{wire.DBUS_NAME}',member='NameOwnerChanged',"
-                f"arg0namespace='{self.names.prefix}'"
-            ],
+        await link.add_match(
+            f"type='signal',sender='{wire.DBUS_NAME}',interface='{wire.DBUS_NAME}',member='NameOwnerChanged',"
+            f"arg0namespace='{self.names.prefix}'",
             self.timeout,
         )
         for member in ("Described", "ModuleState"):
             rule = f"type='signal',path='{path}',interface='{wire.MODULE_IFACE}',member='{member}'"
-            await link.bus_request("AddMatch", "s", [rule], self.timeout)
+            await link.add_match(rule, self.timeout)
         await self.events.install()
         if self.exports.online:
             await self._request_name()
