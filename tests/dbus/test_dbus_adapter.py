@@ -10,9 +10,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from backends.dbus import DbusDaemon
+from backends.dbus import DbusBackend, DbusDaemon
 from dbus_fast import Message
 from dbus_fast.aio import MessageBus
+
+from pyobs.comm.dbus import DbusTransport
 
 
 async def test_reply_handlers_are_kept_by_serial_and_called_with_the_reply(dbus_bus: str) -> None:
@@ -66,3 +68,22 @@ async def test_a_write_on_a_socket_the_daemon_closed_leaves_its_future_where_the
             bus.disconnect()
             with contextlib.suppress(Exception):  # the broken connection's error, retrieved
                 await asyncio.wait_for(bus.wait_for_disconnect(), 5.0)
+
+
+async def test_a_request_given_up_leaves_no_reply_handler_behind(dbus_backend: DbusBackend, raw: MessageBus) -> None:
+    """link.roundtrip removes the handler it put into dbus-fast when its waiter stops waiting (dbus-fast
+    would keep it until the connection ends): here a peer that takes the call and never answers."""
+    raw.add_message_handler(lambda msg: True if msg.member == "Never" else None)  # taken, never answered
+    comm = dbus_backend.comm("asker")
+    await comm.open()
+    try:
+        transport = comm.transport
+        assert isinstance(transport, DbusTransport)
+        handlers = transport.link._bus._method_return_handlers  # type: ignore[union-attr]
+        before = set(handlers)
+        for _ in range(3):
+            with pytest.raises(TimeoutError, match="did not answer"):
+                await transport.link.request(raw.unique_name, "/org/pyobs/test", "org.pyobs.Test", "Never", timeout=0.1)
+        assert set(handlers) == before
+    finally:
+        await comm.close()

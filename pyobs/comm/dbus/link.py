@@ -286,8 +286,9 @@ class Link:
             self.write(msg)  # marshals now: raises if the body does not fit
             return await fut
         finally:
-            if not fut.done():  # not sent, or we stopped waiting: dbus-fast would keep it until the link ends
-                handlers.pop(msg.serial, None)
+            # not sent, or we stopped waiting (then fut is cancelled too): dbus-fast would keep the
+            # handler until the link ends; after a reply it has removed it already
+            handlers.pop(msg.serial, None)
 
 
 def _dropped_write(bus: MessageBus) -> None:
