@@ -460,6 +460,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     fleet.add_argument("--fleet", action="store_true", help="fleet of N = 10, 30, 100 modules (with --quick: 10, 30)")
     fleet.add_argument("--fleet-300", action="store_true", help="with --fleet: N = 300 as well")
     fleet.add_argument("--fleet-sizes", help="with --fleet: these sizes instead, e.g. 10,30")
+    fleet.add_argument("--fleet-server", choices=("prosody", "ejabberd"), default="prosody",
+                       help="with --fleet: the server (ejabberd: fleet-ejabberd.json and its own section)")
+    fleet.add_argument("--fleet-peer-check", type=float, default=None, metavar="SECONDS",
+                       help="with --fleet: ours' peer_check_interval (0: off; default: the comm's)")
+    fleet.add_argument("--fleet-worker-nice", type=int, default=0, metavar="K",
+                       help="with --fleet: run the workers at nice K, the server at 0 (as on a machine of its own)")
     args = ap.parse_args(argv)
     args.fleet_profile = "quick" if args.profile in ("quick", "smoke") else "full"
     if args.out is None and args.fleet:

@@ -77,8 +77,10 @@ class Fleet:
                 "max_seconds": 600.0}  # fmt: skip
         self.n_spawned += 1
         log = self.logs / f"{self.n_spawned:03d}-fleet-{impl}-{label}.log"
-        return await self.ws.start(Worker(f"fleet/{impl}/{label}", [python, str(WORKER), json.dumps(spec)], penv,
-                                          BENCH, log))  # fmt: skip
+        cmd = [python, str(WORKER), json.dumps(spec)]
+        if self.args.fleet_worker_nice:  # the server first, as on a machine of its own (nice execs: same pid)
+            cmd = ["nice", "-n", str(self.args.fleet_worker_nice), *cmd]
+        return await self.ws.start(Worker(f"fleet/{impl}/{label}", cmd, penv, BENCH, log))
 
 
 def names_for(n: int) -> list[str]:
@@ -87,11 +89,9 @@ def names_for(n: int) -> list[str]:
 
 async def measure(fl: Fleet, impl: str, n: int, server: Any, out: dict[str, Any]) -> dict[str, Any]:
     """Fills ``out`` phase by phase (what was measured survives a later phase that fails)."""
-    from pyobs.testing.xmpp_server import TestServer
-
-    assert isinstance(server, TestServer)
     lim = fl.limits
-    env = {"server": server.address, "domain": server.domain, "password": server.password}
+    env = {"server": server.address, "domain": server.domain, "password": server.password,
+           "peer_check_interval": fl.args.fleet_peer_check}  # fmt: skip
     names = names_for(n)
     publisher = names[0]
     groups = [names[i : i + PER_PROCESS] for i in range(0, n, PER_PROCESS)]
@@ -105,7 +105,8 @@ async def measure(fl: Fleet, impl: str, n: int, server: Any, out: dict[str, Any]
     pub = ws[0]
 
     def server_cpu() -> float:
-        return cpu_seconds(server._process.pid if server._process else None) or 0.0
+        proc = getattr(server, "_process", None)  # prosody's and ejabberd's test servers alike
+        return cpu_seconds(proc.pid if proc is not None and proc.poll() is None else None) or 0.0
 
     # --- start to full mesh
     cpu0 = server_cpu()
@@ -314,6 +315,7 @@ def exponent(points: list[tuple[int, float | None]]) -> float | None:
 
 
 async def amain(args: argparse.Namespace) -> int:
+    from pyobs.testing.ejabberd_server import SHAPER_RATE, EjabberdTestServer
     from pyobs.testing.xmpp_server import TestServer
 
     sizes = [10, 30] if args.fleet_profile == "quick" else [10, 30, 100]
@@ -328,12 +330,22 @@ async def amain(args: argparse.Namespace) -> int:
     if args.budget == 570.0:  # the transport benchmark's default: a fleet run needs more
         args.budget = 1500.0 if args.fleet_profile == "full" else 600.0
     fl = Fleet(args, logs)
-    results: dict[str, Any] = {"sizes": sizes, "impls": impls, "per_process": PER_PROCESS, "runs": {}}
+    kind = args.fleet_server
+    results: dict[str, Any] = {"sizes": sizes, "impls": impls, "per_process": PER_PROCESS, "runs": {},
+                               "server": kind, "peer_check_interval": args.fleet_peer_check,
+                               "ejabberd_shaper": (args.ejabberd_shaper or SHAPER_RATE) if kind == "ejabberd" else None,
+                               "worker_nice": args.fleet_worker_nice,
+                               }  # fmt: skip
     for n in sizes:
         users = [*names_for(n), "fleet-late"]
-        async with TestServer(users=users) as server, workers() as ws:
+        server: TestServer | EjabberdTestServer = (
+            EjabberdTestServer(users, shaper_rate=args.ejabberd_shaper or SHAPER_RATE)
+            if kind == "ejabberd"
+            else TestServer(users=users)
+        )
+        async with server, workers() as ws:
             fl.ws = ws
-            fl.say(f"N={n}: prosody on {server.address}")
+            fl.say(f"N={n}: {kind} on {server.address}")
             for impl in impls:
                 if time.monotonic() > fl.deadline:
                     fl.say(f"budget used up: {impl} N={n} skipped")

@@ -12,6 +12,17 @@ from typing import Any
 
 BEGIN = "<!-- fleet: written by bench/run --fleet -->"
 END = "<!-- /fleet -->"
+#: the ejabberd run's section (``--fleet-server ejabberd``), next to prosody's
+BEGIN_EJABBERD = "<!-- fleet-ejabberd: written by bench/run --fleet --fleet-server ejabberd -->"
+END_EJABBERD = "<!-- /fleet-ejabberd -->"
+
+
+def markers(server: str) -> tuple[str, str]:
+    return (BEGIN_EJABBERD, END_EJABBERD) if server == "ejabberd" else (BEGIN, END)
+
+
+def json_name(server: str) -> str:
+    return "fleet-ejabberd.json" if server == "ejabberd" else "fleet.json"
 
 GOALS = [
     ("N = 100 start to full mesh ≤ 2 s", "100", "mesh_s", 2.0),
@@ -66,12 +77,18 @@ def markdown(results: dict[str, Any], before: dict[str, Any] | None = None) -> s
     ours, core = runs.get("ours", {}), runs.get("core", {})
     old = (before or {}).get("runs", {}).get("ours", {})
     sizes = [str(n) for n in results["sizes"]]
+    server = results.get("server", "prosody")
+    begin, end = markers(server)
+    check = results.get("peer_check_interval")
     lines = [
-        BEGIN,
-        "## Fleet (bench/run --fleet)",
+        begin,
+        "## Fleet (bench/run --fleet)"
+        if server == "prosody"
+        else f"## Fleet on {server} (bench/run --fleet --fleet-server {server})",
         "",
         f"{results.get('date', '')}, commit {results.get('commit', '?')}; {results['per_process']} modules per "
-        "process, each with its own connection; one prosody per N, ours and pyobs-core 2.19.1 on it one after "
+        + (f"process; ours' peer check every {check} s (0: off)" if check is not None else "process")
+        + f", each with its own connection; one {server} per N, ours and pyobs-core 2.19.1 on it one after "
         "the other. Module 0 publishes, the others handle its events. \"never\": not within the phase's limit. "
         "Ratio: pyobs-core ÷ ours (> 1: ours better). Restart deliveries: pyobs-core's publisher waits in "
         "send_event() while the server is away, so it sends few events in that phase (\"of\" counts what was sent).",
@@ -134,17 +151,20 @@ def markdown(results: dict[str, Any], before: dict[str, Any] | None = None) -> s
         lines.append(f"| restart of 100: events reach all ≤ 1.5 x reconnect all | {_fmt(ev, ' s')} vs "
                      f"{_fmt(rec, ' s')} | {'yes' if ok else 'no'} |")  # fmt: skip
     e = ex.get("ours", {}).get("mesh_s")
-    if e is not None:
+    if e is not None and _get(ours.get("100"), "mesh_s") is None:  # a fit without N = 100 shows nothing
+        lines.append(f"| start exponent ≤ 1.3 (10 → 100) | {e} without N = 100 (never meshed) | no |")
+    elif e is not None:
         lines.append(f"| start exponent ≤ 1.3 (10 → 100) | {e} | {'yes' if e <= 1.3 else 'no'} |")
-    lines += ["", END, ""]
+    lines += ["", end, ""]
     return "\n".join(lines)
 
 
-def merge_into(text: str, section: str) -> str:
-    """RESULTS.md with the fleet section replaced (or appended)."""
-    start, end = text.find(BEGIN), text.find(END)
+def merge_into(text: str, section: str, server: str = "prosody") -> str:
+    """RESULTS.md with the server's fleet section replaced (or appended)."""
+    begin, end_marker = markers(server)
+    start, end = text.find(begin), text.find(end_marker)
     if start >= 0 and end > start:
-        return text[:start] + section.rstrip("\n") + text[end + len(END) :]
+        return text[:start] + section.rstrip("\n") + text[end + len(end_marker) :]
     return text.rstrip("\n") + "\n\n" + section
 
 
@@ -157,14 +177,19 @@ def _before(bench_dir: Path) -> dict[str, Any] | None:
 
 
 def section_from(bench_dir: Path) -> str:
-    """The fleet section for report.markdown, from bench/fleet.json (empty if there is none)."""
-    path = bench_dir / "fleet.json"
-    if not path.exists():
-        return ""
-    try:
-        return markdown(json.loads(path.read_text()), _before(bench_dir))
-    except (ValueError, KeyError, TypeError):
-        return ""
+    """The fleet sections for report.markdown, from bench/fleet.json and bench/fleet-ejabberd.json
+    (empty if there is none)."""
+    sections = []
+    for server in ("prosody", "ejabberd"):
+        path = bench_dir / json_name(server)
+        if not path.exists():
+            continue
+        try:
+            # "before" was measured on prosody only
+            sections.append(markdown(json.loads(path.read_text()), _before(bench_dir) if server == "prosody" else None))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return "\n".join(sections)
 
 
 def write(results: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
@@ -183,8 +208,9 @@ def write(results: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
     except (OSError, subprocess.SubprocessError):
         results["commit"] = "?"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "fleet.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    md = markdown(results, _before(Path(__file__).resolve().parent.parent))
+    server = results.get("server", "prosody")
+    (out / json_name(server)).write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    md = markdown(results, _before(Path(__file__).resolve().parent.parent) if server == "prosody" else None)
     target = out / "RESULTS.md"
-    target.write_text(merge_into(target.read_text() if target.exists() else "", md))
+    target.write_text(merge_into(target.read_text() if target.exists() else "", md, server))
     print(md)

@@ -79,6 +79,9 @@ PEER_CHECK_INTERVAL = 1.5
 #: a peer that does not answer the check twice in a row within this long counts as gone (it is
 #: asked again each round and comes back if it answers); a busy peer gets two chances
 PEER_CHECK_TIMEOUT = 1.5
+#: peers asked per round at most (in turn; a round after one is found gone asks all): one IQ per
+#: peer per round is N² for the server, at N = 100 a busy prosody (issue 18, bench/RESULTS.md)
+PEER_CHECK_PER_ROUND = 5
 Q_PING = "{urn:xmpp:ping}ping"
 Q_DIRECT_SUBSCRIBE = f"{{{discovery.DIRECT_EVENTS}}}subscribe"
 CAPS_NS = "http://jabber.org/protocol/caps"
@@ -407,7 +410,7 @@ class XmppBase(Transport):
 
         async def _check_peers(self) -> None: ...
 
-        async def _check_peer(self, peer: _PeerState) -> None: ...
+        async def _check_peer(self, peer: _PeerState) -> bool: ...
 
         def _write(self, data: str) -> None: ...
 

@@ -50,9 +50,9 @@ class XmppComm(Comm):
         event_queue_size: events kept while the server is unreachable (the oldest are dropped).
         version: the pyobs version announced in IModule capabilities (empty: not compared by
             pyobs-core peers).
-        peer_check_interval: every so many seconds ask each peer whether it is still there (one
-            small IQ per peer), because servers do not always say when a peer is gone (a dying
-            ejabberd cluster node); 0 turns it off.
+        peer_check_interval: every so many seconds ask peers whether they are still there (a
+            small IQ each, at most PEER_CHECK_PER_ROUND a round, in turn), because servers do not
+            always say when a peer is gone (a dying ejabberd cluster node); 0 turns it off.
         max_stanza_size: the server's stanza size limit in bytes (ejabberd's ``max_stanza_size``;
             0: none known). Calls, answers, events and state larger than that are refused here with
             a clear error instead of costing the connection.

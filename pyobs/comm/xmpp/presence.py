@@ -20,6 +20,7 @@ from .base import (
     MAX_ROSTER_PROBES,
     MAX_STATUS,
     OFFLINE_DEBOUNCE,
+    PEER_CHECK_PER_ROUND,
     PEER_CHECK_TIMEOUT,
     RECENTLY_GONE,
     RESTORE_GRACE,
@@ -177,9 +178,11 @@ class PresenceMixin(XmppBase):
             self._peer_seen.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._peer_seen.wait(), remaining)
-        waits = [p.discovered.wait() for p in self._peers.values() if not p.discovered.is_set()]
         remaining = end - loop.time()
-        if waits and remaining > 0:
+        # coroutines only when awaited (else "never awaited" warnings at fleet size, where time runs out)
+        pending = [p for p in self._peers.values() if not p.discovered.is_set()] if remaining > 0 else []
+        if pending:
+            waits = [p.discovered.wait() for p in pending]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*waits), remaining)
 
@@ -417,41 +420,51 @@ class PresenceMixin(XmppBase):
         pyobs-comm peers, disco#info to others, both answered by every pyobs module). The server
         answers for a session it does not have (``service-unavailable``) at once; a peer that does
         not answer within PEER_CHECK_TIMEOUT counts as gone too, and is asked again each round:
-        if it answers later it is discovered again. Bounded: one IQ per peer per round."""
+        if it answers later it is discovered again. Bounded: PEER_CHECK_PER_ROUND peers a round, in
+        turn; after a round that found one gone (a cluster node died: likely more) all peers."""
+        turn, check_all = 0, False
         while self._session:
             await asyncio.sleep(self.peer_check_interval)
             if not self._session or not self._online:
                 continue
             peers = [p for p in self._peers.values() if p.reported and p.info is not None]
+            if not check_all and len(peers) > PEER_CHECK_PER_ROUND:
+                turn %= len(peers)
+                peers = (peers + peers)[turn : turn + PEER_CHECK_PER_ROUND]
+                turn += PEER_CHECK_PER_ROUND
             suspects = list(self._suspects.items())
-            await asyncio.gather(
+            gone = await asyncio.gather(
                 *(self._check_peer(p) for p in peers), *(self._recheck(n, jid) for n, jid in suspects)
             )
+            check_all = any(gone[: len(peers)])
 
     async def _liveness_iq(self, jid: str, ping: bool) -> None:
         body = '"><ping xmlns="urn:xmpp:ping"/></iq>' if ping else f'"><query xmlns="{discovery.NS}"/></iq>'
         await self._iq(f'<iq type="get" to="{escape_attr(jid)}" id="', body, jid, PEER_CHECK_TIMEOUT, "peer check")
 
-    async def _check_peer(self, peer: _PeerState) -> None:
+    async def _check_peer(self, peer: _PeerState) -> bool:
+        """Whether the peer was found gone."""
         ping = peer.info is not None and peer.info.direct
         try:
             try:
                 await self._liveness_iq(peer.jid, ping)
             except TimeoutError:
                 await self._liveness_iq(peer.jid, ping)  # a second chance for a busy peer
-            return
+            return False
         except IqError as exc:
             if exc.condition == "feature-not-implemented":
-                return  # a client without XEP-0199 answered: it is there
+                return False  # a client without XEP-0199 answered: it is there
             why = f"the server answered {exc.condition}"
         except TimeoutError:
             why = f"no answer twice within {PEER_CHECK_TIMEOUT} s"
             self._suspects[peer.name] = peer.jid
         except XmppConnectionError:
-            return
+            return False
         if self._peers.get(peer.name) is peer:
             log.info("%s: %s is gone without an unavailable presence (%s)", self.bare, peer.name, why)
             self._peer_gone(peer.name)
+            return True
+        return False
 
     async def _recheck(self, name: str, jid: str) -> None:
         try:
