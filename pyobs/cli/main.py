@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         handlers=handlers,
     )
+    if args.log_level != "debug":
+        # slixmpp logs each login and lost connection at INFO; the XMPP transport logs what matters.
+        # The application's choice, made here: importing pyobs.comm.xmpp leaves logging alone
+        logging.getLogger("slixmpp").setLevel(max(logging.WARNING, logging.getLogger().level))
     for key in _UNUSED_GLOBALS:
         if key in defaults:
             logging.getLogger("pyobs").info("global option %s is not used by this package", key)

@@ -105,11 +105,7 @@ class ConnectionMixin(XmppBase):
             return
         client.cancel_connection_attempt()
         client.abort()
-        filters = getattr(client, "_run_out_filters", None)  # slixmpp's send-queue task
-        if isinstance(filters, asyncio.Future) and not filters.done():
-            filters.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(filters, 1.0)
+        await client.stop_send_task()
 
     async def _connect(self, timeout: float, retry: bool) -> None:
         """Connect and log in within ``timeout`` s (retrying refused connections if ``retry``)."""
