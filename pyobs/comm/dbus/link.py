@@ -107,6 +107,7 @@ class Link:
         except Exception as exc:
             where = f"the D-Bus bus ({self.description})"
             raise ConnectionError(f"{self.owner}: cannot connect to {where}: {exc}") from None
+        _wait_on_full_socket(bus)
         bus.add_message_handler(self._on_message)
         self._bus = bus
         try:
@@ -298,3 +299,33 @@ def _dropped_write(bus: MessageBus) -> None:
     fut = getattr(getattr(bus, "_writer", None), "fut", None)
     if isinstance(fut, asyncio.Future) and fut.done() and not fut.cancelled():
         fut.exception()
+
+
+class _SocketThatWaits:
+    """The socket as dbus-fast's writer sees it: a full send buffer writes nothing (the writer then
+    waits until the socket is writable, as after a partial write) instead of raising
+    BlockingIOError, which dbus-fast takes for a broken connection. Without this, a peer flooding
+    us with calls it makes us answer at once (busy, unknown method) ended our connection."""
+
+    __slots__ = ("_sock",)
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def send(self, data: Any) -> int:
+        try:
+            return int(self._sock.send(data))
+        except BlockingIOError:
+            return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _wait_on_full_socket(bus: MessageBus) -> None:
+    """Give dbus-fast's writer (``MessageBus._writer.sock``) a socket that waits when it is full."""
+    writer = getattr(bus, "_writer", None)
+    sock = getattr(writer, "sock", None)
+    if sock is None or isinstance(sock, _SocketThatWaits):
+        raise RuntimeError("dbus-fast's MessageBus._writer.sock is gone: update pyobs/comm/dbus/link.py")
+    writer.sock = _SocketThatWaits(sock)  # type: ignore[union-attr]
