@@ -196,11 +196,12 @@ async def role_member(ctx: Context) -> None:
         elif what == "debug":  # diagnostics: the transport's bookkeeping, into the worker log
             for n, m in modules.items():
                 t = getattr(m.comm, "transport", None)
-                if t is not None and hasattr(t, "_direct"):
-                    print(f"DEBUG {n}: events={len(t._events)} direct={len(t._direct)} online={t._online} "
-                          f"session={t._session} unacked={len(t._unacked)} peers={len(t._peers)} "
-                          f"stale={sum(p.stale for p in t._peers.values())} expected={len(t._expected)} "
-                          f"cache={len(t._caps_cache)}", file=sys.stderr)  # fmt: skip
+                if t is not None and hasattr(t, "peers") and hasattr(t, "publisher"):
+                    peers = t.peers.known()
+                    print(f"DEBUG {n}: online={t.exports.online} session={t.link.session} "
+                          f"unacked={len(t.publisher.unacked)} peers={len(peers)} "
+                          f"stale={sum(p.stale for p in peers)} cache={len(t.peers.discovery.cache)}",
+                          file=sys.stderr)  # fmt: skip
         elif what == "collect":
             emit("got", got={n: {str(k): v for k, v in g.items()} for n, g in got.items() if n != publisher})
         elif what == "restart_watch":  # after the server went down: when is each module back

@@ -1,8 +1,9 @@
 """XMPP transport: modules talk through an XMPP server, wire-compatible with pyobs-core 2.19."""
 
-from .base import is_valid_jid
 from .comm import XmppComm
-from .transport import XmppAuthError, XmppConnectionError, XmppNodeOwnershipError, XmppTransport
+from .errors import XmppAuthError, XmppConnectionError, XmppNodeOwnershipError
+from .link import is_valid_jid
+from .transport import XmppTransport
 
 __all__ = [
     "XmppAuthError",
