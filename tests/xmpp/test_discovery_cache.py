@@ -148,7 +148,8 @@ async def test_a_timed_out_direct_subscription_is_retried_and_called_a_timeout(
         assert sender.subscribes[:2] == ["ProbeEvent", "ProbeEvent"]
         warnings = [r.getMessage() for r in caplog.records if "direct-event subscription" in r.getMessage()]
         assert warnings and "timeout" in warnings[0] and "retrying" in warnings[0], warnings
-        await eventually(lambda: getattr(receiver.transport.peers.get("x"), "events", None) == {"ProbeEvent"}, what="subscribed")
+        peers = receiver.transport.peers
+        await eventually(lambda: getattr(peers.get("x"), "events", None) == {"ProbeEvent"}, what="subscribed")
     finally:
         await receiver.close()
         await sender.close()

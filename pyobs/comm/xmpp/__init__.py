@@ -1,8 +1,8 @@
 """XMPP transport: modules talk through an XMPP server, wire-compatible with pyobs-core 2.19."""
 
 from .comm import XmppComm
-from .errors import XmppAuthError, XmppConnectionError, XmppNodeOwnershipError
-from .link import is_valid_jid
+from .link import XmppAuthError, XmppConnectionError, is_valid_jid
+from .nodes import XmppNodeOwnershipError
 from .transport import XmppTransport
 
 __all__ = [

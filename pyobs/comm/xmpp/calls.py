@@ -20,8 +20,7 @@ from pyobs.utils.exceptions import ForbiddenError, RemoteError, UnknownMethodErr
 from ..calls import Call, CancelOutcome, ProgressSink
 from ..transport import Extend, TransportHandler
 from . import control, rpc
-from .errors import XmppConnectionError, too_large
-from .link import Interim, Link
+from .link import Interim, Link, XmppConnectionError, too_large
 from .peers import PeerTable
 from .values import DecodeError, EncodeError, escape_attr
 

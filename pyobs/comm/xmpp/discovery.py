@@ -85,10 +85,6 @@ def info_result(to: str, iq_id: str, body: str, node: str | None = None) -> str:
     return f'<iq type="result" to="{to}" id="{iq_id}"><query xmlns="{NS}"{node_attr}>{body}</query></iq>'
 
 
-def info_query(to: str, iq_id: str) -> str:
-    return f'<iq type="get" to="{escape_attr(to)}" id="{iq_id}"><query xmlns="{NS}"/></iq>'
-
-
 @dataclass
 class PeerInfo:
     """What a peer's disco#info says."""

@@ -16,13 +16,13 @@ from xml.etree.ElementTree import Element
 
 from pyobs.events.event import Event
 
-from ..backoff import RETRY_CAP, RETRY_FIRST, backoff
+from ..backoff import RETRY_CAP, backoff
 from ..transport import TransportHandler
 from . import pubsub
 from .discovery import DIRECT_EVENTS, Peer, event_version
-from .errors import IqError, XmppConnectionError
 from .exports import Exports
-from .link import Link
+from .link import IqError, Link, XmppConnectionError
+from .nodes import Nodes
 from .values import escape_attr
 
 log = logging.getLogger("pyobs.comm.xmpp.transport")
@@ -32,9 +32,10 @@ DIRECT_RETRIES = 4
 
 
 class EventSubscriptions:
-    def __init__(self, link: Link, exports: Exports) -> None:
+    def __init__(self, link: Link, exports: Exports, nodes: Nodes) -> None:
         self.link = link
         self.exports = exports
+        self.nodes = nodes
         self.handler: TransportHandler | None = None
 
     # ------------------------------------------------------------------ receiving
@@ -88,9 +89,10 @@ class EventSubscriptions:
 
     def wanted(self, peer: Peer) -> set[str]:
         """The events of ``peer`` we handle (same version)."""
-        if self.exports.info is None or peer.info is None:
+        info = self.exports.info
+        if info is None or peer.info is None:
             return set()
-        receives = self.exports.receives
+        receives = info.receives
         return {name for name, version in peer.info.sends if name in receives and event_version(name) == version}
 
     def up_to_date(self, peer: Peer) -> bool:
@@ -170,31 +172,5 @@ class EventSubscriptions:
             await self._subscribe_nodes(peer, sorted(self.wanted(peer) - peer.events))
 
     async def _subscribe_node(self, peer: Peer, event: str) -> None:
-        link = self.link
         node = pubsub.event_node(peer.name, event, event_version(event))
-        try:
-            await link.iq(link.pubsub_head, pubsub.subscribe_body(node, link.bare), link.pubsub, link.timeout, node)
-        except IqError as exc:
-            if exc.condition != "item-not-found":
-                raise
-            # the node does not exist yet (a peer that creates it late): retry in the background
-            link.spawn(self._subscribe_later(peer, event, node))
-            return
-        peer.events.add(event)
-
-    async def _subscribe_later(self, peer: Peer, event: str, node: str) -> None:
-        link = self.link
-        pauses = backoff(RETRY_FIRST, RETRY_CAP)
-        while not peer.gone and link.session:
-            await asyncio.sleep(next(pauses))
-            try:
-                await link.iq(link.pubsub_head, pubsub.subscribe_body(node, link.bare), link.pubsub, link.timeout, node)
-            except IqError as exc:
-                if exc.condition == "item-not-found":
-                    continue
-                log.warning("%s: cannot subscribe to %s: %s", link.bare, node, exc)
-                return
-            except TimeoutError:
-                continue
-            peer.events.add(event)
-            return
+        await self.nodes.subscribe(node, self.link.timeout, lambda: not peer.gone, lambda: peer.events.add(event))

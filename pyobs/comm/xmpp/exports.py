@@ -16,8 +16,7 @@ from pyobs.interfaces.types import ModuleCapabilities
 
 from ..transport import Announcement
 from . import discovery, rpc
-from .errors import XmppConnectionError
-from .link import Link
+from .link import Link, XmppConnectionError
 from .values import INVALID_XML, EncodeError, escape, escape_attr
 
 CAPS_NS = "http://jabber.org/protocol/caps"
@@ -46,14 +45,6 @@ class Exports:
             raise ValueError(f"{self.link.name}: cannot announce capabilities: {exc}") from None
         # peers that know a module like us (same ver) need not ask us: see discovery.fingerprint
         self.caps_ver = discovery.own_fingerprint(self.disco_body, self.link.name)
-
-    @property
-    def sends(self) -> set[str]:
-        return self.info.sends if self.info is not None else set()
-
-    @property
-    def receives(self) -> set[str]:
-        return self.info.receives if self.info is not None else set()
 
     def set_module_state(self, state: str, message: str) -> None:
         """The module's lifecycle state, shown in presence (spec §3.2): ``ready`` available,

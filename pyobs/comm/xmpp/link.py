@@ -7,7 +7,8 @@ lists it), the IQs in flight (id → future, bounded by the deadline of each), t
 of the transport, and the rate-limited log lines a peer can trigger. Answers to our IQs, roster
 pushes and pings are handled here; every other stanza goes to the transport's router. When the
 session ends the link fails what waits on it and reports the loss (``on_lost``); the reconnection
-sequence itself is the transport's.
+sequence itself is the transport's. The errors of a session (not connected, credentials, an
+IQ answered with an error) are defined here.
 """
 
 from __future__ import annotations
@@ -29,10 +30,9 @@ from pyobs.comm.errors import describe
 from pyobs.utils.exceptions import ConfigError, RemoteError
 from pyobs.utils.ratelimit import RateLimitedLog
 
-from ..backoff import RECONNECT_FIRST, backoff
+from ..transport import NotConnected
 from . import pubsub, rpc
 from .client import Q_IQ, Client, RawHandler
-from .errors import IqError, XmppAuthError, XmppConnectionError
 from .limits import StanzaLimits
 from .values import escape_attr
 
@@ -41,8 +41,7 @@ log = logging.getLogger("pyobs.comm.xmpp.transport")  # one logger for the whole
 ROSTER_NS = "jabber:iq:roster"
 Q_ROSTER = f"{{{ROSTER_NS}}}query"
 Q_PING = "{urn:xmpp:ping}ping"
-#: longest pause between two reconnection attempts (s)
-RECONNECT_MAX_DELAY = 0.25
+PING_BODY = '"><ping xmlns="urn:xmpp:ping"/></iq>'
 #: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
 PING_INTERVAL = 30.0
 PING_TIMEOUT = 10.0
@@ -51,6 +50,39 @@ PING_TIMEOUT = 10.0
 TRANSIENT_PUBSUB = frozenset({"internal-server-error", "item-not-found", "resource-constraint", "wait"})
 #: attempts of a node creation or first publish (backoff 20 ms doubling, with jitter: ~1.3 s in all)
 PUBSUB_ATTEMPTS = 7
+
+
+# the errors keep their wire names (pyobs-core 2.19's): they travel by qualified name
+class XmppConnectionError(NotConnected):
+    """Not connected to the XMPP server (or the connection was lost during the operation)."""
+
+    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+
+
+class XmppAuthError(XmppConnectionError, PermissionError):
+    """The server refused our credentials, or its certificate is not trusted: retrying won't help."""
+
+    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+
+
+class IqError(RemoteError):
+    """An IQ was answered with an error."""
+
+    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+
+    def __init__(self, condition: str, text: str = "", what: str = "") -> None:
+        detail = f"{what}: " if what else ""
+        super().__init__(f"{detail}{condition}{f' ({text})' if text else ''}")
+        self.condition = condition
+        self.text = text
+
+
+def too_large(data: str, limit: int) -> int:
+    """The size in bytes of ``data`` if it exceeds ``limit`` (0: no limit), else 0."""
+    if not limit or len(data) <= limit // 4:  # UTF-8 has at most 4 bytes per character
+        return 0
+    size = len(data.encode())
+    return size if size > limit else 0
 
 
 def split_jid(jid: str) -> tuple[str, str, str]:
@@ -189,7 +221,8 @@ class Link:
             if isinstance(trusted, str) or not all(isinstance(t, str) and t for t in trusted):
                 raise ValueError(f"trusted must be a list of JIDs (name@domain), not {trusted!r}")
             self._trusted_explicit = frozenset(t if "@" in t else f"{t}@{domain}" for t in trusted)
-        self._roster: frozenset[str] = frozenset()
+        #: the bare JIDs in our roster (read at each login, changed by the server's pushes)
+        self.roster: frozenset[str] = frozenset()
         #: lines a peer can trigger per stanza go through this (one line per kind every 10 s, with counts)
         self.limited = RateLimitedLog(log)
         self._stanza_limits = stanza_limits or StanzaLimits()
@@ -228,7 +261,7 @@ class Link:
         if bare == self.bare:
             return True
         explicit = self._trusted_explicit
-        return bare in (explicit if explicit is not None else self._roster)
+        return bare in (explicit if explicit is not None else self.roster)
 
     def sender_name(self, bare: str) -> str:
         """How a caller is named to the module: its name in our domain, else its whole bare JID
@@ -260,10 +293,13 @@ class Link:
         self.conflict = False
         self.client = self._make_client()
         try:
-            await self.connect(self.connect_timeout, retry=False)
-        except BaseException:
+            await self.attempt_session(self.connect_timeout)
+        except BaseException as exc:
             self.closing = True
             await self.dispose()
+            if isinstance(exc, XmppConnectionError) and not isinstance(exc, XmppAuthError):
+                why = f"{self.bare}: cannot connect to the XMPP server {self.address}: {exc}"
+                raise XmppConnectionError(why) from None
             raise
 
     def _make_client(self) -> Client:
@@ -306,25 +342,6 @@ class Link:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(filters, 1.0)
 
-    async def connect(self, timeout: float, retry: bool) -> None:
-        """Connect and log in within ``timeout`` s (retrying refused connections if ``retry``)."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
-        pauses = backoff(RECONNECT_FIRST, RECONNECT_MAX_DELAY)
-        while True:
-            try:
-                await self.attempt_session(max(0.05, end - loop.time()))
-                return
-            except XmppAuthError:
-                raise
-            except XmppConnectionError as exc:
-                pause = next(pauses)
-                if not retry or self.closing or loop.time() + pause >= end:
-                    raise XmppConnectionError(
-                        f"{self.bare}: cannot connect to the XMPP server {self.address}: {exc}"
-                    ) from None
-            await asyncio.sleep(pause)
-
     async def attempt_session(self, timeout: float) -> None:
         """One login: connect, authenticate, bind, read the roster; XmppConnectionError if not."""
         client = self.client
@@ -356,20 +373,23 @@ class Link:
         await self._load_roster()
 
     async def _load_roster(self) -> None:
-        """Read our roster: with no explicit ``trusted`` list, its accounts are the fleet."""
-        if self._trusted_explicit is not None:
-            return
+        """Read our roster: the accounts of the fleet (trusted unless ``trusted`` lists them), whom
+        going online asks whether they are online."""
         try:
             reply = await self.iq(
                 '<iq type="get" id="', f'"><query xmlns="{ROSTER_NS}"/></iq>', None, self.timeout, "roster"
             )
         except (TimeoutError, RemoteError) as exc:
+            if self._trusted_explicit is not None:  # only for finding peers: their presence does too
+                log.warning("%s: cannot read the roster (%s); peers are found by their presence", self.bare, exc)
+                self.roster = frozenset()
+                return
             if self.client is not None:
                 self.client.abort()
             raise XmppConnectionError(f"cannot read the roster: {exc or 'timed out'}") from None
         query = reply.find(Q_ROSTER)
-        self._roster = frozenset(_roster_items(query)) if query is not None else frozenset()
-        if not self._roster:
+        self.roster = frozenset(_roster_items(query)) if query is not None else frozenset()
+        if not self.roster and self._trusted_explicit is None:
             self.limited.warning(
                 "empty-roster", "%s: our roster is empty, so no peer is trusted: put the fleet's accounts in a "
                 "shared roster group on the server, or list them in the comm's 'trusted' option", self.bare,
@@ -377,14 +397,14 @@ class Link:
 
     def _on_roster_push(self, xml: Element, query: Element) -> None:
         """The server changed our roster (RFC 6120 roster push): the fleet changed."""
-        roster = set(self._roster)
+        roster = set(self.roster)
         for item in query:
             jid = item.get("jid", "").partition("/")[0]
             if item.get("subscription") in ("both", "to", "from"):
                 roster.add(jid)
             else:
                 roster.discard(jid)
-        self._roster = frozenset(roster)
+        self.roster = frozenset(roster)
         self.reply_empty(xml)
 
     def _next_address(self) -> None:
@@ -473,10 +493,7 @@ class Link:
             if not self.session:
                 return
             try:
-                await self.iq(
-                    f'<iq type="get" to="{escape_attr(self.domain)}" id="', '"><ping xmlns="urn:xmpp:ping"/></iq>',
-                    None, self.ping_timeout, "ping",
-                )  # fmt: skip
+                await self.ping(self.domain, self.ping_timeout)
             except TimeoutError:
                 log.warning("%s: server did not answer a ping within %s s; reconnecting", self.bare, self.ping_timeout)
                 if self.client is not None:
@@ -557,6 +574,11 @@ class Link:
             cond, text = rpc.error_condition(reply)
             raise IqError(cond, text, what)
         return reply
+
+    async def ping(self, jid: str, timeout: float, what: str = "ping") -> None:
+        """XEP-0199 ping of ``jid`` (the server: our domain), answered within ``timeout`` s."""
+        frm = None if jid == self.domain else jid
+        await self.iq(f'<iq type="get" to="{escape_attr(jid)}" id="', PING_BODY, frm, timeout, what)
 
     async def pubsub_set(self, body: str, what: str, transient: frozenset[str] = TRANSIENT_PUBSUB) -> Element:
         """A pubsub set (node creation, a first publish) retried with backoff while the answer is a

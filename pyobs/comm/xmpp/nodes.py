@@ -1,22 +1,43 @@
-"""Our pubsub nodes: the event and state nodes we created in this session, and their ownership.
+"""Pubsub nodes: the event and state nodes we created in this session and their ownership, and
+subscribing to peers' nodes (also to one a peer creates only later).
 
 Owns: the nodes known to exist (forgotten when the session ends: the server may have lost them;
 creating again is idempotent) and the state node creations under way (concurrent publishes wait
 for the same one). An existing node must be ours: where the server lets us, we take it back,
-otherwise :class:`~.errors.XmppNodeOwnershipError` names the owner.
+otherwise :class:`XmppNodeOwnershipError` names the owner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
+from pyobs.utils.exceptions import RemoteError
+
+from ..backoff import RETRY_CAP, RETRY_FIRST, backoff
 from . import discovery, pubsub
-from .errors import IqError, XmppNodeOwnershipError
-from .link import Link
+from .link import IqError, Link
 from .values import escape_attr
 
 log = logging.getLogger("pyobs.comm.xmpp.transport")
+
+
+class XmppNodeOwnershipError(RemoteError, PermissionError):
+    """One of our pubsub nodes exists and belongs to another account (squatted, or a stale node of
+    an account that was renamed); names the owner. Not retried: an administrator must act."""
+
+    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+
+    def __init__(self, node: str, owners: list[str], me: str) -> None:
+        who = ", ".join(owners) if owners else "another account (the server does not say which)"
+        super().__init__(
+            f"{me}: the pubsub node {node} belongs to {who}, not to {me}; another account created it "
+            f"first. Delete the node on the server and restrict node creation (see docs/xmpp.md, "
+            f"'Node ownership')"
+        )
+        self.node = node
+        self.owners = owners
 
 
 class Nodes:
@@ -113,3 +134,36 @@ class Nodes:
         except (IqError, TimeoutError):
             return []
         return pubsub.metadata_owners(reply)
+
+    async def subscribe(
+        self, node: str, timeout: float | None, wanted: Callable[[], bool], then: Callable[[], None]
+    ) -> bool:
+        """Subscribe to a peer's node and call ``then()``; False if the node does not exist yet (a
+        peer that creates it late): it is asked for again in the background while ``wanted()``."""
+        link = self.link
+        try:
+            await link.iq(link.pubsub_head, pubsub.subscribe_body(node, link.bare), link.pubsub, timeout, node)
+        except IqError as exc:
+            if exc.condition != "item-not-found":
+                raise
+            link.spawn(self._subscribe_later(node, wanted, then))
+            return False
+        then()
+        return True
+
+    async def _subscribe_later(self, node: str, wanted: Callable[[], bool], then: Callable[[], None]) -> None:
+        link = self.link
+        pauses = backoff(RETRY_FIRST, RETRY_CAP)
+        while wanted() and link.session:
+            await asyncio.sleep(next(pauses))
+            try:
+                await link.iq(link.pubsub_head, pubsub.subscribe_body(node, link.bare), link.pubsub, link.timeout, node)
+            except IqError as exc:
+                if exc.condition == "item-not-found":
+                    continue
+                log.warning("%s: cannot subscribe to %s: %s", link.bare, node, exc)
+                return
+            except TimeoutError:
+                continue
+            then()
+            return

@@ -1,6 +1,6 @@
 """The peer table: which modules of the fleet are online, and what they offer.
 
-Owns: the :class:`~.discovery.Peer` records (by name), the :class:`~.caps.Discovery` of what they
+Owns: the :class:`~.discovery.Peer` records (by name), the :class:`Discovery` of what they
 offer and the peers waiting for the query of their caps ``ver``, the unavailable presences being
 confirmed (``OFFLINE_DEBOUNCE``), the peers expected back after our reconnect and when peers went,
 and the peer check (a small IQ per peer every ``peer_check_interval`` s, because servers do not
@@ -16,24 +16,31 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from xml.etree.ElementTree import Element
 
 from pyobs.utils.exceptions import ConfigError
 
+from ..backoff import RETRY_CAP, backoff
 from ..transport import TransportHandler
 from . import discovery
-from .caps import NO_VER, Discovery
-from .discovery import Peer
-from .errors import IqError, XmppConnectionError
+from .discovery import Peer, PeerInfo
 from .events import EventSubscriptions
 from .exports import CAPS_NS, Exports
-from .link import ROSTER_NS, Link
+from .link import IqError, Link, XmppConnectionError
 from .publish import EventPublisher
 from .state import StateSync
 from .values import escape_attr
 
 log = logging.getLogger("pyobs.comm.xmpp.transport")
 
+#: disco#info queries one module has in flight at once (the rest wait their turn)
+DISCO_IN_FLIGHT = 8
+#: disco#info results kept by caps ``ver``
+CAPS_CACHE_SIZE = 256
+#: a ver no peer announces (a peer whose discovery failed: its next presence asks again)
+NO_VER = "\x00"
 #: after reconnecting, how long to wait for the peers we knew to come back before flushing events
 RESTORE_GRACE = 5.0
 #: how long open() waits for the discovery of the peers already online (slow ones are reported later)
@@ -52,7 +59,6 @@ PEER_CHECK_INTERVAL = 1.5
 #: a peer that does not answer the check twice in a row within this long counts as gone (it is
 #: asked again each round and comes back if it answers); a busy peer gets two chances
 PEER_CHECK_TIMEOUT = 1.5
-PING_BODY = '"><ping xmlns="urn:xmpp:ping"/></iq>'
 
 
 class PeerTable:
@@ -97,9 +103,6 @@ class PeerTable:
         """The peers whose disco#info we have."""
         return [p for p in self._peers.values() if p.info is not None]
 
-    def reset(self) -> None:
-        self.discovery.reset()
-
     # ------------------------------------------------------------------ our session
 
     def session_started(self) -> None:
@@ -138,7 +141,7 @@ class PeerTable:
     # ------------------------------------------------------------------ who is online when we go online
 
     async def probe_roster(self) -> list[str]:
-        """The roster contacts online at our resource, asked directly: a ping each (a few bytes),
+        """The roster contacts (read at login) online at our resource, asked directly: a ping each (a few bytes),
         answered by the module if its session is up, by the server with an error if not. Servers
         deliver the presence of the contacts online in no particular order relative to anything
         else (ejabberd: 2 to 24 ms after answering our next IQ), so open() cannot tell from presence
@@ -146,16 +149,9 @@ class PeerTable:
         DISCOVERY_WAIT and MAX_ROSTER_PROBES."""
         link = self.link
         wait = min(link.timeout, DISCOVERY_WAIT)
-        try:
-            reply = await link.iq('<iq type="get" id="', f'"><query xmlns="{ROSTER_NS}"/></iq>', None, wait, "roster")
-        except (IqError, TimeoutError) as exc:
-            log.warning("%s: cannot read the roster (%s); peers are found by their presence only", link.bare, exc)
-            return []
-        except XmppConnectionError:
-            return []  # the connection is gone: going online fails right after this
         names = []
-        for item in reply.iter(f"{{{ROSTER_NS}}}item"):
-            local, _, domain = item.get("jid", "").partition("@")
+        for jid in sorted(link.roster):
+            local, _, domain = jid.partition("@")
             if domain == link.domain and local and local != link.name and ":" not in local and "/" not in local:
                 names.append(local)
         if len(names) > MAX_ROSTER_PROBES:
@@ -169,7 +165,7 @@ class PeerTable:
                 return True  # its presence is here already
             jid = f"{name}@{link.domain}/{link.resource}"
             try:
-                await link.iq(f'<iq type="get" to="{escape_attr(jid)}" id="', PING_BODY, jid, wait, "ping")
+                await link.ping(jid, wait)
             except IqError as exc:
                 # a client without XEP-0199 (it is there); the server answers service-unavailable
                 return exc.condition == "feature-not-implemented"
@@ -439,8 +435,10 @@ class PeerTable:
             await asyncio.gather(*(self.check(p) for p in peers), *(self._recheck(n, jid) for n, jid in suspects))
 
     async def _liveness_iq(self, jid: str, ping: bool) -> None:
-        body = PING_BODY if ping else f'"><query xmlns="{discovery.NS}"/></iq>'
-        await self.link.iq(f'<iq type="get" to="{escape_attr(jid)}" id="', body, jid, PEER_CHECK_TIMEOUT, "peer check")
+        if ping:
+            await self.link.ping(jid, PEER_CHECK_TIMEOUT, "peer check")
+        else:
+            await self.discovery.ask(jid, PEER_CHECK_TIMEOUT, "peer check")
 
     async def check(self, peer: Peer) -> None:
         """Whether ``peer`` is still there (gone if the server says it is not, or it does not answer)."""
@@ -475,3 +473,105 @@ class PeerTable:
         if name not in self._peers:
             log.info("%s: %s answers again", self.link.bare, name)
             self._available(name, jid, None)
+
+
+class Discovery:
+    """Discovery of what peers offer: their disco#info, read at most once per kind of module.
+
+    Owns: the verified disco#info per caps ``ver`` (bounded, least recently used out first; see
+    :func:`.discovery.fingerprint`), the ``ver``\\ s that did not verify (another scheme: pyobs-core's;
+    never shared between peers), the queries under way per ``ver``, and the slots that bound the
+    disco#info queries in flight (``DISCO_IN_FLIGHT``). Each query is retried with backoff a few times.
+    """
+
+    def __init__(self, link: Link, on_answered: Callable[[str], None]) -> None:
+        self.link = link
+        #: called (soon after) when the query for a ver has ended, answered or not
+        self._on_answered = on_answered
+        self.cache: OrderedDict[str, PeerInfo] = OrderedDict()
+        self._queries: dict[str, asyncio.Future[PeerInfo | None]] = {}
+        self._unverified: OrderedDict[str, None] = OrderedDict()
+        self._slots = asyncio.Semaphore(DISCO_IN_FLIGHT)
+
+    def reset(self) -> None:
+        """On open: the slots belong to the running loop."""
+        self._slots = asyncio.Semaphore(DISCO_IN_FLIGHT)
+
+    def known(self, ver: str | None, name: str) -> PeerInfo | None:
+        """The info of module ``name`` whose verified ``ver`` is cached, else None."""
+        tmpl = self.cache.get(ver) if ver is not None else None
+        if tmpl is None:
+            return None
+        self.cache.move_to_end(ver)  # type: ignore[arg-type]
+        return discovery.instantiate(tmpl, name)
+
+    def asking(self, ver: str | None) -> bool:
+        """Whether a module announcing ``ver`` is being asked now, and its answer may do for others."""
+        return ver is not None and ver in self._queries and ver not in self._unverified
+
+    async def query(self, peer: Peer) -> PeerInfo | None:
+        """The peer's disco#info: from the cache when its caps ver is known (verified), from a
+        query of another peer with the same ver under way, else by asking it."""
+        ver = peer.caps
+        if ver is None or ver == NO_VER:
+            return await self._ask(peer)
+        cached = self.known(ver, peer.name)
+        if cached is not None:
+            return cached
+        running = self._queries.get(ver)
+        if ver in self._unverified:
+            return await self._ask(peer)  # another scheme (pyobs-core): each one is asked
+        if running is not None:  # a module like this one is being asked: its answer does for both
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                tmpl = await asyncio.wait_for(asyncio.shield(running), self.link.timeout)
+                if tmpl is not None:
+                    return discovery.instantiate(tmpl, peer.name)
+            return await self._ask(peer)  # not verified (another scheme, or it failed)
+        loop = self.link.loop
+        fut: asyncio.Future[PeerInfo | None] = loop.create_future()
+        self._queries[ver] = fut
+        try:
+            info = await self._ask(peer)
+            tmpl = None
+            if info is not None and discovery.fingerprint(info, peer.name) == ver:
+                tmpl = discovery.template(info, peer.name)
+                self.cache[ver] = tmpl
+                while len(self.cache) > CAPS_CACHE_SIZE:
+                    self.cache.popitem(last=False)
+            elif info is not None:
+                self._unverified[ver] = None
+                while len(self._unverified) > CAPS_CACHE_SIZE:
+                    self._unverified.popitem(last=False)
+            if not fut.done():
+                fut.set_result(tmpl)
+            return info
+        finally:
+            if not fut.done():
+                fut.set_result(None)
+            if self._queries.get(ver) is fut:
+                del self._queries[ver]
+            loop.call_soon(self._on_answered, ver)  # after this peer's own report
+
+    async def _ask(self, peer: Peer) -> PeerInfo | None:
+        link = self.link
+        for attempt, pause in enumerate(backoff(0.1, RETRY_CAP, attempts=5)):
+            try:
+                async with self._slots:
+                    if peer.gone:
+                        return None  # gone while it waited for its turn
+                    reply = await self.ask(peer.jid, self.link.timeout)
+                return discovery.parse_info(reply)
+            except IqError as exc:
+                log.info("%s: %s answered disco#info with %s", link.bare, peer.name, exc.condition)
+                return None
+            except TimeoutError:
+                log.warning("%s: %s did not answer disco#info (attempt %d)", link.bare, peer.name, attempt + 1)
+            except XmppConnectionError:
+                return None
+            await asyncio.sleep(pause)
+        return None
+
+    async def ask(self, jid: str, timeout: float, what: str = "disco#info") -> Element:
+        """The disco#info of ``jid`` (one query, within ``timeout`` s)."""
+        body = f'"><query xmlns="{discovery.NS}"/></iq>'
+        return await self.link.iq(f'<iq type="get" to="{escape_attr(jid)}" id="', body, jid, timeout, what)

@@ -24,9 +24,8 @@ from pyobs.events.event import Event
 
 from . import pubsub, rpc
 from .discovery import DIRECT_EVENTS, Peer, event_version
-from .errors import IqError, XmppConnectionError, too_large
 from .exports import Exports
-from .link import Link
+from .link import IqError, Link, XmppConnectionError, too_large
 from .nodes import Nodes
 from .values import escape_attr
 
@@ -108,9 +107,10 @@ class EventPublisher:
     def push_direct(self, peer: Peer) -> None:
         """Add a pyobs-comm peer to the targets of the events it handles and we send (no stanza:
         it learns nothing new, we read what it handles from its disco#info)."""
-        if self.exports.info is None or peer.info is None:
+        info = self.exports.info
+        if info is None or peer.info is None:
             return
-        sends = self.exports.sends
+        sends = info.sends
         wanted = {n for n, v in peer.info.receives if n in sends and event_version(n) == v}
         old = self._direct.get(peer.name)
         have = old[1] if old is not None and old[0] == peer.jid else frozenset()
@@ -121,7 +121,8 @@ class EventPublisher:
     async def create_nodes(self) -> None:
         """Our event nodes (transient; an existing one must be ours)."""
         link = self.link
-        nodes = [pubsub.event_node(link.name, n, event_version(n)) for n in sorted(self.exports.sends)]
+        assert self.exports.info is not None
+        nodes = [pubsub.event_node(link.name, n, event_version(n)) for n in sorted(self.exports.info.sends)]
         await asyncio.gather(*(self.nodes.ensure(n, transient=True) for n in nodes if not self.nodes.exists(n)))
 
     async def push_subscriptions(self, peers: list[Peer]) -> None:
@@ -131,10 +132,10 @@ class EventPublisher:
         later; subscribing it ourselves before ``open()``/``register_event()`` returns means the
         very first event we send reaches it.
         """
-        link = self.link
-        if self.exports.info is None or not link.session:
+        link, info = self.link, self.exports.info
+        if info is None or not link.session:
             return
-        sends = self.exports.sends
+        sends = info.sends
         per_node: dict[str, list[str]] = {}
         for peer in peers:
             if peer.info is None:

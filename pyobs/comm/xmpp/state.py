@@ -14,12 +14,10 @@ from typing import Any
 
 from pyobs.interfaces.interface import interface_by_name
 
-from ..backoff import RETRY_CAP, RETRY_FIRST, backoff
 from ..transport import TransportHandler
 from . import pubsub
-from .errors import IqError, XmppConnectionError, XmppNodeOwnershipError, too_large
-from .link import Link
-from .nodes import Nodes
+from .link import IqError, Link, XmppConnectionError, too_large
+from .nodes import Nodes, XmppNodeOwnershipError
 from .values import DecodeError, EncodeError, decode_fields
 
 log = logging.getLogger("pyobs.comm.xmpp.transport")
@@ -68,14 +66,14 @@ class StateSync:
         self._own[interface] = state
         if not self.link.session:
             return  # published when the connection is back
-        await self._publish(interface, state, None)  # the core bounds it
+        await self._publish(interface, state)  # the core bounds it
 
     async def publish_unpublished(self) -> None:
         """Going online: publish what the server does not have yet; connection and ownership
         errors end going online, others are logged."""
         states = [(i, s) for i, s in self._own.items() if self._published.get(i) is not s]
         results = await asyncio.gather(
-            *(self._publish(i, s, self.link.timeout) for i, s in states), return_exceptions=True
+            *(self._publish(i, s) for i, s in states), return_exceptions=True
         )
         for (iface, _), res in zip(states, results, strict=True):
             if isinstance(res, XmppConnectionError | XmppNodeOwnershipError):
@@ -83,7 +81,7 @@ class StateSync:
             if isinstance(res, BaseException):
                 log.warning("%s: publishing the initial state of %s failed: %s", self.link.bare, iface, res)
 
-    async def _publish(self, interface: str, state: Any, timeout: float | None) -> None:
+    async def _publish(self, interface: str, state: Any) -> None:
         iface = interface_by_name(interface)
         version = iface.version if iface is not None else 1
         node = pubsub.state_node(self.link.name, interface, version)
@@ -118,13 +116,8 @@ class StateSync:
     async def _subscribe(self, peer: str, interface: str, timeout: float | None) -> Any:
         link = self.link
         node = _node(peer, interface)
-        try:
-            await link.iq(link.pubsub_head, pubsub.subscribe_body(node, link.bare), link.pubsub, timeout, node)
-        except IqError as exc:
-            if exc.condition == "item-not-found":
-                link.spawn(self._subscribe_later(peer, interface, node))
-                return None
-            raise
+        if not await self.nodes.subscribe(node, timeout, lambda: (peer, interface) in self._subs, lambda: None):
+            return None  # it has not published yet: subscribed when it does
         get = pubsub.iq_head(link.pubsub, "get")
         reply = await link.iq(get, pubsub.items_body(node, 1), link.pubsub, timeout, node)
         found = pubsub.newest_item_and_publisher(reply)
@@ -138,19 +131,6 @@ class StateSync:
         except (DecodeError, RecursionError) as exc:
             log.warning("%s: undecodable state %s of %s: %s", link.bare, interface, peer, exc)
             return None
-
-    async def _subscribe_later(self, peer: str, interface: str, node: str) -> None:
-        """The node does not exist yet (a peer that publishes late): ask again until it does, while
-        we follow it (a peer that goes ends the subscription)."""
-        link = self.link
-        pauses = backoff(RETRY_FIRST, RETRY_CAP)
-        while (peer, interface) in self._subs and link.session:
-            await asyncio.sleep(next(pauses))
-            try:
-                await link.iq(link.pubsub_head, pubsub.subscribe_body(node, link.bare), link.pubsub, link.timeout, node)
-            except (IqError, TimeoutError):
-                continue
-            return
 
     async def unsubscribe(self, peer: str, interface: str) -> None:
         if (peer, interface) not in self._subs:

@@ -15,7 +15,7 @@ offer), :class:`~.calls.CallServer` and :class:`~.calls.CallClient`, the
 wires them together, runs the (re)connection sequence and routes incoming stanzas.
 
 Reconnection: the link reports the loss; the transport reconnects (first retry at once, then
-every :data:`~.link.RECONNECT_MAX_DELAY` s at most), announces itself again, re-subscribes,
+every :data:`RECONNECT_MAX_DELAY` s at most), announces itself again, re-subscribes,
 writes again the publishes the server had not confirmed, and reports the connection back, upon
 which the core's outbox (:mod:`pyobs.comm.outbox`) sends the events that waited. Calls made
 while disconnected fail at once with a connection error.
@@ -38,25 +38,20 @@ from ..calls import Call, CancelOutcome
 from ..transport import Announcement, Extend, Transport, TransportHandler
 from . import control, discovery, pubsub, rpc
 from .calls import CallClient, CallServer
-from .errors import IqError, XmppAuthError, XmppConnectionError, XmppNodeOwnershipError
 from .events import EventSubscriptions
 from .exports import Exports
 from .limits import StanzaLimits
-from .link import PING_INTERVAL, PING_TIMEOUT, RECONNECT_MAX_DELAY, Link, TlsOptions, log, split_jid
-from .nodes import Nodes
+from .link import PING_INTERVAL, PING_TIMEOUT, IqError, Link, TlsOptions, XmppAuthError, XmppConnectionError, log
+from .nodes import Nodes, XmppNodeOwnershipError
 from .peers import PEER_CHECK_INTERVAL, PeerTable
 from .publish import Q_DIRECT_SUBSCRIBE, EventPublisher
 from .state import StateSync
 
-__all__ = [
-    "IqError",
-    "XmppAuthError",
-    "XmppConnectionError",
-    "XmppNodeOwnershipError",
-    "XmppTransport",
-    "split_jid",
-]
+# the errors are found here by the qualified name they travel by (``__module__``)
+__all__ = ["IqError", "XmppAuthError", "XmppConnectionError", "XmppNodeOwnershipError", "XmppTransport"]
 
+#: longest pause between two reconnection attempts (s)
+RECONNECT_MAX_DELAY = 0.25
 #: the first reconnection attempt waits a random part of this (s): a fleet that lost its server
 #: together does not log in within the same few milliseconds
 RECONNECT_JITTER = 0.3
@@ -98,8 +93,8 @@ class XmppTransport(Transport):
         self.link = link = Link(
             jid, password, server=server, tls=tls, timeout=timeout, connect_timeout=connect_timeout,
             ping_interval=ping_interval, ping_timeout=ping_timeout, trusted=trusted, stanza_limits=stanza_limits,
-            on_iq=self._on_iq, on_message=self._on_message, on_presence=self._on_presence,
-            on_session=self._on_session, on_lost=self._on_lost,
+            on_iq=self._on_iq, on_message=self._on_message, on_presence=lambda xml: self.peers.on_presence(xml),
+            on_session=lambda: self.peers.session_started(), on_lost=self._on_lost,
         )  # fmt: skip
         self.name = link.name
         self.timeout = link.timeout
@@ -107,7 +102,7 @@ class XmppTransport(Transport):
         self.nodes = Nodes(link)
         self.state = StateSync(link, self.nodes, size)
         self.publisher = EventPublisher(link, self.exports, self.nodes, event_queue_size, size)
-        self.events = EventSubscriptions(link, self.exports)
+        self.events = EventSubscriptions(link, self.exports, self.nodes)
         self.peers = PeerTable(link, self.exports, self.events, self.publisher, self.state, peer_check_interval)
         self.server = CallServer(link, size)
         self.client = CallClient(link, self.peers, size)
@@ -126,11 +121,8 @@ class XmppTransport(Transport):
         self._handler = handler
         for part in (self.peers, self.server, self.events, self.state):
             part.handler = handler
-        self.peers.reset()
+        self.peers.discovery.reset()
         await self.link.open()
-
-    def _on_session(self) -> None:
-        self.peers.session_started()
 
     def _on_lost(self, link_was_up: bool, why: str) -> None:
         """The link's session ended: each part forgets what the server forgot."""
@@ -328,6 +320,3 @@ class XmppTransport(Transport):
         except Exception:
             log.exception("%s: failed to handle a pubsub notification", link.bare)
         return True
-
-    def _on_presence(self, xml: Element) -> bool:
-        return self.peers.on_presence(xml)
