@@ -2,7 +2,7 @@
 
 Owns: our state per interface (what we publish, kept while disconnected and published when the
 session is back) and what the server has of it in this session, and the peers' state nodes we
-are subscribed to (subscribed again after a reconnect, dropped when the peer goes).
+wait for (the core subscribes again after a reconnect, when it sees a peer again).
 """
 
 from __future__ import annotations
@@ -36,17 +36,16 @@ class StateSync:
         self.handler: TransportHandler | None = None
         self._own: dict[str, Any] = {}
         self._published: dict[str, Any] = {}
-        self._subs: set[tuple[str, str]] = set()
+        #: (peer, node) of the peers' state nodes that do not exist yet (asked for again): bounded
+        #: by peers and interfaces, emptied for a peer that goes
+        self._waiting: set[tuple[str, str]] = set()
 
     def forget_published(self) -> None:
         """The session ended: publish everything again on the next one."""
         self._published.clear()
 
     def peer_gone(self, name: str) -> None:
-        self._subs = {k for k in self._subs if k[0] != name}
-
-    def clear(self) -> None:
-        self._subs.clear()
+        self._waiting = {k for k in self._waiting if k[0] != name}
 
     def on_state(self, note: pubsub.Notification) -> None:
         try:
@@ -110,16 +109,16 @@ class StateSync:
     # ------------------------------------------------------------------ peers' states
 
     async def subscribe(self, peer: str, interface: str) -> Any:
-        self._subs.add((peer, interface))
-        return await self._subscribe(peer, interface, None)  # the core bounds it
-
-    async def _subscribe(self, peer: str, interface: str, timeout: float | None) -> Any:
+        """Subscribe (again: the core does after a reconnect) and read the latest value; the core
+        bounds it. A node the peer has not created yet is subscribed once it exists."""
         link = self.link
         node = _node(peer, interface)
-        if not await self.nodes.subscribe(node, timeout, lambda: (peer, interface) in self._subs, lambda: None):
-            return None  # it has not published yet: subscribed when it does
+        key = (peer, node)
+        if not await self.nodes.subscribe(node, None, lambda: key in self._waiting, lambda: self._waiting.discard(key)):
+            self._waiting.add(key)  # before the retry looks (after a pause)
+            return None
         get = pubsub.iq_head(link.pubsub, "get")
-        reply = await link.iq(get, pubsub.items_body(node, 1), link.pubsub, timeout, node)
+        reply = await link.iq(get, pubsub.items_body(node, 1), link.pubsub, None, node)
         found = pubsub.newest_item_and_publisher(reply)
         if found is None:
             return None
@@ -133,26 +132,8 @@ class StateSync:
             return None
 
     async def unsubscribe(self, peer: str, interface: str) -> None:
-        if (peer, interface) not in self._subs:
-            return
-        self._subs.discard((peer, interface))
         link = self.link
         node = _node(peer, interface)
+        self._waiting.discard((peer, node))
         with contextlib.suppress(IqError, XmppConnectionError):
             await link.iq(link.pubsub_head, pubsub.unsubscribe_body(node, link.bare), link.pubsub, link.timeout, node)
-
-    async def restore(self) -> None:
-        """After a reconnect: subscribe to the state we followed again and fetch its latest value."""
-        subs = list(self._subs)
-
-        async def one(peer: str, interface: str) -> None:
-            value = await self._subscribe(peer, interface, self.link.timeout)
-            if value is not None and self.handler is not None:
-                self.handler.state_received(peer, interface, value)
-
-        results = await asyncio.gather(*(one(p, i) for p, i in subs), return_exceptions=True)
-        for (peer, iface), res in zip(subs, results, strict=True):
-            if isinstance(res, XmppConnectionError):
-                raise res
-            if isinstance(res, BaseException):
-                log.warning("%s: cannot subscribe again to state %s of %s: %s", self.link.bare, iface, peer, res)

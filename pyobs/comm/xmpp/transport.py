@@ -173,7 +173,6 @@ class XmppTransport(Transport):
                 async with asyncio.timeout(max(link.connect_timeout, 3 * link.timeout)):
                     if self.exports.info is not None:
                         await self._go_online()
-                    await self.state.restore()
             except XmppNodeOwnershipError as exc:
                 log.error("%s: not online again after reconnecting: %s", link.bare, exc)
                 return  # an administrator must act: retrying would fail alike
@@ -195,7 +194,6 @@ class XmppTransport(Transport):
         self.peers.close()
         await self.publisher.close()
         await self.link.close()
-        self.state.clear()
         self.exports.info = None
 
     # ------------------------------------------------------------------ announcing
