@@ -8,7 +8,6 @@ prebuilt call prefixes per peer and method.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Hashable
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -20,11 +19,9 @@ from pyobs.utils.exceptions import ForbiddenError, RemoteError, UnknownMethodErr
 from ..calls import Call, CancelOutcome, ProgressSink
 from ..transport import Extend, TransportHandler
 from . import control, rpc
-from .link import Interim, Link, XmppConnectionError, too_large
+from .link import Interim, Link, XmppConnectionError, log, too_large
 from .peers import PeerTable
 from .values import DecodeError, EncodeError, escape_attr
-
-log = logging.getLogger("pyobs.comm.xmpp.transport")
 
 
 class CallServer:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from xml.etree.ElementTree import Element
 
 from pyobs.events.event import Event
@@ -21,11 +20,9 @@ from ..transport import TransportHandler
 from . import pubsub
 from .discovery import DIRECT_EVENTS, Peer, event_version
 from .exports import Exports
-from .link import IqError, Link, XmppConnectionError
+from .link import IqError, Link, XmppConnectionError, log
 from .nodes import Nodes
 from .values import escape_attr
-
-log = logging.getLogger("pyobs.comm.xmpp.transport")
 
 #: attempts at a direct-event subscription that timed out (then the peer's own push has to do)
 DIRECT_RETRIES = 4

@@ -10,17 +10,14 @@ otherwise :class:`XmppNodeOwnershipError` names the owner.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 
 from pyobs.utils.exceptions import RemoteError
 
 from ..backoff import RETRY_CAP, RETRY_FIRST, backoff
 from . import discovery, pubsub
-from .link import IqError, Link
+from .link import IqError, Link, log
 from .values import escape_attr
-
-log = logging.getLogger("pyobs.comm.xmpp.transport")
 
 
 class XmppNodeOwnershipError(RemoteError, PermissionError):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -28,12 +27,10 @@ from . import discovery
 from .discovery import Peer, PeerInfo
 from .events import EventSubscriptions
 from .exports import CAPS_NS, Exports
-from .link import IqError, Link, XmppConnectionError
+from .link import IqError, Link, XmppConnectionError, log
 from .publish import EventPublisher
 from .state import StateSync
 from .values import escape_attr
-
-log = logging.getLogger("pyobs.comm.xmpp.transport")
 
 #: disco#info queries one module has in flight at once (the rest wait their turn)
 DISCO_IN_FLIGHT = 8

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import OrderedDict
 from xml.etree.ElementTree import Element
 
@@ -25,11 +24,9 @@ from pyobs.events.event import Event
 from . import pubsub, rpc
 from .discovery import DIRECT_EVENTS, Peer, event_version
 from .exports import Exports
-from .link import IqError, Link, XmppConnectionError, too_large
+from .link import IqError, Link, XmppConnectionError, log, too_large
 from .nodes import Nodes
 from .values import escape_attr
-
-log = logging.getLogger("pyobs.comm.xmpp.transport")
 
 Q_DIRECT_SUBSCRIBE = f"{{{DIRECT_EVENTS}}}subscribe"
 #: largest batch of direct events in one message (bytes): below every server's stanza limit

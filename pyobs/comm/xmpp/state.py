@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import Any
 
 from pyobs.interfaces.interface import interface_by_name
 
 from ..transport import TransportHandler
 from . import pubsub
-from .link import IqError, Link, XmppConnectionError, too_large
+from .link import IqError, Link, XmppConnectionError, log, too_large
 from .nodes import Nodes, XmppNodeOwnershipError
 from .values import DecodeError, EncodeError, decode_fields
-
-log = logging.getLogger("pyobs.comm.xmpp.transport")
 
 
 def _node(peer: str, interface: str) -> str:

@@ -5,14 +5,9 @@ Who is online comes from roster presence, what a peer offers from its disco#info
 ``docs/xmpp.md`` and the wire spec). Everything on the hot path (calls, answers, events,
 notifications) is written as prebuilt strings and read from raw ElementTree elements.
 
-The transport is composed of parts that each own their state (each file says what): the
-:class:`~.link.Link` (our session at the server, the IQs in flight), the :class:`~.exports.Exports`
-(what we announce), the :class:`~.nodes.Nodes` (our pubsub nodes), the
-:class:`~.peers.PeerTable` (who is online, with the :class:`~.caps.Discovery` of what they
-offer), :class:`~.calls.CallServer` and :class:`~.calls.CallClient`, the
-:class:`~.publish.EventPublisher` (our events until the server confirmed them),
-:class:`~.events.EventSubscriptions` (peers' events) and :class:`~.state.StateSync`. This module
-wires them together, runs the (re)connection sequence and routes incoming stanzas.
+The transport is composed of parts that each own their state; each file says what (the map:
+docs/architecture.md, "Inside the XMPP transport"). This module wires them together, runs the
+reconnection sequence and routes incoming stanzas.
 
 Reconnection: the link reports the loss; the transport reconnects (first retry at once, then
 every :data:`RECONNECT_MAX_DELAY` s at most), announces itself again, re-subscribes,
