@@ -15,10 +15,12 @@ Cancelling the task that awaits a call, or the call's deadline passing, sends a 
 callee (the core does it, :meth:`pyobs.comm.Comm._cancel_remote`); :attr:`Call.cancel_outcome`
 then says what became of it.
 
-Callee side: the core registers every call it serves (:class:`Serving`) under the transport's
-key for it, so a cancel finds its task; a method reports progress with :func:`report_progress`,
-which finds the call it belongs to through a context variable (so helpers and sub-tasks the
-method starts report for it too, and a method called directly in-process reports to nobody).
+Callee side: the core registers every call it serves (``Incoming``, a tuple) under the
+transport's key for it, so a cancel finds its task; a method reports progress with
+:func:`report_progress`, which finds the call it belongs to through a context variable (so helpers
+and sub-tasks the method starts report for it too, and a method called directly in-process reports
+to nobody). The book-keeping a cancel or progress needs (:class:`Serving`) is made only when it
+is needed: a plain call that never reports progress and is never cancelled pays for none of it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Hashable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from pyobs.interfaces.interface import MethodSpec
@@ -117,18 +119,30 @@ class Call(Coroutine[Any, Any, Any]):
     wrapped in a task, or when :meth:`progress` is first iterated.
     """
 
-    # class-level defaults: a plain ``await proxy.method()`` sets only what it needs (hot path)
-    #: the transport's id of the call on the wire (set when it is sent; what a cancel names)
-    wire_id: Hashable | None = None
+    # what every call sets lives in slots; the rest are class-level defaults, set on the
+    # instance (in a __dict__ made then) only by calls that use them: the handle is made for
+    # every call (hot path)
+    __slots__ = ("__dict__", "_args", "_comm", "_coro", "_ended", "_kwargs", "_peer", "_spec", "wire_id")
+
     #: what became of a cancel of this call (None: it was not cancelled)
     cancel_outcome: CancelOutcome | None = None
     #: the newest progress notice
     latest: Progress | None = None
-    _coro: Coroutine[Any, Any, Any] | None = None
     _task: asyncio.Future[Any] | None = None
     _callbacks: list[ProgressCallback] | None = None
     _followers: list[_Follower] | None = None
-    _ended = False
+    # the deadline book-keeping (Comm._wait): the timer is armed only once the call has to wait,
+    # so a call that completes without suspending (in-process) costs none
+    #: the armed deadline
+    _deadline: asyncio.Timeout | None = None
+    #: when the call ends at the latest, as the callee announced it (before the deadline is armed)
+    _until: float | None = None
+    #: the peer went offline (or our comm closed) while the call waited
+    _gone = False
+    #: why our own link went, if that ended the call
+    _lost: str | None = None
+    #: a tool's ``deadline_observer`` (pyobs.comm.comm), told the seconds to the deadline on announcements
+    _observer: Callable[[float], None] | None = None
 
     def __init__(self, comm: Comm, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self._comm = comm
@@ -136,6 +150,10 @@ class Call(Coroutine[Any, Any, Any]):
         self._spec = spec
         self._args = args
         self._kwargs = kwargs
+        #: the transport's id of the call on the wire (set when it is sent; what a cancel names)
+        self.wire_id: Hashable | None = None
+        self._coro: Coroutine[Any, Any, Any] | None = None
+        self._ended = False
 
     @property
     def module(self) -> str:
@@ -150,6 +168,42 @@ class Call(Coroutine[Any, Any, Any]):
 
     def _start(self) -> Coroutine[Any, Any, Any]:
         return self._comm._call(self._peer, self._spec, self._args, self._kwargs, self)
+
+    # -- the deadline (the caller's core keeps it here: one object per call on the hot path)
+
+    def _extend(self, seconds: float) -> None:
+        """The callee announced how long the call takes (the transport's announce callback)."""
+        comm = self._comm
+        limit = comm.max_call_timeout
+        # a peer must not hold us longer than max_call_timeout, nor forever
+        if not (isinstance(seconds, int | float) and math.isfinite(seconds)) or seconds < 0:
+            comm._limited.warning(
+                "bad-extend",
+                "ignored a call duration of %r announced by %s (not a finite number >= 0)", seconds, self.module,
+            )  # fmt: skip
+            return
+        if seconds > limit:
+            comm._limited.warning(
+                "long-extend", "%s announced a call duration of %.0f s; waiting at most max_call_timeout=%.0f s",
+                self.module, seconds, limit,
+            )  # fmt: skip
+            seconds = limit
+        # the callee's estimate plus a margin for the answer to travel back
+        seconds += max(1.0, 0.1 * seconds)
+        until = asyncio.get_running_loop().time() + seconds
+        if self._observer is not None:
+            self._observer(seconds)
+        if self._deadline is None:
+            self._until = until
+        else:
+            self._deadline.reschedule(until)
+
+    def _abort(self, lost: str | None = None) -> None:
+        """The peer went offline, our comm closed, or (``lost``: why) our link went: the waiting call ends now."""
+        self._gone = True
+        self._lost = lost
+        if self._deadline is not None:
+            self._deadline.reschedule(asyncio.get_running_loop().time())
 
     # -- the coroutine protocol (await, create_task, gather)
 
@@ -244,12 +298,12 @@ class Call(Coroutine[Any, Any, Any]):
 class NamedCall(Call):
     """A call by module and method name (:meth:`pyobs.comm.Comm.execute`): the peer is looked up when it starts."""
 
+    __slots__ = ("_method", "_module")
+
     def __init__(self, comm: Comm, module: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self._comm = comm
+        super().__init__(comm, None, None, args, kwargs)  # type: ignore[arg-type]  # looked up when it starts
         self._module = module
         self._method = method
-        self._args = args
-        self._kwargs = kwargs
 
     @property
     def module(self) -> str:
@@ -297,31 +351,47 @@ class _Follower:
 
 # ==================================================================================== callee side
 
+
+#: A call the core serves, as it knows it from the start: a plain tuple (building a named tuple or
+#: an object costs every served call ~1.5k instructions more), read by the indices below. What only
+#: some calls need (the task, the cancel flag, rate-limited progress) is a :class:`Serving`
+#: record, made on demand.
+Incoming = tuple["Comm", Hashable, str, str, bool, "ProgressSink | None", Any]
+#: the serving Comm (it keeps the records)
+IN_COMM: Final = 0
+#: the transport's id of the call (what a cancel names), or the method's coroutine when it has none
+IN_KEY: Final = 1
+IN_SENDER: Final = 2
+IN_METHOD: Final = 3
+IN_CANCELLABLE: Final = 4
+#: sends a progress notice to the caller (None: the caller cannot receive them)
+IN_SINK: Final = 5
+#: the method's coroutine (what a cancel looks for among the tasks, see task_awaiting)
+IN_CORO: Final = 6
+
 #: the call being served in this context (set by the core around the method)
-CURRENT_CALL: contextvars.ContextVar[Serving | None] = contextvars.ContextVar("pyobs_current_call", default=None)
+CURRENT_CALL: contextvars.ContextVar[Incoming | None] = contextvars.ContextVar("pyobs_current_call", default=None)
 
 
 class Serving:
-    """A call the core serves: its task (what a cancel cancels) and its rate-limited progress."""
+    """What the core keeps of a served call beyond its ``Incoming``, made only when needed (the
+    method reports progress, a cancel comes, or the in-process call goes on in a task of its own):
+    its task (what a cancel cancels) and its rate-limited progress."""
 
-    # class-level defaults: a call that never waits sets only what it needs (hot path)
-    #: the task running the method (found when a cancel comes, or set by continue_in_task)
-    task: asyncio.Task[Any] | None = None
-    cancel_requested = False
-    seq = 0
-    last_sent = -math.inf
-    pending: tuple[float | None, str] | None = None
-    timer: asyncio.TimerHandle | None = None
+    __slots__ = ("cancel_requested", "entry", "interval", "last_sent", "pending", "seq", "sink", "task", "timer")
 
-    #: the method's coroutine (what a cancel looks for among the tasks, see task_awaiting)
-    coro: Any = None
-
-    def __init__(self, sender: str, method: str, cancellable: bool, sink: ProgressSink | None, interval: float) -> None:
-        self.sender = sender
-        self.method = method
-        self.cancellable = cancellable
-        self.sink = sink
+    def __init__(self, entry: Incoming, interval: float) -> None:
+        self.entry = entry
         self.interval = interval
+        #: the task running the method (found when a cancel comes, or set by continue_in_task)
+        self.task: asyncio.Task[Any] | None = None
+        self.cancel_requested = False
+        self.seq = 0
+        self.last_sent = -math.inf
+        self.pending: tuple[float | None, str] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        #: None once the method ended: no more notices
+        self.sink: ProgressSink | None = entry[IN_SINK]
 
     def report(self, fraction: float | None, message: str) -> None:
         """Send now, or (within ``interval`` of the last notice) keep the newest and send it when
@@ -352,15 +422,14 @@ class Serving:
         try:
             self.sink(self.seq, fraction, message)
         except Exception as exc:  # progress is advisory: a closed connection must not fail the method
-            log.debug("progress of %s() not sent: %s", self.method, exc)
+            log.debug("progress of %s() not sent: %s", self.entry[IN_METHOD], exc)
 
     def finish(self) -> None:
         """The method ended: the newest pending notice leaves now (before the answer), then no more."""
         if self.timer is not None:
             self.timer.cancel()
             self._flush()
-        if self.sink is not None:
-            self.sink = None
+        self.sink = None
 
 
 def report_progress(fraction: float | None = None, message: str = "") -> bool:
@@ -372,9 +441,12 @@ def report_progress(fraction: float | None = None, message: str = "") -> bool:
     method was called directly, or by a pyobs-core module), True otherwise.
     """
     fraction, message = check_progress(fraction, message)
-    serving = CURRENT_CALL.get()
-    if serving is None or serving.sink is None:
+    entry = CURRENT_CALL.get()
+    if entry is None or entry[IN_SINK] is None:
         return False
+    serving = entry[IN_COMM]._record(entry)
+    if serving is None or serving.sink is None:
+        return False  # the call is over (a sub-task of the method reports late)
     serving.report(fraction, message)
     return True
 
@@ -384,23 +456,6 @@ def not_cancellable(func: Any) -> Any:
     cancel is answered with ``not-cancellable`` and the method goes on."""
     func.__pyobs_cancellable__ = False
     return func
-
-
-def continue_in_task(coro: Coroutine[Any, Any, Any], first: Any, ctx: contextvars.Context) -> asyncio.Task[Any]:
-    """Continue an incoming call's ``handle_call`` coroutine, whose first step ran in ``ctx`` (a
-    copy of the caller's context) and yielded ``first``, as a task of its own in ``ctx``
-    (in-process calls, see LocalTransport.call).
-
-    The first step runs at once in the caller's task (a method that never waits costs no task and
-    no event-loop round); once it waits it goes on in this task, which becomes the call's
-    :attr:`Serving.task`: a cancel from the caller reaches it through the cancel path as on every
-    other transport, and cancelling the caller's task no longer reaches it by accident.
-    """
-    task = asyncio.get_running_loop().create_task(_resume(coro, first), context=ctx)
-    serving = ctx.get(CURRENT_CALL)
-    if serving is not None and serving is not CURRENT_CALL.get():
-        serving.task = task  # the callee's own call (set in its first step): it runs in this task
-    return task
 
 
 def task_awaiting(coro: Any, depth: int = 64) -> asyncio.Task[Any] | None:
@@ -417,10 +472,6 @@ def task_awaiting(coro: Any, depth: int = 64) -> asyncio.Task[Any] | None:
                 return task
             link = getattr(link, "cr_await", None) or getattr(link, "gi_yieldfrom", None)
     return None
-
-
-async def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
-    return await _Continue(coro, first)
 
 
 class _Continue:

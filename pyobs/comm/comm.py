@@ -40,10 +40,16 @@ from pyobs.utils.ratelimit import RateLimitedLog
 from .acl import Acl
 from .calls import (
     CURRENT_CALL,
+    IN_CANCELLABLE,
+    IN_CORO,
+    IN_KEY,
+    IN_METHOD,
+    IN_SENDER,
     MAX_CANCEL_WAIT,
     Call,
     CallCancelledError,
     CancelOutcome,
+    Incoming,
     NamedCall,
     ProgressSink,
     Serving,
@@ -95,56 +101,6 @@ class Peer:
     @property
     def is_module(self) -> bool:
         return any(i.__name__ == "IModule" for i in self.interfaces)
-
-
-class _Call:
-    """Book-keeping of one outgoing call, so its deadline can be moved or a vanished peer can end it.
-
-    The deadline timer is only armed once the call actually has to wait: a call that completes
-    without suspending (an in-process call) costs no timer at all.
-    """
-
-    __slots__ = ("deadline", "gone", "limit", "limited", "lost", "observer", "until", "who")
-
-    def __init__(self, limit: float, who: str, limited: RateLimitedLog) -> None:
-        self.deadline: asyncio.Timeout | None = None
-        self.until: float | None = None
-        self.gone = False
-        self.lost: str | None = None  # why our own link went, if that ended the call
-        self.limit = limit
-        self.who = who
-        self.limited = limited
-        self.observer = deadline_observer.get()
-
-    def extend(self, seconds: float) -> None:
-        # a peer must not hold us longer than max_call_timeout, nor forever
-        if not (isinstance(seconds, int | float) and math.isfinite(seconds)) or seconds < 0:
-            self.limited.warning(
-                "bad-extend",
-                "ignored a call duration of %r announced by %s (not a finite number >= 0)", seconds, self.who,
-            )  # fmt: skip
-            return
-        if seconds > self.limit:
-            self.limited.warning(
-                "long-extend", "%s announced a call duration of %.0f s; waiting at most max_call_timeout=%.0f s",
-                self.who, seconds, self.limit,
-            )  # fmt: skip
-            seconds = self.limit
-        # the callee's estimate plus a margin for the answer to travel back
-        seconds += max(1.0, 0.1 * seconds)
-        until = asyncio.get_running_loop().time() + seconds
-        if self.observer is not None:
-            self.observer(seconds)
-        if self.deadline is None:
-            self.until = until
-        else:
-            self.deadline.reschedule(until)
-
-    def abort(self, lost: str | None = None) -> None:
-        self.gone = True
-        self.lost = lost
-        if self.deadline is not None:
-            self.deadline.reschedule(asyncio.get_running_loop().time())
 
 
 @dataclass
@@ -241,9 +197,12 @@ class Comm:
         self._caps_cache: dict[tuple[str, str], Any] = {}
         self._caps_changed: dict[tuple[str, str], asyncio.Event] = {}
         self._presence_handlers: dict[str, list[PresenceCallback]] = {}
-        self._inflight: dict[str, set[_Call]] = {}
+        self._inflight: dict[str, set[Call]] = {}
         #: calls we serve, by the transport's call id (which includes the sender): what a cancel finds
-        self._serving: dict[Hashable, Serving] = {}
+        #: (calls without an id by their method's coroutine)
+        self._serving: dict[Hashable, Incoming] = {}
+        #: the records of those calls that needed one (progress, a cancel, a task of their own), by the same key
+        self._records: dict[Hashable, Serving] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
         #: event handlers run as the module's code (see pyobs.utils.owner)
@@ -359,12 +318,12 @@ class Comm:
             log.warning("%s: closing the transport timed out", self.name)
         for calls in self._inflight.values():
             for c in list(calls):
-                c.abort()
+                c._abort()
         self._handler_waiting.clear()
         for task in [*self._tasks, *self._handler_tasks]:
             task.cancel()
-        for serving in list(self._serving.values()):  # calls we serve end too (those that may)
-            if serving.task is not None and serving.cancellable:
+        for serving in list(self._records.values()):  # calls we serve end too (those that may)
+            if serving.task is not None and serving.entry[IN_CANCELLABLE]:
                 serving.task.cancel()
         self._peers.clear()
         self._proxies.clear()
@@ -575,7 +534,7 @@ class Comm:
         self._presence_changed(name, "closed", "")
         self._proxies.pop(name, None)
         for call in list(self._inflight.get(name, ())):
-            call.abort()
+            call._abort()
         for key in [k for k in self._state_subscribed if k[0] == name]:
             self._state_subscribed.discard(key)
             self._state_cache.pop(key, None)
@@ -611,7 +570,7 @@ class Comm:
             peer.stale = True
         for calls in self._inflight.values():
             for call in list(calls):
-                call.abort(lost=self._lost_reason)
+                call._abort(lost=self._lost_reason)
         if was or self._grace_timer is None:
             self._arm_grace()
 
@@ -664,14 +623,17 @@ class Comm:
             raise NotConnected(
                 f"cannot call {name}.{spec.name}(): '{self.name}' is not connected ({self._lost_reason}); reconnecting"
             )
-        call = _Call(self.max_call_timeout, name, self._limited)
-        coro = self._transport.call(name, spec, bound, call.extend, handle)
+        observer = deadline_observer.get()
+        if observer is not None:  # read here, in the caller's context (the announcement may come elsewhere)
+            handle._observer = observer
+        # the handle keeps the call's deadline too (one object per call on this hot path)
+        coro = self._transport.call(name, spec, bound, handle._extend, handle)
         try:
             first = coro.send(None)
         except StopIteration as stop:  # completed without waiting: no deadline needed
             result = stop.value
         else:
-            result = await self._wait(peer, spec, call, _Resume(coro, first), handle)
+            result = await self._wait(peer, spec, _Resume(coro, first), handle)
         finally:
             handle._ended = True  # late progress notices are dropped
             if handle._followers is not None:
@@ -683,7 +645,7 @@ class Comm:
         except CastError as exc:
             raise RemoteError(f"{name}.{spec.name}() returned an unexpected value: {exc}") from None
 
-    async def _wait(self, peer: Peer, spec: MethodSpec, call: _Call, pending: _Resume, handle: Call) -> Any:
+    async def _wait(self, peer: Peer, spec: MethodSpec, pending: _Resume, call: Call) -> Any:
         """Wait for a call that had to suspend, under its deadline; if the deadline passes or the
         waiting task is cancelled, cancel it at the callee too."""
         name = peer.name
@@ -691,25 +653,26 @@ class Comm:
         if inflight is None:
             inflight = self._inflight[name] = set()
         loop = asyncio.get_running_loop()
-        until = call.until if call.until is not None else loop.time() + self.timeout
+        until = call._until if call._until is not None else loop.time() + self.timeout
         inflight.add(call)
         try:
             async with asyncio.timeout_at(until) as deadline:
-                call.deadline = deadline
+                call._deadline = deadline
                 return await pending
         except TimeoutError:
             if not deadline.expired():
                 raise  # a TimeoutError raised by the remote method itself
-            if call.lost is not None:
-                raise NotConnected(f"call {name}.{spec.name}() failed: our connection was lost ({call.lost})") from None
-            if call.gone:
+            if call._lost is not None:
+                lost = call._lost
+                raise NotConnected(f"call {name}.{spec.name}() failed: our connection was lost ({lost})") from None
+            if call._gone:
                 raise RemoteError(f"call {name}.{spec.name}() failed: module '{name}' went offline") from None
-            note = await self._cancel_remote(name, spec, handle)
+            note = await self._cancel_remote(name, spec, call)
             raise RemoteTimeoutError(f"call {name}.{spec.name}() timed out (deadline passed){note}") from None
         except asyncio.CancelledError:
-            if call.gone:
+            if call._gone:
                 raise
-            note = await self._cancel_remote(name, spec, handle)
+            note = await self._cancel_remote(name, spec, call)
             if note:
                 raise asyncio.CancelledError(f"call {name}.{spec.name}() cancelled{note}") from None
             raise
@@ -780,6 +743,7 @@ class Comm:
         cast: bool = True,
         call_id: Hashable | None = None,
         progress: ProgressSink | None = None,
+        scoped: bool = False,
     ) -> Any:
         m = self._methods.get(method)
         if m is None:
@@ -792,100 +756,109 @@ class Comm:
             raise ModuleBusyError(
                 f"module '{self.name}' is busy: it serves {self.max_calls} calls already (max_calls); try later"
             )
+        # one coroutine frame and one try for the whole call: this is every served call's hot path
         self.serving += 1
+        entry: Incoming | None = None
+        token = owner = None
         try:
-            return await self._serve(m, sender, args, announce, cast, call_id, progress)
-        finally:
-            self.serving -= 1
-
-    async def _serve(
-        self,
-        m: _LocalMethod,
-        sender: str,
-        args: list[Any],
-        announce: Announce,
-        cast: bool,
-        call_id: Hashable | None,
-        progress: ProgressSink | None,
-    ) -> Any:
-        method = m.spec.name
-        if method not in _ALWAYS_ALLOWED:
-            if not self._announced:
-                raise ModuleStartingError(f"module '{self.name}' is still starting")
-            state = getattr(self.module, "_module_state", None)
-            if state == "error":
-                raise ModuleError(f"module '{self.name}' is in error state")
-        acl = self._acl
-        # as pyobs-core: after the state gates, before the arguments are looked at; a denied
-        # caller may still ask what it is permitted to call
-        if acl is not None and method != "get_permitted_methods" and acl.denies(sender, method):
-            if acl.enforcing:
-                self._limited.warning("acl", "%s: denied caller '%s' calling %s() (acl)", self.name, sender, method)
-                raise ForbiddenError(f"Caller '{sender}' is not permitted to invoke '{method}'.")
-            self._limited.warning(
-                "acl-log",
-                '%s: caller "%s" would be denied calling "%s" (acl mode=log, allowing).', self.name, sender, method,
-            )  # fmt: skip
-        try:
-            cargs = m.spec.cast_args(args) if cast else args
-        except Exception as exc:  # TypeError/ValueError naming the argument, or a dataclass refusing values
-            raise mark_bad_arguments(exc) from None
-        if m.timeout is not None:  # gates first, then announce the duration (pyobs-core does it the other way)
-            seconds = await self._evaluate_timeout(m, cargs)
-            if seconds:
-                announced = announce(seconds)
-                if announced is not None:
-                    await announced
-        serving = Serving(sender, method, m.cancellable, progress, self.progress_interval)
-        # the current call of this context, for report_progress (the transport runs each call in a
-        # task, or in-process a context, of its own)
-        token = CURRENT_CALL.set(serving)
-        if call_id is not None:
-            self._serving[call_id] = serving
-        # several modules here: the callee's code runs as its module (log records, pyobs.utils.owner)
-        owner = current_owner.set(self.module) if Publishers.count > 1 else None
-        try:
-            coro = m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs)
-            serving.coro = coro  # a cancel finds the task awaiting it (see cancel_call)
+            if method not in _ALWAYS_ALLOWED:
+                if not self._announced:
+                    raise ModuleStartingError(f"module '{self.name}' is still starting")
+                state = getattr(self._module, "_module_state", None)
+                if state == "error":
+                    raise ModuleError(f"module '{self.name}' is in error state")
+            acl = self._acl
+            # as pyobs-core: after the state gates, before the arguments are looked at; a denied
+            # caller may still ask what it is permitted to call
+            if acl is not None and method != "get_permitted_methods" and acl.denies(sender, method):
+                if acl.enforcing:
+                    self._limited.warning("acl", "%s: denied caller '%s' calling %s() (acl)", self.name, sender, method)
+                    raise ForbiddenError(f"Caller '{sender}' is not permitted to invoke '{method}'.")
+                self._limited.warning(
+                    "acl-log",
+                    '%s: caller "%s" would be denied calling "%s" (acl mode=log, allowing).', self.name, sender, method,
+                )  # fmt: skip
+            try:
+                cargs = m.spec.cast_args(args) if cast else args
+            except Exception as exc:  # TypeError/ValueError naming the argument, or a dataclass refusing values
+                raise mark_bad_arguments(exc) from None
+            if m.timeout is not None:  # gates first, then announce the duration (pyobs-core does it the other way)
+                seconds = await self._evaluate_timeout(m, cargs)
+                if seconds:
+                    announced = announce(seconds)
+                    if announced is not None:
+                        await announced
+            coro: Any = m.func(*cargs, sender=sender) if m.takes_kwargs else m.func(*cargs)  # runs when awaited
+            key = coro if call_id is None else call_id
+            entry = (self, key, sender, method, m.cancellable, progress, coro)
+            self._serving[key] = entry
+            # the current call of this context, for report_progress (the transport runs each call in
+            # a task, or in-process a context, of its own)
+            token = CURRENT_CALL.set(entry)
+            # several modules here: the callee's code runs as its module (log records, pyobs.utils.owner)
+            if Publishers.count > 1:
+                owner = current_owner.set(self._module)
             result = await coro
         except asyncio.CancelledError:
-            if not serving.cancel_requested:
+            serving = self._records.get(entry[IN_KEY]) if entry is not None else None
+            if serving is None or serving.entry is not entry or not serving.cancel_requested:
                 raise
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()  # the cancel was ours, and it is answered (below)
             raise CallCancelledError(f"{self.name}.{method}() was cancelled by its caller {sender}") from None
         finally:
-            if owner is not None:
-                current_owner.reset(owner)
-            CURRENT_CALL.reset(token)
-            if call_id is not None and self._serving.get(call_id) is serving:
-                del self._serving[call_id]
-            if serving.timer is not None:
-                serving.finish()  # the newest pending progress leaves before the answer
-            serving.sink = None
+            self.serving -= 1
+            if entry is not None:
+                if not scoped:  # else the context ends with the call: nothing to undo
+                    if owner is not None:
+                        current_owner.reset(owner)
+                    if token is not None:
+                        CURRENT_CALL.reset(token)
+                other = self._serving.pop(key, None)  # key: set with entry, above
+                if other is not entry and other is not None:
+                    self._serving[key] = other  # a call the sender sent under the same id: still served
+                if self._records:  # some call needed a record: is it this one?
+                    serving = self._records.get(key)
+                    if serving is not None and serving.entry is entry:
+                        del self._records[key]
+                        serving.finish()  # the newest pending progress leaves before the answer
         return m.spec.cast_return(result)  # the caller's transport may not cast again (typed_values)
 
     async def cancel_call(self, sender: str, call_id: Hashable, wait: float) -> CancelOutcome:
-        serving = self._serving.get(call_id)
-        if serving is None or serving.sender != sender:
+        entry = self._serving.get(call_id)
+        if entry is None or entry[IN_SENDER] != sender:
             return CancelOutcome.UNKNOWN
-        if not serving.cancellable:
-            log.info("%s: %s asked to cancel %s(), not cancellable: it goes on", self.name, sender, serving.method)
+        if not entry[IN_CANCELLABLE]:
+            log.info("%s: %s asked to cancel %s(), not cancellable: it goes on", self.name, sender, entry[IN_METHOD])
             return CancelOutcome.NOT_CANCELLABLE
+        serving = self._record(entry)
+        if serving is None:
+            return CancelOutcome.UNKNOWN
         task = serving.task
         if task is None:
-            task = serving.task = task_awaiting(serving.coro)
+            task = serving.task = task_awaiting(entry[IN_CORO])
         if task is None or task.done():
             return CancelOutcome.UNKNOWN
         if serving.cancel_requested:  # asked again: the first cancel waits (one waiter per call)
             return CancelOutcome.RUNNING
-        log.info("%s: %s() cancelled by its caller %s", self.name, serving.method, sender)
+        log.info("%s: %s() cancelled by its caller %s", self.name, entry[IN_METHOD], sender)
         serving.cancel_requested = True
         task.cancel(f"cancelled by its caller {sender}")
         wait = min(max(float(wait), 0.0), MAX_CANCEL_WAIT) if math.isfinite(wait) else MAX_CANCEL_WAIT
         done, _ = await asyncio.wait({task}, timeout=wait)
         return CancelOutcome.CANCELLED if done else CancelOutcome.RUNNING
+
+    def _record(self, entry: Incoming) -> Serving | None:
+        """The record of a call we serve, made when first needed (None: the call is over)."""
+        key = entry[IN_KEY]
+        serving = self._records.get(key)
+        if serving is not None and serving.entry is entry:
+            return serving
+        if self._serving.get(key) is not entry:
+            return None
+        serving = self._records[key] = Serving(entry, self.progress_interval)  # bounded as _serving is
+        return serving
 
     def report_progress(self, fraction: float | None = None, message: str = "") -> bool:
         """Report the progress of the call being served; see :func:`pyobs.comm.calls.report_progress`."""

@@ -84,6 +84,7 @@ class TransportHandler(Protocol):
         cast: bool = True,
         call_id: Hashable | None = None,
         progress: ProgressSink | None = None,
+        scoped: bool = False,
     ) -> Any:
         """Run an incoming call; returns the typed result or raises (the transport encodes either).
 
@@ -93,6 +94,8 @@ class TransportHandler(Protocol):
         the module serves: include the sender);
         None: the call cannot be cancelled. ``progress``: sends a progress notice to the caller;
         None: the caller cannot receive them (e.g. a pyobs-core module).
+        ``scoped``: the call runs in a context of its own that ends with it (in-process: a copied
+        context), so the core need not undo the context variables it sets for the call.
 
         Raises :class:`~pyobs.utils.exceptions.UnknownMethodError` for unknown methods and
         TypeError for arguments that do not fit the declaration.

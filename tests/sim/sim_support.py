@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,21 @@ class Client(Module):
 
     def received(self, event_type: type) -> list[Any]:
         return [e for e, _ in self.events if isinstance(e, event_type)]
+
+    async def wait_received(self, event_type: type, count: int, timeout: float = 5.0) -> list[Any]:
+        """The events of a type once at least ``count`` arrived (handlers run in tasks of their own)."""
+        await wait_until(lambda: len(self.received(event_type)) >= count, f"{count} {event_type.__name__}", timeout)
+        return self.received(event_type)
+
+
+async def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 5.0) -> None:
+    """Wait for a condition with a deadline; fail the test naming what did not happen."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.005)
 
 
 @pytest.fixture

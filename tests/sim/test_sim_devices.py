@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sim_support import Client, devices
+from sim_support import Client, devices, wait_until
 
 from pyobs.events import (
     ExposureStatusChangedEvent,
@@ -98,8 +98,7 @@ async def test_slew_takes_time_proportional_to_distance_and_tracks(devices: Devi
     for took, expected in durations:
         assert expected - 0.01 < took < expected + 0.3
     assert durations[2][0] > durations[1][0] + 0.5  # a longer way takes longer
-    await asyncio.sleep(0.01)
-    assert [e.ra for e in client.received(MoveRaDecEvent)] == pytest.approx(
+    assert [e.ra for e in await client.wait_received(MoveRaDecEvent, 3)] == pytest.approx(
         [above(sim, 60.0, az)[0] for az in (0, 30, 180)], abs=0.05
     )
     statuses = [e.status for e in client.received(MotionStatusChangedEvent)]
@@ -120,7 +119,7 @@ async def test_new_move_aborts_running_slew(devices: Devices) -> None:
     tel = await client.proxy("telescope", ITelescope)
     await tel.init()
     first = asyncio.create_task(tel.move_altaz(30.0, 180.0))  # ~3.5 s
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: tel.get_state(IMotion).status == MotionStatus.SLEWING, "the first slew under way")
     await tel.move_altaz(75.0, 10.0)
     with pytest.raises(AbortedError, match="aborted by a new move_altaz from client"):
         await first
@@ -173,8 +172,7 @@ async def test_exposure_writes_fits_and_sends_events(devices: Devices, tmp_path:
     assert header["EXPTIME"] == 0.3 and header["IMAGETYP"] == "object" and header["FOCUS"] == 11.95
     assert "TEL-ALT" in header  # cards from the telescope's IFitsHeaderBefore
     assert data.max() > data.mean() + 1000  # there are stars
-    await asyncio.sleep(0.01)
-    assert [e.filename for e in client.received(NewImageEvent)] == [filename]
+    assert [e.filename for e in await client.wait_received(NewImageEvent, 1)] == [filename]
     assert [e.current for e in client.received(ExposureStatusChangedEvent)] == [
         ExposureStatus.EXPOSING,
         ExposureStatus.READOUT,
@@ -201,7 +199,7 @@ async def test_abort_ends_exposure_midway(devices: Devices) -> None:
     cam = await client.proxy("camera", ICamera)
     await cam.set_exposure_time(5.0)
     grab = asyncio.create_task(cam.grab_data())
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: cam.get_state(IExposure).progress > 0, "the exposure under way (progress above 0)")
     state: ExposureState = cam.get_state(IExposure)
     assert state.status == ExposureStatus.EXPOSING and 0 < state.progress < 20
     t0 = time.perf_counter()
@@ -247,8 +245,7 @@ async def test_offsets_move_the_pointing(devices: Devices) -> None:
     assert (tel.get_state(IOffsetsRaDec)).dec == 0.5
     radec = tel.get_state(IPointingRaDec)
     assert radec.dec == pytest.approx(dec + 0.5) and radec.ra == pytest.approx(ra)
-    await asyncio.sleep(0.01)
-    assert [(e.ra, e.dec) for e in client.received(OffsetsRaDecEvent)] == [(0.0, 0.5)]
+    assert [(e.ra, e.dec) for e in await client.wait_received(OffsetsRaDecEvent, 1)] == [(0.0, 0.5)]
 
 
 async def test_binning_and_window_shape_the_image(devices: Devices) -> None:

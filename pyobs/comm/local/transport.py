@@ -12,9 +12,10 @@ from pyobs.events.event import Event
 from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError
 
-from ..calls import Call, CancelOutcome, continue_in_task
+from ..calls import Call, CancelOutcome
 from ..errors import describe, rebuild
 from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
+from .inprocess import answer_of, continue_in_task
 from .network import LocalNetwork
 
 #: ids of in-process calls: unique in the process, so the callee's core can key calls by id alone
@@ -135,7 +136,7 @@ class LocalTransport(Transport):
         try:
             # arguments were cast by the caller against the callee's own spec: no second cast
             same_spec = handler.method(method.name) is method
-            coro = handler.handle_call(self.name, method.name, args, extend, not same_spec, call_id, progress)
+            coro = handler.handle_call(self.name, method.name, args, extend, not same_spec, call_id, progress, True)
             first = ctx.run(coro.send, None)
         except StopIteration as stop:
             return stop.value
@@ -145,7 +146,7 @@ class LocalTransport(Transport):
         task = continue_in_task(coro, first, ctx)
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         where = f"{peer}.{method.name}()"
-        task.add_done_callback(lambda task: _answer(answer, task, where))
+        task.add_done_callback(lambda task: answer_of(answer, task, where))
         return await answer
 
     async def cancel(self, peer: str, wire_id: Hashable, wait: float) -> CancelOutcome:
@@ -183,18 +184,3 @@ class LocalTransport(Transport):
         info = self._member(peer).info
         return info.capabilities.get(interface) if info is not None else None
 
-
-def _answer(answer: asyncio.Future[Any], task: asyncio.Task[Any], where: str) -> None:
-    """Hand a callee task's outcome to the waiting caller (if it still waits)."""
-    if answer.done():  # the caller stopped waiting: the outcome is nobody's (marked as read)
-        if not task.cancelled():
-            task.exception()
-        return
-    if task.cancelled():
-        answer.set_exception(RemoteError(f"{where} was cancelled at the callee"))
-        return
-    exc = task.exception()
-    if exc is not None:
-        answer.set_exception(rebuild(describe(exc), where))
-    else:
-        answer.set_result(task.result())
