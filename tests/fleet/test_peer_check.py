@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from backends.base import eventually
 
-from pyobs.comm.xmpp import XmppComm, presence
+from pyobs.comm.xmpp import XmppComm
+from pyobs.comm.xmpp import peers as peer_table
 from pyobs.modules import Module
 from pyobs.testing.ejabberd_server import EjabberdTestServer
 from pyobs.testing.ejabberd_server import available as ejabberd_available
@@ -31,14 +32,14 @@ PEERS = [f"m{i}" for i in range(30, 36)]  # accounts of the session's servers (t
 
 def _spy_checks(comm: XmppComm, into: list[tuple[float, str]]) -> None:
     """Record when the comm sends a liveness IQ and to whom (the real IQs still go out)."""
-    transport: Any = comm.xmpp
-    send = transport._liveness_iq
+    table: Any = comm.xmpp.peers  # the transport's PeerTable
+    send = table._liveness_iq
 
     async def recorded(jid: str, ping: bool) -> None:
         into.append((time.monotonic(), jid.split("@")[0]))
         await send(jid, ping)
 
-    transport._liveness_iq = recorded
+    table._liveness_iq = recorded
 
 
 def _rounds(calls: list[tuple[float, str]]) -> list[list[str]]:
@@ -55,7 +56,7 @@ def _rounds(calls: list[tuple[float, str]]) -> list[list[str]]:
 
 @pytest.mark.skipif(shutil.which(PROSODY) is None, reason=f"'{PROSODY}' is not installed")
 async def test_a_round_asks_a_bounded_number_of_peers_in_turn(prosody: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(presence, "PEER_CHECK_PER_ROUND", PER_ROUND)
+    monkeypatch.setattr(peer_table, "PEER_CHECK_PER_ROUND", PER_ROUND)
     server = prosody
 
     def comm(name: str, interval: float = 0.0) -> XmppComm:
@@ -94,7 +95,7 @@ _why_not = ejabberd_available()
 async def test_a_dying_node_is_noticed_for_all_its_modules_though_a_round_is_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(presence, "PEER_CHECK_PER_ROUND", PER_ROUND)
+    monkeypatch.setattr(peer_table, "PEER_CHECK_PER_ROUND", PER_ROUND)
     first = EjabberdTestServer(["watcher", *PEERS])
     await first.start()
     second = EjabberdTestServer(cluster_of=first)
@@ -120,7 +121,7 @@ async def test_a_dying_node_is_noticed_for_all_its_modules_though_a_round_is_bou
         await eventually(lambda: not set(PEERS) & set(watcher.comm.clients), timeout=10.0,
                          what="all modules of the dead node offline")  # fmt: skip
         detected = time.monotonic() - killed
-        assert detected < 3 * INTERVAL + 2 * presence.PEER_CHECK_TIMEOUT + 2.0, detected
+        assert detected < 3 * INTERVAL + 2 * peer_table.PEER_CHECK_TIMEOUT + 2.0, detected
         print(f"\nnode death, {len(PEERS)} modules, {PER_ROUND} checked a round: all offline after {detected:.2f} s")
     finally:
         await watcher.close()
