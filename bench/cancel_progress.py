@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -177,26 +176,15 @@ async def transport(kind: str) -> AsyncIterator[Callable[[str, float], Comm]]:
             server.cleanup()
     elif kind == "dbus":
         from pyobs.comm.dbus import DbusComm
+        from pyobs.testing.dbus_daemon import DbusDaemon
 
         directory = Path(tempfile.mkdtemp(prefix="pyobs-bench-cancel-"))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DBUS_")}
-        proc = await asyncio.create_subprocess_exec(
-            "dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1",
-            f"--address=unix:path={directory / 'bus'}",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, start_new_session=True,
-        )  # fmt: skip
+        daemon = DbusDaemon(directory, stock=True)
         try:
-            assert proc.stdout is not None
-            async with asyncio.timeout(10):
-                address = (await proc.stdout.readline()).decode().strip()
+            address = daemon.start()
             yield lambda name, timeout: DbusComm(name, bus=address, timeout=timeout)
         finally:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 5)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+            daemon.stop()
             shutil.rmtree(directory, ignore_errors=True)
     else:
         raise ValueError(kind)

@@ -13,6 +13,7 @@ import zoneinfo
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from pyobs.comm.backoff import RETRY_CAP, RETRY_FIRST, backoff
 from pyobs.comm.comm import Comm
 from pyobs.comm.proxy import ProxyRequest
 from pyobs.utils.casting import CastError, cast
@@ -322,6 +323,7 @@ class Object:
 
     async def _run_background(self, func: Callable[[], Awaitable[Any]], restart: bool) -> None:
         name = getattr(func, "__qualname__", repr(func))
+        pauses = backoff(RETRY_FIRST, RETRY_CAP)  # a task that keeps crashing is restarted less often
         while True:
             try:
                 await func()
@@ -332,7 +334,7 @@ class Object:
                 log.exception("background task %s of %s crashed%s", name, self, ", restarting" if restart else "")
                 if not restart:
                     return
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(next(pauses))
 
     async def open(self) -> None:
         """Open the object: connects the comm, starts background tasks, opens child objects."""

@@ -8,7 +8,6 @@ import contextlib
 import importlib
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -58,36 +57,16 @@ def available(impl: str) -> str | None:
 @contextlib.asynccontextmanager
 async def environment(run: Run) -> AsyncIterator[dict[str, Any]]:
     """A private dbus-daemon on a unix socket in a temporary directory; killed afterwards."""
+    from pyobs.testing.dbus_daemon import DbusDaemon
+
     directory = Path(tempfile.mkdtemp(prefix="pyobs-bench-dbus-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DBUS_")}
-    proc = await asyncio.create_subprocess_exec(
-        "dbus-daemon",
-        "--session",
-        "--nofork",
-        "--nopidfile",
-        "--print-address=1",
-        f"--address=unix:path={directory / 'bus'}",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
+    daemon = DbusDaemon(directory, stock=True)
     try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(10):
-            address = (await proc.stdout.readline()).decode().strip()
-        if not address:
-            raise RuntimeError("dbus-daemon did not print its address")
+        address = daemon.start()
         run.say(f"dbus-daemon at {address}")
-        yield {"address": address, "server_pid": proc.pid}
+        yield {"address": address, "server_pid": daemon.pid}
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 5)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        daemon.stop()
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -207,11 +207,12 @@ async def role_member(ctx: Context) -> None:
         elif what == "debug":  # diagnostics: the transport's bookkeeping, into the worker log
             for n, m in modules.items():
                 t = getattr(m.comm, "transport", None)
-                if t is not None:  # private fields that move between versions: those that are there
-                    keys = ("direct", "online", "session", "unacked", "peers", "expected", "caps_cache")
-                    fields = {k: getattr(t, "_" + k) for k in keys if hasattr(t, "_" + k)}
-                    sizes = {k: v if isinstance(v, bool | int) else len(v) for k, v in fields.items()}
-                    print(f"DEBUG {n}: {sizes}", file=sys.stderr)
+                if t is not None and hasattr(t, "peers") and hasattr(t, "publisher"):
+                    peers = t.peers.known()
+                    print(f"DEBUG {n}: online={t.exports.online} session={t.link.session} "
+                          f"unacked={len(t.publisher.unacked)} peers={len(peers)} "
+                          f"stale={sum(p.stale for p in peers)} cache={len(t.peers.discovery.cache)}",
+                          file=sys.stderr)  # fmt: skip
         elif what == "collect":
             emit("got", got={n: {str(k): v for k, v in g.items()} for n, g in got.items() if n != publisher})
         elif what == "restart_watch":  # after the server went down: when is each module back

@@ -22,7 +22,6 @@ and the server closes the stream of anyone sending more instead of dying. See do
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import glob
@@ -31,19 +30,16 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 
-from .xmpp_server import TestServerError, _die_with_parent, free_port
+from .process import ServerBase, TestServerError, free_port, server_parser, start_process, stop_process, wait_for_port
 
 ERL = os.environ.get("PYOBS_ERL", "erl")
 EPMD = os.environ.get("PYOBS_EPMD", "epmd")
@@ -146,7 +142,7 @@ modules:
 """
 
 
-class EjabberdTestServer:
+class EjabberdTestServer(ServerBase):
     """An ejabberd with a throw-away configuration on loopback (same interface as ``TestServer``).
 
     Args:
@@ -165,8 +161,9 @@ class EjabberdTestServer:
         startup_timeout: how long :meth:`start` waits for ejabberd to accept connections.
     """
 
-    __test__ = False  # not a pytest test class
     kind = "ejabberd"
+    config_name = "ejabberd.yml"
+    log_name = "ejabberd.log"
 
     def __init__(
         self,
@@ -185,69 +182,24 @@ class EjabberdTestServer:
         self.cluster_of = cluster_of
         if cluster_of is not None:
             domain, password = cluster_of.domain, cluster_of.password
-        self.domain: str = domain
-        self.password: str = password
-        self.host = "127.0.0.1"
+        super().__init__(users, outsiders, domain, password, directory)
         self.port = port or free_port(self.host)
         self.api_port = free_port(self.host)
         self.dist_port = free_port(self.host)
         self.shaper_rate = shaper_rate
         self.tools = list(tools)
-        #: accounts outside the fleet: (name, host); not in the shared roster group
-        self.outsiders: list[tuple[str, str]] = []
-        for jid in outsiders:
-            name, _, host = jid.partition("@")
-            self._check_user(name)
-            self.outsiders.append((name, host or domain))
         self.startup_timeout = startup_timeout
-        self._temporary = directory is None
-        self.directory = Path(directory or tempfile.mkdtemp(prefix="pyobs-ejabberd-"))
         tag = secrets.token_hex(3)
         self.node = f"pyobs{os.getpid()}{tag}@localhost"
         self.cookie: str = cluster_of.cookie if cluster_of is not None else secrets.token_hex(16)
         self.epmd_port: int = cluster_of.epmd_port if cluster_of is not None else free_port(self.host)
-        self.users: list[str] = []
-        self._process: subprocess.Popen[bytes] | None = None
         self._epmd: subprocess.Popen[bytes] | None = None
-        for user in users:
-            self._check_user(user)
-            if user not in self.users:
-                self.users.append(user)
 
     # ------------------------------------------------------------------ addresses
 
     @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def pubsub(self) -> str:
-        return f"pubsub.{self.domain}"
-
-    def jid(self, user: str, resource: str | None = None) -> str:
-        bare = f"{user}@{self.domain}"
-        return f"{bare}/{resource}" if resource else bare
-
-    @property
-    def config_file(self) -> Path:
-        return self.directory / "ejabberd.yml"
-
-    @property
-    def log_file(self) -> Path:
-        return self.directory / "ejabberd.log"
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
-
-    @staticmethod
-    def _check_user(user: str) -> None:
-        if not user or any(c in user for c in "@/:\" \n\t'\\"):
-            raise ValueError(f"invalid account name {user!r}")
 
     # ------------------------------------------------------------------ setup
 
@@ -291,20 +243,12 @@ class EjabberdTestServer:
     def _start_epmd(self) -> None:
         if self.cluster_of is not None or (self._epmd is not None and self._epmd.poll() is None):
             return  # a cluster node uses the first node's epmd
-        self._epmd = subprocess.Popen(
+        epmd = self._epmd = start_process(
             [EPMD, "-port", str(self.epmd_port), "-address", "127.0.0.1"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )  # fmt: skip
-        end = time.monotonic() + 5.0
-        while True:
-            try:
-                with socket.create_connection((self.host, self.epmd_port), timeout=1.0):
-                    return
-            except OSError:
-                if self._epmd.poll() is not None or time.monotonic() > end:
-                    raise TestServerError(f"epmd did not start on port {self.epmd_port}") from None
-                time.sleep(0.01)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.host, self.epmd_port, 5.0, "epmd", lambda: epmd.poll() is not None)
 
     # ------------------------------------------------------------------ process
 
@@ -328,10 +272,7 @@ class EjabberdTestServer:
         ]  # fmt: skip
         out = open(self.directory / "stdout.log", "ab")
         try:
-            self._process = subprocess.Popen(
-                cmd, env=self._env(), cwd=self.directory, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )  # fmt: skip
+            self._process = start_process(cmd, env=self._env(), cwd=self.directory, stdout=out, stderr=out)
         finally:
             out.close()
         try:
@@ -344,21 +285,11 @@ class EjabberdTestServer:
             raise
 
     def _wait_ready(self) -> None:
-        end = time.monotonic() + self.startup_timeout
-        while True:
-            if self._process is None or self._process.poll() is not None:
-                raise TestServerError(f"ejabberd exited at start-up; see {self.log_file}: {self._log_tail()}")
-            try:
-                self.api("status", {})
-                with socket.create_connection((self.host, self.port), timeout=1.0):
-                    return
-            except (OSError, TestServerError):
-                if time.monotonic() > end:
-                    raise TestServerError(
-                        f"ejabberd did not accept connections on {self.address} within "
-                        f"{self.startup_timeout} s; see {self.log_file}: {self._log_tail()}"
-                    ) from None
-                time.sleep(0.05)  # polling interval, bounded by the deadline above
+        try:
+            wait_for_port(self.host, self.port, self.startup_timeout, "ejabberd", lambda: not self.running,
+                          ready=lambda: self.api("status", {}))  # fmt: skip
+        except TestServerError as exc:
+            raise TestServerError(f"{exc}; see {self.log_file}: {self._log_tail()}") from None
 
     def _log_tail(self, lines: int = 5) -> str:
         texts = []
@@ -445,37 +376,17 @@ class EjabberdTestServer:
     def stop_blocking(self, timeout: float = 10.0) -> None:
         """Stop ejabberd (SIGTERM, SIGKILL after ``timeout``) and our epmd; keeps the directory."""
         proc, self._process = self._process, None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                proc.wait(timeout)
+        stop_process(proc, timeout)
         self._stop_epmd()
 
     def kill_blocking(self) -> None:
         """Kill ejabberd at once (SIGKILL: a node dying without a word)."""
         proc, self._process = self._process, None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait(10)
+        stop_process(proc, 10.0, signal.SIGKILL)
 
     def _stop_epmd(self) -> None:
         epmd, self._epmd = self._epmd, None
-        if epmd is not None and epmd.poll() is None:
-            epmd.terminate()
-            try:
-                epmd.wait(5)
-            except subprocess.TimeoutExpired:
-                epmd.kill()
-                epmd.wait(5)
-
-    async def start(self) -> None:
-        await asyncio.to_thread(self.start_blocking)
+        stop_process(epmd)
 
     async def stop(self, timeout: float = 10.0) -> None:
         await asyncio.to_thread(self._stop_keep_epmd, timeout)
@@ -490,68 +401,22 @@ class EjabberdTestServer:
     async def kill(self) -> None:
         await asyncio.to_thread(self.kill_blocking)
 
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
-
     async def add_users(self, users: Iterable[str]) -> None:
         """Register more accounts (the @all@ shared roster group includes them at once)."""
-        new = []
-        for user in users:
-            self._check_user(user)
-            if user not in self.users:
-                self.users.append(user)
-                new.append(user)
+        new = self._new_users(users)
         if new and self.running:
             await asyncio.to_thread(self._setup_accounts, new)
-
-    def __enter__(self) -> EjabberdTestServer:
-        try:
-            self.start_blocking()
-        except BaseException:
-            self.cleanup()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop_blocking()
-        self.cleanup()
 
     def cleanup(self) -> None:
         """Stop our epmd and remove a temporary directory (ejabberd must be stopped)."""
         self._stop_epmd()
-        if self._temporary:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    async def __aenter__(self) -> EjabberdTestServer:
-        try:
-            await self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await asyncio.to_thread(self.stop_blocking)
-        self.cleanup()
+        super().cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pyobs.testing.ejabberd_server", description="Run a throw-away ejabberd for pyobs tests."
-    )
-    parser.add_argument("--dir", help="directory for config, spool and log (default: a temporary one)")
-    parser.add_argument("--users", default="", help="comma-separated account names")
-    parser.add_argument("--domain", default="pyobs.test")
-    parser.add_argument("--password", default="pyobs")
-    parser.add_argument("--port", type=int, default=None, help="c2s port (default: a free one)")
+    parser = server_parser("python -m pyobs.testing.ejabberd_server", "Run a throw-away ejabberd for pyobs tests.")
     parser.add_argument("--nodes", type=int, default=1, help="cluster nodes (each prints its server=)")
     args = parser.parse_args(argv)
-    users = [u.strip() for u in args.users.split(",") if u.strip()]
     servers: list[EjabberdTestServer] = []
     stop = {"now": False}
 
@@ -561,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        first = EjabberdTestServer(users, domain=args.domain, password=args.password, directory=args.dir,
+        first = EjabberdTestServer(args.users, domain=args.domain, password=args.password, directory=args.dir,
                                    port=args.port)  # fmt: skip
         first.start_blocking()
         servers.append(first)

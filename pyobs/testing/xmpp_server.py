@@ -20,20 +20,18 @@ Command line (prints the address and domain, runs until SIGTERM/SIGINT)::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
+
+from .process import ServerBase, TestServerError, free_port, server_parser, start_process, stop_process, wait_for_port
+
+__all__ = ["PROSODY", "PROSODYCTL", "SERVER_PLUGINS", "TestServer", "TestServerError", "free_port", "main"]
 
 PROSODY = os.environ.get("PYOBS_PROSODY", "prosody")
 #: prosody's mod_pyobs_nodes and ejabberd's node_pyobs (docs/xmpp.md, "Node ownership")
@@ -41,35 +39,11 @@ SERVER_PLUGINS = Path(__file__).resolve().parent.parent / "comm" / "xmpp" / "ser
 PROSODYCTL = os.environ.get("PYOBS_PROSODYCTL", "prosodyctl")
 
 
-class TestServerError(RuntimeError):
-    """The test server could not be set up or started; the message says why."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the process that started us dies (Linux), so a
-    killed test run leaves no prosody behind."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
-    except Exception:  # not Linux: stop() is the only way
-        pass
-
-
 def _lua(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class TestServer:
+class TestServer(ServerBase):
     """A prosody process with a throw-away configuration.
 
     Args:
@@ -92,8 +66,9 @@ class TestServer:
         startup_timeout: how long :meth:`start` waits for the port to accept connections.
     """
 
-    __test__ = False  # not a pytest test class
     kind = "prosody"
+    config_name = "prosody.cfg.lua"
+    log_name = "prosody.log"
 
     def __init__(
         self,
@@ -111,9 +86,7 @@ class TestServer:
         restrict_nodes: bool = True,
         startup_timeout: float = 10.0,
     ) -> None:
-        self.domain = domain
-        self.password = password
-        self.host = "127.0.0.1"
+        super().__init__(users, outsiders, domain, password, directory)
         self.port = port or free_port(self.host)
         #: with ``tls``: a second c2s port speaking TLS from the first byte (XEP-0368)
         self.direct_tls_port = free_port(self.host) if tls else None
@@ -123,27 +96,8 @@ class TestServer:
         self.tuned_gc = tuned_gc
         self.restrict_nodes = restrict_nodes
         self.startup_timeout = startup_timeout
-        self._temporary = directory is None
-        self.directory = Path(directory or tempfile.mkdtemp(prefix="pyobs-prosody-"))
-        self.users: list[str] = []
-        self._process: subprocess.Popen[bytes] | None = None
-        for user in users:
-            self._check_user(user)
-            if user not in self.users:
-                self.users.append(user)
-        #: (name, host) of the accounts outside the fleet
-        self.outsiders: list[tuple[str, str]] = []
-        for jid in outsiders:
-            name, _, host = jid.partition("@")
-            self._check_user(name)
-            self.outsiders.append((name, host or domain))
 
     # ------------------------------------------------------------------ addresses
-
-    @property
-    def address(self) -> str:
-        """``host:port`` for the ``server`` option of XmppComm."""
-        return f"{self.host}:{self.port}"
 
     @property
     def direct_tls_address(self) -> str:
@@ -153,34 +107,9 @@ class TestServer:
         return f"{self.host}:{self.direct_tls_port}"
 
     @property
-    def pubsub(self) -> str:
-        return f"pubsub.{self.domain}"
-
-    def jid(self, user: str, resource: str | None = None) -> str:
-        bare = f"{user}@{self.domain}"
-        return f"{bare}/{resource}" if resource else bare
-
-    @property
-    def config_file(self) -> Path:
-        return self.directory / "prosody.cfg.lua"
-
-    @property
-    def log_file(self) -> Path:
-        return self.directory / "prosody.log"
-
-    @property
     def ca_file(self) -> Path:
         """The self-signed certificate (to pass as ``ca_file``); only with ``tls=True``."""
         return self.directory / "certs" / f"{self.domain}.crt"
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @staticmethod
-    def _check_user(user: str) -> None:
-        if not user or any(c in user for c in "@/:\" \n\t'\\"):
-            raise ValueError(f"invalid account name {user!r}")
 
     # ------------------------------------------------------------------ setup
 
@@ -303,35 +232,17 @@ Component {_lua(self.pubsub)} "pubsub"
         self._write_config()
         accounts = [(u, self.domain) for u in self.users] + self.outsiders
         self._register([a for a in accounts if not self._registered(*a)])
-        self._process = subprocess.Popen(
-            [PROSODY, "-F", "--config", str(self.config_file)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )  # fmt: skip
+        self._process = start_process(
+            [PROSODY, "-F", "--config", str(self.config_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
-            self._wait_ready()
+            wait_for_port(self.host, self.port, self.startup_timeout, "prosody", lambda: not self.running)
+        except TestServerError as exc:
+            self.stop_blocking()
+            raise TestServerError(f"{exc}; see {self.log_file}: {self._log_tail()}") from None
         except BaseException:
             self.stop_blocking()
             raise
-
-    def _wait_ready(self) -> None:
-        end = time.monotonic() + self.startup_timeout
-        delay = 0.002
-        while True:
-            if self._process is None or self._process.poll() is not None:
-                raise TestServerError(f"prosody exited at start-up; see {self.log_file}: {self._log_tail()}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=1.0):
-                    return
-            except OSError:
-                if time.monotonic() > end:
-                    raise TestServerError(
-                        f"prosody did not accept connections on {self.address} within "
-                        f"{self.startup_timeout} s; see {self.log_file}"
-                    ) from None
-                # poll with a growing interval, bounded by the deadline above
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
 
     def _log_tail(self, lines: int = 5) -> str:
         try:
@@ -342,92 +253,28 @@ Component {_lua(self.pubsub)} "pubsub"
     def stop_blocking(self, timeout: float = 5.0) -> None:
         """Stop prosody (SIGTERM, SIGKILL after ``timeout``); keeps the directory for a restart."""
         proc, self._process = self._process, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait(timeout)
-
-    async def start(self) -> None:
-        """:meth:`start_blocking` without blocking the event loop."""
-        await asyncio.to_thread(self.start_blocking)
+        stop_process(proc, timeout)
 
     async def stop(self, timeout: float = 5.0) -> None:
-        await asyncio.to_thread(self.stop_blocking, timeout)
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
+        await super().stop(timeout)
 
     async def add_users(self, users: Iterable[str]) -> None:
         """Register more accounts; a running server is restarted to reload the shared roster."""
-        new = []
-        for user in users:
-            self._check_user(user)
-            if user not in self.users:
-                self.users.append(user)
-                new.append(user)
-        if new and self.running:
+        if self._new_users(users) and self.running:
             await self.restart()
         # not running: start() writes the config and registers them
 
-    def __enter__(self) -> TestServer:
-        try:
-            self.start_blocking()
-        except BaseException:
-            self.cleanup()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop_blocking()
-        self.cleanup()
-
-    def cleanup(self) -> None:
-        """Remove a temporary directory (the server must be stopped)."""
-        if self._temporary:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    async def __aenter__(self) -> TestServer:
-        try:
-            await self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-        self.cleanup()
-
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pyobs.testing.xmpp_server", description="Run a throw-away prosody for pyobs."
-    )
-    parser.add_argument("--dir", help="directory for config, data and log (default: a temporary one)")
-    parser.add_argument("--users", default="", help="comma-separated account names")
-    parser.add_argument("--domain", default="pyobs.test")
-    parser.add_argument("--password", default="pyobs")
-    parser.add_argument("--port", type=int, default=None, help="c2s port (default: a free one)")
+    parser = server_parser("python -m pyobs.testing.xmpp_server", "Run a throw-away prosody for pyobs.")
     parser.add_argument("--tls", action="store_true", help="self-signed certificate, STARTTLS required")
     parser.add_argument("--allow-plain", action="store_true", help="allow PLAIN auth without TLS")
     parser.add_argument("--prosody-gc", action="store_true", help="keep prosody's own (slower) GC pacing")
     args = parser.parse_args(argv)
-    users = [u.strip() for u in args.users.split(",") if u.strip()]
 
     async def run() -> None:
         server = TestServer(
-            users, domain=args.domain, password=args.password, directory=args.dir, port=args.port,
+            args.users, domain=args.domain, password=args.password, directory=args.dir, port=args.port,
             tls=args.tls, allow_plain=args.allow_plain, tuned_gc=not args.prosody_gc,
         )  # fmt: skip
         stop = asyncio.Event()

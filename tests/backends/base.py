@@ -33,11 +33,12 @@ class OutageBackend(Backend, Protocol):
         """The server or bus daemon is back; modules reconnect by themselves."""
 
 
-async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:
-    """Wait until ``predicate()`` is true; fail the test after ``timeout`` seconds."""
+async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    """Wait until ``predicate()`` is true and return what it returned; fail the test after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
-    while not predicate():
+    while not (value := predicate()):
         if loop.time() > end:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.005)
+    return value

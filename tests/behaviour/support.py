@@ -4,7 +4,9 @@ value vocabulary, a telescope written like the seed's examples, and helpers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from abc import abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -290,6 +292,33 @@ class Camera(Module):
 async def opened(module: Module) -> Module:
     await module.open()
     return module
+
+
+@contextlib.asynccontextmanager
+async def module_and_caller(
+    backend: Any,
+    module_class: type[Module],
+    name: str,
+    interface: type[Interface],
+    caller: str = "caller",
+    **options: Any,
+) -> AsyncIterator[tuple[Any, Comm, Any]]:
+    """Module ``name`` and a comm ``caller`` that sees it (``options`` are the caller's): (module,
+    caller, the caller's proxy to the module for ``interface``); both closed at the end."""
+    module = await opened(module_class(comm=backend.comm(name)))
+    comm = backend.comm(caller, **options)
+    await comm.open()
+    try:
+        await seen(comm, name)
+        yield module, comm, await comm.proxy(name, interface)
+    finally:
+        await comm.close()
+        await module.close()
+
+
+def sink_and_caller(backend: Any, **options: Any) -> contextlib.AbstractAsyncContextManager[tuple[Any, Comm, Any]]:
+    """A KitchenSink ``sink`` and a comm ``caller`` that sees it: (sink, caller, proxy)."""
+    return module_and_caller(backend, KitchenSink, "sink", IKitchenSink, **options)
 
 
 async def seen(comm: Comm, name: str, timeout: float = 5.0) -> None:

@@ -19,6 +19,7 @@ from support import (
     Track,
     opened,
     seen,
+    sink_and_caller,
     unseen,
 )
 
@@ -128,27 +129,14 @@ async def test_proxy_of_an_object_returns_it(backend: Any) -> None:
     ],
 )
 async def test_values_round_trip_with_their_types(backend: Any, method: str, value: Any) -> None:
-    sink = await opened(KitchenSink(comm=backend.comm("sink")))
-    caller = backend.comm("caller")
-    await caller.open()
-    try:
-        await seen(caller, "sink")
-        proxy = await caller.proxy("sink", IKitchenSink)
+    async with sink_and_caller(backend) as (_sink, _caller, proxy):
         result = await getattr(proxy, method)(value)
         assert result == value
         assert type(result) is type(value)
-    finally:
-        await caller.close()
-        await sink.close()
 
 
 async def test_arguments_are_cast_and_checked_before_sending(backend: Any) -> None:
-    sink = await opened(KitchenSink(comm=backend.comm("sink")))
-    caller = backend.comm("caller")
-    await caller.open()
-    try:
-        await seen(caller, "sink")
-        proxy = await caller.proxy("sink", IKitchenSink)
+    async with sink_and_caller(backend) as (sink, caller, proxy):
         assert await proxy.combine(1, 2) == "1|2.0|x"  # default filled, int cast to float
         assert await proxy.combine(a=3, b=1.5, c="y") == "3|1.5|y"
         assert await proxy.echo_enum("red") == Color.RED  # enum values are accepted
@@ -164,31 +152,15 @@ async def test_arguments_are_cast_and_checked_before_sending(backend: Any) -> No
             await caller.execute("sink", "nope")
         assert await proxy.nothing() is None
         assert sink.calls == [("nothing", None)]
-    finally:
-        await caller.close()
-        await sink.close()
 
 
 async def test_callee_learns_who_called(backend: Any) -> None:
-    sink = await opened(KitchenSink(comm=backend.comm("sink")))
-    caller = backend.comm("caller")
-    await caller.open()
-    try:
-        await seen(caller, "sink")
-        proxy = await caller.proxy("sink", IKitchenSink)
+    async with sink_and_caller(backend) as (_sink, _caller, proxy):
         assert await proxy.whoami() == "caller"
-    finally:
-        await caller.close()
-        await sink.close()
 
 
 async def test_every_call_has_a_deadline(backend: Any) -> None:
-    sink = await opened(KitchenSink(comm=backend.comm("sink")))
-    caller = backend.comm("caller", timeout=0.5)
-    await caller.open()
-    try:
-        await seen(caller, "sink")
-        proxy = await caller.proxy("sink", IKitchenSink)
+    async with sink_and_caller(backend, timeout=0.5) as (_sink, _caller, proxy):
         start = time.monotonic()
         with pytest.raises(RemoteTimeoutError, match=r"sink\.sleep\(\)") as info:
             await proxy.sleep(3.0)
@@ -197,31 +169,15 @@ async def test_every_call_has_a_deadline(backend: Any) -> None:
         assert 0.4 < elapsed < 2.0
         # the comm keeps working afterwards
         assert await proxy.echo_int(3) == 3
-    finally:
-        await caller.close()
-        await sink.close()
 
 
 async def test_timeout_decorator_extends_the_callers_deadline(backend: Any) -> None:
-    sink = await opened(KitchenSink(comm=backend.comm("sink")))
-    caller = backend.comm("caller", timeout=0.5)
-    await caller.open()
-    try:
-        await seen(caller, "sink")
-        proxy = await caller.proxy("sink", IKitchenSink)
+    async with sink_and_caller(backend, timeout=0.5) as (_sink, _caller, proxy):
         assert await proxy.sleep_announced(1.2) == 1.2
-    finally:
-        await caller.close()
-        await sink.close()
 
 
 async def test_remote_exceptions_arrive_as_their_class(backend: Any) -> None:
-    sink = await opened(KitchenSink(comm=backend.comm("sink")))
-    caller = backend.comm("caller")
-    await caller.open()
-    try:
-        await seen(caller, "sink")
-        proxy = await caller.proxy("sink", IKitchenSink)
+    async with sink_and_caller(backend) as (_sink, _caller, proxy):
         with pytest.raises(ValueError, match="bad value 42"):
             await proxy.fail("value")
         with pytest.raises(MoveError, match="cannot move there"):
@@ -235,18 +191,10 @@ async def test_remote_exceptions_arrive_as_their_class(backend: Any) -> None:
             await proxy.fail("unknown")
         assert exotic.value.original_type == "some.plugin.nowhere.ExoticError"
         assert await proxy.echo_int(1) == 1  # still alive
-    finally:
-        await caller.close()
-        await sink.close()
 
 
 async def test_call_to_a_module_that_went_away_fails_promptly(backend: Any) -> None:
-    sink = await opened(KitchenSink(comm=backend.comm("sink")))
-    caller = backend.comm("caller", timeout=30.0)
-    await caller.open()
-    try:
-        await seen(caller, "sink")
-        proxy = await caller.proxy("sink", IKitchenSink)
+    async with sink_and_caller(backend, timeout=30.0) as (sink, caller, proxy):
         call = asyncio.ensure_future(proxy.sleep_announced(20.0))
         await asyncio.wait_for(sink.started.wait(), 5.0)
         start = time.monotonic()
@@ -259,9 +207,6 @@ async def test_call_to_a_module_that_went_away_fails_promptly(backend: Any) -> N
             await proxy.echo_int(1)
         with pytest.raises(ValueError, match="not online"):
             await caller.proxy("sink", IKitchenSink)
-    finally:
-        await caller.close()
-        await sink.close()
 
 
 async def test_modules_are_gone_from_clients_after_close(backend: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from backends.base import eventually
-from support import Focuser, opened, seen
+from support import Focuser, module_and_caller, opened, seen
 
 from pyobs.interfaces import IBinning, IFocuser
 from pyobs.interfaces.types import Binning, BinningCapabilities, BinningState, FocuserState
@@ -14,12 +14,7 @@ from pyobs.utils.enums import ModuleState
 
 
 async def test_proxy_state_is_cached_when_the_proxy_is_made(backend: Any) -> None:
-    foc = await opened(Focuser(comm=backend.comm("focuser")))
-    reader = backend.comm("reader")
-    await reader.open()
-    try:
-        await seen(reader, "focuser")
-        proxy = await reader.proxy("focuser", IFocuser)
+    async with module_and_caller(backend, Focuser, "focuser", IFocuser, "reader") as (foc, _reader, proxy):
         state = proxy.get_state(IFocuser)  # synchronous: no call, no subscription on first read
         assert isinstance(state, FocuserState) and state.focus == 10.0
         await foc.set_focus(12.0)
@@ -28,9 +23,6 @@ async def test_proxy_state_is_cached_when_the_proxy_is_made(backend: Any) -> Non
         waited = await proxy.wait_for_state(IFocuser, timeout=2)
         assert waited is not None and waited.focus == 12.0
         assert (await proxy.fetch_state(IFocuser)).focus == 12.0
-    finally:
-        await reader.close()
-        await foc.close()
 
 
 async def test_sync_state_callbacks_get_the_current_state_and_changes(backend: Any) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from backends.base import eventually
-from support import Camera, Focuser, SeedClient, Telescope, opened, seen
+from support import Camera, Focuser, SeedClient, Telescope, module_and_caller, opened, seen
 
 from pyobs.events import (
     Event,
@@ -217,12 +217,7 @@ async def test_module_opened_and_closed_events(backend: Any) -> None:
 
 
 async def test_state_is_read_without_a_call_and_follows_changes(backend: Any) -> None:
-    foc = await opened(Focuser(comm=backend.comm("focuser")))
-    reader = backend.comm("reader")
-    await reader.open()
-    try:
-        await seen(reader, "focuser")
-        proxy = await reader.proxy("focuser", IFocuser)
+    async with module_and_caller(backend, Focuser, "focuser", IFocuser, "reader") as (_foc, _reader, proxy):
         state = proxy.get_state(IFocuser)
         assert isinstance(state, FocuserState) and state.focus == 10.0
         changes: list[float] = []
@@ -239,9 +234,6 @@ async def test_state_is_read_without_a_call_and_follows_changes(backend: Any) ->
         waited = await proxy.wait_for_state(IFocuser, lambda s: s.focus == 11.5, timeout=2.0)
         assert waited is not None and waited.focus == 11.5
         assert await proxy.wait_for_state(IFocuser, lambda s: s.focus == 99.0, timeout=0.2) is None
-    finally:
-        await reader.close()
-        await foc.close()
 
 
 async def test_late_joiner_gets_current_state_at_once(backend: Any) -> None:

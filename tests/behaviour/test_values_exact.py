@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import pytest
-from support import IKitchenSink, KitchenSink, opened, seen
+from support import sink_and_caller
 
 NASTY = [
     "a\r\nb",
@@ -16,7 +16,7 @@ NASTY = [
     " leading and trailing \t ",
     "tab\there",
     "\x7f\x80\x85\x9f",  # DEL and C1 controls (XML 1.0 carries them)
-    "<tag attr=\"x\">&amp;</tag>",
+    '<tag attr="x">&amp;</tag>',
     "]]>",
     "\u2028\u2029",
     "emoji \U0001f52d and \u4e2d\u6587",
@@ -25,12 +25,7 @@ NASTY = [
 
 
 async def test_strings_and_numbers_round_trip_exactly(backend: Any) -> None:
-    sink = await opened(KitchenSink(comm=backend.comm("sink")))
-    caller = backend.comm("caller")
-    await caller.open()
-    try:
-        await seen(caller, "sink")
-        proxy = await caller.proxy("sink", IKitchenSink)
+    async with sink_and_caller(backend) as (_sink, _caller, proxy):
         for text in NASTY:
             assert await proxy.echo_str(text) == text
         for number in (0.1, -0.0, 1e308, 5e-324, float("inf"), float("-inf")):
@@ -45,6 +40,3 @@ async def test_strings_and_numbers_round_trip_exactly(backend: Any) -> None:
                 await proxy.echo_str(f"a{bad}b")
         else:
             assert await proxy.echo_str("\x00\x01") == "\x00\x01"
-    finally:
-        await caller.close()
-        await sink.close()

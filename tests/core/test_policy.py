@@ -9,6 +9,7 @@ from abc import abstractmethod
 from typing import Any
 
 import pytest
+from backends.base import eventually
 from fake_transport import FakeNetwork, FakeTransport
 
 from pyobs.comm import Comm
@@ -74,15 +75,6 @@ class Slow(Module, ISlow, IMotion):
         return True
 
 
-async def until(predicate: Any, timeout: float = 5.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.005)
-
-
 class Pair:
     """A callee module ``slow`` and a plain caller comm on one fake network."""
 
@@ -107,7 +99,7 @@ class Pair:
         await self.caller.register_event(ModuleClosedEvent, on_closed)
         await self.callee.open()
         await self.caller.open()
-        await until(lambda: self.caller.is_online("slow"), what="callee seen")
+        await eventually(lambda: self.caller.is_online("slow"), what="callee seen")
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -182,13 +174,13 @@ async def test_duplicates_are_dropped_within_the_window_and_the_window_is_bounde
         first = PolicyEvent(number=-1)
         pair.caller.event_received("slow", first)
         pair.caller.event_received("slow", first)  # a retried publish
-        await until(lambda: len(got) == 1, what="first event")
+        await eventually(lambda: len(got) == 1, what="first event")
         for i in range(1024):  # fills the window: the first uuid falls out of it
             pair.caller.event_received("slow", PolicyEvent(number=i))
-        await until(lambda: len(got) == 1025, what="the other events")
+        await eventually(lambda: len(got) == 1025, what="the other events")
         assert len(pair.caller._seen) == 1024
         pair.caller.event_received("slow", first)  # remembered no longer: delivered again
-        await until(lambda: len(got) == 1026, what="the replay")
+        await eventually(lambda: len(got) == 1026, what="the replay")
         assert got.count(-1) == 2
 
 
@@ -227,14 +219,14 @@ async def test_peers_seen_again_within_the_grace_stay_and_their_state_is_subscri
         # changed while we were away: the new value is read when subscribing again
         await pair.callee.comm.set_state(IMotion, MotionState(status=MotionStatus.SLEWING))
         pair.network.restore()
-        await until(lambda: len(pair.transport.subscribes) > subscribes, what="subscribed again")
-        await until(
+        await eventually(lambda: len(pair.transport.subscribes) > subscribes, what="subscribed again")
+        await eventually(
             lambda: pair.caller._state_cache[("slow", "IMotion")].status is MotionStatus.SLEWING,
             what="the state changed meanwhile",
         )
-        await until(lambda: MotionStatus.SLEWING in states, what="handlers told of the change meanwhile")
+        await eventually(lambda: MotionStatus.SLEWING in states, what="handlers told of the change meanwhile")
         await pair.callee.comm.set_state(IMotion, MotionState(status=MotionStatus.TRACKING))
-        await until(lambda: MotionStatus.TRACKING in states, what="a change after the reconnect")
+        await eventually(lambda: MotionStatus.TRACKING in states, what="a change after the reconnect")
         assert not pair.caller._peers["slow"].stale
         assert pair.closed == [] and pair.opened == ["slow"]  # one ModuleOpened, no ModuleClosed
         proxy = await pair.caller.proxy("slow", ISlow)
@@ -247,7 +239,7 @@ async def test_peers_not_seen_again_within_the_grace_after_the_reconnect_go_offl
         pair.network.restore(back=["caller"])  # the callee did not come back
         assert pair.caller.is_online("slow")  # for the grace
         start = time.monotonic()
-        await until(lambda: pair.closed == ["slow"], what="ModuleClosedEvent after the grace")
+        await eventually(lambda: pair.closed == ["slow"], what="ModuleClosedEvent after the grace")
         assert time.monotonic() - start >= 0.25
         assert not pair.caller.is_online("slow")
 
@@ -256,11 +248,11 @@ async def test_all_peers_go_offline_when_our_link_stays_down_past_the_grace() ->
     async with Pair(grace=0.3) as pair:
         start = time.monotonic()
         pair.network.cut()
-        await until(lambda: pair.closed == ["slow"], what="ModuleClosedEvent after the grace")
+        await eventually(lambda: pair.closed == ["slow"], what="ModuleClosedEvent after the grace")
         assert time.monotonic() - start >= 0.25
         assert pair.caller.clients == []
         pair.network.restore()  # back later: a new ModuleOpenedEvent
-        await until(lambda: pair.opened == ["slow", "slow"], what="seen again")
+        await eventually(lambda: pair.opened == ["slow", "slow"], what="seen again")
 
 
 async def test_events_sent_while_the_link_is_down_wait_in_the_outbox_and_arrive_in_order() -> None:
@@ -275,13 +267,13 @@ async def test_events_sent_while_the_link_is_down_wait_in_the_outbox_and_arrive_
         sender = pair.callee.comm
         await sender.register_event(PolicyEvent)
         await sender.send_event(PolicyEvent(number=0))
-        await until(lambda: got == [0], what="an event before the cut")
+        await eventually(lambda: got == [0], what="an event before the cut")
         pair.network.cut()
         for i in (1, 2, 3):
             await sender.send_event(PolicyEvent(number=i))  # neither raises nor blocks
         assert sender.outbox.waiting == 3 and got == [0]
         pair.network.restore()
-        await until(lambda: got == [0, 1, 2, 3], what="the kept events, in order")
+        await eventually(lambda: got == [0, 1, 2, 3], what="the kept events, in order")
         assert sender.outbox.waiting == 0
 
 

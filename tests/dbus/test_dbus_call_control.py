@@ -3,50 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 
-import pytest
 from backends.dbus import DbusBackend
-from dbus_fast import Message, MessageType
+from dbus_fast import MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.introspection import Node
-from support import KitchenSink, opened
-
-from pyobs.comm.dbus.codec import escape_name
+from support import KitchenSink
 
 MODULE = "org.pyobs.Module"
-
-
-@pytest.fixture
-async def raw(dbus_bus: str) -> AsyncIterator[MessageBus]:
-    bus = await MessageBus(bus_address=dbus_bus).connect()
-    yield bus
-    bus.disconnect()
-
-
-@pytest.fixture
-async def sink(dbus_backend: DbusBackend) -> AsyncIterator[KitchenSink]:
-    module = await opened(KitchenSink(comm=dbus_backend.comm("sink")))
-    yield module
-    await module.close()
-
-
-def _msg(backend: DbusBackend, iface: str, member: str, sig: str = "", body: list[Any] | None = None) -> Message:
-    return Message(
-        destination=f"{backend.prefix}.{escape_name('sink')}",
-        path="/" + backend.prefix.replace(".", "/"),
-        interface=iface,
-        member=member,
-        signature=sig,
-        body=body or [],
-    )
 
 
 async def test_cancel_and_progress_are_in_the_introspection(
     dbus_backend: DbusBackend, raw: MessageBus, sink: KitchenSink
 ) -> None:
-    reply = await raw.call(_msg(dbus_backend, "org.freedesktop.DBus.Introspectable", "Introspect"))
+    reply = await raw.call(dbus_backend.message("sink", "org.freedesktop.DBus.Introspectable", "Introspect"))
     assert reply is not None
     iface = next(i for i in Node.parse(reply.body[0]).interfaces if i.name == MODULE)
     cancel = next(m for m in iface.methods if m.name == "Cancel")
@@ -58,13 +28,13 @@ async def test_cancel_and_progress_are_in_the_introspection(
 async def test_a_foreign_client_cancels_its_own_call(
     dbus_backend: DbusBackend, raw: MessageBus, sink: KitchenSink
 ) -> None:
-    call = _msg(dbus_backend, "org.pyobs.IKitchenSink", "sleep", "d", [30.0])
+    call = dbus_backend.message("sink", "org.pyobs.IKitchenSink", "sleep", "d", [30.0])
     pending = asyncio.ensure_future(raw.call(call))
     await asyncio.wait_for(sink.started.wait(), 5.0)
     # a cancel of a call that is not ours names nothing
-    other = await raw.call(_msg(dbus_backend, MODULE, "Cancel", "ud", [call.serial + 1000, 1.0]))
+    other = await raw.call(dbus_backend.message("sink", MODULE, "Cancel", "ud", [call.serial + 1000, 1.0]))
     assert other is not None and other.body == ["unknown"]
-    answer = await raw.call(_msg(dbus_backend, MODULE, "Cancel", "ud", [call.serial, 2.0]))
+    answer = await raw.call(dbus_backend.message("sink", MODULE, "Cancel", "ud", [call.serial, 2.0]))
     assert answer is not None and answer.message_type is MessageType.METHOD_RETURN and answer.body == ["cancelled"]
     reply = await asyncio.wait_for(pending, 5.0)
     assert reply is not None and reply.message_type is MessageType.ERROR
@@ -72,8 +42,8 @@ async def test_a_foreign_client_cancels_its_own_call(
 
 
 async def test_a_bad_cancel_is_invalid_args(dbus_backend: DbusBackend, raw: MessageBus, sink: KitchenSink) -> None:
-    reply = await raw.call(_msg(dbus_backend, MODULE, "Cancel", "ud", [1, -1.0]))
+    reply = await raw.call(dbus_backend.message("sink", MODULE, "Cancel", "ud", [1, -1.0]))
     assert reply is not None and reply.error_name == "org.freedesktop.DBus.Error.InvalidArgs"
     assert "wait" in reply.body[0]
-    echo = await raw.call(_msg(dbus_backend, "org.pyobs.IKitchenSink", "echo_int", "x", [5]))
+    echo = await raw.call(dbus_backend.message("sink", "org.pyobs.IKitchenSink", "echo_int", "x", [5]))
     assert echo is not None and echo.body == [5]  # still serving

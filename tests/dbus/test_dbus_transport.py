@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,30 +35,10 @@ from pyobs.utils.exceptions import MoveError
 TESTS = Path(__file__).parent.parent
 
 
-@pytest.fixture
-async def raw(dbus_bus: str) -> AsyncIterator[MessageBus]:
-    """A foreign D-Bus client that speaks raw dbus-fast messages."""
-    bus = await MessageBus(bus_address=dbus_bus).connect()
-    yield bus
-    bus.disconnect()
-
-
-@pytest.fixture
-async def sink(dbus_backend: DbusBackend) -> AsyncIterator[KitchenSink]:
-    module = await opened(KitchenSink(comm=dbus_backend.comm("sink")))
-    yield module
-    await module.close()
-
-
-def _target(backend: DbusBackend, name: str = "sink") -> tuple[str, str]:
-    return f"{backend.prefix}.{escape_name(name)}", "/" + backend.prefix.replace(".", "/")
-
-
 async def _call(
     raw: MessageBus, backend: DbusBackend, iface: str, member: str, sig: str = "", body: list[Any] | None = None
 ) -> Message:
-    dest, path = _target(backend)
-    msg = Message(destination=dest, path=path, interface=iface, member=member, signature=sig, body=body or [])
+    msg = backend.message("sink", iface, member, sig, body)
     reply = await asyncio.wait_for(raw.call(msg), 5.0)
     assert reply is not None
     return reply
@@ -97,7 +76,7 @@ async def test_introspection_shows_our_interfaces_and_signatures(
         assert "".join(str(a.signature) for a in m.out_args) == outs, name
     assert [a.name for a in methods["combine"].in_args] == ["a", "b", "c"]
     # parent nodes lead to the module's object (busctl tree)
-    dest, path = _target(dbus_backend)
+    dest, path = dbus_backend.target("sink")
     parent = path.rsplit("/", 1)[0]
     reply = await asyncio.wait_for(
         raw.call(
@@ -110,7 +89,7 @@ async def test_introspection_shows_our_interfaces_and_signatures(
 
 @pytest.mark.skipif(shutil.which("busctl") is None, reason="busctl is not installed")
 async def test_busctl_introspect_and_call(dbus_bus: str, dbus_backend: DbusBackend, sink: KitchenSink) -> None:
-    dest, path = _target(dbus_backend)
+    dest, path = dbus_backend.target("sink")
 
     async def busctl(*args: str) -> str:
         proc = await asyncio.create_subprocess_exec(
@@ -187,7 +166,7 @@ async def test_malformed_calls_get_dbus_errors_and_the_module_keeps_running(
     name, text = await error("Explode", "", [], iface="org.pyobs.Module")
     assert name == "org.freedesktop.DBus.Error.UnknownMethod"
     # fire-and-forget garbage gets no reply but is logged
-    dest, path = _target(dbus_backend)
+    dest, path = dbus_backend.target("sink")
     await raw.send(
         Message(destination=dest, path=path, interface=ks, member="echo_int", signature="d", body=[1.0], flags=1)
     )
@@ -470,7 +449,7 @@ async def test_state_and_capabilities_are_dbus_properties(dbus_backend: DbusBack
     binner = await opened(Binner(comm=dbus_backend.comm("binner")))
     caller = dbus_backend.comm("caller")
     await caller.open()
-    dest, path = _target(dbus_backend, "binner")
+    dest, path = dbus_backend.target("binner")
     props = "org.freedesktop.DBus.Properties"
     changes: list[Any] = []
 
@@ -579,7 +558,7 @@ async def test_a_denied_module_is_denied_right_after_a_reconnect(tmp_path: Path)
         daemon.start()
         raw = await MessageBus(bus_address=daemon.address).connect()
         await asyncio.wait_for(raw.request_name(f"{backend.prefix}.{escape_name('client')}"), 5.0)
-        dest, path = _target(backend)
+        dest, path = backend.target("sink")
         msg = Message(destination=dest, path=path, interface="org.pyobs.IKitchenSink", member="whoami")
         # call as fast as we can until the module answers: the first call it sees is the one that
         # arrives while it is still discovering

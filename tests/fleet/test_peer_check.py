@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from backends.base import eventually
 
-from pyobs.comm.xmpp import XmppComm, presence
+from pyobs.comm.xmpp import XmppComm
+from pyobs.comm.xmpp import peers as peer_table
 from pyobs.events import ModuleClosedEvent, NewImageEvent
 from pyobs.modules import Module
 from pyobs.testing.ejabberd_server import EjabberdTestServer
@@ -34,14 +35,14 @@ PEERS = [f"m{i}" for i in range(30, 36)]  # accounts of the session's servers (t
 
 def _spy_checks(comm: XmppComm, into: list[tuple[float, str]]) -> None:
     """Record when the comm sends a liveness IQ and to whom (the real IQs still go out)."""
-    transport: Any = comm.xmpp
-    send = transport._liveness_iq
+    table: Any = comm.xmpp.peers  # the transport's PeerTable
+    send = table._liveness_iq
 
     async def recorded(jid: str, ping: bool) -> None:
         into.append((time.monotonic(), jid.split("@")[0]))
         await send(jid, ping)
 
-    transport._liveness_iq = recorded
+    table._liveness_iq = recorded
 
 
 def _rounds(calls: list[tuple[float, str]]) -> list[list[str]]:
@@ -58,7 +59,7 @@ def _rounds(calls: list[tuple[float, str]]) -> list[list[str]]:
 
 @pytest.mark.skipif(shutil.which(PROSODY) is None, reason=f"'{PROSODY}' is not installed")
 async def test_a_round_asks_a_bounded_number_of_peers_in_turn(prosody: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(presence, "PEER_CHECK_PER_ROUND", PER_ROUND)
+    monkeypatch.setattr(peer_table, "PEER_CHECK_PER_ROUND", PER_ROUND)
     server = prosody
 
     def comm(name: str, interval: float = 0.0) -> XmppComm:
@@ -97,7 +98,7 @@ _why_not = ejabberd_available()
 async def test_a_dying_node_is_noticed_for_all_its_modules_though_a_round_is_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(presence, "PEER_CHECK_PER_ROUND", PER_ROUND)
+    monkeypatch.setattr(peer_table, "PEER_CHECK_PER_ROUND", PER_ROUND)
     first = EjabberdTestServer(["watcher", *PEERS])
     await first.start()
     second = EjabberdTestServer(cluster_of=first)
@@ -123,7 +124,7 @@ async def test_a_dying_node_is_noticed_for_all_its_modules_though_a_round_is_bou
         await eventually(lambda: not set(PEERS) & set(watcher.comm.clients), timeout=10.0,
                          what="all modules of the dead node offline")  # fmt: skip
         detected = time.monotonic() - killed
-        assert detected < 3 * INTERVAL + 2 * presence.PEER_CHECK_TIMEOUT + 2.0, detected
+        assert detected < 3 * INTERVAL + 2 * peer_table.PEER_CHECK_TIMEOUT + 2.0, detected
         print(f"\nnode death, {len(PEERS)} modules, {PER_ROUND} checked a round: all offline after {detected:.2f} s")
     finally:
         await watcher.close()
@@ -200,7 +201,7 @@ async def test_a_peer_slow_to_answer_the_check_is_not_gone_and_misses_no_event(p
         await eventually(lambda: PEERS[1] in sender.comm.clients, timeout=10.0, what="the sender sees the receiver")
         await sender.comm.send_event(NewImageEvent("first"))
         await eventually(lambda: receiver.got == ["first"], timeout=10.0, what="the first event")
-        blocked = 2 * presence.PEER_CHECK_TIMEOUT + 1.5  # longer than the check's two chances
+        blocked = 2 * peer_table.PEER_CHECK_TIMEOUT + 1.5  # longer than the check's two chances
         receiver.block(blocked)
         sent = ["first"]
         started = time.monotonic()
@@ -225,7 +226,7 @@ async def test_a_peer_silent_for_longer_than_peer_silence_is_gone_and_back_when_
 ) -> None:
     """The other side of the above: a module that answers no check for PEER_SILENCE (hung, its
     session still open at the server) is reported gone, and online again once it answers."""
-    monkeypatch.setattr(presence, "PEER_SILENCE", 2.0)
+    monkeypatch.setattr(peer_table, "PEER_SILENCE", 2.0)
     server = prosody
 
     def comm(name: str, interval: float = 0.0) -> XmppComm:
@@ -237,11 +238,11 @@ async def test_a_peer_silent_for_longer_than_peer_silence_is_gone_and_back_when_
     hung = await asyncio.to_thread(_Receiver, lambda: Module(comm=comm(PEERS[3])))
     try:
         await eventually(lambda: PEERS[3] in watcher.comm.clients, timeout=10.0, what="the watcher sees it")
-        blocked = presence.PEER_SILENCE + 2 * presence.PEER_CHECK_TIMEOUT + 2 * INTERVAL + 3.0
+        blocked = peer_table.PEER_SILENCE + 2 * peer_table.PEER_CHECK_TIMEOUT + 2 * INTERVAL + 3.0
         hung.block(blocked)
         started = time.monotonic()
         await eventually(lambda: PEERS[3] not in watcher.comm.clients, timeout=blocked, what="the hung peer gone")
-        assert time.monotonic() - started >= presence.PEER_SILENCE  # not at the first unanswered check
+        assert time.monotonic() - started >= peer_table.PEER_SILENCE  # not at the first unanswered check
         await eventually(lambda: PEERS[3] in watcher.comm.clients, timeout=blocked + 10.0, what="back after it")
     finally:
         await asyncio.to_thread(hung.close)

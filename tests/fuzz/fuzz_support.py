@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,8 @@ from typing import Any
 import yaml
 from target import IFuzzTarget
 
+from pyobs.testing.process import stop_process
+
 HERE = Path(__file__).parent
 #: the limits the target runs with (stated in docs/security.md's figures)
 LIMITS = {"max_calls": 200, "max_handler_tasks": 4, "handler_queue_size": 100, "max_call_timeout": 60.0}
@@ -20,9 +21,7 @@ LIMITS = {"max_calls": 200, "max_handler_tasks": 4, "handler_queue_size": 100, "
 MEMORY_BOUND_MB = 96
 
 
-def start_target(
-    comm_config: dict[str, Any], tmp_path: Path, name: str, **limits: Any
-) -> subprocess.Popen[bytes]:
+def start_target(comm_config: dict[str, Any], tmp_path: Path, name: str, **limits: Any) -> subprocess.Popen[bytes]:
     config = {"class": "target.FuzzTarget", "comm": {**comm_config, **LIMITS, **limits}}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -35,13 +34,7 @@ def start_target(
 
 
 def stop_target(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    stop_process(proc, 10.0)
 
 
 def rss_mb(proc: subprocess.Popen[bytes]) -> float:
@@ -62,6 +55,15 @@ class Health:
         self.baseline = 0.0
         self.peak = 0.0
         self.report: dict[str, Any] = {}
+
+    async def wait_online(self, timeout: float = 30.0) -> None:
+        """Until the caller sees the target (it fails if the target process ends first)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while not self.caller.is_online(self.name):
+            assert loop.time() < end and self.proc.poll() is None, "the target did not come online"
+            await asyncio.sleep(0.05)
+        await self.check("start")
 
     async def check(self, after: str) -> dict[str, Any]:
         assert self.proc.poll() is None, f"the target died after the {after} attack"

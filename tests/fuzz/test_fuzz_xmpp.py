@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from backends.base import eventually
 from fuzz_support import LIMITS, Health, log_lines, rss_mb, start_target, stop_target
 from garble import call_payload
 from xmpp_helpers import RawClient, rpc_call, rpc_param
@@ -64,6 +65,7 @@ async def test_attacks_over_xmpp(xmpp_backend: Any, tmp_path: Path) -> None:
             if limit is None or len(payload) < limit - 500:
                 return payload
         raise AssertionError("no garbled call under the server's stanza limit")
+
     resource = xmpp_backend.resource
     jid = server.jid(NAME, resource)
     proc = start_target(xmpp_backend.comm_config(NAME), tmp_path, NAME)
@@ -75,11 +77,7 @@ async def test_attacks_over_xmpp(xmpp_backend: Any, tmp_path: Path) -> None:
     rng = random.Random(13)
     try:
         loop = asyncio.get_running_loop()
-        end = loop.time() + 30
-        while not caller.is_online(NAME):
-            assert loop.time() < end and proc.poll() is None, "the target did not come online"
-            await asyncio.sleep(0.05)
-        await health.check("start")
+        await health.wait_online()
 
         # ------------------------------------------------------------------ garbled
         for _ in range(300):
@@ -134,10 +132,7 @@ async def test_attacks_over_xmpp(xmpp_backend: Any, tmp_path: Path) -> None:
             for _ in range(cap + 800)
         ]
         # while max_calls are pending (the refused ones are answered at once): the memory they hold
-        deadline = loop.time() + 20
-        while sum(1 for w in waits if w.done()) < 800:
-            assert loop.time() < deadline, "no busy answers"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: sum(1 for w in waits if w.done()) >= 800, timeout=20, what="busy answers")
         pending_growth = rss_mb(proc) - before
         replies = await asyncio.gather(*waits)
         busy = sum(1 for r in replies if "ModuleBusyError" in str(_fault(r)[0]))
@@ -209,4 +204,3 @@ async def test_attacks_over_xmpp(xmpp_backend: Any, tmp_path: Path) -> None:
         await mallory.close()
         await caller.close()
         stop_target(proc)
-

@@ -17,13 +17,15 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from backends.base import eventually
+
+from pyobs.testing.process import start_process
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -57,33 +59,11 @@ def _has_core(python: Path) -> bool:
     return proc.returncode == 0
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the test process dies, however it dies (Linux)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _clean_env(**extra: str) -> dict[str, str]:
     """Environment for pyobs-core's processes: nothing of ours on their path."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env.update(extra)
     return env
-
-
-async def eventually(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``predicate`` until it returns something truthy; AssertionError after ``timeout`` s."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 # ---------------------------------------------------------------------------------------------- server
@@ -107,14 +87,12 @@ class Server:
                "--dir", str(self.directory), "--users", ",".join(self.users)]  # fmt: skip
         if self.kind == "prosody":
             cmd.append("--allow-plain")  # ejabberd's test config allows PLAIN without TLS anyway
-        self.proc = subprocess.Popen(
+        self.proc = start_process(
             cmd,
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         info: dict[str, str] = {}
         lines: list[str] = []
@@ -211,7 +189,7 @@ class CorePeer:
         path = self.workdir / f"{self.name}.yaml"
         path.write_text(yaml.safe_dump(self.config))
         cmd = [str(self.python), "-P", "-m", "pyobs.cli.pyobs", "--iers-offline", "--log-level", "info", str(path)]
-        self.proc = subprocess.Popen(
+        self.proc = start_process(
             cmd,
             cwd=self.workdir,
             env=_clean_env(PYTHONPATH=str(HERE), PYTHONUNBUFFERED="1"),
@@ -219,8 +197,6 @@ class CorePeer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         threading.Thread(target=self._read, name=f"peer-{self.name}", daemon=True).start()
         return self

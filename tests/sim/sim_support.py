@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from backends.base import eventually
 
 from pyobs.comm.local import LocalComm
 from pyobs.modules import Module, MultiModule
@@ -78,18 +78,8 @@ class Client(Module):
 
     async def wait_received(self, event_type: type, count: int, timeout: float = 5.0) -> list[Any]:
         """The events of a type once at least ``count`` arrived (handlers run in tasks of their own)."""
-        await wait_until(lambda: len(self.received(event_type)) >= count, f"{count} {event_type.__name__}", timeout)
+        await eventually(lambda: len(self.received(event_type)) >= count, timeout, f"{count} {event_type.__name__}")
         return self.received(event_type)
-
-
-async def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 5.0) -> None:
-    """Wait for a condition with a deadline; fail the test naming what did not happen."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sim_support import Client, devices, wait_until
+from backends.base import eventually
+from sim_support import Client, devices
 
 from pyobs.events import FocusFoundEvent
 from pyobs.interfaces import AutoFocusState, IAutoFocus, IFocuser, IRunning, ITelescope
@@ -71,7 +72,7 @@ async def test_autofocus_abort(devices: Devices) -> None:
     _obs, client = devices
     af = await client.proxy("autofocus", IAutoFocus)
     series = asyncio.create_task(af.auto_focus(7, 0.1, 1.0))
-    await wait_until(lambda: af.get_state(IRunning).running, "the focus series under way")
+    await eventually(lambda: af.get_state(IRunning).running, what="the focus series under way")
     await af.abort()
     with pytest.raises(AbortedError):
         await asyncio.wait_for(series, 3.0)

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from sim_support import Client, devices, wait_until
+from backends.base import eventually
+from sim_support import Client, devices
 
 from pyobs.comm.calls import CancelOutcome, Progress
 from pyobs.interfaces import IAutoFocus, ICamera, IExposure, IExposureTime, IFocuser, IMotion, IRunning, ITelescope
@@ -74,7 +75,7 @@ async def test_telescope_reports_progress_and_stops_where_it_is_when_cancelled(d
     call = tel.move_altaz(30.0, 180.0).on_progress(notices.append)  # a few seconds
     task = asyncio.ensure_future(call)
     await _first_progress(notices)
-    await wait_until(lambda: len(notices) >= 3, "the slew under way (three progress notices)")
+    await eventually(lambda: len(notices) >= 3, what="the slew under way (three progress notices)")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from sim_support import Client, devices, wait_until
+from backends.base import eventually
+from sim_support import Client, devices
 
 from pyobs.events import (
     ExposureStatusChangedEvent,
@@ -119,7 +120,7 @@ async def test_new_move_aborts_running_slew(devices: Devices) -> None:
     tel = await client.proxy("telescope", ITelescope)
     await tel.init()
     first = asyncio.create_task(tel.move_altaz(30.0, 180.0))  # ~3.5 s
-    await wait_until(lambda: tel.get_state(IMotion).status == MotionStatus.SLEWING, "the first slew under way")
+    await eventually(lambda: tel.get_state(IMotion).status == MotionStatus.SLEWING, what="the first slew under way")
     await tel.move_altaz(75.0, 10.0)
     with pytest.raises(AbortedError, match="aborted by a new move_altaz from client"):
         await first
@@ -199,7 +200,7 @@ async def test_abort_ends_exposure_midway(devices: Devices) -> None:
     cam = await client.proxy("camera", ICamera)
     await cam.set_exposure_time(5.0)
     grab = asyncio.create_task(cam.grab_data())
-    await wait_until(lambda: cam.get_state(IExposure).progress > 0, "the exposure under way (progress above 0)")
+    await eventually(lambda: cam.get_state(IExposure).progress > 0, what="the exposure under way (progress above 0)")
     state: ExposureState = cam.get_state(IExposure)
     assert state.status == ExposureStatus.EXPOSING and 0 < state.progress < 20
     t0 = time.perf_counter()

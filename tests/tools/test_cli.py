@@ -163,25 +163,30 @@ async def test_ls_shows_a_module_in_error(bus: Bus, capsys: pytest.CaptureFixtur
     assert code == cli.OK and out.strip() == "true"
 
 
-def test_progress_line_on_a_terminal(tmp_path: Path) -> None:
-    """On a terminal the progress line is rewritten in place while the call runs, with its deadline."""
-    import pty
-    import select
-
+def cli_process(tmp_path: Path, command: list[str], stderr: int, **options: dict) -> subprocess.Popen[bytes]:
+    """pyobs-comm in a process of its own, on the simulated observatory (``options``: per module)."""
     import yaml
     from tools_support import observatory_config
 
     config = tmp_path / "observatory.yaml"
-    config.write_text(yaml.safe_dump(observatory_config(tmp_path, telescope={"init_time": 1.5})))
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pyobs.tools.cli", "--config", str(config), "call", "telescope", "init"],
-        stdout=subprocess.PIPE, stderr=slave, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    config.write_text(yaml.safe_dump(observatory_config(tmp_path, **options)))
+    return subprocess.Popen(
+        [sys.executable, "-m", "pyobs.tools.cli", "--config", str(config), *command],
+        stdout=subprocess.PIPE, stderr=stderr, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
+
+
+def cli_on_a_terminal(tmp_path: Path, command: list[str], **options: dict) -> tuple[int, bytes, str]:
+    """pyobs-comm with its stderr on a terminal: (exit code, stdout, what the terminal got)."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = cli_process(tmp_path, command, slave, **options)
     os.close(slave)
     seen = b""
     try:
-        assert proc.wait(60) == cli.OK
+        out, _ = proc.communicate(timeout=60)
         while select.select([master], [], [], 1.0)[0]:  # what the terminal got (bounded: it is finished)
             try:
                 chunk = os.read(master, 65536)
@@ -194,7 +199,13 @@ def test_progress_line_on_a_terminal(tmp_path: Path) -> None:
         os.close(master)
         if proc.poll() is None:
             proc.kill()
-    text = seen.decode(errors="replace")
+    return proc.returncode, out, seen.decode(errors="replace")
+
+
+def test_progress_line_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal the progress line is rewritten in place while the call runs, with its deadline."""
+    code, _, text = cli_on_a_terminal(tmp_path, ["call", "telescope", "init"], telescope={"init_time": 1.5})
+    assert code == cli.OK
     assert "\r" in text and "telescope.init() " in text and "deadline in 1" in text  # 1.5 + 10 s announced
 
 
@@ -203,18 +214,11 @@ def test_ctrl_c_ends_a_running_call(tmp_path: Path) -> None:
     import signal
     import time
 
-    import yaml
-    from tools_support import observatory_config
-
-    config = tmp_path / "observatory.yaml"
-    config.write_text(yaml.safe_dump(observatory_config(tmp_path, telescope={"init_time": 30.0})))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pyobs.tools.cli", "--config", str(config), "call", "telescope", "init"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    proc = cli_process(tmp_path, ["call", "telescope", "init"], subprocess.PIPE, telescope={"init_time": 30.0})
     try:
         assert proc.stderr is not None
-        line = proc.stderr.readline()  # the progress line: the call is running (bounded by the call's deadline)
+        # the progress line: the call is running (bounded by the call's deadline)
+        line = proc.stderr.readline().decode()
         assert "telescope.init() running, deadline in" in line
         proc.send_signal(signal.SIGINT)
         started = time.monotonic()
@@ -241,35 +245,6 @@ def test_every_example_of_the_help_parses() -> None:
 
 def test_progress_of_a_long_call_on_a_terminal(tmp_path: Path) -> None:
     """The progress notices a module reports (#17) show in the progress line: the camera's exposure."""
-    import pty
-    import select
-
-    import yaml
-    from tools_support import observatory_config
-
-    config = tmp_path / "observatory.yaml"
-    config.write_text(yaml.safe_dump(observatory_config(tmp_path, camera={"exposure_time": 1.5})))
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pyobs.tools.cli", "--config", str(config), "call", "camera", "grab_data"],
-        stdout=subprocess.PIPE, stderr=slave, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    os.close(slave)
-    seen = b""
-    try:
-        out, _ = proc.communicate(timeout=60)
-        assert proc.returncode == cli.OK and out.strip().endswith(b".fits")
-        while select.select([master], [], [], 1.0)[0]:  # what the terminal got (bounded: it is finished)
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-    text = seen.decode(errors="replace")
+    code, out, text = cli_on_a_terminal(tmp_path, ["call", "camera", "grab_data"], camera={"exposure_time": 1.5})
+    assert code == cli.OK and out.strip().endswith(b".fits")
     assert "camera.grab_data() " in text and "% exposure, " in text and "deadline in" in text, text[-500:]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from backends.base import eventually
 
 from pyobs.comm.local import LocalComm, LocalNetwork
@@ -10,51 +13,47 @@ from pyobs.modules.simulated import SimFocuser
 from pyobs.tools.fleet import Fleet
 
 
-async def test_fleet_follows_lifecycle_state() -> None:
-    """A tool that stays connected sees a LocalComm module go into error and back."""
+@contextlib.asynccontextmanager
+async def fleet_with(module_class: type[Module], name: str) -> AsyncIterator[tuple[Module, Fleet, list]]:
+    """Module ``name`` and a tool's Fleet on one LocalNetwork: (module, fleet, what listeners heard)."""
     network = LocalNetwork()
-    module = Module(comm=LocalComm("dome", network=network))
+    module = module_class(comm=LocalComm(name, network=network))
     tool = LocalComm("tool", network=network)
     await module.open()
     await tool.open()
     try:
         fleet = Fleet(tool)
-        changes: list[dict] = []
-        fleet.add_listener(lambda kind, record: changes.append(record) if kind == "presence" else None)
+        heard: list[tuple[str, dict]] = []
+        fleet.add_listener(lambda kind, record: heard.append((kind, record)))
         await fleet.start()
+        yield module, fleet, heard
+    finally:
+        await tool.close()
+        if module.opened:
+            await module.close()
+
+
+async def test_fleet_follows_lifecycle_state() -> None:
+    """A tool that stays connected sees a LocalComm module go into error and back."""
+    async with fleet_with(Module, "dome") as (module, fleet, heard):
         assert fleet.module("dome").state == "ready"
         module.set_error("shutter stuck")
         await eventually(lambda: fleet.module("dome").state == "error", what="the error state")
         assert fleet.module("dome").message == "shutter stuck"
         # listeners (the dashboard) are told at once
-        await eventually(lambda: {"module": "dome", "state": "error", "message": "shutter stuck"} in changes)
+        error = {"module": "dome", "state": "error", "message": "shutter stuck"}
+        await eventually(lambda: ("presence", error) in heard)
         await module.reset_error()
         await eventually(lambda: fleet.module("dome").state == "ready", what="ready again")
-    finally:
-        await tool.close()
-        await module.close()
 
 
 async def test_fleet_forgets_the_state_of_a_module_that_left() -> None:
-    network = LocalNetwork()
-    focuser = SimFocuser(comm=LocalComm("focuser", network=network))
-    tool = LocalComm("tool", network=network)
-    await focuser.open()
-    await tool.open()
-    try:
-        fleet = Fleet(tool)
-        seen: list[tuple[str, dict]] = []
-        fleet.add_listener(lambda kind, record: seen.append((kind, record)))
-        await fleet.start()
+    async with fleet_with(SimFocuser, "focuser") as (focuser, fleet, heard):
         assert ("focuser", "IFocuser") in fleet.states
         await focuser.close()
-        await eventually(lambda: ("fleet", {"module": "focuser", "online": False}) in seen, what="the fleet change")
+        await eventually(lambda: ("fleet", {"module": "focuser", "online": False}) in heard, what="the fleet change")
         assert not [k for k in fleet.states if k[0] == "focuser"]
         assert fleet.modules() == []
-    finally:
-        await tool.close()
-        if focuser.opened:
-            await focuser.close()
 
 
 def test_arguments_typed_by_a_person_are_cast_by_the_signature() -> None:

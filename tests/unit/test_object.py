@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from abc import abstractmethod
+from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
+from backends.base import eventually
 
 from pyobs.comm.local import LocalComm, LocalNetwork
 from pyobs.events import NewImageEvent
@@ -39,6 +44,26 @@ async def test_background_tasks_run_crashes_are_logged_and_close_cancels(caplog:
     assert "crashing" in caplog.text and "boom in background" in caplog.text
     await obj.close()
     assert cancelled.is_set()
+
+
+async def test_a_crashing_background_task_is_restarted_with_backoff(caplog: pytest.LogCaptureFixture) -> None:
+    runs: list[float] = []
+
+    async def crashing() -> None:
+        runs.append(asyncio.get_running_loop().time())
+        raise RuntimeError("boom again")
+
+    obj = Object()
+    obj.add_background_task(crashing)
+    caplog.set_level(logging.ERROR)
+    await obj.open()
+    try:
+        # paced by backoff(): restarted after about 0.2 s, then 0.4 s (1 s each before: 2 s in all)
+        await eventually(lambda: len(runs) >= 3, timeout=1.8, what="two restarts")
+        assert "crashing" in caplog.text and "restarting" in caplog.text
+        assert runs[1] - runs[0] >= 0.15 and runs[2] - runs[1] >= 0.3  # paused, not restarted at once
+    finally:
+        await obj.close()
 
 
 async def test_module_goes_online_only_after_its_open_finished() -> None:
@@ -121,7 +146,9 @@ async def test_module_in_error_state_only_answers_imodule_methods() -> None:
         await module.close()
 
 
-async def test_module_log_records_are_sent_as_log_events() -> None:
+@contextlib.asynccontextmanager
+async def talker_and_listener() -> AsyncIterator[list[Any]]:
+    """A module ``talker`` and a comm ``listener`` on one LocalNetwork: the LogEvents it receives."""
     from pyobs.events import LogEvent
 
     net = LocalNetwork()
@@ -137,17 +164,19 @@ async def test_module_log_records_are_sent_as_log_events() -> None:
     module = Module(comm=LocalComm("talker", net))
     await module.open()
     try:
-        logging.getLogger("my.device").warning("lamp %d is out", 3)
-        logging.getLogger("my.device").debug("too chatty to send")
-        for _ in range(100):
-            if received:
-                break
-            await asyncio.sleep(0.01)
-        assert [(e.level, e.message, e.sender) for e in received] == [("WARNING", "lamp 3 is out", "talker")]
-        assert received[0].function == "test_module_log_records_are_sent_as_log_events"
+        yield received
     finally:
         await module.close()
         await listener.close()
+
+
+async def test_module_log_records_are_sent_as_log_events() -> None:
+    async with talker_and_listener() as received:
+        logging.getLogger("my.device").warning("lamp %d is out", 3)
+        logging.getLogger("my.device").debug("too chatty to send")
+        await eventually(lambda: received, what="the log event")
+        assert [(e.level, e.message, e.sender) for e in received] == [("WARNING", "lamp 3 is out", "talker")]
+        assert received[0].function == "test_module_log_records_are_sent_as_log_events"
     logging.getLogger("my.device").warning("after close")  # the handler is gone: nothing breaks
 
 
@@ -218,34 +247,15 @@ async def test_in_one_process_each_log_record_is_sent_once_by_the_module_that_lo
 
 
 async def test_a_log_flood_is_bounded_and_reported(caplog: Any) -> None:
-    from pyobs.events import LogEvent
     from pyobs.modules.logpublisher import QUEUE_SIZE
 
-    net = LocalNetwork()
-    received: list[str] = []
-
-    async def on_log(event: LogEvent, sender: str) -> bool:
-        if event.message.startswith("flood"):
-            received.append(event.message)
-        return True
-
-    listener = LocalComm("listener", net)
-    await listener.register_event(LogEvent, on_log)
-    await listener.open()
-    module = Module(comm=LocalComm("talker", net))
-    await module.open()
-    try:
+    async with talker_and_listener() as received:
         for i in range(QUEUE_SIZE + 500):  # without yielding: the publisher cannot keep up
             logging.getLogger("my.device").warning("flood %d", i)
-        for _ in range(500):
-            if len(received) >= QUEUE_SIZE:
-                break
-            await asyncio.sleep(0.01)
-        assert received == [f"flood {i}" for i in range(500, QUEUE_SIZE + 500)]  # the newest
+        flood = lambda: [e.message for e in received if e.message.startswith("flood")]  # noqa: E731
+        await eventually(lambda: len(flood()) >= QUEUE_SIZE, what="the flood's newest records")
+        assert flood() == [f"flood {i}" for i in range(500, QUEUE_SIZE + 500)]  # the newest
         assert f"talker: 500 log records not sent as LogEvent: more than {QUEUE_SIZE} at once" in caplog.text
-    finally:
-        await module.close()
-        await listener.close()
 
 
 async def test_module_announces_iconfig_capabilities() -> None:

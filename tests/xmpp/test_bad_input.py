@@ -219,7 +219,7 @@ async def test_garbage_events_are_dropped_with_a_log_line(
                 )
                 assert reply.get("type") == "result"
             # one line at once, the rest counted (lines a peer triggers per stanza are rate-limited)
-            limited = receiver.transport._limited
+            limited = receiver.transport.link.limited
             await eventually(
                 lambda: caplog.text.count("dropped") + limited.suppressed >= len(_GARBAGE), what="log lines (pubsub)"
             )

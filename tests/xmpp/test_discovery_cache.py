@@ -49,17 +49,17 @@ async def test_modules_alike_share_a_ver_and_are_asked_once(xmpp_backend: Any) -
     await b.open()
     for module in (a, b):
         t = transport_of(module)
-        answer = t._on_disco
+        answer = t.exports.on_disco
 
         def counting(xml: Element, query: Element, name: str = module.comm.name, answer: Any = answer) -> None:
             if xml.get("from", "").startswith("watcher@"):
                 asked.append(name)
             answer(xml, query)
 
-        t._on_disco = counting  # type: ignore[method-assign]
+        t.exports.on_disco = counting  # type: ignore[method-assign]
     watcher = xmpp_backend.comm("watcher")
     try:
-        assert transport_of(a)._caps_ver == transport_of(b)._caps_ver  # only their names differ
+        assert transport_of(a).exports.caps_ver == transport_of(b).exports.caps_ver  # only their names differ
         await watcher.open()
         await eventually(lambda: {"a", "b"} <= set(watcher.clients), what="both seen")
         assert len(asked) == 1, asked
@@ -83,7 +83,7 @@ async def test_a_ver_of_another_scheme_is_not_shared(xmpp_backend: Any) -> None:
         await eventually(lambda: {"x", "y"} <= set(watcher.clients), timeout=10, what="both seen")
         assert watcher._peers["x"].label == "Camera X"
         assert watcher._peers["y"].label == "Camera Y"
-        assert "c2FtZS12ZXI=" not in watcher.transport._caps_cache
+        assert "c2FtZS12ZXI=" not in watcher.transport.peers.discovery.cache
     finally:
         await x.close()
         await y.close()
@@ -148,7 +148,8 @@ async def test_a_timed_out_direct_subscription_is_retried_and_called_a_timeout(
         assert sender.subscribes[:2] == ["ProbeEvent", "ProbeEvent"]
         warnings = [r.getMessage() for r in caplog.records if "direct-event subscription" in r.getMessage()]
         assert warnings and "timeout" in warnings[0] and "retrying" in warnings[0], warnings
-        await eventually(lambda: receiver.transport._peers["x"].events == {"ProbeEvent"}, what="subscribed")
+        peers = receiver.transport.peers
+        await eventually(lambda: getattr(peers.get("x"), "events", None) == {"ProbeEvent"}, what="subscribed")
     finally:
         await receiver.close()
         await sender.close()

@@ -158,7 +158,7 @@ async def test_second_login_with_the_same_jid_ends_the_first_without_ping_pong(s
     try:
         await second.open()  # the server kicks the older session ("conflict")
         await eventually(lambda: not first.connected, what="first session kicked")
-        assert first.xmpp._conflict
+        assert first.xmpp.link.conflict
         # the first does not reconnect (that would kick the second in turn, forever)
         task = first.xmpp._reconnect_task
         assert task is None or task.done()
@@ -208,14 +208,14 @@ async def test_publishes_the_server_never_confirmed_are_sent_again_after_it_retu
         await eventually(lambda: receiver.is_online("callee"), what="discovery")
         await sender.send_event(ProbeEvent(message="first", number=0))
         await eventually(lambda: len(got) == 1, what="the first event")
-        await eventually(lambda: not sender.xmpp._unacked, what="the server to confirm the publish")
+        await eventually(lambda: not sender.xmpp.publisher.unacked, what="the server to confirm the publish")
         proc = server._process
         assert proc is not None
         os.kill(proc.pid, signal.SIGSTOP)  # the server stops reading, the connection stays up
         try:
             for i in range(1, 4):
                 await sender.send_event(ProbeEvent(message="frozen", number=i))
-            await eventually(lambda: len(sender.xmpp._unacked) == 3, what="the deferred publishes")
+            await eventually(lambda: len(sender.xmpp.publisher.unacked) == 3, what="the deferred publishes")
             assert sender.outbox.waiting == 0  # written to the server, not confirmed by it
         finally:
             proc.kill()  # dies with our events unread
@@ -225,7 +225,7 @@ async def test_publishes_the_server_never_confirmed_are_sent_again_after_it_retu
         await server.start()
         await eventually(lambda: len(got) >= 5, timeout=15.0, what="the unconfirmed and the queued events")
         assert [e.number for e in got] == [0, 1, 2, 3, 4]
-        await eventually(lambda: not sender.xmpp._unacked, what="the server to confirm them all")
+        await eventually(lambda: not sender.xmpp.publisher.unacked, what="the server to confirm them all")
     finally:
         await sender.close()
         await receiver.close()

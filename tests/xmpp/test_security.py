@@ -12,7 +12,7 @@ from pyobs.testing.xmpp_server import TestServer
 
 
 def _mechanism(comm: XmppComm) -> str:
-    client: Any = comm.xmpp._client
+    client: Any = comm.xmpp.link.client
     return str(client.plugin["feature_mechanisms"].mech.name)
 
 
@@ -33,7 +33,7 @@ async def test_starttls_with_a_trusted_self_signed_certificate() -> None:
         await probe.open()
         await caller.open()
         try:
-            client: Any = caller.xmpp._client
+            client: Any = caller.xmpp.link.client
             assert client.encrypted
             assert _mechanism(caller).startswith("SCRAM-")
             proxy = await caller.proxy("callee", IProbe)
@@ -94,7 +94,7 @@ async def test_direct_tls() -> None:
         )
         await comm.open()
         try:
-            client: Any = comm.xmpp._client
+            client: Any = comm.xmpp.link.client
             assert client.encrypted
             assert "starttls" not in client.features  # TLS from the first byte, not negotiated
         finally:

@@ -11,7 +11,7 @@ from pyobs.utils.exceptions import ConfigError
 
 
 def _addresses(server: Any) -> list[tuple[str, int]]:
-    return XmppComm(jid="cam@example.org", server=server).xmpp._addresses
+    return XmppComm(jid="cam@example.org", server=server).xmpp.link.addresses
 
 
 def test_one_server_a_list_and_the_default() -> None:

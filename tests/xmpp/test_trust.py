@@ -87,7 +87,7 @@ async def test_deeply_nested_stanzas_get_an_answer_or_are_dropped_and_the_module
     assert transport.connected and probe.comm.connected
     assert "nested too deeply" in caplog.text
     assert caplog.text.count("refused a stanza") == 1  # one line, the rest counted
-    assert transport._limited.suppressed >= 20
+    assert transport.link.limited.suppressed >= 20
 
 
 async def test_calls_from_outside_the_fleet_are_forbidden(
@@ -141,7 +141,7 @@ async def test_an_outsider_cannot_pose_as_a_module(xmpp_backend: Any, mallory: R
     await watcher.open()
     try:
         await eventually(lambda: watcher.is_online("callee"), what="callee online")
-        mallory.disco_body = transport_of(probe)._disco_body.join(
+        mallory.disco_body = transport_of(probe).exports.disco_body.join(
             ['<query xmlns="http://jabber.org/protocol/disco#info">', "</query>"]
         )
         watcher_jid = xmpp_backend.server.jid("watcher", xmpp_backend.resource)

@@ -138,13 +138,13 @@ async def test_compact_calls_between_pyobs_comm_modules(xmpp_backend: Any, raw: 
         await caller.open()
         sent: list[str] = []
         transport = caller.transport
-        write = transport._write
+        write = transport.link.write
 
         def spy(data: str) -> None:
             sent.append(data)
             write(data)
 
-        transport._write = spy
+        transport.link.write = spy  # type: ignore[method-assign]
         try:
             remote = await caller.proxy("callee", IProbe)
             assert await remote.add(3, 0.5) == 3.5
@@ -156,7 +156,7 @@ async def test_compact_calls_between_pyobs_comm_modules(xmpp_backend: Any, raw: 
             with pytest.raises(Exception, match="cannot move there"):
                 await remote.fail()
         finally:
-            del transport._write
+            del transport.link.write
             await caller.close()
     finally:
         await probe.close()
@@ -298,7 +298,7 @@ async def test_events_between_our_modules_skip_pubsub(xmpp_backend: Any, raw: Ra
         reply = await raw.request(f'<iq type="get" id="{{id}}" to="{jid}"><query xmlns="{DISCO[1:-1]}"/></iq>')
         features = {f.get("var") for f in reply.iter(f"{DISCO}feature")}
         assert "urn:pyobs:comm:direct-events:1" in features
-        targets = transport_of(probe)._build_direct()  # the targets are rebuilt lazily
+        targets = transport_of(probe).publisher.targets()  # the targets are rebuilt lazily
         assert targets.get("ProbeEvent") == [f'<message to="{server.jid("receiver", xmpp_backend.resource)}']
         # the receiver did not subscribe to the node (no pubsub copy to de-duplicate)
         subs = await raw.request(
@@ -311,7 +311,7 @@ async def test_events_between_our_modules_skip_pubsub(xmpp_backend: Any, raw: Ra
         assert got[0][1] == "callee" and got[0][0].message == "direct"
         # a receiver that leaves is no target any more
         await receiver.close()
-        await eventually(lambda: "ProbeEvent" not in transport_of(probe)._build_direct(), what="target removed")
+        await eventually(lambda: "ProbeEvent" not in transport_of(probe).publisher.targets(), what="target removed")
     finally:
         await probe.close()
         await receiver.close()

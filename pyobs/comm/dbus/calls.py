@@ -17,7 +17,6 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import Any
 
 from dbus_fast import Message
@@ -31,9 +30,8 @@ from ..calls import Call, CancelOutcome, ProgressSink
 from ..errors import RemoteException, describe, is_bad_arguments, rebuild
 from ..transport import Extend, NotConnected, TransportHandler
 from . import wire
-from .codec import EncodeError, Encoder, compile_type, error_name, needs_decoding, plain
-from .events import BURST, BURST_WINDOW
-from .exports import Exports, _Incoming
+from .codec import EncodeError, error_name, plain
+from .exports import Exports, MethodWire, method_wire
 from .link import Link
 from .peers import PeerTable
 from .wire import Names, spawn
@@ -49,10 +47,7 @@ class CallServer:
         self.exports = exports
         self.handler: TransportHandler | None = None
         self._serving: set[asyncio.Task[Any]] = set()
-        #: progress signals: how many went out in quick succession, and the calls whose newest
-        #: notice waits for the bus round trip that lets the socket drain
-        self._progress_burst = 0
-        self._progress_burst_start = 0.0
+        #: the calls whose newest progress notice waits for the bus round trip that lets the socket drain
         self._progress_held: dict[int, Callable[[], None]] | None = None
         #: lines another process can trigger per message (one per kind every 10 s, with counts)
         self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
@@ -80,13 +75,13 @@ class CallServer:
             return self._reject(msg, wire.E_UNKNOWN_METHOD, f"module '{self.names.name}' has no method {where}")
         sig = msg.signature
         if sig != entry.in_sig and sig not in entry.accepted:
-            params = ", ".join(f"{p.name}: {compile_type(p.annotation)[0]}" for p in entry.spec.params)
+            params = ", ".join(f"{p.name}: {sig}" for p, sig in zip(entry.spec.params, entry.arg_sigs, strict=True))
             return self._reject(
                 msg,
                 wire.E_INVALID_ARGS,
                 f"{entry.spec.name}() takes signature '{entry.in_sig}' ({params}), got '{sig}'",
             )
-        args = [plain(a) for a in msg.body] if entry.decode else msg.body
+        args = [plain(a) for a in msg.body] if entry.decode_in else msg.body
         spawn(self._serving, self._serve(msg, entry, args))
         return True
 
@@ -118,10 +113,8 @@ class CallServer:
         self.link.send(Message.new_method_return(msg, "s", [outcome.value]))
 
     def _progress_sink(self, caller: str | None, serial: int) -> ProgressSink | None:
-        """Sends progress of a call as CallProgress signals, with the flow control events have:
-        dbus-fast takes a full socket for a broken connection, so after BURST signals in quick
-        succession the next ones wait for a round trip to the bus daemon (which answers once it has
-        read everything before); meanwhile each call's newer notices replace its older one."""
+        """Sends progress of a call as CallProgress signals, paced as events are
+        (:meth:`.link.Link.burst_full`); while the socket drains, each call's newer notices replace its older one."""
         if not caller:
             return None
         key = id(object())  # this call's place among the held notices
@@ -133,29 +126,13 @@ class CallServer:
             if held is not None:  # the socket drains: the newest notice of this call goes next
                 held[key] = lambda: send(seq, fraction, message)
                 return
-            msg = Message(
-                message_type=wire.SIGNAL,
-                destination=caller,
-                path=self.names.path,
-                interface=wire.MODULE_IFACE,
-                member="CallProgress",
-                signature="uuds",
-                body=[serial, seq, math.nan if fraction is None else fraction, message],
-            )
-            self.link.send(msg)
-            self._progress_paced()
+            progress = math.nan if fraction is None else fraction
+            self._signal(caller, "CallProgress", "uuds", [serial, seq, progress, message])
+            if self.link.burst_full():
+                self._progress_held = {}
+                spawn(self._serving, self._progress_drain())
 
         return send
-
-    def _progress_paced(self) -> None:
-        now = asyncio.get_running_loop().time()
-        if now - self._progress_burst_start > BURST_WINDOW:
-            self._progress_burst_start, self._progress_burst = now, 0
-        self._progress_burst += 1
-        if self._progress_burst >= BURST and self._progress_held is None:
-            self._progress_burst_start, self._progress_burst = now, 0
-            self._progress_held = {}
-            spawn(self._serving, self._progress_drain())
 
     async def _progress_drain(self) -> None:
         try:
@@ -166,41 +143,23 @@ class CallServer:
         for flush in held.values():
             flush()
 
-    async def _serve(self, msg: Message, entry: _Incoming, args: list[Any]) -> None:
+    async def _serve(self, msg: Message, entry: MethodWire, args: list[Any]) -> None:
         handler = self.handler
         assert handler is not None
         caller = msg.sender
         sender = await self.peers.caller(caller) if caller else ""
 
         def announce(seconds: float) -> None:
-            self.link.send(
-                Message(
-                    message_type=wire.SIGNAL,
-                    destination=caller,
-                    path=self.names.path,
-                    interface=wire.MODULE_IFACE,
-                    member="CallTimeout",
-                    signature="ud",
-                    body=[msg.serial, float(seconds)],
-                )
-            )
+            self._signal(caller, "CallTimeout", "ud", [msg.serial, float(seconds)])
 
         try:
             progress = self._progress_sink(caller, msg.serial)
             key = (caller, msg.serial)
             result = await handler.handle_call(sender, entry.spec.name, args, announce, True, key, progress)
-            if entry.out_sig:
-                body = [result if entry.out_enc is None else entry.out_enc(result)]
-                reply = Message(
-                    message_type=wire.RETURN,
-                    reply_serial=msg.serial,
-                    destination=caller,
-                    signature=entry.out_sig,
-                    body=body,
-                    validate=False,
-                )
-            else:
-                reply = Message(message_type=wire.RETURN, reply_serial=msg.serial, destination=caller, validate=False)
+            out = entry.out_sig
+            body = [] if not out else [result if entry.out_enc is None else entry.out_enc(result)]
+            reply = Message(message_type=wire.RETURN, destination=caller, reply_serial=msg.serial, signature=out,
+                            body=body, validate=False)  # fmt: skip
         except Exception as exc:
             if is_bad_arguments(exc):
                 self._limited.warning(
@@ -217,6 +176,12 @@ class CallServer:
             log.error("%s: cannot send the result of %s(): %s", self.names.name, entry.spec.name, exc)
             err = EncodeError(f"{entry.spec.name}() returned a value that cannot be sent over D-Bus: {exc}")
             self.link.send(self._error_reply(msg, err))
+
+    def _signal(self, caller: str | None, member: str, signature: str, body: list[Any]) -> None:
+        """A unicast signal of ``org.pyobs.Module`` to the caller of a call we serve."""
+        msg = Message(message_type=wire.SIGNAL, destination=caller, path=self.names.path, member=member, body=body,
+                      interface=wire.MODULE_IFACE, signature=signature)  # fmt: skip
+        self.link.send(msg)
 
     @staticmethod
     def _error_reply(msg: Message, exc: BaseException, name: str | None = None) -> Message:
@@ -237,33 +202,11 @@ class CallServer:
             task.cancel()
 
 
-@dataclass
-class _Outgoing:
-    """A peer's method as we call it (caller side)."""
-
-    spec: MethodSpec
-    interface: str
-    in_sig: str
-    encoders: list[Encoder | None] | None
-    out_sig: str
-    decode: bool
-
-
-def _compile(spec: MethodSpec) -> _Outgoing:
-    iface = wire.IFACE_PREFIX + spec.interface.__name__
-    if not is_interface_name_valid(iface) or not is_member_name_valid(spec.name):
-        raise TypeError(f"{iface}.{spec.name} is no valid D-Bus interface/method name (use ASCII identifiers)")
-    compiled = [compile_type(p.annotation) for p in spec.params]
-    encoders = [e for _, e in compiled]
-    out_sig = "" if spec.void else compile_type(spec.returns)[0]
-    return _Outgoing(
-        spec=spec,
-        interface=iface,
-        in_sig="".join(s for s, _ in compiled),
-        encoders=encoders if any(e is not None for e in encoders) else None,
-        out_sig=out_sig,
-        decode=needs_decoding(out_sig),
-    )
+def _compile(spec: MethodSpec) -> MethodWire:
+    out = method_wire(spec)
+    if not is_interface_name_valid(out.interface) or not is_member_name_valid(spec.name):
+        raise TypeError(f"{out.interface}.{spec.name} is no valid D-Bus interface/method name (use ASCII identifiers)")
+    return out
 
 
 class CallClient:
@@ -271,7 +214,7 @@ class CallClient:
         self.names = names
         self.link = link
         self.peers = peers
-        self._compiled: dict[int, _Outgoing] = {}  # id(MethodSpec) -> how to call it
+        self._compiled: dict[int, MethodWire] = {}  # id(MethodSpec) -> how to call it
         #: serial -> (peer, deadline extension, the call's handle for progress)
         self._waiting: dict[int, tuple[str, Extend, Call | None]] = {}
         self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
@@ -300,76 +243,50 @@ class CallClient:
             serial=self.link.next_serial(),
             validate=False,
         )
-        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-
-        def on_reply(reply: Message | None, err: Exception | None) -> None:
-            if fut.done():
-                return
-            if reply is not None:
-                fut.set_result(reply)
-            else:
-                text = f"call {peer}.{method.name}() failed: connection to the D-Bus bus lost ({err})"
-                fut.set_exception(NotConnected(text))
-                fut.exception()  # retrieved: the waiter may be gone (cancelled) by now
-
         serial = msg.serial
         self._waiting[serial] = (peer, extend, handle)
         if handle is not None:
             handle.wire_id = serial
         try:
-            token = self.link.call_nowait(msg, on_reply)
-        except NotConnected:
-            self._waiting.pop(serial, None)
-            raise
+            reply = await self.link.roundtrip(msg)
+        except NotConnected as exc:
+            raise NotConnected(f"call {peer}.{method.name}() failed: {exc}") from None
         except Exception as exc:
-            self._waiting.pop(serial, None)
             raise TypeError(f"cannot send {peer}.{method.name}(): arguments do not fit '{out.in_sig}': {exc}") from None
-        try:
-            reply = await fut
         finally:
             self._waiting.pop(serial, None)
-            if not fut.done():
-                self.link.forget_reply(token, serial)
         if reply.message_type is wire.RETURN:
             if not out.out_sig or not reply.body:
                 return None
             value = reply.body[0]
-            return plain(value) if out.decode or reply.signature != out.out_sig else value
+            return plain(value) if out.decode_out or reply.signature != out.out_sig else value
         raise _error(reply, peer, method.name)
 
     def on_call_timeout(self, msg: Message) -> None:
         """A callee announced how long our call will take."""
-        if msg.destination != self.link.unique_name or msg.signature != "ud":
-            return
-        serial, seconds = msg.body
-        waiting = self._waiting.get(serial)
-        if waiting is None:
-            return
-        peer, extend, _ = waiting
-        if self.peers.module_of(msg.sender or "") != peer:
-            self._limited.warning(
-                "foreign-timeout", "%s: ignored a call timeout for %s from %s", self.names.name, peer, msg.sender
-            )
-            return
-        extend(float(seconds))
+        waiting = self._waiting_for(msg, "ud", "timeout")
+        if waiting is not None:
+            waiting[1](float(msg.body[1]))
 
     def on_call_progress(self, msg: Message) -> None:
         """A callee reports progress of our call."""
-        if msg.destination != self.link.unique_name or msg.signature != "uuds":
-            return
-        serial, seq, fraction, message = msg.body
-        waiting = self._waiting.get(serial)
-        if waiting is None:
-            return  # the call is over: a late notice
-        peer, _, handle = waiting
-        if handle is None:
-            return
-        if self.peers.module_of(msg.sender or "") != peer:
+        waiting = self._waiting_for(msg, "uuds", "progress")
+        if waiting is not None and waiting[2] is not None:
+            _, seq, fraction, message = msg.body
+            waiting[2].progress_received(seq, None if math.isnan(fraction) else fraction, message)
+
+    def _waiting_for(self, msg: Message, signature: str, kind: str) -> tuple[str, Extend, Call | None] | None:
+        """The call a CallTimeout/CallProgress signal is about, if it is ours, waiting, and the signal
+        comes from its callee (None for a late one: the call is over)."""
+        if msg.destination != self.link.unique_name or msg.signature != signature:
+            return None
+        waiting = self._waiting.get(msg.body[0])
+        if waiting is not None and self.peers.module_of(msg.sender or "") != waiting[0]:
             self._limited.warning(
-                "foreign-progress", "%s: ignored call progress for %s from %s", self.names.name, peer, msg.sender
+                f"foreign-{kind}", "%s: ignored call %s for %s from %s", self.names.name, kind, waiting[0], msg.sender
             )
-            return
-        handle.progress_received(seq, None if math.isnan(fraction) else fraction, message)
+            return None
+        return waiting
 
     async def cancel(self, peer: str, wire_id: Hashable, wait: float) -> CancelOutcome:
         # no deadline of our own: the core bounds the wait

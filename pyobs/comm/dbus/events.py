@@ -33,11 +33,6 @@ log = logging.getLogger(__name__)
 #: events from connections not named yet, held while our discovery learns who owns which name
 HELD_MAX = 1024
 
-#: flow control of event bursts: a round trip to the bus daemon after this many event signals sent
-#: less than BURST_WINDOW [s] apart (a full socket would make dbus-fast drop the connection)
-BURST = 32
-BURST_WINDOW = 0.05
-
 
 class EventSignals:
     def __init__(self, names: Names, link: Link, peers: PeerTable) -> None:
@@ -49,8 +44,6 @@ class EventSignals:
         self._rules: set[str] = set()  # event types the bus has a match rule of ours for
         #: the last event signal dbus-fast has not written yet, and its event
         self._unwritten: tuple[asyncio.Future[Any], Event] | None = None
-        self._burst = 0
-        self._burst_start = 0.0
         #: lines another process can trigger per message (one per kind every 10 s, with counts)
         self._limited = RateLimitedLog(logging.getLogger("pyobs.comm.dbus"))
         #: event signals from senders not known yet, while the peer table is not settled (after a
@@ -64,9 +57,7 @@ class EventSignals:
     async def install(self) -> None:
         """A new connection: ask the bus for the events we receive."""
         self._rules = set()
-        for name in sorted(self._receives):
-            await self.link.bus_request("AddMatch", "s", [self._rule(name)], self.link.timeout)
-            self._rules.add(name)
+        await self.receive(self._receives)
 
     async def receive(self, receives: set[str]) -> None:
         """The event types we handle changed."""
@@ -75,14 +66,11 @@ class EventSignals:
         if not self.link.up:
             return  # installed on the next connection
         for name in sorted(wanted - self._rules):
-            await self.link.bus_request("AddMatch", "s", [self._rule(name)], self.link.timeout)
+            await self.link.add_match(self._rule(name), self.link.timeout)
             self._rules.add(name)
         for name in sorted(self._rules - wanted):
             self._rules.discard(name)
-            try:
-                await self.link.bus_request("RemoveMatch", "s", [self._rule(name)], self.link.timeout)
-            except RemoteError as exc:
-                log.debug("%s: %s", self.names.name, exc)
+            await self.link.remove_match(self._rule(name))
 
     async def publish(self, event: Event) -> None:
         if not self.link.up:  # the core keeps it in its outbox and sends it when we report the bus back
@@ -108,18 +96,7 @@ class EventSignals:
             self._unwritten = (fut, event)
         elif not fut.cancelled() and fut.exception() is not None:  # the write killed the connection
             raise NotConnected(f"cannot send {event.type}: the D-Bus connection failed: {fut.exception()}")
-        await self._pace()
-
-    async def _pace(self) -> None:
-        """Flow control for bursts: dbus-fast takes a full socket for a broken connection, so after
-        :data:`BURST` event signals in quick succession one round trip to the bus daemon (which
-        answers once it has read everything before) lets the socket drain."""
-        now = asyncio.get_running_loop().time()
-        if now - self._burst_start > BURST_WINDOW:
-            self._burst_start, self._burst = now, 0
-        self._burst += 1
-        if self._burst >= BURST:
-            self._burst_start, self._burst = now, 0
+        if self.link.burst_full():
             try:
                 await self.link.bus_request("GetId", timeout=self.link.timeout)
             except (RemoteError, TimeoutError) as exc:
@@ -181,12 +158,8 @@ class EventSignals:
             self._held_waiter = asyncio.ensure_future(self._release_when_settled())
 
     async def _release_when_settled(self) -> None:
-        # discovery settles the table when done or failed; bounded all the same (a link that does
-        # not come back): what is held then goes through the same check as any other event
-        try:
-            await asyncio.wait_for(self.peers.wait_settled(), self.peers.timeout)
-        except TimeoutError:
-            pass
+        # bounded: what is held then goes through the same check as any other event
+        await self.peers.wait_settled()
         self._release()
 
     def _release(self) -> None:

@@ -76,34 +76,45 @@ _STANDARD_XML = """  <interface name="org.freedesktop.DBus.Introspectable">
   </interface>
 """
 
+_PROPERTY = """    <property name="{name}" type="a{{sv}}" access="read">
+      <annotation name="org.freedesktop.DBus.Property.EmitsChangedSignal" value="{emits}"/>
+    </property>
+"""
+
 
 @dataclass
-class _Incoming:
-    """One of our methods as D-Bus sees it (callee side)."""
+class MethodWire:
+    """A pyobs method as D-Bus carries it, compiled once: what the caller sends and the callee checks."""
 
     spec: MethodSpec
     interface: str
-    accepted: frozenset[str]  # full signature, or shorter ones when trailing args have defaults
+    arg_sigs: list[str]
     in_sig: str
-    decode: bool  # arguments hold variants to unwrap (the core casts them)
+    accepted: frozenset[str]  # callee: in_sig, or shorter when trailing args have defaults (busctl users)
+    encoders: list[Encoder | None] | None  # caller: per argument (None: no argument needs one)
+    decode_in: bool  # callee: arguments hold variants to unwrap (the core casts them)
     out_sig: str
-    out_enc: Encoder | None
+    out_enc: Encoder | None  # callee
+    decode_out: bool  # caller
 
 
-def _incoming(spec: MethodSpec, dbus_iface: str) -> _Incoming:
-    sigs = [compile_type(p.annotation)[0] for p in spec.params]
+def method_wire(spec: MethodSpec) -> MethodWire:
+    compiled = [compile_type(p.annotation) for p in spec.params]
+    sigs = [sig for sig, _ in compiled]
+    encoders = [enc for _, enc in compiled]
     required = sum(1 for p in spec.params if p.required)
-    # trailing parameters with defaults may be left out (busctl users, older callers)
-    accepted = frozenset("".join(sigs[:k]) for k in range(required, len(sigs) + 1))
-    out_sig = "" if spec.void else compile_type(spec.returns)[0]
-    return _Incoming(
+    out_sig, out_enc = ("", None) if spec.void else compile_type(spec.returns)
+    return MethodWire(
         spec=spec,
-        interface=dbus_iface,
-        accepted=accepted,
+        interface=IFACE_PREFIX + spec.interface.__name__,
+        arg_sigs=sigs,
         in_sig="".join(sigs),
-        decode=any(needs_decoding(s) for s in sigs),
+        accepted=frozenset("".join(sigs[:k]) for k in range(required, len(sigs) + 1)),
+        encoders=encoders if any(e is not None for e in encoders) else None,
+        decode_in=any(needs_decoding(s) for s in sigs),
         out_sig=out_sig,
-        out_enc=None if not out_sig else compile_type(spec.returns)[1],
+        out_enc=out_enc,
+        decode_out=needs_decoding(out_sig),
     )
 
 
@@ -117,8 +128,8 @@ class Exports:
         self.describe_body: list[Any] = [[], [], ""]
         #: the lifecycle state we show (``ready``, ``error`` + message, ``local``)
         self.module_state: tuple[str, str] = ("ready", "")
-        self._incoming: dict[tuple[str, str], _Incoming] = {}
-        self._members: dict[str, _Incoming] = {}
+        self._incoming: dict[tuple[str, str], MethodWire] = {}
+        self._members: dict[str, MethodWire] = {}
         self._state_ifaces: set[str] = set()
         self._caps_ifaces: set[str] = set()
         # the nodes above our object path, each naming its child (for tools that walk the tree)
@@ -129,7 +140,7 @@ class Exports:
     def online(self) -> bool:
         return self.info is not None
 
-    def entry(self, interface: str | None, member: str) -> _Incoming | None:
+    def entry(self, interface: str | None, member: str) -> MethodWire | None:
         """One of our methods, by D-Bus interface and member (interface None: by member only)."""
         return self._incoming.get((interface, member)) if interface is not None else self._members.get(member)
 
@@ -161,8 +172,8 @@ class Exports:
     def build(self, info: Announcement) -> None:
         """Method tables, introspection XML and Describe reply for what we announce."""
         self.info = info
-        incoming: dict[tuple[str, str], _Incoming] = {}
-        members: dict[str, _Incoming] = {}
+        incoming: dict[tuple[str, str], MethodWire] = {}
+        members: dict[str, MethodWire] = {}
         xml = [_HEADER, "<node>\n", _STANDARD_XML]
         sends = sorted(n for n in info.sends if is_member_name_valid(n))
         if sends:
@@ -184,28 +195,21 @@ class Exports:
                 if not is_member_name_valid(name):
                     log.warning("%s: method %s has no valid D-Bus name and is not exported", self.owner, name)
                     continue
-                entry = _incoming(spec, dbus_iface)
+                entry = method_wire(spec)
                 incoming[(dbus_iface, name)] = entry
                 members[name] = entry
                 xml.append(f"    <method name={quoteattr(name)}>\n")
-                for p in spec.params:
-                    sig = compile_type(p.annotation)[0]
+                for p, sig in zip(spec.params, entry.arg_sigs, strict=True):
                     xml.append(f'      <arg name={quoteattr(p.name)} type="{sig}" direction="in"/>\n')
                 if entry.out_sig:
                     xml.append(f'      <arg name="result" type="{entry.out_sig}" direction="out"/>\n')
                 xml.append("    </method>\n")
             if iface.own_state_class() is not None:
                 self._state_ifaces.add(iface.__name__)
-                xml.append('    <property name="State" type="a{sv}" access="read">\n')
-                xml.append('      <annotation name="org.freedesktop.DBus.Property.EmitsChangedSignal" value="true"/>\n')
-                xml.append("    </property>\n")
+                xml.append(_PROPERTY.format(name="State", emits="true"))
             if iface.own_capabilities_class() is not None or iface.__name__ in info.capabilities:
                 self._caps_ifaces.add(iface.__name__)
-                xml.append('    <property name="Capabilities" type="a{sv}" access="read">\n')
-                xml.append(
-                    '      <annotation name="org.freedesktop.DBus.Property.EmitsChangedSignal" value="const"/>\n'
-                )
-                xml.append("    </property>\n")
+                xml.append(_PROPERTY.format(name="Capabilities", emits="const"))
             xml.append("  </interface>\n")
         xml.append("</node>\n")
         self._incoming, self._members = incoming, members

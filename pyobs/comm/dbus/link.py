@@ -28,7 +28,10 @@ from .wire import DBUS_NAME, DBUS_PATH, ERROR, sent
 
 log = logging.getLogger(__name__)
 
-ReplyCallback = Callable[[Message | None, Exception | None], None]
+#: flow control of signal bursts: a round trip to the bus daemon after this many signals sent less
+#: than BURST_WINDOW [s] apart (dbus-fast takes a full socket for a broken connection)
+BURST = 32
+BURST_WINDOW = 0.05
 
 
 class Link:
@@ -74,6 +77,8 @@ class Link:
         self._bus: MessageBus | None = None
         self._closing = False
         self._watch: asyncio.Task[None] | None = None
+        self._burst = 0
+        self._burst_start = 0.0
 
     @property
     def up(self) -> bool:
@@ -102,6 +107,7 @@ class Link:
         except Exception as exc:
             where = f"the D-Bus bus ({self.description})"
             raise ConnectionError(f"{self.owner}: cannot connect to {where}: {exc}") from None
+        _wait_on_full_socket(bus)
         bus.add_message_handler(self._on_message)
         self._bus = bus
         try:
@@ -185,6 +191,18 @@ class Link:
             return False
         return True
 
+    def burst_full(self) -> bool:
+        """Count a signal sent; True after :data:`BURST` in quick succession: its sender lets the
+        socket drain with a round trip to the bus daemon (which answers once it has read all before)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._burst_start > BURST_WINDOW:
+            self._burst_start, self._burst = now, 0
+        self._burst += 1
+        if self._burst < BURST:
+            return False
+        self._burst_start, self._burst = now, 0
+        return True
+
     async def request(
         self,
         destination: str,
@@ -205,30 +223,15 @@ class Link:
             body=body or [],
             flags=MessageFlag.NO_AUTOSTART,
         )
-        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-
-        def on_reply(reply: Message | None, err: Exception | None) -> None:
-            if not fut.done():
-                if reply is not None:
-                    fut.set_result(reply)
-                else:
-                    fut.set_exception(RemoteError(f"{interface}.{member} to {destination} failed: {err}"))
-                    fut.exception()  # retrieved: the waiter may be gone (cancelled) by now
-
-        try:
-            token = self.call_nowait(msg, on_reply)
-        except NotConnected:
-            raise
-        except Exception as exc:
-            raise RemoteError(f"{interface}.{member} to {destination} failed: {exc}") from None
         try:
             async with asyncio.timeout(timeout):
-                return await fut
+                return await self.roundtrip(msg)
         except TimeoutError:
             raise TimeoutError(f"{destination} did not answer {interface}.{member} within {timeout} s") from None
-        finally:
-            if not fut.done():  # cancelled or timed out
-                self.forget_reply(token, msg.serial)
+        except NotConnected:
+            raise
+        except Exception as exc:  # a body that does not fit the signature
+            raise RemoteError(f"{interface}.{member} to {destination} failed: {exc}") from None
 
     async def bus_request(
         self, member: str, signature: str = "", body: list[Any] | None = None, timeout: float | None = None
@@ -240,46 +243,53 @@ class Link:
             raise RemoteError(f"the bus refused {member}: {reply.error_name}: {text}")
         return list(reply.body)
 
+    async def add_match(self, rule: str, timeout: float | None = None) -> None:
+        await self.bus_request("AddMatch", "s", [rule], timeout)
+
+    async def remove_match(self, rule: str) -> None:
+        """Failures are only logged: a rule the bus no longer has harms nobody."""
+        try:
+            await self.bus_request("RemoveMatch", "s", [rule], self.timeout)
+        except RemoteError as exc:
+            log.debug("%s: %s", self.owner, exc)
+
     # ------------------------------------------------------------------ calls (dbus-fast's private API, here only)
 
     def next_serial(self) -> int:
         bus = self._bus
-        return bus.next_serial() if bus is not None else 0  # 0: call_nowait raises NotConnected
+        return bus.next_serial() if bus is not None else 0  # 0: roundtrip raises NotConnected
 
-    def call_nowait(self, msg: Message, on_reply: ReplyCallback) -> Any:
-        """Send a method call whose reply (or the loss of the connection) goes to ``on_reply``.
-
-        Returns a token for :meth:`forget_reply`, for when we stop waiting before the reply came.
-        """
+    async def roundtrip(self, msg: Message) -> Message:
+        """Send a method call and wait for its reply (or an error reply), without a deadline of its
+        own. NotConnected if the link is down or goes before the reply; a body that does not fit the
+        signature raises at once. The reply handler by serial answers through a callback, without a
+        task per call, and a call we stop waiting for (cancelled) leaves nothing behind."""
         bus = self._bus
         if bus is None:
-            raise NotConnected(
-                f"cannot call {msg.interface}.{msg.member} of {msg.destination}: '{self.owner}' is not connected "
-                f"to the D-Bus bus ({self.description})"
-            )
+            raise NotConnected(f"'{self.owner}' is not connected to the D-Bus bus ({self.description})")
         if not msg.serial:
             msg.serial = bus.next_serial()
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+
+        def on_reply(reply: Message | None, err: Exception | None) -> None:
+            if fut.done():
+                return
+            if reply is not None:
+                fut.set_result(reply)
+            else:
+                fut.set_exception(NotConnected(f"connection to the D-Bus bus lost ({err})"))
+                fut.exception()  # retrieved: the waiter may be gone (cancelled) by now
+
         # the reply handler goes in first: the reply may arrive before send() returns
         handlers = bus._method_return_handlers
         handlers[msg.serial] = on_reply
         try:
-            sent(bus.send(msg))  # marshals now: raises if the body does not fit
-        except OSError as exc:
-            _dropped_write(bus)
+            self.write(msg)  # marshals now: raises if the body does not fit
+            return await fut
+        finally:
+            # not sent, or we stopped waiting (then fut is cancelled too): dbus-fast would keep the
+            # handler until the link ends; after a reply it has removed it already
             handlers.pop(msg.serial, None)
-            raise NotConnected(
-                f"cannot call {msg.interface}.{msg.member}: connection to the D-Bus bus lost ({exc})"
-            ) from None
-        except Exception:
-            handlers.pop(msg.serial, None)
-            raise
-        return bus
-
-    @staticmethod
-    def forget_reply(token: Any, serial: int) -> None:
-        """We stopped waiting for the reply to ``serial`` (cancelled, or the deadline passed): without
-        this, dbus-fast keeps the handler until the connection ends."""
-        token._method_return_handlers.pop(serial, None)
 
 
 def _dropped_write(bus: MessageBus) -> None:
@@ -289,3 +299,33 @@ def _dropped_write(bus: MessageBus) -> None:
     fut = getattr(getattr(bus, "_writer", None), "fut", None)
     if isinstance(fut, asyncio.Future) and fut.done() and not fut.cancelled():
         fut.exception()
+
+
+class _SocketThatWaits:
+    """The socket as dbus-fast's writer sees it: a full send buffer writes nothing (the writer then
+    waits until the socket is writable, as after a partial write) instead of raising
+    BlockingIOError, which dbus-fast takes for a broken connection. Without this, a peer flooding
+    us with calls it makes us answer at once (busy, unknown method) ended our connection."""
+
+    __slots__ = ("_sock",)
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def send(self, data: Any) -> int:
+        try:
+            return int(self._sock.send(data))
+        except BlockingIOError:
+            return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _wait_on_full_socket(bus: MessageBus) -> None:
+    """Give dbus-fast's writer (``MessageBus._writer.sock``) a socket that waits when it is full."""
+    writer = getattr(bus, "_writer", None)
+    sock = getattr(writer, "sock", None)
+    if sock is None or isinstance(sock, _SocketThatWaits):
+        raise RuntimeError("dbus-fast's MessageBus._writer.sock is gone: update pyobs/comm/dbus/link.py")
+    writer.sock = _SocketThatWaits(sock)  # type: ignore[union-attr]

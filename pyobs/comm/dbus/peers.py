@@ -27,10 +27,10 @@ RESTORE_GRACE = 3.0
 
 
 class PeerTable:
-    def __init__(self, names: Names, link: Link, timeout: float) -> None:
+    def __init__(self, names: Names, link: Link) -> None:
         self.names = names
         self.link = link
-        self.timeout = timeout
+        self.timeout = link.timeout
         self.handler: TransportHandler | None = None
         self._owners: dict[str, str] = {}  # unique name -> module name
         self._unique: dict[str, str] = {}  # module name -> unique name
@@ -64,21 +64,20 @@ class PeerTable:
         return self._owners_settled.is_set()
 
     async def wait_settled(self) -> None:
-        await self._owners_settled.wait()
+        """Until the owners are known, or our request timeout passed (a link that does not come back)."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._owners_settled.wait()
+        except TimeoutError:
+            pass
 
     async def caller(self, unique_name: str) -> str:
         """The module name of the connection ``unique_name`` (stamped by the bus daemon, never taken
         from a message's body); a connection that owns no module name of ours is named by its unique name.
         """
-        name = self._owners.get(unique_name)
-        if name is None and not self._owners_settled.is_set():
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await self._owners_settled.wait()
-            except TimeoutError:
-                pass
-            name = self._owners.get(unique_name)
-        return name if name is not None else unique_name
+        if unique_name not in self._owners and not self.settled:
+            await self.wait_settled()
+        return self._owners.get(unique_name, unique_name)
 
     # ------------------------------------------------------------------ discovery
 
@@ -122,10 +121,13 @@ class PeerTable:
         if peer is not None and peer in self._online and signature == DESCRIBE_SIGNATURE:
             self._report(peer, body)
 
+    def _own(self, owner: str, peer: str) -> None:
+        self._owners[owner] = peer
+        self._unique[peer] = owner
+
     def _describe_later(self, peer: str, owner: str | None) -> asyncio.Task[None]:
         if owner is not None:
-            self._owners[owner] = peer
-            self._unique[peer] = owner
+            self._own(owner, peer)
         old = self._describing.pop(peer, None)
         if old is not None:
             old.cancel()
@@ -149,8 +151,7 @@ class PeerTable:
                 if reply.message_type is ERROR:
                     return  # gone again
                 owner = str(reply.body[0])
-                self._owners[owner] = peer
-                self._unique[peer] = owner
+                self._own(owner, peer)
             reply = await link.request(owner, self.names.path, MODULE_IFACE, "Describe", timeout=timeout)
         except asyncio.CancelledError:
             raise
@@ -194,13 +195,16 @@ class PeerTable:
             return
         if reply.message_type is ERROR or reply.signature != "ss" or self._unique.get(peer) != owner:
             return  # an older peer without the method, or gone meanwhile
-        if self.handler is not None and peer in self._online:
-            self.handler.peer_module_state(peer, str(reply.body[0]), str(reply.body[1])[:MAX_STATUS])
+        self._module_state(peer, reply.body)
 
     def on_module_state(self, sender: str, signature: str, body: list[Any]) -> None:
         """A peer's ``ModuleState`` signal: its lifecycle state changed."""
         peer = self._owners.get(sender)
-        if peer is not None and peer in self._online and signature == "ss" and self.handler is not None:
+        if peer is not None and signature == "ss":
+            self._module_state(peer, body)
+
+    def _module_state(self, peer: str, body: list[Any]) -> None:
+        if self.handler is not None and peer in self._online:
             self.handler.peer_module_state(peer, str(body[0]), str(body[1])[:MAX_STATUS])
 
     async def resolve(self, peer: str) -> bool:

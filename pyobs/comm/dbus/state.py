@@ -74,22 +74,16 @@ class StateProperties:
     def on_properties(self, msg: Message) -> Message:
         """A call of ``org.freedesktop.DBus.Properties`` on our object."""
         member, sig, body = msg.member, msg.signature, msg.body
-        if member == "Get" and sig == "ss":
-            iface, prop = body
-            values = self._properties(iface)
-            if values is None:
-                text = f"module '{self.names.name}' has no interface {iface}"
-                return Message.new_error(msg, wire.E_UNKNOWN_INTERFACE, text)
-            if prop not in values:
-                return Message.new_error(msg, wire.E_UNKNOWN_PROPERTY, f"{iface} has no property {prop!r}")
-            return Message.new_method_return(msg, "v", [values[prop]])
-        if member == "GetAll" and sig == "s":
+        if (member, sig) in (("Get", "ss"), ("GetAll", "s")):
             values = self._properties(body[0])
             if values is None:
-                return Message.new_error(
-                    msg, wire.E_UNKNOWN_INTERFACE, f"module '{self.names.name}' has no interface {body[0]}"
-                )
-            return Message.new_method_return(msg, "a{sv}", [values])
+                text = f"module '{self.names.name}' has no interface {body[0]}"
+                return Message.new_error(msg, wire.E_UNKNOWN_INTERFACE, text)
+            if member == "GetAll":
+                return Message.new_method_return(msg, "a{sv}", [values])
+            if body[1] not in values:
+                return Message.new_error(msg, wire.E_UNKNOWN_PROPERTY, f"{body[0]} has no property {body[1]!r}")
+            return Message.new_method_return(msg, "v", [values[body[1]]])
         if member == "Set" and sig == "ssv":
             return Message.new_error(msg, wire.E_READ_ONLY, f"{body[0]}.{body[1]} is read-only")
         text = f"{wire.PROPS_IFACE} has no method {member}({sig})"
@@ -140,7 +134,7 @@ class StateProperties:
     async def subscribe(self, peer: str, interface: str) -> Any:
         key = (peer, interface)
         if key not in self._following:
-            await self.link.bus_request("AddMatch", "s", [self._rule(peer, interface)])
+            await self.link.add_match(self._rule(peer, interface))  # no deadline of our own: the core's
             self._following.add(key)
         return await self._get_property(peer, interface, "State")
 
@@ -148,10 +142,7 @@ class StateProperties:
         key = (peer, interface)
         if key in self._following:
             self._following.discard(key)
-            try:
-                await self.link.bus_request("RemoveMatch", "s", [self._rule(peer, interface)], self.link.timeout)
-            except RemoteError as exc:
-                log.debug("%s: %s", self.names.name, exc)
+            await self.link.remove_match(self._rule(peer, interface))
 
     async def capabilities(self, peer: str, interface: str) -> Any:
         return await self._get_property(peer, interface, "Capabilities")

@@ -1,22 +1,7 @@
-"""DbusTransport: modules as D-Bus services on one bus (see docs/dbus.md for the design).
+"""DbusTransport: modules as D-Bus services on one bus (the wire format: docs/dbus.md).
 
-* every module owns the well-known name ``<prefix>.<name>`` and exports one object at
-  ``/<prefix as path>`` (``/org/pyobs/module``) with one D-Bus interface per pyobs interface
-  (``org.pyobs.ICamera``); introspection shows their methods and ``State``/``Capabilities``
-  properties;
-* a call is a D-Bus method call; a ``@timeout`` announcement is a unicast signal
-  ``org.pyobs.Module.CallTimeout(u serial, d seconds)`` to the caller;
-* remote exceptions are D-Bus errors ``org.pyobs.Error.<qualified class>`` with body
-  ``(s message, s type, as bases)``;
-* events are broadcast signals ``org.pyobs.Event.<EventType>(s uuid, d timestamp, a{sv} data)``
-  that reach only modules with a match rule for that type;
-* discovery is ``ListNames`` once, then ``NameOwnerChanged`` (``arg0namespace=<prefix>``) and
-  ``org.pyobs.Module.Describe()``; no polling;
-* state is the read-only property ``State`` with ``PropertiesChanged`` signals.
-
-The transport is composed of parts that each own their state (each file says what): the
-:class:`~.link.Link` (the bus connection), the :class:`~.peers.PeerTable` (discovery), the
-:class:`~.exports.Exports` (what we offer), :class:`~.calls.CallServer` and
+Composed of parts that each own their state (each file says what): the :class:`~.link.Link`, the
+:class:`~.peers.PeerTable`, the :class:`~.exports.Exports`, :class:`~.calls.CallServer` and
 :class:`~.calls.CallClient`, :class:`~.events.EventSignals` and :class:`~.state.StateProperties`.
 This module wires them together, runs the (re)connection sequence and routes incoming messages.
 """
@@ -59,24 +44,18 @@ class DbusTransport(Transport):
     def __init__(
         self, name: str, bus: str = "session", prefix: str = "org.pyobs.module", timeout: float = 10.0
     ) -> None:
-        names = Names.of(name, prefix)
-        self.names = names
+        self.names = names = Names.of(name, prefix)
         self.name = name
-        self.prefix = prefix
         self.bus_name = names.bus_name
-        self.path = names.path
         self.timeout = float(timeout)
         self._handler: TransportHandler | None = None
         self.link = Link(name, bus, self.timeout, self._on_message, self._setup, on_lost=self._lost, on_back=self._back)
-        self.peers = PeerTable(names, self.link, self.timeout)
+        self.peers = PeerTable(names, self.link)
         self.exports = Exports(name, names.path)
         self.server = CallServer(names, self.link, self.peers, self.exports)
         self.client = CallClient(names, self.link, self.peers)
         self.events = EventSignals(names, self.link, self.peers)
         self.state = StateProperties(names, self.link, self.peers, self.exports)
-
-    def peer_bus_name(self, peer: str) -> str:
-        return self.peers.bus_name(peer)
 
     # ------------------------------------------------------------------ connection
 
@@ -88,19 +67,15 @@ class DbusTransport(Transport):
 
     async def _setup(self) -> None:
         """Every (re)connection: match rules for discovery and our events, our name, who is online."""
-        link, path = self.link, self.path
-        await link.bus_request(
-            "AddMatch",
-            "s",
-            [
-                f"type='signal',sender='{wire.DBUS_NAME}',interface='{wire.DBUS_NAME}',member='NameOwnerChanged',"
-                f"arg0namespace='{self.prefix}'"
-            ],
+        link, path = self.link, self.names.path
+        await link.add_match(
+            f"type='signal',sender='{wire.DBUS_NAME}',interface='{wire.DBUS_NAME}',member='NameOwnerChanged',"
+            f"arg0namespace='{self.names.prefix}'",
             self.timeout,
         )
         for member in ("Described", "ModuleState"):
             rule = f"type='signal',path='{path}',interface='{wire.MODULE_IFACE}',member='{member}'"
-            await link.bus_request("AddMatch", "s", [rule], self.timeout)
+            await link.add_match(rule, self.timeout)
         await self.events.install()
         if self.exports.online:
             await self._request_name()
@@ -166,12 +141,12 @@ class DbusTransport(Transport):
             return
         self.exports.module_state = new
         if self.exports.online:
-            self.link.send(Message.new_signal(self.path, wire.MODULE_IFACE, "ModuleState", "ss", list(new)))
+            self.link.send(Message.new_signal(self.names.path, wire.MODULE_IFACE, "ModuleState", "ss", list(new)))
 
     def _send_described(self) -> None:
         self.link.send(
             Message.new_signal(
-                self.path, wire.MODULE_IFACE, "Described", wire.DESCRIBE_SIGNATURE, self.exports.describe_body
+                self.names.path, wire.MODULE_IFACE, "Described", wire.DESCRIBE_SIGNATURE, self.exports.describe_body
             )
         )
 
@@ -226,7 +201,7 @@ class DbusTransport(Transport):
 
     def _on_call(self, msg: Message) -> Message | bool | None:
         iface = msg.interface
-        if msg.path != self.path:
+        if msg.path != self.names.path:
             xml = self.exports.parent_xml(msg.path or "/")
             if xml is not None and iface in (None, wire.INTROSPECTABLE) and msg.member == "Introspect":
                 return Message.new_method_return(msg, "s", [xml])
@@ -244,7 +219,7 @@ class DbusTransport(Transport):
         if iface == wire.EVENT_IFACE:
             self.events.on_event(msg)
         elif iface == wire.PROPS_IFACE:
-            if msg.member == "PropertiesChanged" and msg.path == self.path:
+            if msg.member == "PropertiesChanged" and msg.path == self.names.path:
                 self.state.on_properties_changed(msg)
         elif iface == wire.DBUS_NAME:
             if msg.member == "NameOwnerChanged" and msg.sender == wire.DBUS_NAME and msg.signature == "sss":
@@ -254,7 +229,7 @@ class DbusTransport(Transport):
                 self.client.on_call_timeout(msg)
             elif msg.member == "CallProgress":
                 self.client.on_call_progress(msg)
-            elif msg.member == "Described" and msg.path == self.path:
+            elif msg.member == "Described" and msg.path == self.names.path:
                 self.peers.on_described(msg.sender or "", msg.signature, msg.body)
-            elif msg.member == "ModuleState" and msg.path == self.path:
+            elif msg.member == "ModuleState" and msg.path == self.names.path:
                 self.peers.on_module_state(msg.sender or "", msg.signature, msg.body)

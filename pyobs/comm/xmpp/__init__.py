@@ -1,8 +1,9 @@
 """XMPP transport: modules talk through an XMPP server, wire-compatible with pyobs-core 2.19."""
 
-from .base import is_valid_jid
 from .comm import XmppComm
-from .transport import XmppAuthError, XmppConnectionError, XmppNodeOwnershipError, XmppTransport
+from .link import XmppAuthError, XmppConnectionError, is_valid_jid
+from .nodes import XmppNodeOwnershipError
+from .transport import XmppTransport
 
 __all__ = [
     "XmppAuthError",

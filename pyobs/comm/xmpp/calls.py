@@ -1,8 +1,13 @@
-"""Remote procedure calls (``jabber:iq:rpc``): serving calls to us, and calling methods of peers."""
+"""Remote procedure calls (``jabber:iq:rpc``, and the compact envelope between pyobs-comm modules).
+
+:class:`CallServer` owns the calls we are serving (each a task of the link; cancels of them come
+through the core). :class:`CallClient` owns our calls waiting for an answer — the IQ id, the peer
+it must come from, where an announced ``methodTimeout`` and progress notices go — and the
+prebuilt call prefixes per peer and method.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Hashable
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -14,64 +19,53 @@ from pyobs.utils.exceptions import ForbiddenError, RemoteError, UnknownMethodErr
 from ..calls import Call, CancelOutcome, ProgressSink
 from ..transport import Extend, TransportHandler
 from . import control, rpc
-from .base import (
-    XmppBase,
-    XmppConnectionError,
-    _Pending,
-    log,
-    too_large,
-)
+from .link import Interim, Link, XmppConnectionError, log, too_large
+from .peers import PeerTable
 from .values import DecodeError, EncodeError, escape_attr
 
 
-class CallsMixin(XmppBase):
-    def _extend(self, pending: _Pending, el: Element, frm: str | None) -> None:
-        text = "".join(el.itertext()).strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            self._limited.warning(
-                "bad-timeout", "%s: ignored a methodTimeout without a number from %s: %r", self.bare, frm, text[:40]
-            )
-            return
-        if pending.extend is not None:
-            pending.extend(seconds)  # the core caps it (max_call_timeout) and refuses non-finite ones
+class CallServer:
+    def __init__(self, link: Link, max_stanza_size: int) -> None:
+        self.link = link
+        self.max_stanza_size = max_stanza_size
+        self.handler: TransportHandler | None = None
 
-    # ================================================================== calls: callee
+    def _reply(self, text: str) -> None:
+        self.link.send_or_log(text, "answer a call")
 
-    def _on_call(self, xml: Element, query: Element) -> None:
+    def on_call(self, xml: Element, query: Element) -> None:
+        link = self.link
         frm = xml.get("from", "")
         to = escape_attr(frm)
         iq_id = escape_attr(xml.get("id", ""))
         bare = frm.partition("/")[0]
-        if not self._trusted(bare):
-            self._limited.warning("untrusted-call", "%s: refused a call from %s: not in the fleet", self.bare, frm)
-            self._send_reply(rpc.iq_error(to, iq_id, "forbidden", "auth", 403, "not a member of this fleet"))
+        if not link.trusted(bare):
+            link.limited.warning("untrusted-call", "%s: refused a call from %s: not in the fleet", link.bare, frm)
+            self._reply(rpc.iq_error(to, iq_id, "forbidden", "auth", 403, "not a member of this fleet"))
             return
         method = rpc.peek_method(query)
-        handler = self._handler
-        sender = self._sender_name(bare)
+        handler = self.handler
+        sender = link.sender_name(bare)
         if not method:
-            self._limited.warning("no-method", "%s: rejected a call from %s without a method name", self.bare, frm)
-            self._send_reply(rpc.fault(to, iq_id, describe(ValueError("call without <methodName>"))))
+            link.limited.warning("no-method", "%s: rejected a call from %s without a method name", link.bare, frm)
+            self._reply(rpc.fault(to, iq_id, describe(ValueError("call without <methodName>"))))
             return
         if handler is None or handler.method(method) is None:
-            self._limited.warning("unknown-method", "%s: %s called unknown method %r", self.bare, sender, method[:100])
-            self._send_reply(
-                rpc.iq_error(to, iq_id, "item-not-found", "cancel", 404, f"no method {method[:100]}", query)
-            )
+            link.limited.warning("unknown-method", "%s: %s called unknown method %r", link.bare, sender, method[:100])
+            self._reply(rpc.iq_error(to, iq_id, "item-not-found", "cancel", 404, f"no method {method[:100]}", query))
             return
         # progress goes to callers that say on the call that they take it (a pyobs-comm caller
         # of a pyobs-comm callee; not known from discovery, which may still be under way)
         progress = self._progress_sink(to, iq_id) if query.get("progress") == "1" else None
-        self._spawn(self._serve(handler, sender, to, iq_id, query, method, progress))
+        link.spawn(self._serve(handler, sender, to, iq_id, query, method, progress))
 
     def _progress_sink(self, to: str, iq_id: str) -> ProgressSink:
         """Sends progress of the call ``iq_id`` to ``to`` (escaped) as messages."""
         prefix = control.progress_prefix(to, iq_id)
+        write = self.link.write
 
         def send(seq: int, fraction: float | None, message: str) -> None:
-            self._write(prefix + str(seq) + control.progress_rest(fraction, message))
+            write(prefix + str(seq) + control.progress_rest(fraction, message))
 
         return send
 
@@ -85,18 +79,19 @@ class CallsMixin(XmppBase):
         method: str,
         progress: ProgressSink | None = None,
     ) -> None:
+        link = self.link
         compact = query.tag == rpc.Q_COMPACT_CALL
         try:
             name, args = rpc.parse_compact_call(query) if compact else rpc.parse_call(query)
         except (rpc.RpcFormatError, DecodeError) as exc:
-            self._limited.warning(
-                "garbled-call", "%s: rejected a garbled call of %s() from %s: %s", self.bare, method[:100], sender, exc
+            link.limited.warning(
+                "garbled-call", "%s: rejected a garbled call of %s() from %s: %s", link.bare, method[:100], sender, exc
             )
-            self._send_reply(rpc.fault(to, iq_id, describe(ValueError(str(exc)))))
+            self._reply(rpc.fault(to, iq_id, describe(ValueError(str(exc)))))
             return
 
         def announce(seconds: float) -> None:
-            self._send_reply(rpc.method_timeout(to, iq_id, seconds))
+            self._reply(rpc.method_timeout(to, iq_id, seconds))
 
         try:
             # the key a cancel names: the caller's full JID (server-stamped) and the call's id
@@ -105,85 +100,113 @@ class CallsMixin(XmppBase):
         except UnknownMethodError as exc:
             reply = rpc.iq_error(to, iq_id, "item-not-found", "cancel", 404, str(exc), query)
         except EncodeError as exc:
-            log.error("%s: cannot send the result of %s(): %s", self.bare, name, exc)
+            log.error("%s: cannot send the result of %s(): %s", link.bare, name, exc)
             reply = rpc.fault(to, iq_id, describe(TypeError(f"{name}() returned a value that cannot be sent: {exc}")))
         except Exception as exc:
             if isinstance(exc, TypeError):
-                self._limited.warning(
-                    "bad-args", "%s: rejected a call of %s() from %s: %s", self.bare, name, sender, exc
+                link.limited.warning(
+                    "bad-args", "%s: rejected a call of %s() from %s: %s", link.bare, name, sender, exc
                 )
             else:
-                log.info("%s: %s() called by %s raised %s: %s", self.bare, name, sender, type(exc).__name__, exc)
+                log.info("%s: %s() called by %s raised %s: %s", link.bare, name, sender, type(exc).__name__, exc)
             reply = rpc.fault(to, iq_id, describe(exc))
         if self.max_stanza_size:
             size = too_large(reply, self.max_stanza_size)
             if size:
-                log.warning("%s: the answer to %s() for %s is %d bytes, too large", self.bare, method, sender, size)
+                log.warning("%s: the answer to %s() for %s is %d bytes, too large", link.bare, method, sender, size)
                 problem = f"the answer of {method}() is {size} bytes, more than the server's max_stanza_size"
                 reply = rpc.fault(to, iq_id, describe(ValueError(problem)))
-        self._send_reply(reply)
+        self._reply(reply)
 
-    def _send_reply(self, text: str) -> None:
-        try:
-            self._write(text)
-        except XmppConnectionError:
-            log.warning("%s: could not answer a call: not connected", self.bare)
-
-    def _on_cancel(self, xml: Element, el: Element) -> None:
+    def on_cancel(self, xml: Element, el: Element) -> None:
         frm = xml.get("from", "")
         to = escape_attr(frm)
         iq_id = escape_attr(xml.get("id", ""))
-        handler = self._handler
+        handler = self.handler
         try:
             call, wait = control.parse_cancel(el)
         except control.ControlFormatError as exc:
-            log.warning("%s: rejected a cancel from %s: %s", self.bare, frm, exc)
-            self._send_reply(rpc.iq_error(to, iq_id, "bad-request", "modify", 400, str(exc)))
+            log.warning("%s: rejected a cancel from %s: %s", self.link.bare, frm, exc)
+            self._reply(rpc.iq_error(to, iq_id, "bad-request", "modify", 400, str(exc)))
             return
         if handler is None:
-            self._send_reply(control.cancel_result(to, iq_id, CancelOutcome.UNKNOWN))
+            self._reply(control.cancel_result(to, iq_id, CancelOutcome.UNKNOWN))
             return
         sender = frm.partition("@")[0] if "@" in frm else frm
-        self._spawn(self._cancel_served(handler, sender, to, iq_id, escape_attr(call), wait))
+        self.link.spawn(self._cancel_served(handler, sender, to, iq_id, escape_attr(call), wait))
 
     async def _cancel_served(
         self, handler: TransportHandler, sender: str, to: str, iq_id: str, call: str, wait: float
     ) -> None:
         outcome = await handler.cancel_call(sender, (to, call), wait)
-        self._send_reply(control.cancel_result(to, iq_id, outcome))
+        self._reply(control.cancel_result(to, iq_id, outcome))
 
-    def _on_progress(self, xml: Element, el: Element) -> None:
+
+class CallClient:
+    def __init__(self, link: Link, peers: PeerTable, max_stanza_size: int) -> None:
+        self.link = link
+        self.peers = peers
+        self.max_stanza_size = max_stanza_size
+        #: our calls that take progress notices: IQ id → (callee's full JID, the caller's handle)
+        self._progress: dict[str, tuple[str, Call]] = {}
+        self._call_prefix: dict[str, str] = {}
+        self._call_body: dict[str, str] = {}
+        self._compact_body: dict[tuple[str, bool], str] = {}
+
+    def _interim(self, extend: Extend, frm: str) -> Interim:
+        """Sees the answers to a call before they count: a ``methodTimeout`` moves its deadline."""
+
+        def interim(xml: Element) -> bool:
+            query = xml.find(rpc.Q_QUERY)
+            el = query.find(rpc.Q_TIMEOUT) if query is not None else None
+            if el is None:
+                return False
+            text = "".join(el.itertext()).strip()
+            try:
+                seconds = float(text)
+            except ValueError:
+                self.link.limited.warning(
+                    "bad-timeout", "%s: ignored a methodTimeout without a number from %s: %r", self.link.bare, frm,
+                    text[:40],
+                )  # fmt: skip
+                return True
+            extend(seconds)  # the core caps it (max_call_timeout) and refuses non-finite ones
+            return True
+
+        return interim
+
+    def on_progress(self, xml: Element, el: Element) -> None:
         frm = xml.get("from")
         try:
             call, seq, fraction, message = control.parse_progress(el)
         except control.ControlFormatError as exc:
-            log.warning("%s: dropped a progress notice from %s: %s", self.bare, frm, exc)
+            log.warning("%s: dropped a progress notice from %s: %s", self.link.bare, frm, exc)
             return
-        pending = self._pending.get(call)
-        if pending is None or pending.control is None:
+        entry = self._progress.get(call)
+        if entry is None:
             return  # the call is over: a late notice
-        if frm != pending.expect_from:
-            log.warning("%s: dropped a progress notice for a call to %s from %s", self.bare, pending.expect_from, frm)
+        jid, handle = entry
+        if frm != jid:
+            log.warning("%s: dropped a progress notice for a call to %s from %s", self.link.bare, jid, frm)
             return
-        pending.control.progress_received(seq, fraction, message)
+        handle.progress_received(seq, fraction, message)
 
     async def cancel(self, peer: str, wire_id: Hashable, wait: float) -> CancelOutcome:
-        state = self._peers.get(peer)
+        state = self.peers.get(peer)
         if state is None or state.info is None or not state.info.call_control:
             return CancelOutcome.UNSUPPORTED  # a pyobs-core module: it has no way to cancel a call
-        reply = await self._iq(
+        reply = await self.link.iq(
             f'<iq type="set" to="{escape_attr(state.jid)}" id="', control.cancel_body(str(wire_id), wait),
             state.jid, None, f"cancel of a call to {peer}",
         )  # fmt: skip
         return control.parse_cancel_result(reply)
 
-    # ================================================================== calls: caller
-
     async def call(
         self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, handle: Call | None = None
     ) -> Any:
-        state = self._peers.get(peer)
-        jid = state.jid if state is not None else f"{peer}@{self.domain}/{self.resource}"
+        link = self.link
+        state = self.peers.get(peer)
+        jid = state.jid if state is not None else f"{peer}@{link.domain}/{link.resource}"
         prefix = self._call_prefix.get(jid)
         if prefix is None:
             prefix = self._call_prefix[jid] = rpc.call_prefix(jid)
@@ -209,8 +232,7 @@ class CallsMixin(XmppBase):
                 end = rpc.CALL_END
         except EncodeError as exc:
             raise TypeError(f"{name}(): {exc}") from None
-        assert self._loop is not None
-        iq_id = self._next_id()
+        iq_id = link.next_id()
         if self.max_stanza_size:
             size = too_large(prefix + iq_id + body + params + end, self.max_stanza_size)
             if size:
@@ -218,17 +240,19 @@ class CallsMixin(XmppBase):
                     f"call {peer}.{name}() is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) "
                     f"of the XMPP server"
                 )
-        fut: asyncio.Future[Element] = self._loop.create_future()
-        self._pending[iq_id] = _Pending(fut, jid, extend, handle)
+        fut = link.expect(iq_id, jid, self._interim(extend, jid))
         if handle is not None:
             handle.wire_id = iq_id
+            self._progress[iq_id] = (jid, handle)
         try:
-            self._write(prefix + iq_id + body + params + end)
+            link.write(prefix + iq_id + body + params + end)
             reply = await fut
         except XmppConnectionError as exc:
             raise XmppConnectionError(f"call {peer}.{name}() failed: {exc}") from None
         finally:
-            self._pending.pop(iq_id, None)
+            link.forget(iq_id)
+            if handle is not None:
+                del self._progress[iq_id]
         if reply.get("type") == "error":
             cond, text = rpc.error_condition(reply)
             if cond == "item-not-found":
@@ -236,8 +260,8 @@ class CallsMixin(XmppBase):
             if cond == "forbidden":
                 raise ForbiddenError(f"call {peer}.{name}() forbidden{f': {text}' if text else ''}")
             if cond in ("service-unavailable", "recipient-unavailable", "remote-server-not-found"):
-                if state is not None and self._peers.get(peer) is state:
-                    self._spawn(self._check_peer(state))  # gone without a word? (see _check_peers)
+                if state is not None and not state.gone:
+                    link.spawn(self.peers.check(state))  # gone without a word? (see PeerTable.check)
                 raise RemoteError(f"cannot call {peer}.{name}(): module '{peer}' is offline")
             raise RemoteError(f"could not call {peer}.{name}(): {cond}{f' ({text})' if text else ''}")
         try:

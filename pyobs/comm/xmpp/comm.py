@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from ..comm import Comm
-from .base import PING_INTERVAL, PING_TIMEOUT
+from .link import PING_INTERVAL, PING_TIMEOUT
 from .transport import XmppTransport
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,9 @@
-"""XEP-0030 disco#info: what we answer about ourselves (wire spec §4.2) and what we read from peers."""
+"""XEP-0030 disco#info: what we answer about ourselves (wire spec §4.2) and what we read from
+peers, and :class:`Peer`, the record of a peer the parts share (the peer table owns it)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -54,7 +56,7 @@ def info_body(info: Announcement, capabilities: dict[str, Any]) -> str:
             out.append(f'<feature var="{STATE_PREFIX}{name}:{iface.version}"/>')
     events = sorted(info.sends | info.receives)
     for ev in events:
-        out.append(f'<feature var="{EVENT_PREFIX}{escape_attr(ev)}:{_event_version(ev)}"/>')
+        out.append(f'<feature var="{EVENT_PREFIX}{escape_attr(ev)}:{event_version(ev)}"/>')
     versions = {i.__name__: i.version for i in info.interfaces}
     caps_elements = []
     for iname in sorted(capabilities):
@@ -68,11 +70,12 @@ def info_body(info: Announcement, capabilities: dict[str, Any]) -> str:
     for ev in events:
         roles = " ".join(r for r, on in (("send", ev in info.sends), ("subscribe", ev in info.receives)) if on)
         name = escape_attr(ev)
-        out.append(f'<event xmlns="{EVENT_PREFIX}{name}:{_event_version(ev)}" name="{name}" role="{roles}"/>')
+        out.append(f'<event xmlns="{EVENT_PREFIX}{name}:{event_version(ev)}" name="{name}" role="{roles}"/>')
     return "".join(out)
 
 
-def _event_version(name: str) -> int:
+def event_version(name: str) -> int:
+    """The version of the event type ``name`` (1 if unknown here)."""
     etype = event_by_name(name)
     return etype.version if etype is not None else 1
 
@@ -80,10 +83,6 @@ def _event_version(name: str) -> int:
 def info_result(to: str, iq_id: str, body: str, node: str | None = None) -> str:
     node_attr = f' node="{escape_attr(node)}"' if node else ""
     return f'<iq type="result" to="{to}" id="{iq_id}"><query xmlns="{NS}"{node_attr}>{body}</query></iq>'
-
-
-def info_query(to: str, iq_id: str) -> str:
-    return f'<iq type="get" to="{escape_attr(to)}" id="{iq_id}"><query xmlns="{NS}"/></iq>'
 
 
 @dataclass
@@ -204,3 +203,27 @@ def parse_info(iq: Element) -> PeerInfo:
             except (ValueError, RecursionError):
                 continue  # unreadable capabilities count as unknown
     return info
+
+
+@dataclass(eq=False)
+class Peer:
+    """A peer of the :class:`~.peers.PeerTable`: its session, what it offers, how far it is known."""
+
+    name: str
+    jid: str
+    caps: str | None = None
+    info: PeerInfo | None = None
+    discovered: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    reported: bool = False
+    stale: bool = False
+    #: out of the table (a newer record may stand for the same name): its tasks stop
+    gone: bool = False
+    #: event names we subscribed to at this peer (kept by :class:`~.events.EventSubscriptions`)
+    events: set[str] = field(default_factory=set)
+    #: a retry of a direct-event subscription that timed out
+    retry: asyncio.Task[None] | None = None
+    #: lifecycle state it shows in presence (``ready``, ``error``, ``local``) and the error text
+    module_state: tuple[str, str] = ("ready", "")
+    #: since when (monotonic) it has answered no peer check, if it has not answered the last one
+    silent_since: float | None = None

@@ -187,12 +187,6 @@ def notifications(message: Element) -> Iterator[Notification]:
                 break
 
 
-def newest_item(iq: Element) -> Element | None:
-    """The payload of the newest item of an ``<items max_items="1">`` result (the first listed)."""
-    found = newest_item_and_publisher(iq)
-    return found[0] if found is not None else None
-
-
 def newest_item_and_publisher(iq: Element) -> tuple[Element, str | None] | None:
     """(payload, publisher JID where the server reports it) of the newest item of an items result."""
     pubsub = iq.find(Q_PUBSUB)

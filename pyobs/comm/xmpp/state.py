@@ -1,4 +1,9 @@
-"""Module state on pubsub: publishing our own, and subscribing to / fetching peers' state and capabilities."""
+"""Module state on pubsub: our own state, and the peers' states we follow.
+
+Owns: our state per interface (what we publish, kept while disconnected and published when the
+session is back) and what the server has of it in this session, and the peers' state nodes we
+wait for (the core subscribes again after a reconnect, when it sees a peer again).
+"""
 
 from __future__ import annotations
 
@@ -8,41 +13,74 @@ from typing import Any
 
 from pyobs.interfaces.interface import interface_by_name
 
-from ..backoff import RETRY_CAP, RETRY_FIRST, backoff
-from . import discovery, pubsub
-from .base import (
-    IqError,
-    XmppBase,
-    XmppConnectionError,
-    XmppNodeOwnershipError,
-    log,
-    too_large,
-)
-from .values import DecodeError, EncodeError, decode_fields, escape_attr
+from ..transport import TransportHandler
+from . import pubsub
+from .link import IqError, Link, XmppConnectionError, log, too_large
+from .nodes import Nodes, XmppNodeOwnershipError
+from .values import DecodeError, EncodeError, decode_fields
 
 
-class StateMixin(XmppBase):
-    def _on_state(self, note: pubsub.Notification) -> None:
+def _node(peer: str, interface: str) -> str:
+    iface = interface_by_name(interface)
+    return pubsub.state_node(peer, interface, iface.version if iface is not None else 1)
+
+
+class StateSync:
+    def __init__(self, link: Link, nodes: Nodes, max_stanza_size: int) -> None:
+        self.link = link
+        self.nodes = nodes
+        self.max_stanza_size = max_stanza_size
+        self.handler: TransportHandler | None = None
+        self._own: dict[str, Any] = {}
+        self._published: dict[str, Any] = {}
+        #: (peer, node) of the peers' state nodes that do not exist yet (asked for again): bounded
+        #: by peers and interfaces, emptied for a peer that goes
+        self._waiting: set[tuple[str, str]] = set()
+
+    def forget_published(self) -> None:
+        """The session ended: publish everything again on the next one."""
+        self._published.clear()
+
+    def peer_gone(self, name: str) -> None:
+        self._waiting = {k for k in self._waiting if k[0] != name}
+
+    def on_state(self, note: pubsub.Notification) -> None:
         try:
             value = decode_fields(note.payload)
         except (DecodeError, RecursionError) as exc:
-            log.warning("%s: dropped undecodable state %s of %s: %s", self.bare, note.name, note.module, exc)
+            log.warning("%s: dropped undecodable state %s of %s: %s", self.link.bare, note.name, note.module, exc)
             return
-        assert self._handler is not None
-        self._handler.state_received(note.module, note.name, value)
+        assert self.handler is not None
+        self.handler.state_received(note.module, note.name, value)
 
-    # ================================================================== state
+    # ------------------------------------------------------------------ our state
 
-    async def publish_state(self, interface: str, state: Any) -> None:
-        self._own_state[interface] = state
-        if not self._session:
+    def keep(self, states: dict[str, Any]) -> None:
+        self._own.update(states)
+
+    async def publish(self, interface: str, state: Any) -> None:
+        self._own[interface] = state
+        if not self.link.session:
             return  # published when the connection is back
-        await self._publish_state(interface, state, None)  # the core bounds it
+        await self._publish(interface, state)  # the core bounds it
 
-    async def _publish_state(self, interface: str, state: Any, timeout: float | None) -> None:
+    async def publish_unpublished(self) -> None:
+        """Going online: publish what the server does not have yet; connection and ownership
+        errors end going online, others are logged."""
+        states = [(i, s) for i, s in self._own.items() if self._published.get(i) is not s]
+        results = await asyncio.gather(
+            *(self._publish(i, s) for i, s in states), return_exceptions=True
+        )
+        for (iface, _), res in zip(states, results, strict=True):
+            if isinstance(res, XmppConnectionError | XmppNodeOwnershipError):
+                raise res
+            if isinstance(res, BaseException):
+                log.warning("%s: publishing the initial state of %s failed: %s", self.link.bare, iface, res)
+
+    async def _publish(self, interface: str, state: Any) -> None:
         iface = interface_by_name(interface)
         version = iface.version if iface is not None else 1
-        node = pubsub.state_node(self.name, interface, version)
+        node = pubsub.state_node(self.link.name, interface, version)
         try:
             body = pubsub.publish_state_body(node, interface, version, state)
         except EncodeError as exc:
@@ -53,134 +91,46 @@ class StateMixin(XmppBase):
                 f"state of {interface} is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) of the "
                 f"XMPP server"
             )
-        if node not in self._created_nodes:
-            # created first (not by the publish): an existing node is checked to be ours. Concurrent
-            # publishes wait for the same creation and then write in the order they were made
-            creating = self._creating.get(node)
-            if creating is None:
-                creating = self._creating[node] = asyncio.ensure_future(self._create_node(node, transient=False))
-                creating.add_done_callback(lambda _, n=node: self._creating.pop(n, None))  # type: ignore[misc]
-            await asyncio.shield(creating)
+        # created first (not by the publish): an existing node is checked to be ours. Concurrent
+        # publishes wait for the same creation and then write in the order they were made
+        await self.nodes.ensure(node, transient=False)
         try:
-            await self._pubsub_set(body, node)
+            await self.link.pubsub_set(body, node)
         except IqError as exc:
             if exc.condition != "forbidden":
                 raise
-            await self._claim_node(node)  # not ours: raises naming the owner, or takes it back
-            await self._pubsub_set(body, node)
-        self._published_state[interface] = state
+            await self.nodes.claim(node)  # not ours: raises naming the owner, or takes it back
+            await self.link.pubsub_set(body, node)
+        self._published[interface] = state
 
-    async def _claim_node(self, node: str) -> None:
-        """An existing node must be ours. Where the server lets us read its affiliations without
-        owning it (prosody: every pyobs account is a pubsub admin) and it is not ours, take it back;
-        otherwise raise :class:`XmppNodeOwnershipError` naming the owner."""
-        get = pubsub.iq_head(self.pubsub, "get")
-        try:
-            reply = await self._iq(get, pubsub.affiliations_body(node), self.pubsub, self.timeout, node)
-        except IqError as exc:
-            if exc.condition == "item-not-found":
-                return  # gone meanwhile: our next publish creates it
-            raise XmppNodeOwnershipError(node, await self._node_owners(node), self.bare) from None
-        affiliations = pubsub.parse_affiliations(reply)
-        if affiliations.get(self.bare) == "owner":
-            return
-        others = {j: "none" for j, aff in affiliations.items() if aff in ("owner", "publisher") and j != self.bare}
-        try:
-            await self._iq(
-                self._pubsub_head, pubsub.set_affiliations_body(node, {self.bare: "owner"}), self.pubsub, self.timeout,
-                node,
-            )  # fmt: skip
-            if others:
-                await self._iq(
-                    self._pubsub_head, pubsub.set_affiliations_body(node, others), self.pubsub, self.timeout, node
-                )
-        except IqError:
-            owners = list(others) or await self._node_owners(node)
-            raise XmppNodeOwnershipError(node, owners, self.bare) from None
-        log.warning("%s: took back the pubsub node %s from %s", self.bare, node, ", ".join(others) or "nobody")
+    # ------------------------------------------------------------------ peers' states
 
-    async def _node_owners(self, node: str) -> list[str]:
-        """The owners a node's meta-data names (empty if the server does not say)."""
-        try:
-            reply = await self._iq(
-                f'<iq type="get" to="{escape_attr(self.pubsub)}" id="',
-                f'"><query xmlns="{discovery.NS}" node="{escape_attr(node)}"/></iq>',
-                self.pubsub, self.timeout, node,
-            )  # fmt: skip
-        except (IqError, TimeoutError):
-            return []
-        return pubsub.metadata_owners(reply)
-
-    async def subscribe_state(self, peer: str, interface: str) -> Any:
-        self._state_subs.add((peer, interface))
-        return await self._subscribe_state(peer, interface, None)  # the core bounds it
-
-    async def _subscribe_state(self, peer: str, interface: str, timeout: float | None) -> Any:
-        iface = interface_by_name(interface)
-        node = pubsub.state_node(peer, interface, iface.version if iface is not None else 1)
-        try:
-            await self._iq(self._pubsub_head, pubsub.subscribe_body(node, self.bare), self.pubsub, timeout, node)
-        except IqError as exc:
-            if exc.condition == "item-not-found":
-                self._spawn(self._subscribe_state_later(peer, interface, node))
-                return None
-            raise
-        reply = await self._iq(
-            pubsub.iq_head(self.pubsub, "get"), pubsub.items_body(node, 1), self.pubsub, timeout, node
-        )
+    async def subscribe(self, peer: str, interface: str) -> Any:
+        """Subscribe (again: the core does after a reconnect) and read the latest value; the core
+        bounds it. A node the peer has not created yet is subscribed once it exists."""
+        link = self.link
+        node = _node(peer, interface)
+        key = (peer, node)
+        if not await self.nodes.subscribe(node, None, lambda: key in self._waiting, lambda: self._waiting.discard(key)):
+            self._waiting.add(key)  # before the retry looks (after a pause)
+            return None
+        get = pubsub.iq_head(link.pubsub, "get")
+        reply = await link.iq(get, pubsub.items_body(node, 1), link.pubsub, None, node)
         found = pubsub.newest_item_and_publisher(reply)
         if found is None:
             return None
         payload, publisher = found
-        if not self._published_by_owner(peer, f"state {interface}", publisher):
+        if not link.published_by_owner(peer, f"state {interface}", publisher):
             return None
         try:
             return decode_fields(payload)
         except (DecodeError, RecursionError) as exc:
-            log.warning("%s: undecodable state %s of %s: %s", self.bare, interface, peer, exc)
+            log.warning("%s: undecodable state %s of %s: %s", link.bare, interface, peer, exc)
             return None
 
-    async def _subscribe_state_later(self, peer: str, interface: str, node: str) -> None:
-        pauses = backoff(RETRY_FIRST, RETRY_CAP)
-        while (peer, interface) in self._state_subs and self._session and peer in self._peers:
-            await asyncio.sleep(next(pauses))
-            try:
-                await self._iq(
-                    self._pubsub_head, pubsub.subscribe_body(node, self.bare), self.pubsub, self.timeout, node
-                )
-            except (IqError, TimeoutError):
-                continue
-            return
-
-    async def unsubscribe_state(self, peer: str, interface: str) -> None:
-        if (peer, interface) not in self._state_subs:
-            return
-        self._state_subs.discard((peer, interface))
-        iface = interface_by_name(interface)
-        node = pubsub.state_node(peer, interface, iface.version if iface is not None else 1)
+    async def unsubscribe(self, peer: str, interface: str) -> None:
+        link = self.link
+        node = _node(peer, interface)
+        self._waiting.discard((peer, node))
         with contextlib.suppress(IqError, XmppConnectionError):
-            await self._iq(self._pubsub_head, pubsub.unsubscribe_body(node, self.bare), self.pubsub, self.timeout, node)
-
-    async def _restore_subscriptions(self) -> None:
-        """After a reconnect: subscribe to the state we followed again and fetch its latest value."""
-        subs = list(self._state_subs)
-
-        async def one(peer: str, interface: str) -> None:
-            value = await self._subscribe_state(peer, interface, self.timeout)
-            if value is not None and self._handler is not None:
-                self._handler.state_received(peer, interface, value)
-
-        results = await asyncio.gather(*(one(p, i) for p, i in subs), return_exceptions=True)
-        for (peer, iface), res in zip(subs, results, strict=True):
-            if isinstance(res, XmppConnectionError):
-                raise res
-            if isinstance(res, BaseException):
-                log.warning("%s: cannot subscribe again to state %s of %s: %s", self.bare, iface, peer, res)
-
-    async def fetch_capabilities(self, peer: str, interface: str) -> Any:
-        state = self._peers.get(peer)
-        if state is None:
-            return None
-        if not state.discovered.is_set():
-            await state.discovered.wait()  # the core bounds it
-        return state.info.capabilities.get(interface) if state.info is not None else None
+            await link.iq(link.pubsub_head, pubsub.unsubscribe_body(node, link.bare), link.pubsub, link.timeout, node)

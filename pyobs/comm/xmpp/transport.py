@@ -5,65 +5,311 @@ Who is online comes from roster presence, what a peer offers from its disco#info
 ``docs/xmpp.md`` and the wire spec). Everything on the hot path (calls, answers, events,
 notifications) is written as prebuilt strings and read from raw ElementTree elements.
 
-Connection handling: the comm reconnects by itself (first retry at once, then every
-:data:`RECONNECT_MAX_DELAY` s at most), announces itself again, re-subscribes, writes again the
-publishes the server had not confirmed, and reports the connection back, upon which the core's
-outbox (:mod:`pyobs.comm.outbox`) sends the events that waited. Calls made while disconnected fail
-at once with a connection error.
+The transport is composed of parts that each own their state; each file says what (the map:
+docs/architecture.md, "Inside the XMPP transport"). This module wires them together, runs the
+reconnection sequence and routes incoming stanzas.
 
-The class is put together from one mixin per concern: :mod:`.connection` (connect, reconnect,
-keepalive, writing), :mod:`.calls` (RPC in and out), :mod:`.presence` (announcing, discovery,
-peers), :mod:`.events` (publishing and receiving events) and :mod:`.state` (module state), on
-:mod:`.base` (constructor, shared attributes, errors, constants). The public names stay importable
-from here.
+Reconnection: the link reports the loss; the transport reconnects (first retry at once, then
+every :data:`RECONNECT_MAX_DELAY` s at most), announces itself again, re-subscribes,
+writes again the publishes the server had not confirmed, and reports the connection back, upon
+which the core's outbox (:mod:`pyobs.comm.outbox`) sends the events that waited. Calls made
+while disconnected fail at once with a connection error.
 """
 
 from __future__ import annotations
 
-from .base import (
-    CAPS_NS,
-    DISCOVERY_WAIT,
-    OFFLINE_DEBOUNCE,
-    PING_INTERVAL,
-    PING_TIMEOUT,
-    PUBSUB_DELAY,
-    Q_DIRECT_SUBSCRIBE,
-    Q_PING,
-    RECENTLY_GONE,
-    RECONNECT_MAX_DELAY,
-    RESTORE_GRACE,
-    IqError,
-    XmppAuthError,
-    XmppConnectionError,
-    XmppNodeOwnershipError,
-    split_jid,
-)
-from .calls import CallsMixin
-from .connection import ConnectionMixin
-from .events import EventsMixin
-from .presence import PresenceMixin
-from .state import StateMixin
+import asyncio
+import random
+from collections.abc import Hashable
+from typing import Any
+from xml.etree.ElementTree import Element
 
-__all__ = [
-    "CAPS_NS",
-    "DISCOVERY_WAIT",
-    "OFFLINE_DEBOUNCE",
-    "PING_INTERVAL",
-    "PING_TIMEOUT",
-    "PUBSUB_DELAY",
-    "Q_DIRECT_SUBSCRIBE",
-    "Q_PING",
-    "RECENTLY_GONE",
-    "RECONNECT_MAX_DELAY",
-    "RESTORE_GRACE",
-    "IqError",
-    "XmppAuthError",
-    "XmppConnectionError",
-    "XmppNodeOwnershipError",
-    "XmppTransport",
-    "split_jid",
-]
+from pyobs.events.event import Event
+from pyobs.interfaces.interface import MethodSpec
+from pyobs.utils.exceptions import ConfigError, RemoteError
+
+from ..backoff import RECONNECT_FIRST, backoff
+from ..calls import Call, CancelOutcome
+from ..transport import Announcement, Extend, Transport, TransportHandler
+from . import control, discovery, pubsub, rpc
+from .calls import CallClient, CallServer
+from .events import EventSubscriptions
+from .exports import Exports
+from .limits import StanzaLimits
+from .link import PING_INTERVAL, PING_TIMEOUT, IqError, Link, TlsOptions, XmppAuthError, XmppConnectionError, log
+from .nodes import Nodes, XmppNodeOwnershipError
+from .peers import PEER_CHECK_INTERVAL, PeerTable
+from .publish import Q_DIRECT_SUBSCRIBE, EventPublisher
+from .state import StateSync
+
+# the errors are found here by the qualified name they travel by (``__module__``)
+__all__ = ["IqError", "XmppAuthError", "XmppConnectionError", "XmppNodeOwnershipError", "XmppTransport"]
+
+#: longest pause between two reconnection attempts (s)
+RECONNECT_MAX_DELAY = 0.25
+#: the first reconnection attempt waits a random part of this (s): a fleet that lost its server
+#: together does not log in within the same few milliseconds
+RECONNECT_JITTER = 0.3
 
 
-class XmppTransport(ConnectionMixin, CallsMixin, PresenceMixin, EventsMixin, StateMixin):
+class XmppTransport(Transport):
     """See :class:`pyobs.comm.xmpp.XmppComm` for the options."""
+
+    def __init__(
+        self,
+        jid: str,
+        password: str,
+        *,
+        server: str | list[str] | None = None,
+        use_tls: bool = True,
+        require_tls: bool = False,
+        direct_tls: bool = False,
+        ca_file: str | None = None,
+        allow_plain: bool = False,
+        timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        event_queue_size: int = 10000,
+        version: str = "",
+        ignore_cert_errors: bool = False,
+        ping_interval: float = PING_INTERVAL,
+        ping_timeout: float = PING_TIMEOUT,
+        trusted: list[str] | None = None,
+        stanza_limits: StanzaLimits | None = None,
+        peer_check_interval: float = PEER_CHECK_INTERVAL,
+        max_stanza_size: int = 0,
+    ) -> None:
+        if max_stanza_size < 0:
+            raise ConfigError("max_stanza_size", "must be 0 (no limit) or a number of bytes")
+        #: the server's stanza size limit (ejabberd: max_stanza_size); larger stanzas are refused here
+        self.max_stanza_size = size = int(max_stanza_size)
+        self._handler: TransportHandler | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        tls = TlsOptions(use_tls, require_tls, direct_tls, ca_file, allow_plain, ignore_cert_errors)
+        self.link = link = Link(
+            jid, password, server=server, tls=tls, timeout=timeout, connect_timeout=connect_timeout,
+            ping_interval=ping_interval, ping_timeout=ping_timeout, trusted=trusted, stanza_limits=stanza_limits,
+            on_iq=self._on_iq, on_message=self._on_message, on_presence=lambda xml: self.peers.on_presence(xml),
+            on_session=lambda: self.peers.session_started(), on_lost=self._on_lost,
+        )  # fmt: skip
+        self.name = link.name
+        self.timeout = link.timeout
+        self.exports = Exports(link, version)
+        self.nodes = Nodes(link)
+        self.state = StateSync(link, self.nodes, size)
+        self.publisher = EventPublisher(link, self.exports, self.nodes, event_queue_size, size)
+        self.events = EventSubscriptions(link, self.exports, self.nodes)
+        self.peers = PeerTable(link, self.exports, self.events, self.publisher, self.state, peer_check_interval)
+        self.server = CallServer(link, size)
+        self.client = CallClient(link, self.peers, size)
+
+    @property
+    def connected(self) -> bool:
+        return self.link.session
+
+    @property
+    def address(self) -> str:
+        return self.link.address
+
+    # ------------------------------------------------------------------ connection
+
+    async def open(self, handler: TransportHandler) -> None:
+        self._handler = handler
+        for part in (self.peers, self.server, self.events, self.state):
+            part.handler = handler
+        self.peers.discovery.reset()
+        await self.link.open()
+
+    def _on_lost(self, link_was_up: bool, why: str) -> None:
+        """The link's session ended: each part forgets what the server forgot."""
+        self.exports.online = False
+        self.state.forget_published()
+        self.nodes.forget()  # the server may have lost them: create them again (idempotent)
+        self.publisher.session_lost()  # what the server never confirmed stays: written again
+        self.peers.session_lost(link_was_up)
+        if not link_was_up:
+            return
+        if self._handler is not None:
+            self._handler.connection_changed(False, why)
+        if self.link.conflict:
+            return
+        # a running reconnect loop notices the drop itself (its current step fails) and starts over
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = self.link.spawn(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        """Reconnect until connected again (or closing): one loop whose every round starts from
+        "no session" — connect, log in, read the roster, go online, restore the subscriptions —
+        and which starts over from the top whenever any of that fails or the connection drops
+        meanwhile. Only a round that ended with the session still up reports the connection back
+        (``comm.connected``), so that a drop at any stage cannot leave it waiting or lying."""
+        link = self.link
+        # a random start: modules that lost the server together do not all log in at once (each
+        # login costs the server a SCRAM derivation, and the presences of all of them cross)
+        pause = random.uniform(0.0, RECONNECT_JITTER)
+        pauses = backoff(RECONNECT_FIRST, RECONNECT_MAX_DELAY)
+        while not link.closing:
+            if pause:
+                await asyncio.sleep(pause)
+            pause = next(pauses)
+            if link.session:  # a half-restored session from the round before: start clean
+                link.abort_session()
+                continue
+            try:
+                await link.attempt_session(link.connect_timeout)
+            except XmppAuthError as exc:
+                log.error("%s: %s", link.bare, exc)
+                pause = 5.0  # credentials do not fix themselves quickly
+                continue
+            except XmppConnectionError:
+                continue
+            if link.closing:
+                return
+            try:
+                async with asyncio.timeout(max(link.connect_timeout, 3 * link.timeout)):
+                    if self.exports.info is not None:
+                        await self._go_online()
+            except XmppNodeOwnershipError as exc:
+                log.error("%s: not online again after reconnecting: %s", link.bare, exc)
+                return  # an administrator must act: retrying would fail alike
+            except (XmppConnectionError, TimeoutError, RemoteError) as exc:
+                log.info("%s: restoring the session failed (%s); starting over", link.bare, exc or "timed out")
+                continue
+            if not link.session or link.closing:
+                continue  # lost while restoring (a step that does not raise on it)
+            log.info("%s: reconnected to %s", link.bare, link.address)
+            self.publisher.resend_unacked()  # older than anything in the core's outbox: first
+            if self._handler is not None:
+                self._handler.connection_changed(True)
+            return
+
+    async def close(self) -> None:
+        self.link.closing = True
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+        self.peers.close()
+        await self.publisher.close()
+        await self.link.close()
+        self.exports.info = None
+
+    # ------------------------------------------------------------------ announcing
+
+    async def announce(self, info: Announcement) -> None:
+        self.state.keep(info.state)
+        self.exports.announce(info)
+        if not self.link.session:
+            return  # done when the connection is back
+        if self.exports.online:
+            await self.publisher.create_nodes()
+            self.exports.send_presence()
+            peers = self.peers.known()
+            await asyncio.gather(self.events.sync_all(peers), self.publisher.push_subscriptions(peers))
+            return
+        await self._go_online()
+
+    async def _go_online(self) -> None:
+        """Event nodes and initial state first, then presence; returns when the peers already
+        online are discovered (bounded)."""
+        # who is online, asked while the nodes are made: peers see our presence only when we are
+        # about to be ready (calls before open() returns are refused as "starting")
+        probe = self.link.spawn(self.peers.probe_roster())
+        try:
+            await self.publisher.create_nodes()
+            await self.state.publish_unpublished()
+        except BaseException:
+            probe.cancel()
+            raise
+        online = await probe
+        self.exports.send_presence()
+        self.exports.online = True
+        await self.peers.wait_for(online)
+
+    async def update_events(self, sends: set[str], receives: set[str]) -> None:
+        info = self.exports.info
+        if info is None:
+            return
+        info.sends = set(sends)
+        info.receives = set(receives)
+        await self.announce(info)
+
+    async def set_module_state(self, state: str, message: str = "") -> None:
+        self.exports.set_module_state(state, message)
+
+    # ------------------------------------------------------------------ the contract, by part
+
+    async def call(
+        self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, handle: Call | None = None
+    ) -> Any:
+        return await self.client.call(peer, method, args, extend, handle)
+
+    async def cancel(self, peer: str, wire_id: Hashable, wait: float) -> CancelOutcome:
+        return await self.client.cancel(peer, wire_id, wait)
+
+    async def publish_event(self, event: Event) -> None:
+        self.publisher.publish(event)
+
+    async def publish_state(self, interface: str, state: Any) -> None:
+        await self.state.publish(interface, state)
+
+    async def subscribe_state(self, peer: str, interface: str) -> Any:
+        return await self.state.subscribe(peer, interface)
+
+    async def unsubscribe_state(self, peer: str, interface: str) -> None:
+        await self.state.unsubscribe(peer, interface)
+
+    async def resolve(self, peer: str) -> bool:
+        return await self.peers.resolve(peer)
+
+    async def fetch_capabilities(self, peer: str, interface: str) -> Any:
+        return await self.peers.capabilities(peer, interface)
+
+    # ------------------------------------------------------------------ routing what arrives
+
+    def _on_iq(self, xml: Element) -> bool:
+        """Requests to us (answers to our IQs, roster pushes and pings the link took already)."""
+        typ = xml.get("type")
+        if typ == "set":
+            for child in xml:  # the call envelope is the only child of a call
+                if child.tag == rpc.Q_COMPACT_CALL or child.tag == rpc.Q_QUERY:
+                    self.server.on_call(xml, child)
+                    return True
+                if child.tag == control.Q_CANCEL:
+                    self.server.on_cancel(xml, child)
+                    return True
+            sub = xml.find(Q_DIRECT_SUBSCRIBE)
+            if sub is not None:
+                self.publisher.on_direct_subscribe(xml, sub)
+                return True
+        elif typ == "get":
+            query = xml.find(discovery.Q_QUERY)
+            if query is not None:
+                self.exports.on_disco(xml, query)
+                return True
+        return False
+
+    def _on_message(self, xml: Element) -> bool:
+        link = self.link
+        if xml.get("from") != link.pubsub:
+            for child in xml:
+                if child.tag == control.Q_PROGRESS:
+                    self.client.on_progress(xml, child)
+                    return True
+            if xml.find(pubsub.Q_EVENT) is None or self._handler is None:
+                return False
+            if xml.get("type") == "error":  # our event bounced: that peer is gone
+                self.publisher.bounced(xml.get("from", ""))
+            else:
+                self.events.on_direct_event(xml)
+            return True
+        if self._handler is None:
+            return True
+        try:
+            for note in pubsub.notifications(xml):
+                if not link.published_by_owner(note.module, note.name, note.publisher):
+                    continue
+                if note.kind == "event":
+                    self.events.on_event(note)
+                else:
+                    self.state.on_state(note)
+        except Exception:
+            log.exception("%s: failed to handle a pubsub notification", link.bare)
+        return True

@@ -1,0 +1,673 @@
+"""The link to the XMPP server: who we are, the slixmpp client, one login attempt, keepalive, and
+the IQs we sent and wait for.
+
+Owns: our JID and the servers to try, the :class:`~.client.Client` (TLS, SASL, the stream),
+whether a session is up, the keepalive task, the roster (who is in the fleet, unless ``trusted``
+lists it), the IQs in flight (id → future, bounded by the deadline of each), the background tasks
+of the transport, and the rate-limited log lines a peer can trigger. Answers to our IQs, roster
+pushes and pings are handled here; every other stanza goes to the transport's router. When the
+session ends the link fails what waits on it and reports the loss (``on_lost``); the reconnection
+sequence itself is the transport's. The errors of a session (not connected, credentials, an
+IQ answered with an error) are defined here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import logging
+import os
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from pyobs.comm.errors import describe
+from pyobs.utils.exceptions import ConfigError, RemoteError
+from pyobs.utils.ratelimit import RateLimitedLog
+
+from ..transport import NotConnected
+from . import pubsub, rpc
+from .client import Q_IQ, Client, RawHandler
+from .limits import StanzaLimits
+from .values import escape_attr
+
+log = logging.getLogger("pyobs.comm.xmpp.transport")  # one logger for the whole transport
+
+ROSTER_NS = "jabber:iq:roster"
+Q_ROSTER = f"{{{ROSTER_NS}}}query"
+Q_PING = "{urn:xmpp:ping}ping"
+PING_BODY = '"><ping xmlns="urn:xmpp:ping"/></iq>'
+#: a keepalive ping to the server every so many seconds, answered within PING_TIMEOUT
+PING_INTERVAL = 30.0
+PING_TIMEOUT = 10.0
+#: pubsub answers that mean "try again" while other sessions create nodes at the same moment
+#: (ejabberd aborts concurrent node creations: internal-server-error or item-not-found)
+TRANSIENT_PUBSUB = frozenset({"internal-server-error", "item-not-found", "resource-constraint", "wait"})
+#: attempts of a node creation or first publish (backoff 20 ms doubling, with jitter: ~1.3 s in all)
+PUBSUB_ATTEMPTS = 7
+
+
+# the errors keep their wire names (pyobs-core 2.19's): they travel by qualified name
+class XmppConnectionError(NotConnected):
+    """Not connected to the XMPP server (or the connection was lost during the operation)."""
+
+    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+
+
+class XmppAuthError(XmppConnectionError, PermissionError):
+    """The server refused our credentials, or its certificate is not trusted: retrying won't help."""
+
+    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+
+
+class IqError(RemoteError):
+    """An IQ was answered with an error."""
+
+    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+
+    def __init__(self, condition: str, text: str = "", what: str = "") -> None:
+        detail = f"{what}: " if what else ""
+        super().__init__(f"{detail}{condition}{f' ({text})' if text else ''}")
+        self.condition = condition
+        self.text = text
+
+
+def too_large(data: str, limit: int) -> int:
+    """The size in bytes of ``data`` if it exceeds ``limit`` (0: no limit), else 0."""
+    if not limit or len(data) <= limit // 4:  # UTF-8 has at most 4 bytes per character
+        return 0
+    size = len(data.encode())
+    return size if size > limit else 0
+
+
+def split_jid(jid: str) -> tuple[str, str, str]:
+    """``local@domain/resource`` → (local, domain, resource); ValueError naming what is wrong."""
+    bare, _, resource = jid.partition("/")
+    local, at, domain = bare.partition("@")
+    if not at or not local or not domain:
+        raise ValueError(f"invalid JID {jid!r}: expected name@domain[/resource]")
+    if ":" in local:
+        raise ValueError(f"invalid module name {local!r} in JID {jid!r}: names must not contain ':'")
+    return local, domain, resource
+
+
+def is_valid_jid(jid: str, resource: str = "pyobs") -> bool:
+    """Whether ``jid`` is a JID XmppComm accepts, ``name@domain`` or ``name@domain/resource``
+    (``resource`` is assumed when it has none), so user input can be checked up front."""
+    if not isinstance(jid, str):
+        return False
+    candidate = jid if "/" in jid else f"{jid}/{resource}"
+    try:
+        local, domain, res = split_jid(candidate)
+    except ValueError:
+        return False
+    parts = (local, domain, res)
+    return all(parts) and not any(c.isspace() or c in "@/\"'<>&" for c in local + domain) and not any(
+        c.isspace() for c in res
+    )
+
+
+def _parse_one_server(server: object) -> tuple[str, int]:
+    if not isinstance(server, str):
+        raise ConfigError("server", f"expected host:port, got {server!r} ({type(server).__name__})")
+    text = server.strip()
+    if text.startswith("[") and "]" in text:  # [IPv6]:port
+        host, _, rest = text[1:].partition("]")
+        sep, port = rest[:1], rest[1:]
+        if rest and sep != ":":
+            raise ConfigError("server", f"invalid server {server!r}: expected [address]:port")
+    elif text.count(":") > 1:  # a bare IPv6 address
+        host, sep, port = text, "", ""
+    else:
+        host, sep, port = text.partition(":")
+    if not host or any(c.isspace() or c in "/@," for c in host):
+        raise ConfigError("server", f"invalid server {server!r}: expected host:port")
+    if not sep:
+        return host, 5222
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigError("server", f"invalid server {server!r}: the port {port!r} is not a number") from None
+    if not 0 < number < 65536:
+        raise ConfigError("server", f"invalid server {server!r}: the port must be 1 to 65535")
+    return host, number
+
+
+def parse_servers(server: object) -> list[tuple[str, int]]:
+    """``host:port``, or a list of them (tried in turn: the nodes of a cluster) → addresses;
+    ConfigError naming what is wrong."""
+    if isinstance(server, str):
+        items: list[object] = [s for s in server.split(",")] if "," in server else [server]
+    elif isinstance(server, list | tuple):
+        items = list(server)
+    else:
+        raise ConfigError("server", f"expected host:port or a list of them, got {type(server).__name__}")
+    if not items:
+        raise ConfigError("server", "the list of servers is empty")
+    return [_parse_one_server(s) for s in items]
+
+
+#: sees each answer to an IQ before it counts as the answer; True: an interim answer (consumed)
+Interim = Callable[[Element], bool]
+
+
+@dataclass(eq=False)
+class _Pending:
+    """An IQ we sent and wait for."""
+
+    future: asyncio.Future[Element]
+    expect_from: str | None
+    interim: Interim | None = None
+
+
+@dataclass
+class TlsOptions:
+    use_tls: bool = True
+    require_tls: bool = False
+    direct_tls: bool = False
+    ca_file: str | None = None
+    allow_plain: bool = False
+    ignore_cert_errors: bool = False
+
+
+class Link:
+    """Our session at the XMPP server (see the module docstring for what it owns)."""
+
+    def __init__(
+        self,
+        jid: str,
+        password: str,
+        *,
+        server: str | list[str] | None,
+        tls: TlsOptions,
+        timeout: float,
+        connect_timeout: float,
+        ping_interval: float,
+        ping_timeout: float,
+        trusted: list[str] | None,
+        stanza_limits: StanzaLimits | None,
+        on_iq: RawHandler,
+        on_message: RawHandler,
+        on_presence: RawHandler,
+        on_session: Callable[[], None],
+        on_lost: Callable[[bool, str], None],
+    ) -> None:
+        local, domain, resource = split_jid(jid)
+        self.name = local
+        self.domain = domain
+        self.resource = resource or "pyobs"
+        self.bare = f"{local}@{domain}"
+        self.full = f"{self.bare}/{self.resource}"
+        self.pubsub = f"pubsub.{domain}"
+        self._password = password
+        #: the servers to connect to, tried in turn (empty: DNS SRV of the domain)
+        self.addresses: list[tuple[str, int]] = parse_servers(server) if server not in (None, "") else []
+        self._address: tuple[str, int] | None = self.addresses[0] if self.addresses else None
+        self.tls = tls
+        if ping_interval <= 0 or ping_timeout <= 0:
+            raise ValueError("ping_interval and ping_timeout must be positive")
+        self.ping_interval = float(ping_interval)
+        self.ping_timeout = float(ping_timeout)
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
+        #: the accounts we take calls, events and presence from: an explicit list, or (None) our roster
+        self._trusted_explicit: frozenset[str] | None = None
+        if trusted is not None:
+            if isinstance(trusted, str) or not all(isinstance(t, str) and t for t in trusted):
+                raise ValueError(f"trusted must be a list of JIDs (name@domain), not {trusted!r}")
+            self._trusted_explicit = frozenset(t if "@" in t else f"{t}@{domain}" for t in trusted)
+        #: the bare JIDs in our roster (read at each login, changed by the server's pushes)
+        self.roster: frozenset[str] = frozenset()
+        #: lines a peer can trigger per stanza go through this (one line per kind every 10 s, with counts)
+        self.limited = RateLimitedLog(log)
+        self._stanza_limits = stanza_limits or StanzaLimits()
+        self._route_iq, self._on_message, self._on_presence = on_iq, on_message, on_presence
+        self._on_session, self._on_lost = on_session, on_lost
+
+        self.client: Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.session = False  # a session is up
+        self.closing = False
+        #: another session logged in with our JID: not reconnecting
+        self.conflict = False
+        self._attempt: asyncio.Future[None] | None = None
+        self._ping_task: asyncio.Task[None] | None = None
+        self._last_error = ""
+        self._ids = itertools.count(1)
+        self._id_prefix = "p" + base64.b32encode(os.urandom(5)).decode().lower() + "-"
+        self._pending: dict[str, _Pending] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.pubsub_head = pubsub.iq_head(self.pubsub)
+
+    @property
+    def address(self) -> str:
+        return f"{self._address[0]}:{self._address[1]}" if self._address else self.domain
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "the link is not open"
+        return self._loop
+
+    # ------------------------------------------------------------------ trust
+
+    def trusted(self, bare: str) -> bool:
+        """Whether the account ``bare`` (``name@domain``) belongs to the fleet: on the explicit
+        ``trusted`` list if there is one, else in our roster (the server's shared group)."""
+        if bare == self.bare:
+            return True
+        explicit = self._trusted_explicit
+        return bare in (explicit if explicit is not None else self.roster)
+
+    def sender_name(self, bare: str) -> str:
+        """How a caller is named to the module: its name in our domain, else its whole bare JID
+        (``peer@other.domain`` is not our ``peer``)."""
+        local, _, domain = bare.partition("@")
+        return local if domain == self.domain and local else bare
+
+    def published_by_owner(self, module: str, what: str, publisher: str | None) -> bool:
+        """Whether an item on ``module``'s node may be believed: the module is in the fleet, and
+        the server, where it names the publisher, names that module (pubsub admins — every module
+        on prosody — could publish on any node)."""
+        owner = f"{module}@{self.domain}"
+        if not self.trusted(owner):
+            self.limited.warning("untrusted-node", "%s: dropped %s from %s: not in the fleet", self.bare, what, owner)
+            return False
+        if publisher is not None and publisher.partition("/")[0] != owner:
+            self.limited.warning(
+                "spoofed-item", "%s: dropped %s on %s's node published by %s", self.bare, what, module, publisher
+            )
+            return False
+        return True
+
+    # ------------------------------------------------------------------ connecting
+
+    async def open(self) -> None:
+        """Make the client and connect within connect_timeout (a refused connection fails at once)."""
+        self._loop = asyncio.get_running_loop()
+        self.closing = False
+        self.conflict = False
+        self.client = self._make_client()
+        try:
+            await self.attempt_session(self.connect_timeout)
+        except BaseException as exc:
+            self.closing = True
+            await self.dispose()
+            if isinstance(exc, XmppConnectionError) and not isinstance(exc, XmppAuthError):
+                why = f"{self.bare}: cannot connect to the XMPP server {self.address}: {exc}"
+                raise XmppConnectionError(why) from None
+            raise
+
+    def _make_client(self) -> Client:
+        tls = self.tls
+        client = Client(
+            self.full,
+            self._password,
+            on_iq=self._on_iq,
+            on_message=self._on_message,
+            on_presence=self._on_presence,
+            on_oversized=self._on_oversized,
+            limits=self._stanza_limits,
+            use_tls=tls.use_tls,
+            direct_tls=tls.direct_tls,
+            ca_file=tls.ca_file,
+            allow_plain=tls.allow_plain,
+            ignore_cert_errors=tls.ignore_cert_errors,
+        )
+        # nobody gets into our roster (the fleet) by asking: subscription requests are refused
+        client.auto_authorize = False
+        client.auto_subscribe = False
+        client.add_event_handler("session_start", self._on_session_start)
+        client.add_event_handler("connection_failed", self._on_connection_failed)
+        client.add_event_handler("failed_all_auth", self._on_auth_failed)
+        client.add_event_handler("ssl_invalid_chain", self._on_invalid_cert)
+        client.add_event_handler("stream_error", self._on_stream_error)
+        client.add_event_handler("disconnected", self._on_disconnected)
+        return client
+
+    async def dispose(self) -> None:
+        """Abort the connection and end slixmpp's own task (nothing left running)."""
+        client = self.client
+        if client is None:
+            return
+        client.cancel_connection_attempt()
+        client.abort()
+        await client.stop_send_task()
+
+    async def attempt_session(self, timeout: float) -> None:
+        """One login: connect, authenticate, bind, read the roster; XmppConnectionError if not."""
+        client = self.client
+        assert client is not None and self._loop is not None
+        if len(self.addresses) > 1:  # a silent node must not use up the time the others have
+            timeout = min(timeout, max(2.0, self.connect_timeout / len(self.addresses)))
+        attempt = self._attempt = self._loop.create_future()
+        self._last_error = ""
+        if self._address is not None:
+            client.connect(*self._address)
+        else:
+            client.connect()
+        try:
+            await asyncio.wait_for(asyncio.shield(attempt), timeout)
+        except TimeoutError:
+            self._attempt = None
+            client.cancel_connection_attempt()
+            client.abort()
+            self._next_address()
+            raise XmppConnectionError(f"no session within {timeout:.1f} s") from None
+        except XmppAuthError:
+            raise
+        except XmppConnectionError:
+            self._next_address()
+            raise
+        finally:
+            if self._attempt is attempt:
+                self._attempt = None
+        await self._load_roster()
+
+    async def _load_roster(self) -> None:
+        """Read our roster: the accounts of the fleet (trusted unless ``trusted`` lists them), whom
+        going online asks whether they are online."""
+        try:
+            reply = await self.iq(
+                '<iq type="get" id="', f'"><query xmlns="{ROSTER_NS}"/></iq>', None, self.timeout, "roster"
+            )
+        except (TimeoutError, RemoteError) as exc:
+            if self._trusted_explicit is not None:  # only for finding peers: their presence does too
+                log.warning("%s: cannot read the roster (%s); peers are found by their presence", self.bare, exc)
+                self.roster = frozenset()
+                return
+            if self.client is not None:
+                self.client.abort()
+            raise XmppConnectionError(f"cannot read the roster: {exc or 'timed out'}") from None
+        query = reply.find(Q_ROSTER)
+        self.roster = frozenset(_roster_items(query)) if query is not None else frozenset()
+        if not self.roster and self._trusted_explicit is None:
+            self.limited.warning(
+                "empty-roster", "%s: our roster is empty, so no peer is trusted: put the fleet's accounts in a "
+                "shared roster group on the server, or list them in the comm's 'trusted' option", self.bare,
+            )  # fmt: skip
+
+    def _on_roster_push(self, xml: Element, query: Element) -> None:
+        """The server changed our roster (RFC 6120 roster push): the fleet changed."""
+        roster = set(self.roster)
+        for item in query:
+            jid = item.get("jid", "").partition("/")[0]
+            if item.get("subscription") in ("both", "to", "from"):
+                roster.add(jid)
+            else:
+                roster.discard(jid)
+        self.roster = frozenset(roster)
+        self.reply_empty(xml)
+
+    def _next_address(self) -> None:
+        """After a failed attempt: the next server of the list (another node of the cluster)."""
+        if len(self.addresses) > 1 and self._address is not None:
+            i = self.addresses.index(self._address)
+            self._address = self.addresses[(i + 1) % len(self.addresses)]
+
+    def _fail_attempt(self, exc: Exception) -> None:
+        attempt = self._attempt
+        if attempt is not None and not attempt.done():
+            attempt.set_exception(exc)
+            attempt.exception()  # retrieved: no "never retrieved" warnings if nobody awaits
+
+    def _on_connection_failed(self, error: Any) -> None:
+        if self.client is not None:
+            self.client.cancel_connection_attempt()  # we retry ourselves, quickly
+        self._fail_attempt(XmppConnectionError(str(error) or "connection refused"))
+
+    def _on_auth_failed(self, _: Any) -> None:
+        self._last_error = "authentication failed"
+        self._fail_attempt(
+            XmppAuthError(f"{self.bare}: the server rejected the credentials (or no usable SASL mechanism)")
+        )
+
+    def _on_invalid_cert(self, error: Any) -> None:
+        hint = " (set ca_file to trust a self-signed certificate)" if self.tls.ca_file is None else ""
+        self._last_error = f"TLS certificate of {self.domain} not trusted: {error}{hint}"
+        self._fail_attempt(XmppAuthError(self._last_error))
+        if self.client is not None:
+            self.client.abort()
+
+    def _on_stream_error(self, stanza: Any) -> None:
+        condition = str(stanza["condition"]) if stanza is not None else ""
+        self._last_error = f"stream error {condition}"
+        if condition == "conflict":
+            self.conflict = True
+            log.error("%s: another session logged in with the same JID; not reconnecting", self.full)
+
+    def _on_session_start(self, _: Any) -> None:
+        client = self.client
+        if client is None:
+            return
+        if self.tls.require_tls and not client.encrypted:
+            self._fail_attempt(XmppAuthError(f"{self.domain} offers no TLS and require_tls is set"))
+            client.abort()
+            return
+        self.session = True
+        attempt = self._attempt
+        if attempt is not None and not attempt.done():
+            attempt.set_result(None)
+        self._ping_task = self.spawn(self._keepalive())
+        self._on_session()
+
+    def _on_disconnected(self, reason: Any) -> None:
+        was_up = self.session
+        self.session = False
+        if self._ping_task is not None:
+            self._ping_task.cancel()
+            self._ping_task = None
+        why = self._last_error or (str(reason) if reason else "connection closed")
+        if isinstance(reason, ssl.SSLError):
+            hint = " (set ca_file to trust a self-signed certificate)" if self.tls.ca_file is None else ""
+            self._fail_attempt(XmppAuthError(f"TLS with {self.domain} failed: {reason}{hint}"))
+        self._fail_attempt(XmppConnectionError(why))
+        self.fail_pending(XmppConnectionError(f"{self.bare}: connection to the XMPP server {self.address} lost"))
+        self._on_lost(was_up and not self.closing, why)
+
+    def abort_session(self) -> None:
+        """Drop the connection at once (the disconnect handler resets the session state)."""
+        if self.client is not None:
+            self.client.abort()
+        if self.session:  # no disconnect event came (no socket any more): reset by hand
+            self._on_disconnected("aborted")
+
+    def fail_pending(self, exc: Exception) -> None:
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
+            if not p.future.done():
+                p.future.set_exception(exc)
+                p.future.exception()
+
+    async def _keepalive(self) -> None:
+        while self.session:
+            await asyncio.sleep(self.ping_interval)
+            if not self.session:
+                return
+            try:
+                await self.ping(self.domain, self.ping_timeout)
+            except TimeoutError:
+                log.warning("%s: server did not answer a ping within %s s; reconnecting", self.bare, self.ping_timeout)
+                if self.client is not None:
+                    self.client.abort()
+                return
+            except RemoteError:
+                continue
+
+    async def close(self) -> None:
+        """Log out (unavailable presence, end of stream) and end every task of the transport."""
+        self.closing = True
+        client = self.client
+        if self._ping_task is not None:
+            self._ping_task.cancel()
+        if client is not None and self.session:
+            client.write('<presence type="unavailable"/>')
+            client.flush()
+            try:
+                await asyncio.wait_for(client.disconnect(wait=1.0), 2.0)
+            except (TimeoutError, Exception):
+                client.abort()
+        elif client is not None:
+            client.cancel_connection_attempt()
+            client.abort()
+        self.session = False
+        await self.dispose()
+        self.fail_pending(XmppConnectionError(f"{self.bare}: closed"))
+        for task in list(self._tasks):
+            task.cancel()
+
+    # ------------------------------------------------------------------ sending
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        """A background task of the transport (cancelled on close; its failure is logged)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("%s: background task failed: %s", self.bare, exc, exc_info=exc)
+
+    def write(self, data: str) -> None:
+        client = self.client
+        if client is None or not client.write(data):
+            raise XmppConnectionError(f"{self.bare}: not connected to the XMPP server {self.address}")
+
+    def next_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids)}"
+
+    def expect(self, iq_id: str, expect_from: str | None, interim: Interim | None = None) -> asyncio.Future[Element]:
+        """The future of the answer to the IQ ``iq_id`` (to be written by the caller), from ``expect_from``."""
+        fut: asyncio.Future[Element] = self.loop.create_future()
+        self._pending[iq_id] = _Pending(fut, expect_from, interim)
+        return fut
+
+    def forget(self, iq_id: str) -> None:
+        """No longer wait for the answer to ``iq_id`` (its future is cancelled if still waiting)."""
+        pending = self._pending.pop(iq_id, None)
+        if pending is not None and not pending.future.done():
+            pending.future.cancel()
+
+    async def iq(
+        self, head: str, body: str, expect_from: str | None, timeout: float | None = None, what: str = ""
+    ) -> Element:
+        """Send ``head + id + body`` and wait (at most ``timeout`` s) for the result; IqError on an error."""
+        iq_id = self.next_id()
+        fut = self.expect(iq_id, expect_from)
+        try:
+            self.write(head + iq_id + body)
+            reply = await (fut if timeout is None else asyncio.wait_for(fut, timeout))
+        finally:
+            self._pending.pop(iq_id, None)
+        if reply.get("type") == "error":
+            cond, text = rpc.error_condition(reply)
+            raise IqError(cond, text, what)
+        return reply
+
+    async def ping(self, jid: str, timeout: float, what: str = "ping") -> None:
+        """XEP-0199 ping of ``jid`` (the server: our domain), answered within ``timeout`` s."""
+        frm = None if jid == self.domain else jid
+        await self.iq(f'<iq type="get" to="{escape_attr(jid)}" id="', PING_BODY, frm, timeout, what)
+
+    async def pubsub_set(self, body: str, what: str, transient: frozenset[str] = TRANSIENT_PUBSUB) -> Element:
+        """A pubsub set (node creation, a first publish) retried with backoff while the answer is a
+        transient condition: concurrent creations on ejabberd abort each other's transactions and are
+        answered ``internal-server-error`` or ``item-not-found``. Bounded: :data:`PUBSUB_ATTEMPTS`."""
+        delay = 0.02
+        for attempt in range(PUBSUB_ATTEMPTS):
+            try:
+                return await self.iq(self.pubsub_head, body, self.pubsub, self.timeout, what)
+            except IqError as exc:
+                if exc.condition not in transient or attempt == PUBSUB_ATTEMPTS - 1:
+                    raise
+                log.debug("%s: %s answered %s; retrying in %.0f ms", self.bare, what, exc.condition, delay * 1e3)
+            await asyncio.sleep(delay * (0.5 + random.random()))  # jitter: concurrent sessions spread out
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def reply_empty(self, xml: Element) -> None:
+        with contextlib.suppress(XmppConnectionError):
+            to, iq_id = escape_attr(xml.get("from", self.domain)), escape_attr(xml.get("id", ""))
+            self.write(f'<iq type="result" to="{to}" id="{iq_id}"/>')
+
+    def send_or_log(self, text: str, what: str) -> None:
+        """Write an answer; if the connection is gone, one log line (the peer's deadline handles it)."""
+        try:
+            self.write(text)
+        except XmppConnectionError:
+            log.warning("%s: could not %s: not connected", self.bare, what)
+
+    # ------------------------------------------------------------------ receiving
+
+    def _on_iq(self, xml: Element) -> bool:
+        typ = xml.get("type")
+        if typ == "result" or typ == "error":
+            iq_id = xml.get("id", "")
+            pending = self._pending.get(iq_id)
+            if pending is None:
+                return iq_id.startswith(self._id_prefix)  # a late answer to something finished: drop
+            frm = xml.get("from")
+            if pending.expect_from is not None and frm is not None and frm != pending.expect_from:
+                log.warning(
+                    "%s: ignored an answer to %s from %s (expected %s)", self.bare, iq_id, frm, pending.expect_from
+                )
+                return True
+            if pending.interim is not None and typ == "result" and pending.interim(xml):
+                return True
+            del self._pending[iq_id]
+            if not pending.future.done():
+                pending.future.set_result(xml)
+            return True
+        if typ == "set":
+            roster = xml.find(Q_ROSTER)
+            if roster is not None:
+                frm = xml.get("from")
+                if frm is None or frm == self.bare:  # only the server pushes our roster
+                    self._on_roster_push(xml, roster)
+                    return True
+        elif typ == "get" and xml.find(Q_PING) is not None:
+            self.reply_empty(xml)
+            return True
+        return self._route_iq(xml)
+
+    def _on_oversized(self, xml: Element, problem: str) -> None:
+        """A stanza beyond the limits (see :mod:`.limits`): an error answer where one is due,
+        else dropped; one rate-limited log line either way. Nothing recursive ever sees it."""
+        frm = xml.get("from", "")
+        typ = xml.get("type")
+        self.limited.warning("oversized", "%s: refused a stanza from %s: %s", self.bare, frm or "the server", problem)
+        if xml.tag != Q_IQ:
+            return
+        iq_id = xml.get("id", "")
+        if typ in ("get", "set"):
+            to, iq_id = escape_attr(frm), escape_attr(iq_id)
+            first = xml[0].tag if len(xml) else ""
+            if typ == "set" and first in (rpc.Q_QUERY, rpc.Q_COMPACT_CALL):
+                reply = rpc.fault(to, iq_id, describe(ValueError(f"call refused: the stanza is {problem}")))
+            else:
+                reply = rpc.iq_error(to, iq_id, "policy-violation", "modify", 400, f"stanza {problem}")
+            with contextlib.suppress(XmppConnectionError):
+                self.write(reply)
+            return
+        pending = self._pending.get(iq_id)
+        if pending is not None and (pending.expect_from is None or frm == pending.expect_from):
+            del self._pending[iq_id]
+            if not pending.future.done():
+                pending.future.set_exception(RemoteError(f"the answer from {frm or 'the server'} is {problem}"))
+                pending.future.exception()
+
+
+def _roster_items(query: Element) -> list[str]:
+    """Bare JIDs of the roster items with a subscription (``none``: a pending request, not the fleet)."""
+    return [
+        item.get("jid", "").partition("/")[0]
+        for item in query
+        if item.get("subscription") in ("both", "to", "from") and item.get("jid")
+    ]

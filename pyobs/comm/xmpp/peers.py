@@ -1,0 +1,629 @@
+"""The peer table: which modules of the fleet are online, and what they offer.
+
+Owns: the :class:`~.discovery.Peer` records (by name), the :class:`Discovery` of what they
+offer and the peers waiting for the query of their caps ``ver``, the unavailable presences being
+confirmed (``OFFLINE_DEBOUNCE``), the peers expected back after our reconnect and when peers went,
+and the peer check (a small IQ per peer every ``peer_check_interval`` s, because servers do not
+always say when a peer is gone) with the peers that stopped answering it. Who is online comes
+from roster presence at our resource; a peer is reported online to the core once its disco#info
+is read and its event subscriptions are made. When our link goes the peers are kept, marked
+stale: the core owns the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from xml.etree.ElementTree import Element
+
+from pyobs.utils.exceptions import ConfigError
+
+from ..backoff import RETRY_CAP, backoff
+from ..transport import TransportHandler
+from . import discovery
+from .discovery import Peer, PeerInfo
+from .events import EventSubscriptions
+from .exports import CAPS_NS, Exports
+from .link import IqError, Link, XmppConnectionError, log
+from .publish import EventPublisher
+from .state import StateSync
+from .values import escape_attr
+
+#: disco#info queries one module has in flight at once (the rest wait their turn)
+DISCO_IN_FLIGHT = 8
+#: disco#info results kept by caps ``ver``
+CAPS_CACHE_SIZE = 256
+#: a ver no peer announces (a peer whose discovery failed: its next presence asks again)
+NO_VER = "\x00"
+#: after reconnecting, how long to wait for the peers we knew to come back before flushing events
+RESTORE_GRACE = 5.0
+#: how long open() waits for the discovery of the peers already online (slow ones are reported later)
+DISCOVERY_WAIT = 2.0
+#: roster contacts open() asks whether they are online (a bound for very large rosters)
+MAX_ROSTER_PROBES = 1000
+#: peers that went offline this shortly before we lost the server are expected back with it
+RECENTLY_GONE = 2.0
+#: an unavailable presence counts after this long (unless our own connection ends meanwhile)
+OFFLINE_DEBOUNCE = 0.05
+#: longest error text of a peer's presence kept (the rest is cut off)
+MAX_STATUS = 1000
+#: default interval of the peer check (s): servers do not always say when a peer goes (an ejabberd
+#: cluster node that dies takes its sessions along without an "unavailable" to the other nodes)
+PEER_CHECK_INTERVAL = 1.5
+#: a peer check's IQ unanswered after this long is asked again at once (a busy peer gets two chances)
+PEER_CHECK_TIMEOUT = 1.5
+#: a peer that answers no check for this long counts as gone (asked every round meanwhile), if the
+#: server answers our own ping within PEER_CHECK_TIMEOUT. Not sooner: an overloaded server (ejabberd
+#: at N = 100) or a module busy for seconds answers late, and a peer declared gone gets no events
+#: until it is discovered again (issue 18: 5,266 of 19,800 lost). A peer whose session ended is
+#: noticed at once: the server answers service-unavailable for it.
+PEER_SILENCE = 10.0
+#: peers asked per round at most (in turn; a round after one is found gone asks all): one IQ per
+#: peer per round is N² for the server, at N = 100 a busy prosody (issue 18, bench/RESULTS.md)
+PEER_CHECK_PER_ROUND = 5
+
+
+class PeerTable:
+    def __init__(
+        self,
+        link: Link,
+        exports: Exports,
+        events: EventSubscriptions,
+        publisher: EventPublisher,
+        state: StateSync,
+        check_interval: float,
+    ) -> None:
+        if check_interval < 0:
+            raise ConfigError("peer_check_interval", "must be 0 (off) or a positive number of seconds")
+        self.link = link
+        self.exports = exports
+        self.events = events
+        self.publisher = publisher
+        self.state = state
+        self.check_interval = float(check_interval)
+        self.handler: TransportHandler | None = None
+        self.discovery = Discovery(link, self._release_waiting)
+        self._peers: dict[str, Peer] = {}
+        #: peers waiting for the query of their ver under way (answered without a task each)
+        self._waiting: dict[str, list[Peer]] = {}
+        self._returned = asyncio.Event()
+        #: set whenever a peer's available presence arrives
+        self._seen = asyncio.Event()
+        #: peers we expect back after a reconnect, and when peers went offline
+        self._expected: set[str] = set()
+        self._gone_at: dict[str, float] = {}
+        #: peers whose unavailable presence is being confirmed
+        self._leaving: dict[str, asyncio.TimerHandle] = {}
+        #: peers that stopped answering the check: name → full JID (asked again; back if they answer)
+        self._suspects: dict[str, str] = {}
+        self._check_task: asyncio.Task[None] | None = None
+
+    def get(self, name: str) -> Peer | None:
+        return self._peers.get(name)
+
+    def known(self) -> list[Peer]:
+        """The peers whose disco#info we have."""
+        return [p for p in self._peers.values() if p.info is not None]
+
+    # ------------------------------------------------------------------ our session
+
+    def session_started(self) -> None:
+        if self.check_interval > 0:
+            self._check_task = self.link.spawn(self._check_peers())
+
+    def session_lost(self, link_was_up: bool) -> None:
+        if self._check_task is not None:
+            self._check_task.cancel()
+            self._check_task = None
+        if not link_was_up:
+            return
+        for timer in self._leaving.values():
+            timer.cancel()
+        self._leaving.clear()
+        for peer in self._peers.values():
+            peer.stale = True
+        # peers whose session the server ended just before ours (a server shutdown) come back too
+        now = time.monotonic()
+        self._expected = set(self._peers) | {n for n, t in self._gone_at.items() if now - t < RECENTLY_GONE}
+
+    def close(self) -> None:
+        if self._check_task is not None:
+            self._check_task.cancel()
+        for peer in self._peers.values():
+            peer.gone = True
+            if peer.task is not None:
+                peer.task.cancel()
+        for timer in self._leaving.values():
+            timer.cancel()
+        self._leaving.clear()
+        self._peers.clear()
+        self._waiting.clear()
+        self._expected.clear()
+
+    # ------------------------------------------------------------------ who is online when we go online
+
+    async def probe_roster(self) -> list[str]:
+        """The roster contacts (read at login) online at our resource, asked directly: a ping each (a few bytes),
+        answered by the module if its session is up, by the server with an error if not. Servers
+        deliver the presence of the contacts online in no particular order relative to anything
+        else (ejabberd: 2 to 24 ms after answering our next IQ), so open() cannot tell from presence
+        alone when it knows everyone; it waits for the presence of those that answered. Bounded by
+        DISCOVERY_WAIT and MAX_ROSTER_PROBES."""
+        link = self.link
+        wait = min(link.timeout, DISCOVERY_WAIT)
+        names = []
+        for jid in sorted(link.roster):
+            local, _, domain = jid.partition("@")
+            if domain == link.domain and local and local != link.name and ":" not in local and "/" not in local:
+                names.append(local)
+        if len(names) > MAX_ROSTER_PROBES:
+            log.warning("%s: %d roster contacts; asking only the first %d who is online", link.bare, len(names),
+                        MAX_ROSTER_PROBES)  # fmt: skip
+            names = names[:MAX_ROSTER_PROBES]
+
+        async def online(name: str) -> bool:
+            known = self._peers.get(name)
+            if known is not None and not known.stale:
+                return True  # its presence is here already
+            jid = f"{name}@{link.domain}/{link.resource}"
+            try:
+                await link.ping(jid, wait)
+            except IqError as exc:
+                # a client without XEP-0199 (it is there); the server answers service-unavailable
+                return exc.condition == "feature-not-implemented"
+            except (TimeoutError, XmppConnectionError):
+                return False
+            return True
+
+        answers = await asyncio.gather(*(online(n) for n in names))
+        return [n for n, up in zip(names, answers, strict=True) if up]
+
+    async def wait_for(self, online: list[str]) -> None:
+        """Until the peers known to be online are discovered (their presence may still be on its way);
+        after a reconnect, first the peers we knew (bounded by RESTORE_GRACE)."""
+        if self._expected:
+            await self._wait_for_returning()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + min(self.link.timeout, DISCOVERY_WAIT)
+        while True:
+            missing = [n for n in online if n not in self._peers or self._peers[n].stale]
+            remaining = end - loop.time()
+            if not missing or remaining <= 0:
+                break
+            self._seen.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._seen.wait(), remaining)
+        remaining = end - loop.time()
+        # coroutines only when awaited (else "never awaited" warnings at fleet size, where time runs out)
+        pending = [p for p in self._peers.values() if not p.discovered.is_set()] if remaining > 0 else []
+        if pending:
+            waits = [p.discovered.wait() for p in pending]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waits), remaining)
+
+    async def _wait_for_returning(self) -> None:
+        """After a reconnect: give the peers we knew a moment to come back (they reconnect too when
+        the server restarted), so queued events reach them; the others are gone."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + min(self.link.timeout, RESTORE_GRACE)
+        while self._expected:
+            remaining = end - loop.time()
+            if remaining <= 0:
+                break
+            self._returned.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._returned.wait(), remaining)
+        self._expected.clear()
+        for name in [n for n, p in self._peers.items() if p.stale]:
+            self._gone(name)  # not online any more after our reconnect
+
+    async def resolve(self, name: str) -> bool:
+        peer = self._peers.get(name)
+        if peer is None:
+            return False
+        if not peer.discovered.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(peer.discovered.wait(), min(self.link.timeout, 5.0))
+        return peer.reported and self._peers.get(name) is peer
+
+    async def capabilities(self, name: str, interface: str) -> object:
+        peer = self._peers.get(name)
+        if peer is None:
+            return None
+        if not peer.discovered.is_set():
+            await peer.discovered.wait()  # the core bounds it
+        return peer.info.capabilities.get(interface) if peer.info is not None else None
+
+    # ------------------------------------------------------------------ presence
+
+    def on_presence(self, xml: Element) -> bool:
+        typ = xml.get("type")
+        if typ is not None and typ != "unavailable":
+            return False  # subscription handling etc.: slixmpp
+        link = self.link
+        frm = xml.get("from", "")
+        bare, _, resource = frm.partition("/")
+        local, _, domain = bare.partition("@")
+        if not local or domain != link.domain or resource != link.resource or bare == link.bare:
+            return True
+        if not link.trusted(bare):
+            # presence is how peers are discovered: nobody outside the fleet poses as a module
+            if typ is None:
+                link.limited.info("untrusted-presence", "%s: ignored presence of %s: not in the fleet", link.bare, frm)
+            return True
+        if typ is None:
+            c = xml.find(f"{{{CAPS_NS}}}c")
+            self._available(local, frm, c.get("ver") if c is not None else None)
+            self._shows(local, xml)
+        elif local not in self._peers:
+            self.publisher.peer_gone(local)
+        elif local not in self._leaving:
+            # confirmed a moment later: when the server shuts down it ends the other sessions
+            # just before ours, and those peers are not gone, the server is
+            self._leaving[local] = link.loop.call_later(OFFLINE_DEBOUNCE, self._left, local)
+        return True
+
+    def _shows(self, name: str, xml: Element) -> None:
+        """Presence <show>/<status> → the peer's lifecycle state (xmpp-wire.md, module lifecycle)."""
+        peer = self._peers.get(name)
+        if peer is None:
+            return
+        show = (xml.findtext("{jabber:client}show") or xml.findtext("show") or "").strip()
+        state = {"dnd": "error", "away": "local"}.get(show, "ready")
+        status = (xml.findtext("{jabber:client}status") or xml.findtext("status") or "") if state == "error" else ""
+        new = (state, status[:MAX_STATUS])
+        if new == peer.module_state:
+            return
+        peer.module_state = new
+        if peer.reported and self.handler is not None:
+            self.handler.peer_module_state(name, *new)
+
+    def _left(self, name: str) -> None:
+        self._leaving.pop(name, None)
+        self._gone(name)
+
+    def _available(self, name: str, jid: str, caps: str | None) -> None:
+        leaving = self._leaving.pop(name, None)
+        if leaving is not None:  # it left and came back at once: read its disco#info again
+            leaving.cancel()
+            peer = self._peers.get(name)
+            if peer is not None:
+                peer.caps = NO_VER  # discover it again (a new session: subscribe again too)
+                peer.events.clear()
+        self._seen.set()
+        self._suspects.pop(name, None)
+        if name in self._expected:
+            self._expected.discard(name)
+            self._returned.set()
+        peer = self._peers.get(name)
+        if peer is not None and not peer.stale and peer.caps == caps and peer.jid == jid:
+            return  # a presence update (show/status) only
+        if peer is None:
+            peer = self._peers[name] = Peer(name, jid, caps)
+        else:  # back after our reconnect, or it changed what it offers
+            unchanged = peer.caps == caps and peer.jid == jid and peer.info is not None and caps is not None
+            peer.caps = caps
+            peer.jid = jid
+            if peer.task is not None and not peer.task.done():
+                peer.task.cancel()
+            if peer.stale:
+                peer.stale = False
+                if peer.info is None or not peer.info.direct:
+                    peer.events.clear()  # pubsub: subscribe again (idempotent on the server)
+                # a pyobs-comm peer keeps our direct subscription, and restores it from our
+                # presence itself if it restarted (see EventPublisher.push_subscriptions)
+            if unchanged and caps in self.discovery.cache:
+                # back after our reconnect with the same verified ver: nothing to ask it
+                self._restored(peer)
+                return
+            peer.discovered = asyncio.Event()
+        if self._known_at_once(peer):
+            return
+        if self.discovery.asking(caps):
+            # a module like this one is being asked right now (a burst of presences at a fleet's
+            # start): this one waits for that answer, in a list rather than a task of its own
+            peer.task = None
+            self._waiting.setdefault(caps, []).append(peer)  # type: ignore[arg-type]
+            return
+        peer.task = self.link.spawn(self._discover(peer, peer.discovered))
+
+    def _release_waiting(self, ver: str) -> None:
+        """The query for ``ver`` ended: the peers that waited for it are known now (or asked)."""
+        for peer in self._waiting.pop(ver, ()):
+            if self._peers.get(peer.name) is not peer or peer.caps != ver or peer.discovered.is_set():
+                continue
+            if not self._known_at_once(peer):
+                peer.task = self.link.spawn(self._discover(peer, peer.discovered))
+
+    def _known_at_once(self, peer: Peer) -> bool:
+        """A peer like one we know (its verified caps ver is cached) that we need not ask anything:
+        reported right away, without a task (a fleet of N starting does this N² times)."""
+        info = self.discovery.known(peer.caps, peer.name)
+        if info is None or not info.direct or self.handler is None:
+            return False
+        peer.info = info
+        if not self.events.up_to_date(peer):
+            return False  # a direct-event subscription to make first: _discover does it
+        if self.link.session:
+            self.publisher.push_direct(peer)
+        peer.task = None
+        peer.reported = True
+        peer.discovered.set()
+        self._report(peer)
+        return True
+
+    def _report(self, peer: Peer) -> None:
+        assert self.handler is not None and peer.info is not None
+        info = peer.info
+        self.handler.peer_online(peer.name, list(info.interfaces), {n for n, _ in info.sends}, info.label)
+        if peer.module_state != ("ready", ""):
+            self.handler.peer_module_state(peer.name, *peer.module_state)
+
+    def _restored(self, peer: Peer) -> None:
+        """A peer back after our reconnect, unchanged: only what the server lost is redone."""
+        old, peer.discovered = peer.discovered, asyncio.Event()
+        old.set()
+        if peer.info is not None and peer.info.direct and self.events.up_to_date(peer):
+            # a pyobs-comm peer: nothing was lost with the server (no task: N of them come back)
+            if self.link.session:
+                self.publisher.push_direct(peer)
+            peer.task = None
+            peer.discovered.set()
+            self._seen_again(peer)
+            return
+        peer.task = self.link.spawn(self._resync(peer, peer.discovered))
+
+    async def _resync(self, peer: Peer, done: asyncio.Event) -> None:
+        try:
+            await asyncio.gather(self.events.sync(peer), self.publisher.push_subscriptions([peer]))
+            self._seen_again(peer)
+        finally:
+            done.set()
+
+    def _seen_again(self, peer: Peer) -> None:
+        """Tell the core a peer it kept while our link was down is back (the core's grace ends for it)."""
+        info = peer.info
+        if peer.reported and info is not None and self.handler is not None and not peer.gone:
+            self.handler.peer_online(peer.name, list(info.interfaces), {name for name, _ in info.sends}, info.label)
+
+    def _gone(self, name: str) -> None:
+        peer = self._peers.pop(name, None)
+        if peer is None:
+            return
+        peer.gone = True
+        self._gone_at[name] = time.monotonic()
+        if len(self._gone_at) > 4 * len(self._peers) + 100:
+            cutoff = time.monotonic() - RECENTLY_GONE
+            self._gone_at = {n: t for n, t in self._gone_at.items() if t > cutoff}
+        if peer.task is not None and not peer.task.done():
+            peer.task.cancel()
+        peer.discovered.set()
+        self.state.peer_gone(name)
+        self.publisher.peer_gone(name)
+        if peer.reported and self.handler is not None:
+            self.handler.peer_offline(name)
+
+    async def _discover(self, peer: Peer, done: asyncio.Event) -> None:
+        """Read a peer's disco#info, subscribe to its events, report it; ``done`` is set at the end
+        (this discovery's own event: a newer discovery of the same peer has its own)."""
+        try:
+            info = await self.discovery.query(peer)
+            if info is None and not peer.gone:
+                peer.caps = NO_VER  # matches no presence: its next one tries again
+            if info is None or peer.gone:
+                return
+            peer.info = info
+            await asyncio.gather(self.events.sync(peer), self.publisher.push_subscriptions([peer]))
+            if peer.gone or self.handler is None:
+                return
+            peer.reported = True
+            self._report(peer)
+        finally:
+            done.set()
+
+    # ------------------------------------------------------------------ the peer check
+
+    async def _check_peers(self) -> None:
+        """Every ``check_interval`` s, ask each peer whether it is still there (a ping to
+        pyobs-comm peers, disco#info to others, both answered by every pyobs module). The server
+        answers for a session it does not have (``service-unavailable``) at once; a peer that
+        answers no check for PEER_SILENCE counts as gone too (asked every round until then) when the
+        server answers us promptly, and is asked again each round: if it answers later it is
+        discovered again. Bounded: PEER_CHECK_PER_ROUND peers a round, in turn, and the silent ones;
+        after a round that found one gone (a cluster node died: likely more) all peers."""
+        link = self.link
+        turn, check_all = 0, False
+        while link.session:
+            await asyncio.sleep(self.check_interval)
+            if not link.session or not self.exports.online:
+                continue
+            peers = [p for p in self._peers.values() if p.reported and p.info is not None]
+            if not check_all and len(peers) > PEER_CHECK_PER_ROUND:
+                turn %= len(peers)
+                silent = [p for p in peers if p.silent_since is not None]
+                in_turn = (peers + peers)[turn : turn + PEER_CHECK_PER_ROUND]
+                turn += PEER_CHECK_PER_ROUND
+                peers = in_turn + [p for p in silent if p not in in_turn]
+            suspects = list(self._suspects.items())
+            server: list[asyncio.Task[bool]] = []  # our ping to the server, once a round needs it
+            gone = await asyncio.gather(
+                *(self.check(p, server) for p in peers), *(self._recheck(n, jid) for n, jid in suspects)
+            )
+            check_all = any(gone[: len(peers)])
+
+    async def _liveness_iq(self, jid: str, ping: bool) -> None:
+        if ping:
+            await self.link.ping(jid, PEER_CHECK_TIMEOUT, "peer check")
+        else:
+            await self.discovery.ask(jid, PEER_CHECK_TIMEOUT, "peer check")
+
+    async def _server_answers(self) -> bool:
+        """Whether the server answers our own ping within PEER_CHECK_TIMEOUT."""
+        try:
+            await self.link.ping(self.link.domain, PEER_CHECK_TIMEOUT, "ping")
+        except IqError:
+            return True  # an answer, if not a pong
+        except (TimeoutError, XmppConnectionError):
+            return False
+        return True
+
+    async def check(self, peer: Peer, server: list[asyncio.Task[bool]] | None = None) -> bool:
+        """Whether ``peer`` was found gone (the server says it is not there, or it answered no
+        check for PEER_SILENCE while the server answers us); ``server``: the round's server ping."""
+        if server is None:
+            server = []
+        ping = peer.info is not None and peer.info.direct
+        asked = time.monotonic()
+        try:
+            try:
+                await self._liveness_iq(peer.jid, ping)
+            except TimeoutError:
+                await self._liveness_iq(peer.jid, ping)  # a second chance for a busy peer
+            peer.silent_since = None
+            return False
+        except IqError as exc:
+            if exc.condition == "feature-not-implemented":
+                peer.silent_since = None
+                return False  # a client without XEP-0199 answered: it is there
+            why = f"the server answered {exc.condition}"
+        except TimeoutError:
+            if peer.silent_since is None:
+                peer.silent_since = asked
+            silent = time.monotonic() - peer.silent_since
+            if silent < PEER_SILENCE:
+                # slow (a busy module, an overloaded server), not gone: it keeps getting our events
+                log.debug("%s: %s has not answered a peer check for %.1f s", self.link.bare, peer.name, silent)
+                return False
+            if not server:
+                server.append(self.link.spawn(self._server_answers()))
+            if not await server[0]:
+                # the server does not answer us promptly either (overloaded, or our own link is
+                # congested): the silence is the server's, not the peer's
+                log.debug("%s: %s silent for %.1f s, but so is the server", self.link.bare, peer.name, silent)
+                return False
+            why = f"no answer to any check for {silent:.1f} s"
+            self._suspects[peer.name] = peer.jid
+        except XmppConnectionError:
+            return False
+        if peer.gone:
+            return False
+        log.info("%s: %s is gone without an unavailable presence (%s)", self.link.bare, peer.name, why)
+        self._gone(peer.name)
+        return True
+
+    async def _recheck(self, name: str, jid: str) -> None:
+        try:
+            await self._liveness_iq(jid, False)
+        except (IqError, TimeoutError, XmppConnectionError) as exc:
+            if isinstance(exc, IqError):
+                self._suspects.pop(name, None)  # the server says it is gone: its presence brings it back
+            return
+        self._suspects.pop(name, None)
+        if name not in self._peers:
+            log.info("%s: %s answers again", self.link.bare, name)
+            self._available(name, jid, None)
+
+
+class Discovery:
+    """Discovery of what peers offer: their disco#info, read at most once per kind of module.
+
+    Owns: the verified disco#info per caps ``ver`` (bounded, least recently used out first; see
+    :func:`.discovery.fingerprint`), the ``ver``\\ s that did not verify (another scheme: pyobs-core's;
+    never shared between peers), the queries under way per ``ver``, and the slots that bound the
+    disco#info queries in flight (``DISCO_IN_FLIGHT``). Each query is retried with backoff a few times.
+    """
+
+    def __init__(self, link: Link, on_answered: Callable[[str], None]) -> None:
+        self.link = link
+        #: called (soon after) when the query for a ver has ended, answered or not
+        self._on_answered = on_answered
+        self.cache: OrderedDict[str, PeerInfo] = OrderedDict()
+        self._queries: dict[str, asyncio.Future[PeerInfo | None]] = {}
+        self._unverified: OrderedDict[str, None] = OrderedDict()
+        self._slots = asyncio.Semaphore(DISCO_IN_FLIGHT)
+
+    def reset(self) -> None:
+        """On open: the slots belong to the running loop."""
+        self._slots = asyncio.Semaphore(DISCO_IN_FLIGHT)
+
+    def known(self, ver: str | None, name: str) -> PeerInfo | None:
+        """The info of module ``name`` whose verified ``ver`` is cached, else None."""
+        tmpl = self.cache.get(ver) if ver is not None else None
+        if tmpl is None:
+            return None
+        self.cache.move_to_end(ver)  # type: ignore[arg-type]
+        return discovery.instantiate(tmpl, name)
+
+    def asking(self, ver: str | None) -> bool:
+        """Whether a module announcing ``ver`` is being asked now, and its answer may do for others."""
+        return ver is not None and ver in self._queries and ver not in self._unverified
+
+    async def query(self, peer: Peer) -> PeerInfo | None:
+        """The peer's disco#info: from the cache when its caps ver is known (verified), from a
+        query of another peer with the same ver under way, else by asking it."""
+        ver = peer.caps
+        if ver is None or ver == NO_VER:
+            return await self._ask(peer)
+        cached = self.known(ver, peer.name)
+        if cached is not None:
+            return cached
+        running = self._queries.get(ver)
+        if ver in self._unverified:
+            return await self._ask(peer)  # another scheme (pyobs-core): each one is asked
+        if running is not None:  # a module like this one is being asked: its answer does for both
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                tmpl = await asyncio.wait_for(asyncio.shield(running), self.link.timeout)
+                if tmpl is not None:
+                    return discovery.instantiate(tmpl, peer.name)
+            return await self._ask(peer)  # not verified (another scheme, or it failed)
+        loop = self.link.loop
+        fut: asyncio.Future[PeerInfo | None] = loop.create_future()
+        self._queries[ver] = fut
+        try:
+            info = await self._ask(peer)
+            tmpl = None
+            if info is not None and discovery.fingerprint(info, peer.name) == ver:
+                tmpl = discovery.template(info, peer.name)
+                self.cache[ver] = tmpl
+                while len(self.cache) > CAPS_CACHE_SIZE:
+                    self.cache.popitem(last=False)
+            elif info is not None:
+                self._unverified[ver] = None
+                while len(self._unverified) > CAPS_CACHE_SIZE:
+                    self._unverified.popitem(last=False)
+            if not fut.done():
+                fut.set_result(tmpl)
+            return info
+        finally:
+            if not fut.done():
+                fut.set_result(None)
+            if self._queries.get(ver) is fut:
+                del self._queries[ver]
+            loop.call_soon(self._on_answered, ver)  # after this peer's own report
+
+    async def _ask(self, peer: Peer) -> PeerInfo | None:
+        link = self.link
+        for attempt, pause in enumerate(backoff(0.1, RETRY_CAP, attempts=5)):
+            try:
+                async with self._slots:
+                    if peer.gone:
+                        return None  # gone while it waited for its turn
+                    reply = await self.ask(peer.jid, self.link.timeout)
+                return discovery.parse_info(reply)
+            except IqError as exc:
+                log.info("%s: %s answered disco#info with %s", link.bare, peer.name, exc.condition)
+                return None
+            except TimeoutError:
+                log.warning("%s: %s did not answer disco#info (attempt %d)", link.bare, peer.name, attempt + 1)
+            except XmppConnectionError:
+                return None
+            await asyncio.sleep(pause)
+        return None
+
+    async def ask(self, jid: str, timeout: float, what: str = "disco#info") -> Element:
+        """The disco#info of ``jid`` (one query, within ``timeout`` s)."""
+        body = f'"><query xmlns="{discovery.NS}"/></iq>'
+        return await self.link.iq(f'<iq type="get" to="{escape_attr(jid)}" id="', body, jid, timeout, what)
