@@ -510,7 +510,13 @@ class PeerTable:
             return False
         if peer.gone:
             return False
-        log.info("%s: %s is gone without an unavailable presence (%s)", self.link.bare, peer.name, why)
+        if peer.name in self._suspects:  # taken for gone on silence alone: it may still be there
+            log.warning(
+                "%s: %s is taken for gone (%s; the server answers); events sent to it until it "
+                "answers again do not reach it", self.link.bare, peer.name, why,
+            )  # fmt: skip
+        else:
+            log.info("%s: %s is gone without an unavailable presence (%s)", self.link.bare, peer.name, why)
         self._gone(peer.name)
         return True
 
@@ -523,7 +529,8 @@ class PeerTable:
             return
         self._suspects.pop(name, None)
         if name not in self._peers:
-            log.info("%s: %s answers again", self.link.bare, name)
+            log.warning("%s: %s answers again (events sent while it was taken for gone did not reach it)",
+                        self.link.bare, name)  # fmt: skip
             self._available(name, jid, None)
 
 
