@@ -225,7 +225,8 @@ async def test_a_peer_silent_for_longer_than_peer_silence_is_gone_and_back_when_
     prosody: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The other side of the above: a module that answers no check for PEER_SILENCE (hung, its
-    session still open at the server) is reported gone, and online again once it answers."""
+    session still open at the server) is reported gone, and online again once it answers; the
+    events sent to it meanwhile still went to it (the server kept them), none is lost."""
     monkeypatch.setattr(peer_table, "PEER_SILENCE", 2.0)
     server = prosody
 
@@ -235,15 +236,39 @@ async def test_a_peer_silent_for_longer_than_peer_silence_is_gone_and_back_when_
 
     watcher = Module(comm=comm(PEERS[2], INTERVAL))
     await watcher.open()
+    await watcher.comm.register_event(NewImageEvent)
     hung = await asyncio.to_thread(_Receiver, lambda: Module(comm=comm(PEERS[3])))
     try:
         await eventually(lambda: PEERS[3] in watcher.comm.clients, timeout=10.0, what="the watcher sees it")
+        await watcher.comm.send_event(NewImageEvent("first"))
+        await eventually(lambda: hung.got == ["first"], timeout=10.0, what="the first event")
         blocked = peer_table.PEER_SILENCE + 2 * peer_table.PEER_CHECK_TIMEOUT + 2 * INTERVAL + 3.0
         hung.block(blocked)
         started = time.monotonic()
+        sent = ["first"]
+        taken_for_gone = asyncio.Event()
+
+        async def stream() -> None:
+            """An event every 0.1 s while it is hung, and five more once it is taken for gone."""
+            after = 0
+            for i in range(500):  # bounded: ends long after the block
+                sent.append(f"e{i}")
+                await watcher.comm.send_event(NewImageEvent(sent[-1]))
+                after += taken_for_gone.is_set()
+                if after >= 5:
+                    return
+                await asyncio.sleep(0.1)
+
+        streaming = asyncio.ensure_future(stream())
         await eventually(lambda: PEERS[3] not in watcher.comm.clients, timeout=blocked, what="the hung peer gone")
         assert time.monotonic() - started >= peer_table.PEER_SILENCE  # not at the first unanswered check
+        taken_for_gone.set()
+        await asyncio.wait_for(streaming, 10.0)
         await eventually(lambda: PEERS[3] in watcher.comm.clients, timeout=blocked + 10.0, what="back after it")
+        with contextlib.suppress(AssertionError):  # the assertion below names what is missing
+            await eventually(lambda: len(hung.got) >= len(sent), timeout=10.0, what="every event")
+        missing = [e for e in sent if e not in hung.got]
+        assert not missing, f"{len(missing)} of {len(sent)} events missing at the hung peer: {missing}"
     finally:
         await asyncio.to_thread(hung.close)
         await watcher.close()

@@ -402,7 +402,10 @@ class PeerTable:
             peer.task.cancel()
         peer.discovered.set()
         self.state.peer_gone(name)
-        self.publisher.peer_gone(name)
+        if name not in self._suspects:
+            # taken for gone on silence alone (a hung module, its session still at the server): its
+            # events still go to it, kept for it by the server, until the server says it is gone
+            self.publisher.peer_gone(name)
         if peer.reported and self.handler is not None:
             self.handler.peer_offline(name)
 
@@ -512,8 +515,8 @@ class PeerTable:
             return False
         if peer.name in self._suspects:  # taken for gone on silence alone: it may still be there
             log.warning(
-                "%s: %s is taken for gone (%s; the server answers); events sent to it until it "
-                "answers again do not reach it", self.link.bare, peer.name, why,
+                "%s: %s is taken for gone (%s; the server answers); our events still go to it until "
+                "the server says it is gone", self.link.bare, peer.name, why,
             )  # fmt: skip
         else:
             log.info("%s: %s is gone without an unavailable presence (%s)", self.link.bare, peer.name, why)
@@ -525,12 +528,13 @@ class PeerTable:
             await self._liveness_iq(jid, False)
         except (IqError, TimeoutError, XmppConnectionError) as exc:
             if isinstance(exc, IqError):
-                self._suspects.pop(name, None)  # the server says it is gone: its presence brings it back
+                # the server says it is gone: no more events to it; its presence brings it back
+                self._suspects.pop(name, None)
+                self.publisher.peer_gone(name)
             return
         self._suspects.pop(name, None)
         if name not in self._peers:
-            log.warning("%s: %s answers again (events sent while it was taken for gone did not reach it)",
-                        self.link.bare, name)  # fmt: skip
+            log.warning("%s: %s answers again", self.link.bare, name)
             self._available(name, jid, None)
 
 
