@@ -102,7 +102,7 @@ class PeerTable:
         #: probes (presence at our resource, or "unavailable" from the bare JID: no session at all)
         self._unanswered: set[str] | None = None
         self._answered = asyncio.Event()
-        #: how many contacts the last going online had to ping (the server's probes did not answer them)
+        #: contacts pinged when going online, in all (the server's probes did not answer them)
         self.pinged = 0
         #: peers we expect back after a reconnect, and when peers went offline
         self._expected: set[str] = set()
@@ -213,7 +213,7 @@ class PeerTable:
             log.warning("%s: %d roster contacts did not answer the presence probes; pinging only the first %d",
                         link.bare, len(ask), MAX_ROSTER_PROBES)  # fmt: skip
             ask = ask[:MAX_ROSTER_PROBES]
-        self.pinged = len(ask)
+        self.pinged += len(ask)
         wait = min(link.timeout, max(end - loop.time(), MIN_PING_WAIT))
 
         async def online(name: str) -> bool:
