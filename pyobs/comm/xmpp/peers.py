@@ -45,8 +45,9 @@ DISCOVERY_WAIT = 2.0
 #: roster contacts open() pings because the server did not say whether they are online (a bound)
 MAX_ROSTER_PROBES = 1000
 #: after our initial presence, how long without a new answer to the server's presence probes
-#: before the contacts that gave none are pinged: ejabberd 23.01 does not answer a probe of a
-#: contact without a session (prosody does, at once, with an unavailable presence)
+#: before the contacts that gave none are pinged (at least; twice the server's answer time if
+#: longer): ejabberd 23.01 does not answer a probe of a contact without a session (prosody does,
+#: at once, with an unavailable presence)
 PRESENCE_QUIET = 0.05
 #: the least time the pings of the contacts that gave no answer get
 MIN_PING_WAIT = 0.5
@@ -179,27 +180,32 @@ class PeerTable:
         every contact for it and answers with their presence, available or (prosody, for a contact
         without a session) unavailable. Those answers arrive in no particular order relative to
         anything else (ejabberd: 2 to 24 ms after answering our next IQ), so the answers are awaited
-        until every contact gave one, or none came for PRESENCE_QUIET after the server answered a
-        ping (which it does after handling our presence); only the contacts without an answer are
-        pinged: a ping of a module's full JID is answered by the module (after the presence it sent
-        us) or by the server with an error. Pings of every contact cost the server N² at a fleet's
-        start. Bounded by DISCOVERY_WAIT (the pings get at least MIN_PING_WAIT) and MAX_ROSTER_PROBES."""
+        until every contact gave one, or none came for PRESENCE_QUIET (or twice the server's answer
+        time) after the server answered a ping (which it does after handling our presence); only the
+        contacts without an answer are pinged: a ping of a module's full JID is answered by the
+        module (after the presence it sent us) or by the server with an error. Pings of every
+        contact cost the server N² at a fleet's start. Bounded by DISCOVERY_WAIT (the pings get at
+        least MIN_PING_WAIT) and MAX_ROSTER_PROBES."""
         link = self.link
         loop = asyncio.get_running_loop()
         unanswered = self._unanswered if self._unanswered is not None else set()
         end = loop.time() + min(link.timeout, DISCOVERY_WAIT)
+        quiet = PRESENCE_QUIET
         try:
             if unanswered:
                 # the server handles our presence (and sends its probes) before this ping
+                sent = loop.time()
                 with contextlib.suppress(TimeoutError, IqError, XmppConnectionError):
-                    await link.ping(link.domain, max(end - loop.time(), 0.001), "ping after presence")
+                    await link.ping(link.domain, max(end - sent, 0.001), "ping after presence")
+                # a busy server answers the probes late as well (ejabberd at N = 100: ~150 ms)
+                quiet = max(PRESENCE_QUIET, 2 * (loop.time() - sent))
             count = -1
             quiet_end = end
             while unanswered:
                 now = loop.time()
                 if len(unanswered) != count:  # answers came: the quiet period starts again
                     count = len(unanswered)
-                    quiet_end = now + PRESENCE_QUIET
+                    quiet_end = now + quiet
                 remaining = min(end, quiet_end) - now
                 if remaining <= 0:
                     break
