@@ -385,12 +385,15 @@ class PeerTable:
             peer.discovered = asyncio.Event()
         if self._known_at_once(peer):
             return
-        if self.discovery.asking(caps):
-            # a module like this one is being asked right now (a burst of presences at a fleet's
-            # start): this one waits for that answer, in a list rather than a task of its own
+        if caps is not None and (self.discovery.asking(caps) or caps in self._waiting):
+            # a module like this one is being asked right now, or its discovery was just spawned
+            # (the presences of a fleet arrive in one burst, before that task runs): this one
+            # waits for that answer, in a list rather than a task of its own
             peer.task = None
-            self._waiting.setdefault(caps, []).append(peer)  # type: ignore[arg-type]
+            self._waiting.setdefault(caps, []).append(peer)
             return
+        if caps is not None and caps != NO_VER and caps not in self.discovery._unverified:
+            self._waiting[caps] = []  # released when this discovery ends (_discover)
         peer.task = self.link.spawn(self._discover(peer, peer.discovered))
 
     def _release_waiting(self, ver: str) -> None:
@@ -475,6 +478,7 @@ class PeerTable:
     async def _discover(self, peer: Peer, done: asyncio.Event) -> None:
         """Read a peer's disco#info, subscribe to its events, report it; ``done`` is set at the end
         (this discovery's own event: a newer discovery of the same peer has its own)."""
+        ver = peer.caps
         try:
             info = await self.discovery.query(peer)
             if info is None and not peer.gone:
@@ -489,6 +493,8 @@ class PeerTable:
             self._report(peer)
         finally:
             done.set()
+            if ver is not None and ver in self._waiting:
+                self._release_waiting(ver)  # the peers like this one that waited for it
 
     # ------------------------------------------------------------------ the peer check
 
