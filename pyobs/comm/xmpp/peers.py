@@ -392,9 +392,11 @@ class PeerTable:
             peer.task = None
             self._waiting.setdefault(caps, []).append(peer)
             return
+        task = peer.task = self.link.spawn(self._discover(peer, peer.discovered))
         if caps is not None and caps != NO_VER and caps not in self.discovery._unverified:
-            self._waiting[caps] = []  # released when this discovery ends (_discover)
-        peer.task = self.link.spawn(self._discover(peer, peer.discovered))
+            # released when this discovery ends, also if it is cancelled before it ran
+            self._waiting[caps] = []
+            task.add_done_callback(lambda _: self._release_waiting(caps))
 
     def _release_waiting(self, ver: str) -> None:
         """The query for ``ver`` ended: the peers that waited for it are known now (or asked)."""
@@ -478,7 +480,6 @@ class PeerTable:
     async def _discover(self, peer: Peer, done: asyncio.Event) -> None:
         """Read a peer's disco#info, subscribe to its events, report it; ``done`` is set at the end
         (this discovery's own event: a newer discovery of the same peer has its own)."""
-        ver = peer.caps
         try:
             info = await self.discovery.query(peer)
             if info is None and not peer.gone:
@@ -493,8 +494,6 @@ class PeerTable:
             self._report(peer)
         finally:
             done.set()
-            if ver is not None and ver in self._waiting:
-                self._release_waiting(ver)  # the peers like this one that waited for it
 
     # ------------------------------------------------------------------ the peer check
 
