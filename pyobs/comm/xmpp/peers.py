@@ -393,7 +393,7 @@ class PeerTable:
             self._waiting.setdefault(caps, []).append(peer)
             return
         task = peer.task = self.link.spawn(self._discover(peer, peer.discovered))
-        if caps is not None and caps != NO_VER and caps not in self.discovery._unverified:
+        if caps is not None and caps != NO_VER and self.discovery.shareable(caps):
             # released when this discovery ends, also if it is cancelled before it ran
             self._waiting[caps] = []
             task.add_done_callback(lambda _: self._release_waiting(caps))
@@ -635,6 +635,10 @@ class Discovery:
             return None
         self.cache.move_to_end(ver)  # type: ignore[arg-type]
         return discovery.instantiate(tmpl, name)
+
+    def shareable(self, ver: str) -> bool:
+        """Whether one answer may do for every module announcing ``ver`` (not another scheme's ver)."""
+        return ver not in self._unverified
 
     def asking(self, ver: str | None) -> bool:
         """Whether a module announcing ``ver`` is being asked now, and its answer may do for others."""
