@@ -412,7 +412,8 @@ class PeerTable:
             await asyncio.sleep(self.check_interval)
             if not link.session or not self.exports.online:
                 continue
-            peers = [p for p in self._peers.values() if p.reported and p.info is not None]
+            # not the stale ones: not back yet after our reconnect, they have the core's grace
+            peers = [p for p in self._peers.values() if p.reported and p.info is not None and not p.stale]
             if not check_all and len(peers) > PEER_CHECK_PER_ROUND:
                 turn %= len(peers)
                 silent = [p for p in peers if p.silent_since is not None]
