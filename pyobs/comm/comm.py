@@ -622,9 +622,12 @@ class Comm:
 
     async def _release_outbox(self, losses: int) -> None:
         try:  # older than anything in the outbox: first
-            await self._transport.resend_unconfirmed()
+            async with asyncio.timeout(self.timeout):
+                await self._transport.resend_unconfirmed()
         except NotConnected:
             pass  # the transport keeps it for its next connection
+        except TimeoutError:
+            log.warning("%s: sending again what the old connection never confirmed timed out", self.name)
         except Exception as exc:
             log.warning("%s: events lost with the old connection could not be sent again: %s", self.name, exc)
         if losses == self._losses and self._connected:
