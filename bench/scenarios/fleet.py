@@ -108,6 +108,9 @@ async def role_member(ctx: Context) -> None:
         return Member(comm=ctx.make_comm(name))
 
     modules = {n: member(n) for n in names}
+    if os.environ.get("PYOBS_FLEET_PEER_GRACE") and ctx.impl == "ours":  # diagnostics: a shorter grace
+        for m in modules.values():
+            m.comm.peer_grace = float(os.environ["PYOBS_FLEET_PEER_GRACE"])
     emit("ready", rss=rss_bytes(), pid=os.getpid())
     sender: asyncio.Task[None] | None = None
     sent: list[tuple[int, int]] = []
