@@ -581,7 +581,8 @@ class Comm:
         (their state is subscribed again); those not seen within ``peer_grace`` after that, or all of
         them if we stay down longer, go offline. The events kept meanwhile go out once every peer we
         knew is back or gone (so they reach those that come back), after what the transport's old
-        connection never confirmed (:meth:`Transport.resend_unconfirmed`).
+        connection never confirmed (:meth:`Transport.resend_unconfirmed`); peers that went offline
+        while we were still down are waited for once more, one ``peer_grace`` after the reconnect.
         """
         was = self._connected
         self._connected = connected
@@ -652,10 +653,14 @@ class Comm:
         stale = [name for name, peer in self._peers.items() if peer.stale]
         if stale:
             log.info("%s: not seen again within %.1f s: %s", self.name, self.peer_grace, ", ".join(sorted(stale)))
+        # ended while our own link is down: nobody could be seen, so this says nothing about the
+        # peers; the events kept wait for them at the reconnect once more, for one fresh grace
+        still_down = self._holding and not self._connected
+        awaited = self._awaited | set(stale)
         for name in stale:
             self.peer_offline(name)
             self._transport.forget_peer(name)
-        self._awaited.clear()
+        self._awaited = awaited if still_down else set()
         self._release_when_all_back()
 
     # ------------------------------------------------------------------ calls (caller side)

@@ -208,3 +208,39 @@ async def test_a_module_restarted_during_the_outage_gets_the_events_kept_meanwhi
         assert at_sink.closed == [] and at_sink.opened == []  # the same peer for the sink, not a new one
     finally:
         await _close(*(c for c in (restarted,) if c is not None), tel, sink)
+
+
+async def test_peers_gone_while_we_were_down_still_get_the_events_kept(outage_backend: Any) -> None:
+    """Our grace ended while our own link was still down (all peers offline, said once each): that
+    says nothing about them, so the events kept wait at our reconnect for them once more (one fresh
+    grace) and reach a receiver that is back only after us (seen at N = 100 on a loaded ejabberd)."""
+    caller, sink, tel, _ = await _start(outage_backend, grace=60.0)
+    await seen(sink.comm, "caller")
+    sink.comm.peer_grace = 0.5
+    at_sink = Watch()
+    await at_sink.attach(sink.comm)
+    restarted: Comm | None = None
+    try:
+        await outage_backend.cut()
+        await eventually(lambda: not sink.comm.connected, timeout=RECONNECT, what="the sink noticing the loss")
+        await asyncio.wait_for(caller.close(), 10.0)  # the receiver comes back only after the sink
+        await eventually(
+            lambda: sorted(at_sink.closed) == ["caller", "telescope"], what="the sink's grace ending while it is down"
+        )
+        for name in ("/during-1.fits", "/during-2.fits"):
+            await sink.comm.send_event(NewImageEvent(name))
+        sink.comm.peer_grace = 60.0  # the fresh grace after the reconnect (bounds the wait for the receiver)
+        await outage_backend.restore()
+        await eventually(lambda: sink.comm.connected, timeout=RECONNECT, what="the sink reconnecting")
+        await eventually(lambda: "telescope" in sink.comm.clients, timeout=RECONNECT, what="the telescope back")
+        assert sink.comm.outbox.waiting == 2  # kept for the receiver not back yet
+
+        again = Watch()
+        restarted = outage_backend.comm("caller")
+        await again.attach(restarted)
+        await restarted.open()
+        await eventually(lambda: len(again.images) == 2, timeout=RECONNECT, what="the kept events at the receiver")
+        assert again.images == ["sink:/during-1.fits", "sink:/during-2.fits"]
+        assert sink.comm.outbox.waiting == 0
+    finally:
+        await _close(*(c for c in (restarted,) if c is not None), tel, sink)
