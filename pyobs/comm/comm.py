@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 import logging
 import math
@@ -207,7 +206,9 @@ class Comm:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
         #: event handlers run as the module's code (see pyobs.utils.owner)
-        self._owner_context = context_of(None)
+        #: the context the module's own code runs in (pyobs.utils.owner): event handlers run in it,
+        #: each in-process call in a copy of it (``scoped``)
+        self.owner_context = context_of(None)
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._opened = False
@@ -250,7 +251,7 @@ class Comm:
     def attach(self, module: Any) -> None:
         """Attach the module whose interfaces this comm exposes (done by Object)."""
         self._module = module
-        self._owner_context = context_of(module)
+        self.owner_context = context_of(module)
         self._methods = {}
         for name, spec in methods_of(implemented_interfaces(module)).items():
             func = getattr(module, name)
@@ -793,7 +794,7 @@ class Comm:
             # a task, or in-process a context, of its own)
             token = CURRENT_CALL.set(entry)
             # several modules here: the callee's code runs as its module (log records, pyobs.utils.owner);
-            # a scoped call runs in call_context(), where it does already
+            # a scoped call runs in a copy of owner_context, where it does already
             if Publishers.count > 1 and not scoped:
                 owner = current_owner.set(self._module)
             result = await coro
@@ -822,12 +823,6 @@ class Comm:
                         del self._records[key]
                         serving.finish()  # the newest pending progress leaves before the answer
         return m.spec.cast_return(result)  # the caller's transport may not cast again (typed_values)
-
-    def call_context(self) -> contextvars.Context:
-        """A context of its own for one incoming call (an in-process transport runs it there, see
-        ``scoped``): a copy of the module's, so the callee's code runs as its module, sees none of
-        the caller's context variables and leaves none behind."""
-        return self._owner_context.copy()
 
     async def cancel_call(self, sender: str, call_id: Hashable, wait: float) -> CancelOutcome:
         entry = self._serving.get(call_id)
@@ -988,7 +983,7 @@ class Comm:
         try:
             # each handler in its own task: nobody waits for it, a failure is logged when it ends
             task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(
-                handler(event, sender), context=self._owner_context  # type: ignore[arg-type]
+                handler(event, sender), context=self.owner_context  # type: ignore[arg-type]
             )
         except Exception:  # not a coroutine function, or it raised before its first await
             self._log_handler_failure(handler, event, sender, None)

@@ -73,6 +73,11 @@ class TransportHandler(Protocol):
     @property
     def name(self) -> str: ...
 
+    #: the context the module's own code runs in: an in-process transport runs each incoming call
+    #: in a copy of it (``scoped`` in :meth:`handle_call`), so the callee's code runs as its module,
+    #: sees none of the caller's context variables and leaves none behind
+    owner_context: Context
+
     def method(self, name: str) -> MethodSpec | None:
         """The spec of one of our own methods, to decode an incoming call; None if unknown."""
 
@@ -97,15 +102,12 @@ class TransportHandler(Protocol):
         the module serves: include the sender);
         None: the call cannot be cancelled. ``progress``: sends a progress notice to the caller;
         None: the caller cannot receive them (e.g. a pyobs-core module).
-        ``scoped``: the call runs in a context of its own from :meth:`call_context` that ends
-        with it (in-process), so the core need not undo the context variables it sets for the call.
+        ``scoped``: the call runs in a context of its own, a copy of :attr:`owner_context`, that
+        ends with it (in-process), so the core need not undo the context variables it sets for the call.
 
         Raises :class:`~pyobs.utils.exceptions.UnknownMethodError` for unknown methods and
         TypeError for arguments that do not fit the declaration.
         """
-
-    def call_context(self) -> Context:
-        """A fresh context to run one incoming call in (``scoped``; the module's own, copied)."""
 
     async def cancel_call(self, sender: str, call_id: Hashable, wait: float) -> CancelOutcome:
         """``sender`` cancels its call ``call_id``: cancels the method (unless it is not cancellable)

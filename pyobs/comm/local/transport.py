@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import itertools
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Hashable
 from typing import Any
 
 from pyobs.events.event import Event
@@ -24,9 +23,6 @@ _CALL_IDS = itertools.count(1)
 
 class LocalTransport(Transport):
     typed_values = True  # caller and callee share MethodSpecs: values are cast once, by the callee
-    # the handler's methods a caller's transport calls (bound in open())
-    serve_call: Callable[..., Coroutine[Any, Any, Any]]
-    call_context: Callable[[], contextvars.Context]
 
     def __init__(self, name: str, network: LocalNetwork | None = None) -> None:
         if not name or ":" in name:
@@ -45,10 +41,6 @@ class LocalTransport(Transport):
 
     async def open(self, handler: TransportHandler) -> None:
         self.handler = handler
-        # what our callers' transports call, bound once: looking a method up on a Comm costs
-        # every in-process call ~0.4k instructions (its instance dict is too large to specialise on)
-        self.serve_call = handler.handle_call
-        self.call_context = handler.call_context
 
     async def announce(self, info: Announcement) -> None:
         first = self.info is None
@@ -130,16 +122,22 @@ class LocalTransport(Transport):
     def call_inline(
         self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, control: Call | None = None
     ) -> Any:
-        member = self._member(peer)
+        network = self.network  # what _member() does, without its call (hot path)
+        if network.outage is not None:
+            raise self._down(f"reach '{peer}'")
+        member = network.members.get(peer)
+        handler = member.handler if member is not None else None
+        if member is None or handler is None:
+            raise RemoteError(f"module '{peer}' is offline")
         call_id = next(_CALL_IDS)
         # the callee runs in a context and a task of its own, as it would in another process: a
         # method that does not wait finishes in this first step, without a task (the fast path);
         # a cancel of ours reaches it only through cancel(), never by accident of sharing our task
-        ctx = member.call_context()
+        ctx = handler.owner_context.copy()
         progress = control.progress_received if control is not None else None
         try:
             # the arguments were cast against ``method``: the callee does not cast them again if it is its own
-            coro = member.serve_call(self.name, method.name, args, extend, method, call_id, progress, True)
+            coro = handler.handle_call(self.name, method.name, args, extend, method, call_id, progress, True)
             first = ctx.run(coro.send, None)
         except StopIteration as stop:
             return stop.value
