@@ -110,6 +110,16 @@ class _LocalMethod:
     takes_kwargs: bool
     timeout: Any  # None, seconds, a method name or a callable (see pyobs.modules.timeout)
     cancellable: bool = True  # False: marked @not_cancellable
+    #: a result None needs no cast (casting it gives None: a void or optional result), which
+    #: spares the many methods that return nothing a caster call each
+    none_ok: bool = False
+
+
+def _none_ok(spec: MethodSpec) -> bool:
+    try:
+        return spec.cast_return(None) is None
+    except Exception:  # None is not a valid result: the cast says so when it comes
+        return False
 
 
 class Comm:
@@ -262,7 +272,7 @@ class Comm:
                 takes_kwargs = False
             tmo = getattr(func, "__pyobs_timeout__", None)
             cancellable = getattr(func, "__pyobs_cancellable__", True) is not False
-            self._methods[name] = _LocalMethod(spec, func, takes_kwargs, tmo, cancellable)
+            self._methods[name] = _LocalMethod(spec, func, takes_kwargs, tmo, cancellable, _none_ok(spec))
 
     async def open(self) -> None:
         """Connect. A comm without a module is announced at once; a module's comm is announced
@@ -822,6 +832,8 @@ class Comm:
                     if serving is not None and serving.entry is entry:
                         del self._records[key]
                         serving.finish()  # the newest pending progress leaves before the answer
+        if result is None and m.none_ok:
+            return None
         return m.spec.cast_return(result)  # the caller's transport may not cast again (typed_values)
 
     async def cancel_call(self, sender: str, call_id: Hashable, wait: float) -> CancelOutcome:
