@@ -238,7 +238,7 @@ async def test_the_callee_runs_in_a_copy_of_its_modules_context_not_the_callers(
 
 
 async def test_only_a_call_that_waits_gets_a_wire_id(pair: Any) -> None:
-    callee, proxy = pair
+    _, proxy = pair
     at_once: Call = proxy.at_once(1)
     assert await at_once == 2
     assert at_once.wire_id is None  # it ended in its first step: nothing to cancel
@@ -248,7 +248,7 @@ async def test_only_a_call_that_waits_gets_a_wire_id(pair: Any) -> None:
 
 
 async def test_a_void_or_none_result_is_still_checked_against_the_declaration(pair: Any) -> None:
-    callee, proxy = pair
+    _, proxy = pair
     with pytest.raises(Exception, match="expected int, got NoneType"):
         await proxy.returns_none()
     with pytest.raises(Exception, match="expected None, got int"):
@@ -256,7 +256,7 @@ async def test_a_void_or_none_result_is_still_checked_against_the_declaration(pa
 
 
 async def test_a_proxy_makes_the_same_call_as_the_class_does(pair: Any) -> None:
-    callee, proxy = pair
+    _, proxy = pair
     from_proxy: Call = proxy.at_once(1)
     by_class = Call(proxy._comm, proxy._peer, from_proxy._spec, (1,), {})
     slots = [s for s in Call.__slots__ if s != "__dict__"]
@@ -266,7 +266,7 @@ async def test_a_proxy_makes_the_same_call_as_the_class_does(pair: Any) -> None:
 
 
 async def test_a_call_is_run_once(pair: Any) -> None:
-    callee, proxy = pair
+    _, proxy = pair
     call: Call = proxy.at_once(1)
     assert await call == 2
     with pytest.raises(RuntimeError, match="awaited already"):
