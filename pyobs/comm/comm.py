@@ -215,7 +215,6 @@ class Comm:
         self._records: dict[Hashable, Serving] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
-        #: event handlers run as the module's code (see pyobs.utils.owner)
         #: the context the module's own code runs in (pyobs.utils.owner): event handlers run in it,
         #: each in-process call in a copy of it (``scoped``)
         self.owner_context = context_of(None)

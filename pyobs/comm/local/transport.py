@@ -127,7 +127,7 @@ class LocalTransport(Transport):
             raise self._down(f"reach '{peer}'")
         member = network.members.get(peer)
         handler = member.handler if member is not None else None
-        if member is None or handler is None:
+        if handler is None:
             raise RemoteError(f"module '{peer}' is offline")
         call_id = next(_CALL_IDS)
         # the callee runs in a context and a task of its own, as it would in another process: a
