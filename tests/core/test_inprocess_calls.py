@@ -277,3 +277,17 @@ async def test_a_call_is_run_once(pair: Any) -> None:
         followed.send(None)
     assert [p async for p in progress] == []
     assert await followed == 7  # the await waits for that task
+
+
+async def test_the_transports_own_coroutine_call_runs_the_same_call(pair: Any) -> None:
+    # LocalTransport.call (the Transport contract) for code that drives a transport itself; the
+    # core uses call_inline
+    callee, proxy = pair
+    transport = proxy._comm.transport
+    at_once, waits, fails = (callee.comm.method(name) for name in ("at_once", "waits", "fails_later"))
+    announced: list[float] = []
+    assert await transport.call("callee", at_once, [41], announced.append) == 42
+    assert await transport.call("callee", waits, [0.01], announced.append) == 7
+    with pytest.raises(ValueError, match="refused after a wait"):
+        await transport.call("callee", fails, [], announced.append)
+    assert callee.comm.serving == 0 and announced == []
