@@ -212,6 +212,7 @@ class Call(Coroutine[Any, Any, Any]):
     # Comm._wait, Comm._cast_result)
 
     def __await__(self, driven: bool = False) -> Generator[Any, None, Any]:
+        # driven: this run is the one send/throw/close drive (_started), not an ``await``
         if self._task is not None and not driven:  # progress() started it in a task: wait for that
             return (yield from self._task)
         if self._began:
