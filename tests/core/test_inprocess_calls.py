@@ -1,6 +1,6 @@
-"""The LocalComm shortcut (pyobs/comm/local/inprocess.py, and the core's ``_Resume`` in
-``Comm._call``): a callee that does not wait finishes in the caller's task without a deadline or a
-task; one that waits goes on in a task of its own. Its cancel, throw and close paths, on real
+"""The LocalComm shortcut (``LocalTransport.call_inline``, pyobs/comm/local/inprocess.py, and the
+core's ``Waiting`` in ``Comm._send``): a callee that does not wait finishes in the caller's task
+without a deadline or a task; one that waits goes on in a task of its own. Its cancel, throw and close paths, on real
 LocalComms (bench/README.md "Cost on a plain call" says why the shortcut stays)."""
 
 from __future__ import annotations
