@@ -668,6 +668,12 @@ class Comm:
         # peers; the events kept wait for them at the reconnect once more, for one fresh grace
         still_down = self._holding and not self._connected
         awaited = self._awaited | set(stale)
+        if self._holding and not still_down and awaited and self.outbox.waiting:
+            # said once: these peers will not get what waited for them (they are offline to us)
+            log.warning(
+                "%s: %d events kept while our link was down go out without %s (not seen again within %.1f s)",
+                self.name, self.outbox.waiting, ", ".join(sorted(awaited)), self.peer_grace,
+            )  # fmt: skip
         for name in stale:
             self.peer_offline(name)
             self._transport.forget_peer(name)

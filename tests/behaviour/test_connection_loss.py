@@ -244,3 +244,27 @@ async def test_peers_gone_while_we_were_down_still_get_the_events_kept(outage_ba
         assert sink.comm.outbox.waiting == 0
     finally:
         await _close(*(c for c in (restarted,) if c is not None), tel, sink)
+
+
+async def test_events_kept_for_a_peer_not_back_go_out_with_a_warning(
+    outage_backend: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver that is not back within the fresh grace after our reconnect: the events kept go out
+    to the others, and the sender says once, naming it, that they went out without it."""
+    caller, sink, tel, _ = await _start(outage_backend, grace=60.0)
+    await seen(sink.comm, "caller")
+    sink.comm.peer_grace = 0.5
+    try:
+        await outage_backend.cut()
+        await eventually(lambda: not sink.comm.connected, timeout=RECONNECT, what="the sink noticing the loss")
+        await asyncio.wait_for(caller.close(), 10.0)  # the receiver does not come back
+        await eventually(lambda: sink.comm.clients == [], what="the sink's grace ending while it is down")
+        await sink.comm.send_event(NewImageEvent("/during.fits"))
+        sink.comm.peer_grace = 1.0
+        with caplog.at_level("WARNING", logger="pyobs.comm.comm"):
+            await outage_backend.restore()
+            await eventually(lambda: sink.comm.outbox.waiting == 0, timeout=RECONNECT, what="the kept event sent")
+        warned = [r.getMessage() for r in caplog.records if "go out without" in r.getMessage()]
+        assert len(warned) == 1 and "without caller" in warned[0], warned
+    finally:
+        await _close(tel, sink)
