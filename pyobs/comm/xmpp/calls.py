@@ -19,15 +19,14 @@ from pyobs.utils.exceptions import ForbiddenError, RemoteError, UnknownMethodErr
 from ..calls import Call, CancelOutcome, ProgressSink
 from ..transport import Extend, TransportHandler
 from . import control, rpc
-from .link import Interim, Link, XmppConnectionError, log, too_large
+from .link import Interim, Link, XmppConnectionError, log
 from .peers import PeerTable
 from .values import DecodeError, EncodeError, escape_attr
 
 
 class CallServer:
-    def __init__(self, link: Link, max_stanza_size: int) -> None:
+    def __init__(self, link: Link) -> None:
         self.link = link
-        self.max_stanza_size = max_stanza_size
         self.handler: TransportHandler | None = None
 
     def _reply(self, text: str) -> None:
@@ -110,12 +109,11 @@ class CallServer:
             else:
                 log.info("%s: %s() called by %s raised %s: %s", link.bare, name, sender, type(exc).__name__, exc)
             reply = rpc.fault(to, iq_id, describe(exc))
-        if self.max_stanza_size:
-            size = too_large(reply, self.max_stanza_size)
-            if size:
-                log.warning("%s: the answer to %s() for %s is %d bytes, too large", link.bare, method, sender, size)
-                problem = f"the answer of {method}() is {size} bytes, more than the server's max_stanza_size"
-                reply = rpc.fault(to, iq_id, describe(ValueError(problem)))
+        try:
+            link.check_size(reply, f"the answer of {method}()")
+        except ValueError as exc:
+            log.warning("%s: %s for %s", link.bare, exc, sender)
+            reply = rpc.fault(to, iq_id, describe(exc))
         self._reply(reply)
 
     def on_cancel(self, xml: Element, el: Element) -> None:
@@ -143,10 +141,9 @@ class CallServer:
 
 
 class CallClient:
-    def __init__(self, link: Link, peers: PeerTable, max_stanza_size: int) -> None:
+    def __init__(self, link: Link, peers: PeerTable) -> None:
         self.link = link
         self.peers = peers
-        self.max_stanza_size = max_stanza_size
         #: our calls that take progress notices: IQ id → (callee's full JID, the caller's handle)
         self._progress: dict[str, tuple[str, Call]] = {}
         self._call_prefix: dict[str, str] = {}
@@ -233,13 +230,7 @@ class CallClient:
         except EncodeError as exc:
             raise TypeError(f"{name}(): {exc}") from None
         iq_id = link.next_id()
-        if self.max_stanza_size:
-            size = too_large(prefix + iq_id + body + params + end, self.max_stanza_size)
-            if size:
-                raise ValueError(
-                    f"call {peer}.{name}() is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) "
-                    f"of the XMPP server"
-                )
+        link.check_size(prefix + iq_id + body + params + end, f"call {peer}.{name}()")
         fut = link.expect(iq_id, jid, self._interim(extend, jid))
         if handle is not None:
             handle.wire_id = iq_id

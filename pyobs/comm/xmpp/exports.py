@@ -23,9 +23,8 @@ CAPS_NS = "http://jabber.org/protocol/caps"
 
 
 class Exports:
-    def __init__(self, link: Link, version: str) -> None:
+    def __init__(self, link: Link) -> None:
         self.link = link
-        self.version = version
         self.info: Announcement | None = None
         #: our presence was sent in this session
         self.online = False
@@ -38,7 +37,7 @@ class Exports:
         self.info = info
         caps: dict[str, Any] = dict(info.capabilities)
         if info.is_module and not isinstance(caps.get("IModule"), ModuleCapabilities):
-            caps["IModule"] = ModuleCapabilities(label=info.label or self.link.name, version=self.version)
+            caps["IModule"] = ModuleCapabilities(label=info.label or self.link.name, version=self.link.options.version)
         try:
             self.disco_body = discovery.info_body(info, caps)
         except EncodeError as exc:

@@ -18,6 +18,7 @@ import base64
 import contextlib
 import itertools
 import logging
+import math
 import os
 import random
 import ssl
@@ -33,7 +34,6 @@ from pyobs.utils.ratelimit import RateLimitedLog
 from ..transport import NotConnected
 from . import pubsub, rpc
 from .client import Q_IQ, Client, RawHandler
-from .limits import StanzaLimits
 from .values import escape_attr
 
 log = logging.getLogger("pyobs.comm.xmpp.transport")  # one logger for the whole transport
@@ -75,14 +75,6 @@ class IqError(RemoteError):
         super().__init__(f"{detail}{condition}{f' ({text})' if text else ''}")
         self.condition = condition
         self.text = text
-
-
-def too_large(data: str, limit: int) -> int:
-    """The size in bytes of ``data`` if it exceeds ``limit`` (0: no limit), else 0."""
-    if not limit or len(data) <= limit // 4:  # UTF-8 has at most 4 bytes per character
-        return 0
-    size = len(data.encode())
-    return size if size > limit else 0
 
 
 def split_jid(jid: str) -> tuple[str, str, str]:
@@ -165,14 +157,47 @@ class _Pending:
     interim: Interim | None = None
 
 
-@dataclass
-class TlsOptions:
-    use_tls: bool = True
-    require_tls: bool = False
-    direct_tls: bool = False
-    ca_file: str | None = None
-    allow_plain: bool = False
-    ignore_cert_errors: bool = False
+@dataclass(frozen=True)
+class XmppOptions:
+    """What :class:`~.comm.XmppComm` was configured with (its docstring explains each), checked
+    once here and read by the parts of the transport."""
+
+    jid: str
+    password: str
+    server: str | list[str] | None
+    use_tls: bool
+    require_tls: bool
+    direct_tls: bool
+    ca_file: str | None
+    allow_plain: bool
+    ignore_cert_errors: bool
+    timeout: float
+    connect_timeout: float
+    ping_interval: float
+    ping_timeout: float
+    event_queue_size: int
+    version: str
+    peer_check_interval: float
+    max_stanza_size: int
+    trusted: list[str] | None
+
+    def __post_init__(self) -> None:
+        for key in ("timeout", "connect_timeout"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(f"{key} must be a positive number of seconds, not {value!r}")
+        if self.ping_interval <= 0 or self.ping_timeout <= 0:
+            raise ValueError("ping_interval and ping_timeout must be positive")
+        size = self.event_queue_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"event_queue_size must be a whole number >= 1, not {size!r}")
+        if self.peer_check_interval < 0:
+            raise ConfigError("peer_check_interval", "must be 0 (off) or a positive number of seconds")
+        if self.max_stanza_size < 0:
+            raise ConfigError("max_stanza_size", "must be 0 (no limit) or a number of bytes")
+        trusted = self.trusted
+        if trusted is not None and (isinstance(trusted, str) or not all(isinstance(t, str) and t for t in trusted)):
+            raise ValueError(f"trusted must be a list of JIDs (name@domain), not {trusted!r}")
 
 
 class Link:
@@ -180,52 +205,35 @@ class Link:
 
     def __init__(
         self,
-        jid: str,
-        password: str,
+        options: XmppOptions,
         *,
-        server: str | list[str] | None,
-        tls: TlsOptions,
-        timeout: float,
-        connect_timeout: float,
-        ping_interval: float,
-        ping_timeout: float,
-        trusted: list[str] | None,
-        stanza_limits: StanzaLimits | None,
         on_iq: RawHandler,
         on_message: RawHandler,
         on_presence: RawHandler,
         on_session: Callable[[], None],
         on_lost: Callable[[bool, str], None],
     ) -> None:
-        local, domain, resource = split_jid(jid)
+        self.options = options
+        local, domain, resource = split_jid(options.jid)
         self.name = local
         self.domain = domain
         self.resource = resource or "pyobs"
         self.bare = f"{local}@{domain}"
         self.full = f"{self.bare}/{self.resource}"
         self.pubsub = f"pubsub.{domain}"
-        self._password = password
         #: the servers to connect to, tried in turn (empty: DNS SRV of the domain)
+        server = options.server
         self.addresses: list[tuple[str, int]] = parse_servers(server) if server not in (None, "") else []
         self._address: tuple[str, int] | None = self.addresses[0] if self.addresses else None
-        self.tls = tls
-        if ping_interval <= 0 or ping_timeout <= 0:
-            raise ValueError("ping_interval and ping_timeout must be positive")
-        self.ping_interval = float(ping_interval)
-        self.ping_timeout = float(ping_timeout)
-        self.timeout = float(timeout)
-        self.connect_timeout = float(connect_timeout)
+        self.timeout = float(options.timeout)
         #: the accounts we take calls, events and presence from: an explicit list, or (None) our roster
         self._trusted_explicit: frozenset[str] | None = None
-        if trusted is not None:
-            if isinstance(trusted, str) or not all(isinstance(t, str) and t for t in trusted):
-                raise ValueError(f"trusted must be a list of JIDs (name@domain), not {trusted!r}")
-            self._trusted_explicit = frozenset(t if "@" in t else f"{t}@{domain}" for t in trusted)
+        if options.trusted is not None:
+            self._trusted_explicit = frozenset(t if "@" in t else f"{t}@{domain}" for t in options.trusted)
         #: the bare JIDs in our roster (read at each login, changed by the server's pushes)
         self.roster: frozenset[str] = frozenset()
         #: lines a peer can trigger per stanza go through this (one line per kind every 10 s, with counts)
         self.limited = RateLimitedLog(log)
-        self._stanza_limits = stanza_limits or StanzaLimits()
         self._route_iq, self._on_message, self._on_presence = on_iq, on_message, on_presence
         self._on_session, self._on_lost = on_session, on_lost
 
@@ -293,7 +301,7 @@ class Link:
         self.conflict = False
         self.client = self._make_client()
         try:
-            await self.attempt_session(self.connect_timeout)
+            await self.attempt_session(self.options.connect_timeout)
         except BaseException as exc:
             self.closing = True
             await self.dispose()
@@ -303,20 +311,19 @@ class Link:
             raise
 
     def _make_client(self) -> Client:
-        tls = self.tls
+        options = self.options
         client = Client(
             self.full,
-            self._password,
+            options.password,
             on_iq=self._on_iq,
             on_message=self._on_message,
             on_presence=self._on_presence,
             on_oversized=self._on_oversized,
-            limits=self._stanza_limits,
-            use_tls=tls.use_tls,
-            direct_tls=tls.direct_tls,
-            ca_file=tls.ca_file,
-            allow_plain=tls.allow_plain,
-            ignore_cert_errors=tls.ignore_cert_errors,
+            use_tls=options.use_tls,
+            direct_tls=options.direct_tls,
+            ca_file=options.ca_file,
+            allow_plain=options.allow_plain,
+            ignore_cert_errors=options.ignore_cert_errors,
         )
         # nobody gets into our roster (the fleet) by asking: subscription requests are refused
         client.auto_authorize = False
@@ -343,7 +350,7 @@ class Link:
         client = self.client
         assert client is not None and self._loop is not None
         if len(self.addresses) > 1:  # a silent node must not use up the time the others have
-            timeout = min(timeout, max(2.0, self.connect_timeout / len(self.addresses)))
+            timeout = min(timeout, max(2.0, self.options.connect_timeout / len(self.addresses)))
         attempt = self._attempt = self._loop.create_future()
         self._last_error = ""
         if self._address is not None:
@@ -427,7 +434,7 @@ class Link:
         )
 
     def _on_invalid_cert(self, error: Any) -> None:
-        hint = " (set ca_file to trust a self-signed certificate)" if self.tls.ca_file is None else ""
+        hint = " (set ca_file to trust a self-signed certificate)" if self.options.ca_file is None else ""
         self._last_error = f"TLS certificate of {self.domain} not trusted: {error}{hint}"
         self._fail_attempt(XmppAuthError(self._last_error))
         if self.client is not None:
@@ -444,7 +451,7 @@ class Link:
         client = self.client
         if client is None:
             return
-        if self.tls.require_tls and not client.encrypted:
+        if self.options.require_tls and not client.encrypted:
             self._fail_attempt(XmppAuthError(f"{self.domain} offers no TLS and require_tls is set"))
             client.abort()
             return
@@ -463,7 +470,7 @@ class Link:
             self._ping_task = None
         why = self._last_error or (str(reason) if reason else "connection closed")
         if isinstance(reason, ssl.SSLError):
-            hint = " (set ca_file to trust a self-signed certificate)" if self.tls.ca_file is None else ""
+            hint = " (set ca_file to trust a self-signed certificate)" if self.options.ca_file is None else ""
             self._fail_attempt(XmppAuthError(f"TLS with {self.domain} failed: {reason}{hint}"))
         self._fail_attempt(XmppConnectionError(why))
         self.fail_pending(XmppConnectionError(f"{self.bare}: connection to the XMPP server {self.address} lost"))
@@ -485,13 +492,15 @@ class Link:
 
     async def _keepalive(self) -> None:
         while self.session:
-            await asyncio.sleep(self.ping_interval)
+            await asyncio.sleep(self.options.ping_interval)
             if not self.session:
                 return
             try:
-                await self.ping(self.domain, self.ping_timeout)
+                await self.ping(self.domain, self.options.ping_timeout)
             except TimeoutError:
-                log.warning("%s: server did not answer a ping within %s s; reconnecting", self.bare, self.ping_timeout)
+                log.warning(
+                    "%s: server did not answer a ping within %s s; reconnecting", self.bare, self.options.ping_timeout
+                )
                 if self.client is not None:
                     self.client.abort()
                 return
@@ -591,6 +600,19 @@ class Link:
             await asyncio.sleep(delay * (0.5 + random.random()))  # jitter: concurrent sessions spread out
             delay *= 2
         raise AssertionError("unreachable")
+
+    def check_size(self, data: str, what: str, around: int = 0) -> None:
+        """ValueError naming ``what`` if ``data``, with ``around`` bytes of stanza around it, is
+        larger than the server's ``max_stanza_size`` (0: none known): refused here, not by the
+        server (which would drop the connection)."""
+        limit = self.options.max_stanza_size - around
+        if not self.options.max_stanza_size or len(data) <= limit // 4:  # UTF-8: at most 4 bytes a character
+            return
+        size = len(data.encode())
+        if size > limit:
+            raise ValueError(
+                f"{what} is {size} bytes, more than max_stanza_size ({self.options.max_stanza_size}) of the XMPP server"
+            )
 
     def reply_empty(self, xml: Element) -> None:
         with contextlib.suppress(XmppConnectionError):

@@ -24,7 +24,7 @@ from pyobs.events.event import Event
 from . import pubsub, rpc
 from .discovery import DIRECT_EVENTS, Peer, event_version
 from .exports import Exports
-from .link import IqError, Link, XmppConnectionError, log, too_large
+from .link import IqError, Link, XmppConnectionError, log
 from .nodes import Nodes
 from .values import escape_attr
 
@@ -42,16 +42,13 @@ CLOSE_RESERVE = 3.0
 
 
 class EventPublisher:
-    def __init__(self, link: Link, exports: Exports, nodes: Nodes, event_queue_size: int, max_stanza_size: int) -> None:
-        if isinstance(event_queue_size, bool) or not isinstance(event_queue_size, int) or event_queue_size < 1:
-            raise ValueError(f"event_queue_size must be a whole number >= 1, not {event_queue_size!r}")
+    def __init__(self, link: Link, exports: Exports, nodes: Nodes) -> None:
         self.link = link
         self.exports = exports
         self.nodes = nodes
-        self.max_stanza_size = max_stanza_size
         #: publishes written but not yet confirmed by the server (IQ id → node, JSON); bounded
         self.unacked: OrderedDict[str, tuple[str, str]] = OrderedDict()
-        self._unacked_limit = event_queue_size
+        self._unacked_limit = link.options.event_queue_size
         #: set when the server has confirmed every event we sent
         self._acks_drained = asyncio.Event()
         #: peers that take our events as direct messages: name → (full JID, event names)
@@ -166,13 +163,7 @@ class EventPublisher:
         etype = type(event)
         node = pubsub.event_node(link.name, etype.__name__, etype.version)
         text = pubsub.event_json(event.to_dict())
-        if self.max_stanza_size:
-            size = too_large(text, self.max_stanza_size - 400)  # the publish around it: < 400 bytes
-            if size:
-                raise ValueError(
-                    f"{etype.__name__} is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) of the "
-                    f"XMPP server"
-                )
+        link.check_size(text, etype.__name__, 400)  # the publish around it: < 400 bytes
         self._send(node, text)
 
     def _send(self, node: str, text: str) -> None:
@@ -218,8 +209,8 @@ class EventPublisher:
             raise XmppConnectionError(f"{link.bare}: not connected to the XMPP server")
         items = pubsub.direct_event_items(node, text)
         limit = DIRECT_BATCH_BYTES
-        if self.max_stanza_size:
-            limit = min(limit, self.max_stanza_size // 2)
+        if link.options.max_stanza_size:
+            limit = min(limit, link.options.max_stanza_size // 2)
         for t in targets:
             batch = self._batch.setdefault(t, [])
             batch.append(items)

@@ -15,7 +15,7 @@ from pyobs.interfaces.interface import interface_by_name
 
 from ..transport import TransportHandler
 from . import pubsub
-from .link import IqError, Link, XmppConnectionError, log, too_large
+from .link import IqError, Link, XmppConnectionError, log
 from .nodes import Nodes, XmppNodeOwnershipError
 from .values import DecodeError, EncodeError, decode_fields
 
@@ -26,10 +26,9 @@ def _node(peer: str, interface: str) -> str:
 
 
 class StateSync:
-    def __init__(self, link: Link, nodes: Nodes, max_stanza_size: int) -> None:
+    def __init__(self, link: Link, nodes: Nodes) -> None:
         self.link = link
         self.nodes = nodes
-        self.max_stanza_size = max_stanza_size
         self.handler: TransportHandler | None = None
         self._own: dict[str, Any] = {}
         self._published: dict[str, Any] = {}
@@ -85,12 +84,7 @@ class StateSync:
             body = pubsub.publish_state_body(node, interface, version, state)
         except EncodeError as exc:
             raise TypeError(f"state of {interface} cannot be sent: {exc}") from None
-        size = too_large(body, self.max_stanza_size - 200) if self.max_stanza_size else 0  # iq head < 200 B
-        if size:
-            raise ValueError(
-                f"state of {interface} is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) of the "
-                f"XMPP server"
-            )
+        self.link.check_size(body, f"state of {interface}", 200)  # the iq head: < 200 bytes
         # created first (not by the publish): an existing node is checked to be ours. Concurrent
         # publishes wait for the same creation and then write in the order they were made
         await self.nodes.ensure(node, transient=False)

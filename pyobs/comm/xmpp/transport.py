@@ -26,7 +26,7 @@ from xml.etree.ElementTree import Element
 
 from pyobs.events.event import Event
 from pyobs.interfaces.interface import MethodSpec
-from pyobs.utils.exceptions import ConfigError, RemoteError
+from pyobs.utils.exceptions import RemoteError
 
 from ..backoff import RECONNECT_FIRST, backoff
 from ..calls import Call, CancelOutcome
@@ -35,10 +35,9 @@ from . import control, discovery, pubsub, rpc
 from .calls import CallClient, CallServer
 from .events import EventSubscriptions
 from .exports import Exports
-from .limits import StanzaLimits
-from .link import PING_INTERVAL, PING_TIMEOUT, IqError, Link, TlsOptions, XmppAuthError, XmppConnectionError, log
+from .link import IqError, Link, XmppAuthError, XmppConnectionError, XmppOptions, log
 from .nodes import Nodes, XmppNodeOwnershipError
-from .peers import PEER_CHECK_INTERVAL, PeerTable
+from .peers import PeerTable
 from .publish import Q_DIRECT_SUBSCRIBE, EventPublisher
 from .state import StateSync
 
@@ -55,52 +54,24 @@ RECONNECT_JITTER = 0.3
 class XmppTransport(Transport):
     """See :class:`pyobs.comm.xmpp.XmppComm` for the options."""
 
-    def __init__(
-        self,
-        jid: str,
-        password: str,
-        *,
-        server: str | list[str] | None = None,
-        use_tls: bool = True,
-        require_tls: bool = False,
-        direct_tls: bool = False,
-        ca_file: str | None = None,
-        allow_plain: bool = False,
-        timeout: float = 10.0,
-        connect_timeout: float = 10.0,
-        event_queue_size: int = 10000,
-        version: str = "",
-        ignore_cert_errors: bool = False,
-        ping_interval: float = PING_INTERVAL,
-        ping_timeout: float = PING_TIMEOUT,
-        trusted: list[str] | None = None,
-        stanza_limits: StanzaLimits | None = None,
-        peer_check_interval: float = PEER_CHECK_INTERVAL,
-        max_stanza_size: int = 0,
-    ) -> None:
-        if max_stanza_size < 0:
-            raise ConfigError("max_stanza_size", "must be 0 (no limit) or a number of bytes")
-        #: the server's stanza size limit (ejabberd: max_stanza_size); larger stanzas are refused here
-        self.max_stanza_size = size = int(max_stanza_size)
+    def __init__(self, options: XmppOptions) -> None:
         self._handler: TransportHandler | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
-        tls = TlsOptions(use_tls, require_tls, direct_tls, ca_file, allow_plain, ignore_cert_errors)
         self.link = link = Link(
-            jid, password, server=server, tls=tls, timeout=timeout, connect_timeout=connect_timeout,
-            ping_interval=ping_interval, ping_timeout=ping_timeout, trusted=trusted, stanza_limits=stanza_limits,
-            on_iq=self._on_iq, on_message=self._on_message, on_presence=lambda xml: self.peers.on_presence(xml),
-            on_session=lambda: self.peers.session_started(), on_lost=self._on_lost,
+            options, on_iq=self._on_iq, on_message=self._on_message,
+            on_presence=lambda xml: self.peers.on_presence(xml), on_session=lambda: self.peers.session_started(),
+            on_lost=self._on_lost,
         )  # fmt: skip
         self.name = link.name
         self.timeout = link.timeout
-        self.exports = Exports(link, version)
+        self.exports = Exports(link)
         self.nodes = Nodes(link)
-        self.state = StateSync(link, self.nodes, size)
-        self.publisher = EventPublisher(link, self.exports, self.nodes, event_queue_size, size)
+        self.state = StateSync(link, self.nodes)
+        self.publisher = EventPublisher(link, self.exports, self.nodes)
         self.events = EventSubscriptions(link, self.exports, self.nodes)
-        self.peers = PeerTable(link, self.exports, self.events, self.publisher, self.state, peer_check_interval)
-        self.server = CallServer(link, size)
-        self.client = CallClient(link, self.peers, size)
+        self.peers = PeerTable(link, self.exports, self.events, self.publisher, self.state)
+        self.server = CallServer(link)
+        self.client = CallClient(link, self.peers)
 
     @property
     def connected(self) -> bool:
@@ -155,7 +126,7 @@ class XmppTransport(Transport):
                 link.abort_session()
                 continue
             try:
-                await link.attempt_session(link.connect_timeout)
+                await link.attempt_session(link.options.connect_timeout)
             except XmppAuthError as exc:
                 log.error("%s: %s", link.bare, exc)
                 pause = 5.0  # credentials do not fix themselves quickly
@@ -165,7 +136,7 @@ class XmppTransport(Transport):
             if link.closing:
                 return
             try:
-                async with asyncio.timeout(max(link.connect_timeout, 3 * link.timeout)):
+                async with asyncio.timeout(max(link.options.connect_timeout, 3 * link.timeout)):
                     if self.exports.info is not None:
                         await self._go_online()
             except XmppNodeOwnershipError as exc:
