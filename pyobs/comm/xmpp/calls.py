@@ -19,7 +19,7 @@ from pyobs.utils.exceptions import ForbiddenError, RemoteError, UnknownMethodErr
 from ..calls import Call, CancelOutcome, ProgressSink
 from ..transport import Extend, TransportHandler
 from . import control, rpc
-from .link import Interim, Link, XmppConnectionError, log
+from .link import Interim, Link, XmppConnectionError, log, reply_address
 from .peers import PeerTable
 from .values import DecodeError, EncodeError, escape_attr
 
@@ -35,8 +35,7 @@ class CallServer:
     def on_call(self, xml: Element, query: Element) -> None:
         link = self.link
         frm = xml.get("from", "")
-        to = escape_attr(frm)
-        iq_id = escape_attr(xml.get("id", ""))
+        to, iq_id = reply_address(xml)
         bare = frm.partition("/")[0]
         if not link.trusted(bare):
             link.limited.warning("untrusted-call", "%s: refused a call from %s: not in the fleet", link.bare, frm)
@@ -118,8 +117,7 @@ class CallServer:
 
     def on_cancel(self, xml: Element, el: Element) -> None:
         frm = xml.get("from", "")
-        to = escape_attr(frm)
-        iq_id = escape_attr(xml.get("id", ""))
+        to, iq_id = reply_address(xml)
         handler = self.handler
         try:
             call, wait = control.parse_cancel(el)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 from ..comm import Comm
 from .link import PING_INTERVAL, PING_TIMEOUT, XmppOptions
+from .peers import PEER_CHECK_INTERVAL
 from .transport import XmppTransport
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,7 @@ class XmppComm(Comm):
         connect_timeout: float = 10.0,
         event_queue_size: int = 10000,
         version: str = "",
-        peer_check_interval: float = 1.5,
+        peer_check_interval: float = PEER_CHECK_INTERVAL,
         max_stanza_size: int = 0,
         trusted: list[str] | None = None,
         **limits: Any,
@@ -93,26 +95,8 @@ class XmppComm(Comm):
             jid = f"{user}@{domain}/{resource}"
         elif "/" not in jid:
             jid = f"{jid}/{resource}"
-        options = XmppOptions(
-            jid=jid,
-            password=password,
-            server=server,
-            use_tls=use_tls,
-            require_tls=require_tls,
-            direct_tls=direct_tls,
-            ca_file=ca_file,
-            allow_plain=allow_plain,
-            ignore_cert_errors=ignore_cert_errors,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            event_queue_size=event_queue_size,
-            version=version,
-            peer_check_interval=peer_check_interval,
-            max_stanza_size=max_stanza_size,
-            trusted=trusted,
-        )
+        given = locals()  # each field of XmppOptions is a keyword of this constructor, by the same name
+        options = XmppOptions(**{f.name: given[f.name] for f in dataclasses.fields(XmppOptions)})
         if ignore_cert_errors:
             log.warning("%s: ignore_cert_errors is set: the server's certificate is not checked", jid)
         super().__init__(XmppTransport(options), timeout=timeout, event_queue_size=event_queue_size, **limits)

@@ -41,9 +41,8 @@ class EventSubscriptions:
         """An event a peer sent us directly (we asked it to, see :meth:`sync`)."""
         link = self.link
         frm = xml.get("from", "")
-        bare, _, resource = frm.partition("/")
-        local, _, domain = bare.partition("@")
-        if domain != link.domain or resource != link.resource or not link.trusted(bare):
+        local = link.fleet_module(frm)
+        if local is None:
             link.limited.warning("untrusted-event", "%s: dropped an event sent by %s: not in the fleet", link.bare, frm)
             return
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import itertools
 import logging
 import math
@@ -585,6 +584,11 @@ class Link:
         frm = None if jid == self.domain else jid
         await self.iq(f'<iq type="get" to="{escape_attr(jid)}" id="', PING_BODY, frm, timeout, what)
 
+    async def pubsub_iq(self, body: str, what: str, timeout: float | None, iq_type: str = "set") -> Element:
+        """An IQ to the pubsub service (``body``: from the id on, see :mod:`.pubsub`)."""
+        head = self.pubsub_head if iq_type == "set" else pubsub.iq_head(self.pubsub, iq_type)
+        return await self.iq(head, body, self.pubsub, timeout, what)
+
     async def pubsub_set(self, body: str, what: str, transient: frozenset[str] = TRANSIENT_PUBSUB) -> Element:
         """A pubsub set (node creation, a first publish) retried with backoff while the answer is a
         transient condition: concurrent creations on ejabberd abort each other's transactions and are
@@ -592,7 +596,7 @@ class Link:
         delay = 0.02
         for attempt in range(PUBSUB_ATTEMPTS):
             try:
-                return await self.iq(self.pubsub_head, body, self.pubsub, self.timeout, what)
+                return await self.pubsub_iq(body, what, self.timeout)
             except IqError as exc:
                 if exc.condition not in transient or attempt == PUBSUB_ATTEMPTS - 1:
                     raise
@@ -614,10 +618,22 @@ class Link:
                 f"{what} is {size} bytes, more than max_stanza_size ({self.options.max_stanza_size}) of the XMPP server"
             )
 
+    def write_or_drop(self, data: str) -> None:
+        """Write, or nothing if the connection is gone (an answer: the peer's deadline handles it;
+        a copy of a tracked publish: written again on reconnect)."""
+        if self.client is not None:
+            self.client.write(data)
+
     def reply_empty(self, xml: Element) -> None:
-        with contextlib.suppress(XmppConnectionError):
-            to, iq_id = escape_attr(xml.get("from", self.domain)), escape_attr(xml.get("id", ""))
-            self.write(f'<iq type="result" to="{to}" id="{iq_id}"/>')
+        to, iq_id = reply_address(xml, self.domain)
+        self.write_or_drop(f'<iq type="result" to="{to}" id="{iq_id}"/>')
+
+    def fleet_module(self, jid: str) -> str | None:
+        """The module name of ``jid`` if it is a session of a module of the fleet (our domain and
+        resource, a trusted account), else None."""
+        bare, _, resource = jid.partition("/")
+        local, _, domain = bare.partition("@")
+        return local if local and domain == self.domain and resource == self.resource and self.trusted(bare) else None
 
     def send_or_log(self, text: str, what: str) -> None:
         """Write an answer; if the connection is gone, one log line (the peer's deadline handles it)."""
@@ -669,14 +685,13 @@ class Link:
             return
         iq_id = xml.get("id", "")
         if typ in ("get", "set"):
-            to, iq_id = escape_attr(frm), escape_attr(iq_id)
+            to, iq_id = reply_address(xml)
             first = xml[0].tag if len(xml) else ""
             if typ == "set" and first in (rpc.Q_QUERY, rpc.Q_COMPACT_CALL):
                 reply = rpc.fault(to, iq_id, describe(ValueError(f"call refused: the stanza is {problem}")))
             else:
                 reply = rpc.iq_error(to, iq_id, "policy-violation", "modify", 400, f"stanza {problem}")
-            with contextlib.suppress(XmppConnectionError):
-                self.write(reply)
+            self.write_or_drop(reply)
             return
         pending = self._pending.get(iq_id)
         if pending is not None and (pending.expect_from is None or frm == pending.expect_from):
@@ -684,6 +699,11 @@ class Link:
             if not pending.future.done():
                 pending.future.set_exception(RemoteError(f"the answer from {frm or 'the server'} is {problem}"))
                 pending.future.exception()
+
+
+def reply_address(xml: Element, default: str = "") -> tuple[str, str]:
+    """Where the answer to the request ``xml`` goes: its sender and its id, escaped for an attribute."""
+    return escape_attr(xml.get("from", default)), escape_attr(xml.get("id", ""))
 
 
 def _roster_items(query: Element) -> list[str]:

@@ -15,7 +15,6 @@ outbox flushes, and waited for (bounded) by ``close()``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
 from xml.etree.ElementTree import Element
 
@@ -24,7 +23,7 @@ from pyobs.events.event import Event
 from . import pubsub, rpc
 from .discovery import DIRECT_EVENTS, Peer, event_version
 from .exports import Exports
-from .link import IqError, Link, XmppConnectionError, log
+from .link import IqError, Link, XmppConnectionError, log, reply_address
 from .nodes import Nodes
 from .values import escape_attr
 
@@ -69,12 +68,10 @@ class EventPublisher:
         """A peer asks for our events of the listed types as messages (replaces its earlier list)."""
         link = self.link
         frm = xml.get("from", "")
-        to, iq_id = escape_attr(frm), escape_attr(xml.get("id", ""))
-        bare, _, resource = frm.partition("/")
-        local, _, domain = bare.partition("@")
-        if not local or domain != link.domain or resource != link.resource or not link.trusted(bare):
-            with contextlib.suppress(XmppConnectionError):
-                link.write(rpc.iq_error(to, iq_id, "not-allowed", "cancel", 405, "not a module of this fleet"))
+        to, iq_id = reply_address(xml)
+        local = link.fleet_module(frm)
+        if local is None:
+            link.write_or_drop(rpc.iq_error(to, iq_id, "not-allowed", "cancel", 405, "not a module of this fleet"))
             return
         events = frozenset(el.get("events", "").split())
         if events:
@@ -82,8 +79,7 @@ class EventPublisher:
         else:
             self._direct.pop(local, None)
         self._targets = None
-        with contextlib.suppress(XmppConnectionError):
-            link.write(f'<iq type="result" to="{to}" id="{iq_id}"/>')
+        link.reply_empty(xml)
 
     def bounced(self, jid: str) -> None:
         """Our direct event to ``jid`` came back as an error: that session is gone."""
@@ -146,7 +142,7 @@ class EventPublisher:
         async def one(node: str, jids: list[str]) -> None:
             try:
                 body = pubsub.subscribe_other_body(node, jids)
-                await link.iq(link.pubsub_head, body, link.pubsub, link.timeout, node)
+                await link.pubsub_iq(body, node, link.timeout)
             except IqError as exc:
                 log.debug("%s: cannot subscribe %s to %s: %s", link.bare, jids, node, exc)
             except TimeoutError:
@@ -240,15 +236,13 @@ class EventPublisher:
         if batch:
             head = pubsub.DIRECT_BATCH_HEAD
             data = "".join([t + head + "".join(items) + pubsub.DIRECT_BATCH_TAIL for t, items in batch.items()])
-            with contextlib.suppress(XmppConnectionError):  # the pubsub copies are tracked: sent again
-                self.link.write(data)
+            self.link.write_or_drop(data)  # the pubsub copies are tracked: sent again
 
     def _flush_deferred(self) -> None:
         self._deferred_timer = None
         data, self._deferred = "".join(self._deferred), []
         if data:
-            with contextlib.suppress(XmppConnectionError):  # unacknowledged: sent again on reconnect
-                self.link.write(data)
+            self.link.write_or_drop(data)  # unacknowledged: sent again on reconnect
 
     def _acked(self, iq_id: str, fut: asyncio.Future[Element]) -> None:
         if fut.cancelled() or fut.exception() is not None:

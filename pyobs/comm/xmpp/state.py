@@ -108,8 +108,7 @@ class StateSync:
         if not await self.nodes.subscribe(node, None, lambda: key in self._waiting, lambda: self._waiting.discard(key)):
             self._waiting.add(key)  # before the retry looks (after a pause)
             return None
-        get = pubsub.iq_head(link.pubsub, "get")
-        reply = await link.iq(get, pubsub.items_body(node, 1), link.pubsub, None, node)
+        reply = await link.pubsub_iq(pubsub.items_body(node, 1), node, None, "get")
         found = pubsub.newest_item_and_publisher(reply)
         if found is None:
             return None
@@ -127,4 +126,4 @@ class StateSync:
         node = _node(peer, interface)
         self._waiting.discard((peer, node))
         with contextlib.suppress(IqError, XmppConnectionError):
-            await link.iq(link.pubsub_head, pubsub.unsubscribe_body(node, link.bare), link.pubsub, link.timeout, node)
+            await link.pubsub_iq(pubsub.unsubscribe_body(node, link.bare), node, link.timeout)
