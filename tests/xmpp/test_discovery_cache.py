@@ -104,6 +104,18 @@ def test_fingerprint_leaves_out_only_the_own_name() -> None:
     assert made.label == "cam7" and info.label == "cam1"
 
 
+def test_a_module_known_from_the_cache_keeps_every_feature() -> None:
+    """A peer known from the caps cache (never asked) offers what the one asked offered: also the
+    call control (cancel, progress), which the record made from the cache had lost."""
+    info = discovery.PeerInfo(
+        interfaces=[("IModule", 1)], sends={("ProbeEvent", 1)}, direct=True, compact_calls=True, call_control=True
+    )
+    made = discovery.instantiate(discovery.template(info, "cam1"), "cam7")
+    assert (made.direct, made.compact_calls, made.call_control) == (True, True, True)
+    made.sends.add(("Other", 1))
+    assert info.sends == {("ProbeEvent", 1)}  # fresh containers: never shared between peers
+
+
 class SlowSender(RawClient):
     """A pyobs-comm-like sender of ProbeEvent that leaves the first direct-event subscription
     unanswered (as a peer drowning in a restart storm would) and answers the next."""
