@@ -144,9 +144,6 @@ class CallClient:
         self.peers = peers
         #: our calls that take progress notices: IQ id → (callee's full JID, the caller's handle)
         self._progress: dict[str, tuple[str, Call]] = {}
-        self._call_prefix: dict[str, str] = {}
-        self._call_body: dict[str, str] = {}
-        self._compact_body: dict[tuple[str, bool], str] = {}
 
     def _interim(self, extend: Extend, frm: str) -> Interim:
         """Sees the answers to a call before they count: a ``methodTimeout`` moves its deadline."""
@@ -202,9 +199,7 @@ class CallClient:
         link = self.link
         state = self.peers.get(peer)
         jid = state.jid if state is not None else f"{peer}@{link.domain}/{link.resource}"
-        prefix = self._call_prefix.get(jid)
-        if prefix is None:
-            prefix = self._call_prefix[jid] = rpc.call_prefix(jid)
+        prefix = rpc.call_prefix(jid)
         name = method.name
         # pyobs-comm peers take the compact envelope; everybody else (pyobs-core) jabber:iq:rpc
         compact = state is not None and state.info is not None and state.info.compact_calls
@@ -212,17 +207,11 @@ class CallClient:
             if compact:
                 assert state is not None and state.info is not None
                 # to a peer with call control: mark that we take progress notices of the call
-                progress = state.info.call_control
-                key = (name, progress)
-                body = self._compact_body.get(key)
-                if body is None:
-                    body = self._compact_body[key] = rpc.compact_call_body(name, progress)
+                body = rpc.compact_call_body(name, state.info.call_control)
                 params = rpc.encode_values(args)
                 end = rpc.COMPACT_CALL_END
             else:
-                body = self._call_body.get(name)
-                if body is None:
-                    body = self._call_body[name] = rpc.call_body(name)
+                body = rpc.call_body(name)
                 params = rpc.encode_params(args)
                 end = rpc.CALL_END
         except EncodeError as exc:

@@ -656,12 +656,8 @@ class Link:
                 log.warning(
                     "%s: ignored an answer to %s from %s (expected %s)", self.bare, iq_id, frm, pending.expect_from
                 )
-                return True
-            if pending.interim is not None and typ == "result" and pending.interim(xml):
-                return True
-            del self._pending[iq_id]
-            if not pending.future.done():
-                pending.future.set_result(xml)
+            elif pending.interim is None or typ != "result" or not pending.interim(xml):
+                self._answered(iq_id, xml)
             return True
         if typ == "set":
             roster = xml.find(Q_ROSTER)
@@ -695,10 +691,18 @@ class Link:
             return
         pending = self._pending.get(iq_id)
         if pending is not None and (pending.expect_from is None or frm == pending.expect_from):
-            del self._pending[iq_id]
-            if not pending.future.done():
-                pending.future.set_exception(RemoteError(f"the answer from {frm or 'the server'} is {problem}"))
-                pending.future.exception()
+            self._answered(iq_id, RemoteError(f"the answer from {frm or 'the server'} is {problem}"))
+
+    def _answered(self, iq_id: str, answer: Element | Exception) -> None:
+        """The IQ ``iq_id`` we wait for is answered (or failed): its waiter gets it."""
+        future = self._pending.pop(iq_id).future
+        if future.done():
+            return
+        if isinstance(answer, Exception):
+            future.set_exception(answer)
+            future.exception()  # retrieved: nobody may wait any more
+        else:
+            future.set_result(answer)
 
 
 def reply_address(xml: Element, default: str = "") -> tuple[str, str]:
