@@ -64,13 +64,9 @@ class EventSubscriptions:
             return
         try:
             event = Event.from_dict(json.loads(note.payload.text or ""))
-        except ValueError as exc:
-            limited.warning(
-                "bad-event", "%s: dropped an undecodable %s from %s: %s", bare, note.name, note.module, exc
-            )
-            return
-        except RecursionError:
-            limited.warning("bad-event", "%s: dropped a %s from %s nested too deeply", bare, note.name, note.module)
+        except (ValueError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            limited.warning("bad-event", "%s: dropped an undecodable %s from %s: %s", bare, note.name, note.module, why)
             return
         if event.type != note.name:
             limited.warning(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import logging
 import math
@@ -399,14 +400,9 @@ class Link:
 
     def _on_roster_push(self, xml: Element, query: Element) -> None:
         """The server changed our roster (RFC 6120 roster push): the fleet changed."""
-        roster = set(self.roster)
-        for item in query:
-            jid = item.get("jid", "").partition("/")[0]
-            if item.get("subscription") in ("both", "to", "from"):
-                roster.add(jid)
-            else:
-                roster.discard(jid)
-        self.roster = frozenset(roster)
+        members = set(_roster_items(query))
+        left = {item.get("jid", "").partition("/")[0] for item in query} - members
+        self.roster = frozenset((self.roster - left) | members)
         self.reply_empty(xml)
 
     def _next_address(self) -> None:
@@ -515,13 +511,8 @@ class Link:
         if client is not None and self.session:
             client.write('<presence type="unavailable"/>')
             client.flush()
-            try:
+            with contextlib.suppress(Exception):  # a timeout too: dispose() aborts the connection
                 await asyncio.wait_for(client.disconnect(wait=1.0), 2.0)
-            except (TimeoutError, Exception):
-                client.abort()
-        elif client is not None:
-            client.cancel_connection_attempt()
-            client.abort()
         self.session = False
         await self.dispose()
         self.fail_pending(XmppConnectionError(f"{self.bare}: closed"))
