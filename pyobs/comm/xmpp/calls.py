@@ -30,7 +30,11 @@ class CallServer:
         self.handler: TransportHandler | None = None
 
     def _reply(self, text: str) -> None:
-        self.link.send_or_log(text, "answer a call")
+        """Answer a call; if the connection is gone, one log line (the caller's deadline handles it)."""
+        try:
+            self.link.write(text)
+        except XmppConnectionError:
+            log.warning("%s: could not answer a call: not connected", self.link.bare)
 
     def on_call(self, xml: Element, query: Element) -> None:
         link = self.link
@@ -202,12 +206,11 @@ class CallClient:
         prefix = rpc.call_prefix(jid)
         name = method.name
         # pyobs-comm peers take the compact envelope; everybody else (pyobs-core) jabber:iq:rpc
-        compact = state is not None and state.info is not None and state.info.compact_calls
+        info = state.info if state is not None else None
         try:
-            if compact:
-                assert state is not None and state.info is not None
+            if info is not None and info.compact_calls:
                 # to a peer with call control: mark that we take progress notices of the call
-                body = rpc.compact_call_body(name, state.info.call_control)
+                body = rpc.compact_call_body(name, info.call_control)
                 params = rpc.encode_values(args)
                 end = rpc.COMPACT_CALL_END
             else:

@@ -98,10 +98,8 @@ def is_valid_jid(jid: str, resource: str = "pyobs") -> bool:
         local, domain, res = split_jid(candidate)
     except ValueError:
         return False
-    parts = (local, domain, res)
-    return all(parts) and not any(c.isspace() or c in "@/\"'<>&" for c in local + domain) and not any(
-        c.isspace() for c in res
-    )
+    bad = any(c.isspace() or c in "@/\"'<>&" for c in local + domain) or any(c.isspace() for c in res)
+    return bool(res) and not bad
 
 
 def _parse_one_server(server: object) -> tuple[str, int]:
@@ -353,10 +351,7 @@ class Link:
             timeout = min(timeout, max(2.0, self.options.connect_timeout / len(self.addresses)))
         attempt = self._attempt = self._loop.create_future()
         self._last_error = ""
-        if self._address is not None:
-            client.connect(*self._address)
-        else:
-            client.connect()
+        client.connect(*(self._address or ()))  # none: the domain's DNS SRV records
         try:
             await asyncio.wait_for(asyncio.shield(attempt), timeout)
         except TimeoutError:
@@ -625,13 +620,6 @@ class Link:
         bare, _, resource = jid.partition("/")
         local, _, domain = bare.partition("@")
         return local if local and domain == self.domain and resource == self.resource and self.trusted(bare) else None
-
-    def send_or_log(self, text: str, what: str) -> None:
-        """Write an answer; if the connection is gone, one log line (the peer's deadline handles it)."""
-        try:
-            self.write(text)
-        except XmppConnectionError:
-            log.warning("%s: could not %s: not connected", self.bare, what)
 
     # ------------------------------------------------------------------ receiving
 

@@ -20,9 +20,10 @@ from .nodes import Nodes, XmppNodeOwnershipError
 from .values import DecodeError, EncodeError, decode_fields
 
 
-def _node(peer: str, interface: str) -> str:
+def _version(interface: str) -> int:
+    """The version of the interface ``interface`` (1 if unknown here)."""
     iface = interface_by_name(interface)
-    return pubsub.state_node(peer, interface, iface.version if iface is not None else 1)
+    return iface.version if iface is not None else 1
 
 
 class StateSync:
@@ -77,8 +78,7 @@ class StateSync:
                 log.warning("%s: publishing the initial state of %s failed: %s", self.link.bare, iface, res)
 
     async def _publish(self, interface: str, state: Any) -> None:
-        iface = interface_by_name(interface)
-        version = iface.version if iface is not None else 1
+        version = _version(interface)
         node = pubsub.state_node(self.link.name, interface, version)
         try:
             body = pubsub.publish_state_body(node, interface, version, state)
@@ -103,7 +103,7 @@ class StateSync:
         """Subscribe (again: the core does after a reconnect) and read the latest value; the core
         bounds it. A node the peer has not created yet is subscribed once it exists."""
         link = self.link
-        node = _node(peer, interface)
+        node = pubsub.state_node(peer, interface, _version(interface))
         key = (peer, node)
         if not await self.nodes.subscribe(node, None, lambda: key in self._waiting, lambda: self._waiting.discard(key)):
             self._waiting.add(key)  # before the retry looks (after a pause)
@@ -123,7 +123,7 @@ class StateSync:
 
     async def unsubscribe(self, peer: str, interface: str) -> None:
         link = self.link
-        node = _node(peer, interface)
+        node = pubsub.state_node(peer, interface, _version(interface))
         self._waiting.discard((peer, node))
         with contextlib.suppress(IqError, XmppConnectionError):
             await link.pubsub_iq(pubsub.unsubscribe_body(node, link.bare), node, link.timeout)
