@@ -255,6 +255,10 @@ class Link:
         return f"{self._address[0]}:{self._address[1]}" if self._address else self.domain
 
     @property
+    def _ca_hint(self) -> str:
+        return " (set ca_file to trust a self-signed certificate)" if self.options.ca_file is None else ""
+
+    @property
     def loop(self) -> asyncio.AbstractEventLoop:
         assert self._loop is not None, "the link is not open"
         return self._loop
@@ -407,10 +411,8 @@ class Link:
             self._address = self.addresses[(i + 1) % len(self.addresses)]
 
     def _fail_attempt(self, exc: Exception) -> None:
-        attempt = self._attempt
-        if attempt is not None and not attempt.done():
-            attempt.set_exception(exc)
-            attempt.exception()  # retrieved: no "never retrieved" warnings if nobody awaits
+        if self._attempt is not None:
+            _fail(self._attempt, exc)
 
     def _on_connection_failed(self, error: Any) -> None:
         if self.client is not None:
@@ -424,8 +426,7 @@ class Link:
         )
 
     def _on_invalid_cert(self, error: Any) -> None:
-        hint = " (set ca_file to trust a self-signed certificate)" if self.options.ca_file is None else ""
-        self._last_error = f"TLS certificate of {self.domain} not trusted: {error}{hint}"
+        self._last_error = f"TLS certificate of {self.domain} not trusted: {error}{self._ca_hint}"
         self._fail_attempt(XmppAuthError(self._last_error))
         if self.client is not None:
             self.client.abort()
@@ -460,8 +461,7 @@ class Link:
             self._ping_task = None
         why = self._last_error or (str(reason) if reason else "connection closed")
         if isinstance(reason, ssl.SSLError):
-            hint = " (set ca_file to trust a self-signed certificate)" if self.options.ca_file is None else ""
-            self._fail_attempt(XmppAuthError(f"TLS with {self.domain} failed: {reason}{hint}"))
+            self._fail_attempt(XmppAuthError(f"TLS with {self.domain} failed: {reason}{self._ca_hint}"))
         self._fail_attempt(XmppConnectionError(why))
         self.fail_pending(XmppConnectionError(f"{self.bare}: connection to the XMPP server {self.address} lost"))
         self._on_lost(was_up and not self.closing, why)
@@ -476,9 +476,7 @@ class Link:
     def fail_pending(self, exc: Exception) -> None:
         pending, self._pending = self._pending, {}
         for p in pending.values():
-            if not p.future.done():
-                p.future.set_exception(exc)
-                p.future.exception()
+            _fail(p.future, exc)
 
     async def _keepalive(self) -> None:
         while self.session:
@@ -675,13 +673,16 @@ class Link:
     def _answered(self, iq_id: str, answer: Element | Exception) -> None:
         """The IQ ``iq_id`` we wait for is answered (or failed): its waiter gets it."""
         future = self._pending.pop(iq_id).future
-        if future.done():
-            return
         if isinstance(answer, Exception):
-            future.set_exception(answer)
-            future.exception()  # retrieved: nobody may wait any more
-        else:
+            _fail(future, answer)
+        elif not future.done():
             future.set_result(answer)
+
+
+def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
+    if not future.done():
+        future.set_exception(exc)
+        future.exception()  # retrieved: no "never retrieved" warning if nobody awaits it
 
 
 def reply_address(xml: Element, default: str = "") -> tuple[str, str]:
