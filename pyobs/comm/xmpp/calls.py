@@ -36,26 +36,28 @@ class CallServer:
         except XmppConnectionError:
             log.warning("%s: could not answer a call: not connected", self.link.bare)
 
+    def _refuse(self, reply: str, kind: str, what: str, *args: object) -> None:
+        """Answer a call we do not serve with ``reply``; a rate-limited log line of ``kind`` says ``what``."""
+        self.link.limited.warning(kind, "%s: " + what, self.link.bare, *args)
+        self._reply(reply)
+
     def on_call(self, xml: Element, query: Element) -> None:
         link = self.link
         frm = xml.get("from", "")
         to, iq_id = reply_address(xml)
         bare = frm.partition("/")[0]
         if not link.trusted(bare):
-            link.limited.warning("untrusted-call", "%s: refused a call from %s: not in the fleet", link.bare, frm)
-            self._reply(rpc.iq_error(to, iq_id, "forbidden", "auth", 403, "not a member of this fleet"))
-            return
+            reply = rpc.iq_error(to, iq_id, "forbidden", "auth", 403, "not a member of this fleet")
+            return self._refuse(reply, "untrusted-call", "refused a call from %s: not in the fleet", frm)
         method = rpc.peek_method(query)
         handler = self.handler
         sender = link.sender_name(bare)
         if not method:
-            link.limited.warning("no-method", "%s: rejected a call from %s without a method name", link.bare, frm)
-            self._reply(rpc.fault(to, iq_id, describe(ValueError("call without <methodName>"))))
-            return
+            reply = rpc.fault(to, iq_id, describe(ValueError("call without <methodName>")))
+            return self._refuse(reply, "no-method", "rejected a call from %s without a method name", frm)
         if handler is None or handler.method(method) is None:
-            link.limited.warning("unknown-method", "%s: %s called unknown method %r", link.bare, sender, method[:100])
-            self._reply(rpc.iq_error(to, iq_id, "item-not-found", "cancel", 404, f"no method {method[:100]}", query))
-            return
+            reply = rpc.iq_error(to, iq_id, "item-not-found", "cancel", 404, f"no method {method[:100]}", query)
+            return self._refuse(reply, "unknown-method", "%s called unknown method %r", sender, method[:100])
         # progress goes to callers that say on the call that they take it (a pyobs-comm caller
         # of a pyobs-comm callee; not known from discovery, which may still be under way)
         progress = self._progress_sink(to, iq_id) if query.get("progress") == "1" else None
@@ -86,11 +88,9 @@ class CallServer:
         try:
             name, args = rpc.parse_compact_call(query) if compact else rpc.parse_call(query)
         except (rpc.RpcFormatError, DecodeError) as exc:
-            link.limited.warning(
-                "garbled-call", "%s: rejected a garbled call of %s() from %s: %s", link.bare, method[:100], sender, exc
-            )
-            self._reply(rpc.fault(to, iq_id, describe(ValueError(str(exc)))))
-            return
+            reply = rpc.fault(to, iq_id, describe(ValueError(str(exc))))
+            why = "rejected a garbled call of %s() from %s: %s"
+            return self._refuse(reply, "garbled-call", why, method[:100], sender, exc)
 
         def announce(seconds: float) -> None:
             self._reply(rpc.method_timeout(to, iq_id, seconds))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -72,6 +72,14 @@ class XmppTransport(Transport):
         self.peers = PeerTable(link, self.exports, self.events, self.publisher, self.state)
         self.server = CallServer(link)
         self.client = CallClient(link, self.peers)
+        #: (IQ type, tag of its payload) → the part that answers such a request
+        self._requests: dict[tuple[str | None, str], Callable[[Element, Element], None]] = {
+            ("set", rpc.Q_COMPACT_CALL): self.server.on_call,
+            ("set", rpc.Q_QUERY): self.server.on_call,
+            ("set", control.Q_CANCEL): self.server.on_cancel,
+            ("set", Q_DIRECT_SUBSCRIBE): self.publisher.on_direct_subscribe,
+            ("get", discovery.Q_QUERY): self.exports.on_disco,
+        }
 
     @property
     def connected(self) -> bool:
@@ -237,25 +245,12 @@ class XmppTransport(Transport):
 
     def _on_iq(self, xml: Element) -> bool:
         """Requests to us (answers to our IQs, roster pushes and pings the link took already)."""
-        typ = xml.get("type")
-        if typ == "set":
-            for child in xml:  # the call envelope is the only child of a call
-                if child.tag == rpc.Q_COMPACT_CALL or child.tag == rpc.Q_QUERY:
-                    self.server.on_call(xml, child)
-                    return True
-                if child.tag == control.Q_CANCEL:
-                    self.server.on_cancel(xml, child)
-                    return True
-            sub = xml.find(Q_DIRECT_SUBSCRIBE)
-            if sub is not None:
-                self.publisher.on_direct_subscribe(xml, sub)
-                return True
-        elif typ == "get":
-            query = xml.find(discovery.Q_QUERY)
-            if query is not None:
-                self.exports.on_disco(xml, query)
-                return True
-        return False
+        # a request has exactly one child, its payload (RFC 6120 8.2.3), which says what it asks
+        handle = self._requests.get((xml.get("type"), xml[0].tag)) if len(xml) else None
+        if handle is None:
+            return False
+        handle(xml, xml[0])
+        return True
 
     def _on_message(self, xml: Element) -> bool:
         link = self.link
