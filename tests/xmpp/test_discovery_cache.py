@@ -50,13 +50,14 @@ async def test_modules_alike_share_a_ver_and_are_asked_once(xmpp_backend: Any) -
     for module in (a, b):
         t = transport_of(module)
         answer = t.exports.on_disco
+        assert t.requests[("get", discovery.Q_QUERY)] == answer  # disco#info queries go there
 
         def counting(xml: Element, query: Element, name: str = module.comm.name, answer: Any = answer) -> None:
             if xml.get("from", "").startswith("watcher@"):
                 asked.append(name)
             answer(xml, query)
 
-        t.exports.on_disco = counting  # type: ignore[method-assign]
+        t.requests[("get", discovery.Q_QUERY)] = counting
     watcher = xmpp_backend.comm("watcher")
     try:
         assert transport_of(a).exports.caps_ver == transport_of(b).exports.caps_ver  # only their names differ

@@ -72,8 +72,8 @@ class XmppTransport(Transport):
         self.peers = PeerTable(link, self.exports, self.events, self.publisher, self.state)
         self.server = CallServer(link)
         self.client = CallClient(link, self.peers)
-        #: (IQ type, tag of its payload) → the part that answers such a request
-        self._requests: dict[tuple[str | None, str], Callable[[Element, Element], None]] = {
+        #: (IQ type, tag of its payload) → the part's method that answers such a request
+        self.requests: dict[tuple[str | None, str], Callable[[Element, Element], None]] = {
             ("set", rpc.Q_COMPACT_CALL): self.server.on_call,
             ("set", rpc.Q_QUERY): self.server.on_call,
             ("set", control.Q_CANCEL): self.server.on_cancel,
@@ -246,7 +246,7 @@ class XmppTransport(Transport):
     def _on_iq(self, xml: Element) -> bool:
         """Requests to us (answers to our IQs, roster pushes and pings the link took already)."""
         # a request has exactly one child, its payload (RFC 6120 8.2.3), which says what it asks
-        handle = self._requests.get((xml.get("type"), xml[0].tag)) if len(xml) else None
+        handle = self.requests.get((xml.get("type"), xml[0].tag)) if len(xml) else None
         if handle is None:
             return False
         handle(xml, xml[0])
