@@ -25,10 +25,6 @@ def _start(backend: Any, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
     return start_module_process(tmp_path, name, config, HERE)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    stop_process(proc, 10.0)  # SIGTERM, SIGKILL after 10 s
-
-
 async def test_module_in_another_process(backend: Any, tmp_path: Path) -> None:
     if not backend.multiprocess:
         pytest.skip(f"{backend.kind} works within one process")
@@ -57,7 +53,7 @@ async def test_module_in_another_process(backend: Any, tmp_path: Path) -> None:
         await eventually(lambda: "sink" in watch.closed, what="ModuleClosedEvent")
         assert time.monotonic() - start < 60.0
     finally:
-        _stop(proc)
+        stop_process(proc, 10.0)
         await caller.close()
 
 
@@ -69,9 +65,9 @@ async def test_module_process_closes_cleanly_on_sigterm(backend: Any, tmp_path: 
     proc = _start(backend, tmp_path, "sink")
     try:
         await seen(caller, "sink", timeout=20.0)
-        _stop(proc)
+        stop_process(proc, 10.0)
         assert proc.returncode == 0, (tmp_path / "sink.log").read_text()
         await unseen(caller, "sink", timeout=5.0)
     finally:
-        _stop(proc)
+        stop_process(proc, 10.0)
         await caller.close()
