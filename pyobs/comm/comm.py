@@ -76,8 +76,13 @@ _PRESENCE_STATES = frozenset({"ready", "error", "local", "starting"})
 #: methods that may be called while a module is starting or in error (as pyobs-core)
 _ALWAYS_ALLOWED = frozenset({"reset_error", "get_permitted_methods"})
 #: how long peers are kept (marked stale) while our own link is down, and after it is back for
-#: them to be seen again, before they are reported offline [s]
+#: them to be seen again, before they are reported offline [s]; the one grace of every transport
 PEER_GRACE = 10.0
+#: peers that went offline this shortly before our own link went may have gone with the server:
+#: the events kept while the link was down wait for them too (within the grace) [s]
+RECENTLY_GONE = 2.0
+#: how many of those times are remembered at most
+_RECENTLY_GONE_MAX = 1024
 
 #: set by a tool (pyobs-comm, the dashboard) around a call to learn its deadline: called with the
 #: seconds from now to the deadline whenever the callee announces a duration (``@timeout``)
@@ -217,6 +222,15 @@ class Comm:
         self._returned: set[str] = set()
         #: ends the grace of stale peers (armed when our link goes down and again when it is back)
         self._grace_timer: asyncio.TimerHandle | None = None
+        #: the outbox is held since our link went: after it is back, until the peers in ``_awaited``
+        #: are reported again or their grace ended, so the events kept meanwhile reach them
+        self._holding = False
+        #: peers we knew when our link went (and those gone just before), not reported again yet
+        self._awaited: set[str] = set()
+        #: when peers went offline (the recent ones), oldest first
+        self._offline_at: dict[str, float] = {}
+        #: counts our link's losses: a release of the outbox started before the last one is void
+        self._losses = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -302,6 +316,10 @@ class Comm:
         """Go offline; pending calls of ours end, handlers are cancelled."""
         if not self._opened:
             return
+        if self._holding and self._connected:  # closing within the grace: the peers back get what waits
+            self._holding = False
+            self._awaited.clear()
+            await self._release_outbox(self._losses)
         # what waits goes out first (bounded), while we are still online
         await self.outbox.close()
         box = self.outbox
@@ -312,6 +330,8 @@ class Comm:
         self._connected = False
         self._cancel_grace()
         self._returned.clear()
+        self._holding = False
+        self._awaited.clear()
         try:
             await asyncio.wait_for(self._transport.close(), timeout=max(self.timeout, 5.0))
         except TimeoutError:
@@ -514,6 +534,9 @@ class Comm:
             for key in self._state_handlers:
                 if key[0] == name:  # somebody watches this module's state: subscribe again
                     self._spawn(self._resubscribe(key))
+        if name in self._awaited:
+            self._awaited.discard(name)
+            self._release_when_all_back()
 
     def peer_module_state(self, name: str, state: str, message: str = "") -> None:
         """A peer shows a new lifecycle state (``ready``, ``error`` with a message, ``local``)."""
@@ -540,20 +563,30 @@ class Comm:
             self._state_cache.pop(key, None)
         for key in [k for k in self._caps_cache if k[0] == name]:
             del self._caps_cache[key]
+        self._offline_at.pop(name, None)
+        self._offline_at[name] = time.monotonic()
+        if len(self._offline_at) > _RECENTLY_GONE_MAX:
+            del self._offline_at[next(iter(self._offline_at))]
         self._dispatch(ModuleClosedEvent(module=name), name)
+        if name in self._awaited:
+            self._awaited.discard(name)
+            self._release_when_all_back()
 
     def connection_changed(self, connected: bool, reason: str = "") -> None:
         """The connectivity policy, the same for every transport.
 
         Link lost: calls in flight end at once with :class:`NotConnected`, new calls fail at once;
-        peers are kept, marked stale (no ModuleClosedEvent), for ``peer_grace`` seconds. Link back:
-        peers the transport reports again are fresh (their state is subscribed again); those not
-        seen within ``peer_grace`` after that, or all of them if we stay down longer, go offline.
+        peers are kept, marked stale (no ModuleClosedEvent), for ``peer_grace`` seconds; events wait
+        in the outbox. Link back: calls work again; peers the transport reports again are fresh
+        (their state is subscribed again); those not seen within ``peer_grace`` after that, or all of
+        them if we stay down longer, go offline. The events kept meanwhile go out once every peer we
+        knew is back or gone (so they reach those that come back), after what the transport's old
+        connection never confirmed (:meth:`Transport.resend_unconfirmed`).
         """
         was = self._connected
         self._connected = connected
-        self.outbox.set_connected(connected)  # back: what waits goes out, in order
         if not self._opened:
+            self.outbox.set_connected(connected)
             return
         if connected:
             log.info("%s: connection restored", self.name)
@@ -561,18 +594,44 @@ class Comm:
             for name in returned:
                 if name in self._peers:
                     self._resubscribe_peer(name)
-            if any(p.stale for p in self._peers.values()):
+            if self._awaited:
                 self._arm_grace()  # a fresh grace for the stale ones to be seen again
+            self._release_when_all_back()
             return
         log.warning("%s: connection lost%s", self.name, f" ({reason})" if reason else "")
+        self.outbox.set_connected(False)
+        self._losses += 1
+        self._holding = True
         self._lost_reason = reason or "connection lost"
         for peer in self._peers.values():
             peer.stale = True
+        now = time.monotonic()
+        recent = {n for n, t in self._offline_at.items() if now - t < RECENTLY_GONE}
+        self._awaited |= set(self._peers) | recent
         for calls in self._inflight.values():
             for call in list(calls):
                 call._abort(lost=self._lost_reason)
         if was or self._grace_timer is None:
             self._arm_grace()
+
+    def _release_when_all_back(self) -> None:
+        """After a reconnect: once nobody is awaited any more, the outbox sends what it kept."""
+        if self._holding and self._connected and not self._awaited:
+            self._holding = False
+            self._spawn(self._release_outbox(self._losses))
+
+    async def _release_outbox(self, losses: int) -> None:
+        try:  # older than anything in the outbox: first
+            async with asyncio.timeout(self.timeout):
+                await self._transport.resend_unconfirmed()
+        except NotConnected:
+            pass  # the transport keeps it for its next connection
+        except TimeoutError:
+            log.warning("%s: sending again what the old connection never confirmed timed out", self.name)
+        except Exception as exc:
+            log.warning("%s: events lost with the old connection could not be sent again: %s", self.name, exc)
+        if losses == self._losses and self._connected:
+            self.outbox.set_connected(True)
 
     def _resubscribe_peer(self, name: str) -> None:
         keys = {k for k in self._state_subscribed if k[0] == name} | {k for k in self._state_handlers if k[0] == name}
@@ -595,6 +654,9 @@ class Comm:
             log.info("%s: not seen again within %.1f s: %s", self.name, self.peer_grace, ", ".join(sorted(stale)))
         for name in stale:
             self.peer_offline(name)
+            self._transport.forget_peer(name)
+        self._awaited.clear()
+        self._release_when_all_back()
 
     # ------------------------------------------------------------------ calls (caller side)
 

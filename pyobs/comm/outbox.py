@@ -20,9 +20,10 @@ reported in one warning per :data:`WARN_INTERVAL` seconds. ``close()`` delivers 
 "N queued events not sent before closing".
 
 A transport that writes an event and learns later whether the server took it (XMPP publishes
-confirmed by an IQ result) keeps the unconfirmed ones itself and writes them again after a
-reconnect, *before* it reports the connection back: so they still go out before anything that
-waited here, and the order holds.
+confirmed by an IQ result) keeps the unconfirmed ones itself; after a reconnect the core has them
+written again (``Transport.resend_unconfirmed``) right before this outbox flushes: so they still go
+out before anything that waited here, and the order holds. The core connects this outbox again
+only once the peers it knew are back or their grace ended (``Comm.connection_changed``).
 """
 
 from __future__ import annotations

@@ -132,9 +132,11 @@ class TransportHandler(Protocol):
 
         That is all a transport reports about its link: the core decides what follows, the same
         for every transport (peers kept for a grace period, calls failing at once with
-        :class:`NotConnected`, state subscribed again when a peer is seen again).
-        Peers seen again after a reconnect are reported through ``peer_online`` as usual; a
-        transport does not report its peers offline because its own link went.
+        :class:`NotConnected`, state subscribed again when a peer is seen again, the events kept
+        meanwhile sent once the peers it knew are back or their grace ended). Report the link back
+        as soon as it can carry calls; peers seen again are reported through ``peer_online`` as
+        usual, whenever they come back; a transport neither reports its peers offline because its
+        own link went nor waits for them to come back.
         """
 
 
@@ -224,4 +226,17 @@ class Transport(abc.ABC):
 
     async def fetch_capabilities(self, peer: str, interface: str) -> Any:
         """A peer's capabilities for one interface (plain or typed), None if unknown."""
+        return None
+
+    async def resend_unconfirmed(self) -> None:
+        """After a reconnect, right before the core sends the events its outbox kept: write again
+        what the old connection took but never confirmed (receivers drop duplicates by uuid), so it
+        goes out before anything newer. Raise :class:`NotConnected` if the link went again (keep it
+        for the next connection). Default: a transport that keeps nothing."""
+        return None
+
+    def forget_peer(self, peer: str) -> None:
+        """The core gave ``peer`` up: kept while our link was down, it was not reported again within
+        the grace (the core reported it offline). Forget what is kept for it; report it through
+        ``peer_online`` as a new peer if it comes back. Default: a transport that kept nothing."""
         return None

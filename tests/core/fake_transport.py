@@ -4,7 +4,8 @@ Unlike LocalTransport it behaves like a wire: a call is served in a task of its 
 side (so the caller really waits), values travel as they are, exceptions travel by name, and the
 test controls the link: :meth:`FakeNetwork.cut` makes every member report its connection lost
 and refuse to send with NotConnected, :meth:`FakeNetwork.restore` brings it back and reports the
-members it names again. It records what the core asked of it, so tests can count.
+members it names again, :meth:`FakeNetwork.rejoin` brings back one that reconnects later. It
+records what the core asked of it, so tests can count.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class FakeNetwork:
         self.up = True
 
     def online(self) -> list[FakeTransport]:
-        return [m for m in self.members.values() if m.info is not None]
+        return [m for m in self.members.values() if m.info is not None and not m.away]
 
     def cut(self, reason: str = "fake link cut") -> None:
         """Every member loses its link (as when a server goes away)."""
@@ -37,21 +38,38 @@ class FakeNetwork:
             if member.handler is not None:
                 member.handler.connection_changed(False, reason)
 
-    def restore(self, back: list[str] | None = None) -> None:
-        """The link is back; members in ``back`` (default: all) are reported again to the others.
+    def restore(self, back: list[str] | None = None, later: list[str] | None = None) -> None:
+        """The link is back; members in ``back`` (default: all but ``later``) are reported again.
 
-        Members not in ``back`` are treated as gone while the link was down: they leave.
+        Members in ``later`` stay away (not connected, not seen) until :meth:`rejoin`; the others
+        not in ``back`` are treated as gone while the link was down: they leave.
         """
         self.up = True
-        names = set(self.members) if back is None else set(back)
+        away = set(later or ())
+        names = (set(self.members) if back is None else set(back)) | away
         for name in [n for n in self.members if n not in names]:
             self.members.pop(name).info = None
+        for name in away:
+            self.members[name].away = True
         for member in self.members.values():
+            if member.away:
+                continue
             for other in self.online():
                 if other is not member:
                     member.see(other)
             if member.handler is not None:
                 member.handler.connection_changed(True)
+
+    def rejoin(self, name: str) -> None:
+        """A member that stayed away after :meth:`restore` reconnects: it and the others see each other."""
+        member = self.members[name]
+        member.away = False
+        for other in self.online():
+            if other is not member:
+                other.see(member)
+                member.see(other)
+        if member.handler is not None:
+            member.handler.connection_changed(True)
 
 
 class FakeTransport(Transport):
@@ -70,9 +88,16 @@ class FakeTransport(Transport):
         self.state_subs: set[tuple[str, str]] = set()
         #: a call to one of these methods is sent but never answered
         self.unanswered: set[str] = set()
+        #: not back yet after the network's restore (see FakeNetwork.rejoin)
+        self.away = False
+        #: events "written to the old connection but never confirmed": sent again on resend_unconfirmed
+        self.unconfirmed: list[Event] = []
+        self.resends = 0
+        #: peers the core gave up (forget_peer)
+        self.forgotten: list[str] = []
 
     def _check_link(self, what: str) -> None:
-        if not self.network.up:
+        if not self.network.up or self.away:
             raise NotConnected(f"{self.name}: cannot {what}: fake link is down")
 
     async def open(self, handler: TransportHandler) -> None:
@@ -135,6 +160,15 @@ class FakeTransport(Transport):
             if member is not self and member.handler is not None and member.info is not None:
                 if event.type in member.info.receives:
                     member.handler.event_received(self.name, event)
+
+    async def resend_unconfirmed(self) -> None:
+        self.resends += 1
+        while self.unconfirmed:
+            await self.publish_event(self.unconfirmed[0])
+            self.unconfirmed.pop(0)
+
+    def forget_peer(self, peer: str) -> None:
+        self.forgotten.append(peer)
 
     async def publish_state(self, interface: str, state: Any) -> None:
         self.state[interface] = state

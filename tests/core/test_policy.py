@@ -271,6 +271,161 @@ async def test_events_sent_while_the_link_is_down_wait_in_the_outbox_and_arrive_
         assert sender.outbox.waiting == 0
 
 
+# ---------------------------------------------------------------------------------- the grace after a reconnect
+
+
+class Fleet:
+    """A plain ``sender`` comm and modules ``a`` and ``b`` that handle PolicyEvent, on one fake network;
+    ``sender`` records ModuleOpened/Closed events and ``a``/``b`` the PolicyEvents that reach them."""
+
+    def __init__(self, grace: float) -> None:
+        self.network = FakeNetwork()
+        self.transport = FakeTransport("sender", self.network)
+        self.sender = Comm(self.transport, peer_grace=grace)
+        self.modules = {n: Slow(comm=Comm(FakeTransport(n, self.network), peer_grace=grace)) for n in ("a", "b")}
+        self.got: dict[str, list[int]] = {"a": [], "b": []}
+        self.opened: list[str] = []
+        self.closed: list[str] = []
+
+    async def open_module(self, name: str) -> None:
+        got = self.got[name]
+
+        async def on_event(event: Any, sender: str) -> bool:
+            got.append(event.number)
+            return True
+
+        module = self.modules[name]
+        await module.comm.register_event(PolicyEvent, on_event)
+        await module.open()
+
+    async def __aenter__(self) -> Fleet:
+        async def on_opened(event: Any, sender: str) -> bool:
+            self.opened.append(event.module)
+            return True
+
+        async def on_closed(event: Any, sender: str) -> bool:
+            self.closed.append(event.module)
+            return True
+
+        await self.sender.register_event(ModuleOpenedEvent, on_opened)
+        await self.sender.register_event(ModuleClosedEvent, on_closed)
+        await self.sender.register_event(PolicyEvent)
+        for name in self.modules:
+            await self.open_module(name)
+        await self.sender.open()
+        await eventually(lambda: sorted(self.sender.clients) == ["a", "b"], what="a and b seen")
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.sender.close()
+        for module in self.modules.values():
+            await module.close()
+
+    async def send(self, *numbers: int) -> None:
+        for number in numbers:
+            await self.sender.send_event(PolicyEvent(number=number))
+
+
+async def test_events_kept_during_an_outage_wait_for_the_peers_that_come_back_within_the_grace() -> None:
+    async with Fleet(grace=5.0) as fleet:
+        fleet.network.cut()
+        await fleet.send(1, 2)
+        fleet.transport.unconfirmed = [PolicyEvent(number=0)]  # written before the cut, never confirmed
+        fleet.network.restore(later=["b"])  # a is back with us, b reconnects later
+        assert fleet.sender.connected and fleet.sender.stale == ["b"]
+        proxy = await fleet.sender.proxy("a", ISlow)
+        assert await proxy.wait(0.0) == 0.0  # calls work at once
+        await fleet.send(3)  # behind the kept ones
+        assert fleet.sender.outbox.waiting == 3 and fleet.transport.resends == 0  # held for b
+        assert fleet.got["a"] == []
+        fleet.network.rejoin("b")
+        for name in ("a", "b"):
+            await eventually(lambda n=name: fleet.got[n] == [0, 1, 2, 3], what=f"the kept events at {name}, in order")
+        assert fleet.transport.resends == 1 and fleet.sender.outbox.waiting == 0
+        assert fleet.closed == [] and fleet.transport.forgotten == []
+        assert fleet.sender.stale == []
+
+
+async def test_peers_not_back_within_the_grace_go_offline_once_each_and_the_kept_events_go_out() -> None:
+    grace = 0.4
+    async with Fleet(grace=grace) as fleet:
+        fleet.network.cut()
+        await fleet.send(1, 2)
+        fleet.network.restore(later=["b"])
+        start = time.monotonic()
+        assert fleet.sender.outbox.waiting == 2 and fleet.closed == []
+        await eventually(lambda: fleet.closed == ["b"], what="b reported gone after the grace")
+        assert time.monotonic() - start >= grace - 0.05
+        await eventually(lambda: fleet.got["a"] == [1, 2], what="the kept events, at the end of the grace")
+        assert fleet.transport.forgotten == ["b"] and fleet.sender.clients == ["a"]
+        # b comes back later: a new peer, once
+        fleet.network.rejoin("b")
+        await eventually(lambda: fleet.opened == ["a", "b", "b"], what="b seen again as a new peer")
+        await fleet.send(3)
+        await eventually(lambda: fleet.got["b"] == [3], what="an event to b")
+        assert fleet.closed == ["b"] and fleet.transport.forgotten == ["b"]  # exactly once
+
+
+async def test_a_second_drop_during_the_grace_starts_it_again() -> None:
+    grace = 1.2
+    loop = asyncio.get_running_loop()
+    async with Fleet(grace=grace) as fleet:
+        fleet.network.cut()
+        await fleet.send(1)
+        fleet.network.restore(later=["b"])
+        restored = loop.time()
+        proxy = await fleet.sender.proxy("a", ISlow)
+        assert await proxy.wait(0.0) == 0.0  # a round trip: the loop ran, and the event still waits for b
+        assert fleet.sender.outbox.waiting == 1
+        await asyncio.sleep(grace / 2)  # the scenario: the link goes again half-way through the grace
+        fleet.network.cut()  # everybody stale again, a fresh grace
+        cut = loop.time()
+        assert sorted(fleet.sender.stale) == ["a", "b"]
+        await fleet.send(2)
+        # past the end of the first grace, within the second: nobody may be reported gone
+        await asyncio.sleep(max(0.0, restored + 1.25 * grace - loop.time()))
+        assert fleet.closed == [] and fleet.sender.outbox.waiting == 2
+        assert loop.time() < cut + grace, "the machine was too slow for this check to mean anything"
+        fleet.network.restore(later=["b"])
+        fleet.network.rejoin("b")
+        for name in ("a", "b"):
+            await eventually(lambda n=name: fleet.got[n] == [1, 2], what=f"the kept events at {name}")
+        assert fleet.closed == [] and fleet.sender.stale == []
+        await asyncio.sleep(grace)  # past every grace armed: still nobody gone
+        assert fleet.closed == [] and fleet.transport.forgotten == []
+
+
+async def test_closing_during_the_grace_sends_what_waits_to_the_peers_back_and_reports_nobody_gone() -> None:
+    grace = 1.0
+    async with Fleet(grace=grace) as fleet:
+        fleet.network.cut()
+        await fleet.send(1, 2)
+        fleet.network.restore(later=["b"])
+        start = time.monotonic()
+        await fleet.sender.close()
+        assert time.monotonic() - start < grace  # does not wait for the grace
+        assert fleet.sender.outbox.unsent == 0 and fleet.got["a"] == [1, 2]
+        await asyncio.sleep(grace)  # past the grace: its timer went with close()
+        assert fleet.closed == [] and fleet.transport.forgotten == []
+
+
+async def test_a_peer_gone_just_before_our_link_went_is_waited_for_too() -> None:
+    async with Fleet(grace=5.0) as fleet:
+        await fleet.modules["b"].close()  # e.g. the server ended its session just before ours
+        await eventually(lambda: fleet.closed == ["b"], what="b gone")
+        fleet.network.cut()
+        await fleet.send(1)
+        fleet.network.restore()
+        proxy = await fleet.sender.proxy("a", ISlow)
+        assert await proxy.wait(0.0) == 0.0  # a round trip: the loop ran, and the event still waits for b
+        assert fleet.sender.outbox.waiting == 1  # b may come back with the server
+        fleet.modules["b"] = Slow(comm=Comm(FakeTransport("b", fleet.network), peer_grace=5.0))
+        await fleet.open_module("b")
+        for name in ("a", "b"):
+            await eventually(lambda n=name: fleet.got[n] == [1], what=f"the kept event at {name}")
+        assert fleet.opened == ["a", "b", "b"] and fleet.closed == ["b"]
+
+
 # ---------------------------------------------------------------------------------- backoff
 
 

@@ -121,7 +121,12 @@ class EventSignals:
         if unwritten is not None:
             fut, event = unwritten
             if not fut.done() or fut.cancelled() or fut.exception() is not None:
-                await self.publish(event)
+                try:
+                    await self.publish(event)
+                except NotConnected:
+                    if self._unwritten is None:  # lost again: still the oldest, for the next connection
+                        self._unwritten = unwritten
+                    raise
 
     async def drain(self, timeout: float = 2.0) -> None:
         """Before closing: disconnecting drops what dbus-fast has not written yet; let the last out."""

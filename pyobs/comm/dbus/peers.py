@@ -4,9 +4,8 @@ Owns: the unique name ↔ module name maps, the set of peers reported online, th
 requests under way and whether the owners listed at (re)connection are known yet. Discovery is
 ``ListNames`` once per connection, then ``NameOwnerChanged`` signals for our prefix and
 ``org.pyobs.Module.Describe()`` for each module that appears; no polling. When our link goes the
-table is emptied without reporting anybody offline: the core keeps peers for its grace period;
-after the reconnect the transport waits (bounded) for those peers to be seen again before it
-reports the link back, so the events the core kept meanwhile reach them.
+table is emptied without reporting anybody offline: the core keeps peers for its grace period
+and, after the reconnect, waits for discovery to report them again.
 """
 
 from __future__ import annotations
@@ -20,10 +19,6 @@ from .link import Link
 from .wire import DBUS_NAME, DBUS_PATH, DESCRIBE_SIGNATURE, ERROR, MAX_STATUS, MODULE_IFACE, Names, bus_name_of, spawn
 
 log = logging.getLogger(__name__)
-
-#: after a reconnect, how long [s] to wait for the peers that were online to come back before the
-#: link counts as back (and the events kept meanwhile are sent)
-RESTORE_GRACE = 3.0
 
 
 class PeerTable:
@@ -41,9 +36,6 @@ class PeerTable:
         # we cannot name yet may be a module of ours, whose name its call must be checked under
         self._owners_settled = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
-        #: peers that were online when our link went, and whether all of them are seen again
-        self._returning: set[str] = set()
-        self._all_back = asyncio.Event()
 
     # ------------------------------------------------------------------ names
 
@@ -172,8 +164,6 @@ class PeerTable:
         interfaces, sends, label = body
         first = peer not in self._online
         self._online.add(peer)
-        if self._returning and self._returning <= self._online:
-            self._all_back.set()
         if self.handler is not None:
             self.handler.peer_online(peer, [(str(n), int(v)) for n, v in interfaces], set(sends), str(label))
             if first:
@@ -225,9 +215,6 @@ class PeerTable:
     def forget(self) -> None:
         """Our link went: unique names mean nothing on the next connection. Nobody is reported
         offline here (the core keeps peers for its grace); discovery reports them again."""
-        if self._online:
-            self._returning = set(self._online)
-            self._all_back.clear()
         for task in self._describing.values():
             task.cancel()
         self._describing.clear()
@@ -235,17 +222,6 @@ class PeerTable:
         self._owners_settled.clear()  # callers are named again once discovery has run
         self._unique.clear()
         self._online.clear()
-
-    async def wait_for_returning(self, grace: float = RESTORE_GRACE) -> None:
-        """After a reconnect: give the peers that were online a moment to come back too (they
-        reconnect to a restarted bus as we do)."""
-        if self._returning and not self._returning <= self._online:
-            try:
-                async with asyncio.timeout(grace):
-                    await self._all_back.wait()
-            except TimeoutError:
-                pass
-        self._returning = set()
 
     def close(self) -> None:
         for task in list(self._tasks):

@@ -96,11 +96,6 @@ class DbusTransport(Transport):
             self._handler.connection_changed(False, reason)
 
     async def _back(self) -> None:
-        await self.peers.wait_for_returning()
-        try:
-            await self.events.resend_unwritten()  # older than anything in the core's outbox
-        except Exception as exc:
-            log.warning("%s: an event lost with the old connection could not be sent again: %s", self.name, exc)
         if self._handler is not None:
             self._handler.connection_changed(True)
 
@@ -177,6 +172,9 @@ class DbusTransport(Transport):
 
     async def resolve(self, peer: str) -> bool:
         return await self.peers.resolve(peer)
+
+    async def resend_unconfirmed(self) -> None:
+        await self.events.resend_unwritten()
 
     # ------------------------------------------------------------------ incoming messages
 

@@ -41,13 +41,16 @@ class LocalNetwork:
         if self.members.get(member.name) is member:
             del self.members[member.name]
             for other in list(self.members.values()):
-                other.forget(member.name)
+                # during a simulated outage nobody can be told (as on a server): the others' cores
+                # give it up when their grace ends
+                other.forget(member.name, report=self.outage is None)
 
     # -- for tests: what a server going away and coming back looks like to the members
 
     def simulate_outage(self, reason: str = "simulated outage of the local network") -> None:
         """For tests: every member's link goes down at once (as when the XMPP server or the D-Bus
-        daemon stops). Calls, events and subscriptions raise NotConnected until :meth:`end_outage`."""
+        daemon stops). Calls, events and subscriptions raise NotConnected until :meth:`end_outage`;
+        a member that closes meanwhile is not reported to the others (nobody can tell them)."""
         self.outage = reason
         for member in list(self.members.values()):
             member.link_changed(False, reason)

@@ -94,11 +94,11 @@ class LocalTransport(Transport):
             if member is not self and member.handler is not None:
                 member.handler.peer_module_state(self.name, *self.module_state)
 
-    def forget(self, name: str) -> None:
+    def forget(self, name: str, report: bool = True) -> None:
         for subs in self._event_subscribers.values():
             subs[:] = [m for m in subs if m.name != name]
         self._state_subs = {k for k in self._state_subs if k[0] != name}
-        if self.handler is not None:
+        if report and self.handler is not None:
             self.handler.peer_offline(name)
 
     def link_changed(self, up: bool, reason: str = "") -> None:

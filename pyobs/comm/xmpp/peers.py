@@ -2,12 +2,13 @@
 
 Owns: the :class:`~.discovery.Peer` records (by name), the :class:`Discovery` of what they
 offer and the peers waiting for the query of their caps ``ver``, the unavailable presences being
-confirmed (``OFFLINE_DEBOUNCE``), the peers expected back after our reconnect and when peers went,
-and the peer check (a small IQ per peer every ``peer_check_interval`` s, because servers do not
-always say when a peer is gone) with the peers that stopped answering it. Who is online comes
+confirmed (``OFFLINE_DEBOUNCE``), and the peer check (a small IQ per peer every
+``peer_check_interval`` s, because servers do not always say when a peer is gone) with the peers
+that stopped answering it. Who is online comes
 from roster presence at our resource; a peer is reported online to the core once its disco#info
 is read and its event subscriptions are made. When our link goes the peers are kept, marked
-stale: the core owns the grace period.
+stale: the core owns the grace period (it waits for them after our reconnect, and tells us
+through ``forget`` whom it gave up).
 """
 
 from __future__ import annotations
@@ -38,14 +39,10 @@ DISCO_IN_FLIGHT = 8
 CAPS_CACHE_SIZE = 256
 #: a ver no peer announces (a peer whose discovery failed: its next presence asks again)
 NO_VER = "\x00"
-#: after reconnecting, how long to wait for the peers we knew to come back before flushing events
-RESTORE_GRACE = 5.0
 #: how long open() waits for the discovery of the peers already online (slow ones are reported later)
 DISCOVERY_WAIT = 2.0
 #: roster contacts open() asks whether they are online (a bound for very large rosters)
 MAX_ROSTER_PROBES = 1000
-#: peers that went offline this shortly before we lost the server are expected back with it
-RECENTLY_GONE = 2.0
 #: an unavailable presence counts after this long (unless our own connection ends meanwhile)
 OFFLINE_DEBOUNCE = 0.05
 #: longest error text of a peer's presence kept (the rest is cut off)
@@ -89,12 +86,8 @@ class PeerTable:
         self._peers: dict[str, Peer] = {}
         #: peers waiting for the query of their ver under way (answered without a task each)
         self._waiting: dict[str, list[Peer]] = {}
-        self._returned = asyncio.Event()
         #: set whenever a peer's available presence arrives
         self._seen = asyncio.Event()
-        #: peers we expect back after a reconnect, and when peers went offline
-        self._expected: set[str] = set()
-        self._gone_at: dict[str, float] = {}
         #: peers whose unavailable presence is being confirmed
         self._leaving: dict[str, asyncio.TimerHandle] = {}
         #: peers that stopped answering the check: name → full JID (asked again; back if they answer)
@@ -125,9 +118,6 @@ class PeerTable:
         self._leaving.clear()
         for peer in self._peers.values():
             peer.stale = True
-        # peers whose session the server ended just before ours (a server shutdown) come back too
-        now = time.monotonic()
-        self._expected = set(self._peers) | {n for n, t in self._gone_at.items() if now - t < RECENTLY_GONE}
 
     def close(self) -> None:
         if self._check_task is not None:
@@ -141,7 +131,6 @@ class PeerTable:
         self._leaving.clear()
         self._peers.clear()
         self._waiting.clear()
-        self._expected.clear()
 
     # ------------------------------------------------------------------ who is online when we go online
 
@@ -182,10 +171,7 @@ class PeerTable:
         return [n for n, up in zip(names, answers, strict=True) if up]
 
     async def wait_for(self, online: list[str]) -> None:
-        """Until the peers known to be online are discovered (their presence may still be on its way);
-        after a reconnect, first the peers we knew (bounded by RESTORE_GRACE)."""
-        if self._expected:
-            await self._wait_for_returning()
+        """Until the peers known to be online are discovered (their presence may still be on its way)."""
         loop = asyncio.get_running_loop()
         end = loop.time() + min(self.link.timeout, DISCOVERY_WAIT)
         while True:
@@ -204,21 +190,11 @@ class PeerTable:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*waits), remaining)
 
-    async def _wait_for_returning(self) -> None:
-        """After a reconnect: give the peers we knew a moment to come back (they reconnect too when
-        the server restarted), so queued events reach them; the others are gone."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + min(self.link.timeout, RESTORE_GRACE)
-        while self._expected:
-            remaining = end - loop.time()
-            if remaining <= 0:
-                break
-            self._returned.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._returned.wait(), remaining)
-        self._expected.clear()
-        for name in [n for n, p in self._peers.items() if p.stale]:
-            self._gone(name)  # not online any more after our reconnect
+    def forget(self, name: str) -> None:
+        """The core gave up a peer kept since our link went (not back within its grace)."""
+        peer = self._peers.get(name)
+        if peer is not None and peer.stale:
+            self._gone(name)
 
     async def resolve(self, name: str) -> bool:
         peer = self._peers.get(name)
@@ -295,9 +271,6 @@ class PeerTable:
                 peer.events.clear()
         self._seen.set()
         self._suspects.pop(name, None)
-        if name in self._expected:
-            self._expected.discard(name)
-            self._returned.set()
         peer = self._peers.get(name)
         if peer is not None and not peer.stale and peer.caps == caps and peer.jid == jid:
             return  # a presence update (show/status) only
@@ -394,10 +367,6 @@ class PeerTable:
         if peer is None:
             return
         peer.gone = True
-        self._gone_at[name] = time.monotonic()
-        if len(self._gone_at) > 4 * len(self._peers) + 100:
-            cutoff = time.monotonic() - RECENTLY_GONE
-            self._gone_at = {n: t for n, t in self._gone_at.items() if t > cutoff}
         if peer.task is not None and not peer.task.done():
             peer.task.cancel()
         peer.discovered.set()
@@ -443,7 +412,8 @@ class PeerTable:
             await asyncio.sleep(self.check_interval)
             if not link.session or not self.exports.online:
                 continue
-            peers = [p for p in self._peers.values() if p.reported and p.info is not None]
+            # not the stale ones: not back yet after our reconnect, they have the core's grace
+            peers = [p for p in self._peers.values() if p.reported and p.info is not None and not p.stale]
             if not check_all and len(peers) > PEER_CHECK_PER_ROUND:
                 turn %= len(peers)
                 silent = [p for p in peers if p.silent_since is not None]

@@ -10,10 +10,11 @@ docs/architecture.md, "Inside the XMPP transport"). This module wires them toget
 reconnection sequence and routes incoming stanzas.
 
 Reconnection: the link reports the loss; the transport reconnects (first retry at once, then
-every :data:`RECONNECT_MAX_DELAY` s at most), announces itself again, re-subscribes,
-writes again the publishes the server had not confirmed, and reports the connection back, upon
-which the core's outbox (:mod:`pyobs.comm.outbox`) sends the events that waited. Calls made
-while disconnected fail at once with a connection error.
+every :data:`RECONNECT_MAX_DELAY` s at most), announces itself again, re-subscribes and reports
+the connection back. The core waits for the peers it knew (its grace), then has the publishes the
+server had not confirmed written again (:meth:`XmppTransport.resend_unconfirmed`) and sends the
+events its outbox (:mod:`pyobs.comm.outbox`) kept. Calls made while disconnected fail at once
+with a connection error.
 """
 
 from __future__ import annotations
@@ -177,7 +178,6 @@ class XmppTransport(Transport):
             if not link.session or link.closing:
                 continue  # lost while restoring (a step that does not raise on it)
             log.info("%s: reconnected to %s", link.bare, link.address)
-            self.publisher.resend_unacked()  # older than anything in the core's outbox: first
             if self._handler is not None:
                 self._handler.connection_changed(True)
             return
@@ -261,6 +261,12 @@ class XmppTransport(Transport):
 
     async def fetch_capabilities(self, peer: str, interface: str) -> Any:
         return await self.peers.capabilities(peer, interface)
+
+    async def resend_unconfirmed(self) -> None:
+        self.publisher.resend_unacked()
+
+    def forget_peer(self, peer: str) -> None:
+        self.peers.forget(peer)
 
     # ------------------------------------------------------------------ routing what arrives
 
