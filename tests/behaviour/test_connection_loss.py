@@ -151,8 +151,8 @@ async def test_a_module_restarted_during_the_outage_gets_the_events_kept_meanwhi
     caller, sink, tel, watch = await _start(outage_backend, grace=60.0)
     sink.comm.peer_grace = 60.0
     await seen(sink.comm, "caller")
-    at_sink = Watch()
-    await at_sink.attach(sink.comm)
+    at_sink = EventWatch()
+    await at_sink.attach(sink.comm, images=True)
     restarted: Comm | None = None
     try:
         await sink.comm.send_event(NewImageEvent("/before.fits"))
@@ -173,9 +173,9 @@ async def test_a_module_restarted_during_the_outage_gets_the_events_kept_meanwhi
         await asyncio.sleep(2.0)
         assert sink.comm.outbox.waiting == 2 and sink.comm.stale == ["caller"]
 
-        again = Watch()
+        again = EventWatch()
         restarted = outage_backend.comm("caller")  # the receiver restarts, within the sink's grace
-        await again.attach(restarted)
+        await again.attach(restarted, images=True)
         await restarted.open()
         await eventually(lambda: len(again.images) == 2, timeout=RECONNECT, what="the kept events at the receiver")
         assert again.images == ["sink:/during-1.fits", "sink:/during-2.fits"]

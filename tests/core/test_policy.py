@@ -284,8 +284,10 @@ class Fleet:
         self.sender = Comm(self.transport, peer_grace=grace)
         self.modules = {n: Slow(comm=Comm(FakeTransport(n, self.network), peer_grace=grace)) for n in ("a", "b")}
         self.got: dict[str, list[int]] = {"a": [], "b": []}
-        self.opened: list[str] = []
-        self.closed: list[str] = []
+        #: the sender's ModuleOpened/ModuleClosed events
+        self.watch = EventWatch()
+        self.opened = self.watch.opened
+        self.closed = self.watch.closed
 
     async def open_module(self, name: str) -> None:
         got = self.got[name]
@@ -299,16 +301,7 @@ class Fleet:
         await module.open()
 
     async def __aenter__(self) -> Fleet:
-        async def on_opened(event: Any, sender: str) -> bool:
-            self.opened.append(event.module)
-            return True
-
-        async def on_closed(event: Any, sender: str) -> bool:
-            self.closed.append(event.module)
-            return True
-
-        await self.sender.register_event(ModuleOpenedEvent, on_opened)
-        await self.sender.register_event(ModuleClosedEvent, on_closed)
+        await self.watch.attach(self.sender)
         await self.sender.register_event(PolicyEvent)
         for name in self.modules:
             await self.open_module(name)
