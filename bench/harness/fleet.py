@@ -121,6 +121,8 @@ async def measure(fl: Fleet, impl: str, n: int, server: Any, out: dict[str, Any]
     out["mesh_missing"] = missing
     out["server_cpu_start_s"] = server_cpu() - cpu0
     out["workers_cpu_start_s"] = sum(m.get("cpu", 0.0) for m in meshes)
+    # roster contacts pinged at open() because the server's presence probes said nothing of them
+    out["start_pings"] = _total([m.get("pinged") for m in meshes])
     fl.say(f"{impl} N={n}: mesh {out['mesh_s']} s (missing {missing}), server CPU {out['server_cpu_start_s']:.2f} s")
 
     # --- fan-out
@@ -184,6 +186,8 @@ async def measure(fl: Fleet, impl: str, n: int, server: Any, out: dict[str, Any]
     out["restart"] = restart_figures(restarted, reach, [x for x in sent_all if x[0] >= first],
                                      got, t_back, names, publisher)  # fmt: skip
     r = out["restart"]
+    pings = _total([x.get("pinged") for x in restarted])
+    r["pings"] = pings - out["start_pings"] if pings is not None and out["start_pings"] is not None else None
     fl.say(f"{impl} N={n}: restart: reconnected {r['reconnect_s']} s, sees all {r['mesh_s']} s, "
            f"events reach all {r['events_s']} s, missing {r['missing']} of {r['expected']}")  # fmt: skip
 
@@ -199,6 +203,7 @@ async def measure(fl: Fleet, impl: str, n: int, server: Any, out: dict[str, Any]
     late_missing = sum(s["missing"] for s in seen)
     out["late_s"] = None if late_missing else (max(s["t"] for s in seen) - lm["t0"]) / 1e9
     out["late_missing"] = late_missing
+    out["late_pings"] = lm.get("pinged")
     late.send("quit")
     await late.wait_exit(15)
     fl.say(f"{impl} N={n}: late joiner seen by all after {out['late_s']} s")
@@ -371,6 +376,11 @@ async def amain(args: argparse.Namespace) -> int:
 
     write(results, out_dir, args)
     return 0
+
+
+def _total(counts: list[Any]) -> int | None:
+    """The sum of the workers' counts, None unless every worker had one."""
+    return sum(counts) if counts and all(isinstance(c, int) for c in counts) else None
 
 
 def _get(d: dict[str, Any], key: str) -> Any:

@@ -55,17 +55,23 @@ def _ratio(ours: Any, core: Any) -> str:
     return "-"
 
 
+#: counts only ours has (pyobs-core, and ours before they were counted: "-")
+COUNTS = ("start_pings", "late_pings", "restart.pings")
+
 ROWS = [
     ("fleet start → full mesh", "mesh_s", " s"),
     ("server CPU for the start", "server_cpu_start_s", " s"),
+    ("contacts pinged at open() (the presence probes said nothing)", "start_pings", ""),
     ("workers' CPU for the start (all modules)", "workers_cpu_start_s", " s"),
     ("late joiner seen by all", "late_s", " s"),
+    ("late joiner: contacts pinged at open()", "late_pings", ""),
     ("event → last of N-1, p50", "fanout.last_p50_ms", " ms"),
     ("fan-out deliveries missing", "fanout.missing", ""),
     ("restart: all reconnected", "restart.reconnect_s", " s"),
     ("restart: all see all", "restart.mesh_s", " s"),
     ("restart: events reach all", "restart.events_s", " s"),
     ("restart: deliveries missing", "restart.missing", ""),
+    ("restart: contacts pinged going online again", "restart.pings", ""),
     ("server CPU after the restart", "server_cpu_restart_s", " s"),
     ("RSS per module", "rss_mb_per_module", " MB"),
     ("idle CPU per module (workers + server)", "idle_cpu_ms_per_s_per_module", " ms/s"),
@@ -111,13 +117,17 @@ def markdown(results: dict[str, Any], before: dict[str, Any] | None = None) -> s
             nd = 3 if key.startswith("idle") else 2
             os_ = "error" if oerr else ("-" if o is None else _fmt(ov, unit, nd))
             cs = "error" if cerr else ("-" if c is None else _fmt(cv, unit, nd))
-            ratio = _ratio(ov, cv) if key not in ("fanout.missing", "restart.missing") and c else "-"
+            ratio = _ratio(ov, cv) if key not in ("fanout.missing", "restart.missing", *COUNTS) and c else "-"
+            if key in COUNTS:
+                os_ = "-" if ov is None and not oerr else os_
+                cs = "-" if cv is None and not cerr else cs
             if key.endswith("missing"):
                 exp = "fanout.deliveries" if key.startswith("fanout") else "restart.expected"
                 os_ = f"{os_} of {_get(o, exp)}" if o and not oerr else os_
                 cs = f"{cs} of {_get(c, exp)}" if c and not cerr else cs
             b = old.get(n)
             bs = "-" if b is None else ("error" if "error" in b else _fmt(_get(b, key), unit, nd))
+            bs = "-" if key in COUNTS and b is not None and _get(b, key) is None else bs
             lines.append(f"| {label} | {n} | {os_} | {cs} | {ratio} | {bs} |")
     failures = [f"{impl} N={n}: {r['failed']}" for impl, rs in runs.items() for n, r in rs.items() if "failed" in r]
     if failures:

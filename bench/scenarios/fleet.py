@@ -112,6 +112,13 @@ async def role_member(ctx: Context) -> None:
     sender: asyncio.Task[None] | None = None
     sent: list[tuple[int, int]] = []
 
+    def pinged() -> int | None:
+        """Roster contacts our modules here pinged when going online, in all (None: not ours or
+        a version without the count)."""
+        counts = [getattr(getattr(getattr(m.comm, "transport", None), "peers", None), "pinged", None)
+                  for m in modules.values()]  # fmt: skip
+        return sum(counts) if counts and all(isinstance(c, int) for c in counts) else None
+
     async def wait_until(cond: Any, timeout: float) -> int | None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -187,7 +194,7 @@ async def role_member(ctx: Context) -> None:
                 pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
                 print(text.getvalue(), file=sys.stderr)
             emit("mesh", t0=t0, t_open=t_open, t_mesh=t_mesh, missing=missing, errors=errors[:3],
-                 cpu=time.process_time() - cpu0)  # fmt: skip
+                 cpu=time.process_time() - cpu0, pinged=pinged())  # fmt: skip
         elif what == "watch":  # every module here sees module ``name``
             target = cmd["name"]
             t = await wait_until(lambda x=target: all(x in modules[n].comm.clients for n in names), timeout)
@@ -232,7 +239,7 @@ async def role_member(ctx: Context) -> None:
                     if n in back and n not in mesh and sees(n, want[n]):
                         mesh[n] = now_ns()
                 await asyncio.sleep(POLL)
-            emit("restarted", back=back, mesh=mesh, never_down=[n for n in names if not down[n]])
+            emit("restarted", back=back, mesh=mesh, never_down=[n for n in names if not down[n]], pinged=pinged())
         elif what == "reach":  # until every receiver here had an event sent at or after t_back
             t_back = int(cmd["t_back"])
             receivers = [n for n in names if n != publisher]

@@ -49,6 +49,11 @@ def _mesh(modules: list[Member]) -> Callable[[], bool]:
     return lambda: all(set(m.comm.clients) == everyone - {m.fleet_name} for m in modules)
 
 
+def _pinged(modules: list[Member]) -> int:
+    """Roster contacts the modules pinged when going online, in all."""
+    return sum(m.comm.xmpp.peers.pinged for m in modules)  # type: ignore[attr-defined]
+
+
 @pytest.mark.timeout(240)
 async def test_fleet_of_50_meshes_gets_every_event_and_survives_a_server_restart() -> None:
     got: dict[str, list[str]] = {n: [] for n in NAMES[1:]}
@@ -62,6 +67,9 @@ async def test_fleet_of_50_meshes_gets_every_event_and_survives_a_server_restart
             results = await asyncio.gather(*(m.open() for m in modules), return_exceptions=True)
             assert [r for r in results if isinstance(r, BaseException)] == []
             await eventually(_mesh(modules), timeout=90, what="every module seeing the other 49")
+            # who is online came from the server's answers to the presence probes: no contact pinged
+            # (a ping to every contact was N² for the server)
+            assert _pinged(modules) == 0
             # handlers do not advertise sending: only the publisher is known to send the event
             receiver = modules[1].comm
             assert "NewImageEvent" in receiver._peers[PUBLISHER].sends
@@ -76,6 +84,7 @@ async def test_fleet_of_50_meshes_gets_every_event_and_survives_a_server_restart
             await server.start()
             await eventually(lambda: all(m.comm.connected for m in modules), timeout=90, what="all reconnected")
             await eventually(_mesh(modules), timeout=60, what="the full mesh again")
+            assert _pinged(modules) == 0  # reconnecting at once: answered by presence as well
             await publisher.comm.send_event(NewImageEvent("after"))
             want = ["before", "while away", "after"]
             await eventually(

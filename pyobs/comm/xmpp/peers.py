@@ -41,8 +41,15 @@ CAPS_CACHE_SIZE = 256
 NO_VER = "\x00"
 #: how long open() waits for the discovery of the peers already online (slow ones are reported later)
 DISCOVERY_WAIT = 2.0
-#: roster contacts open() asks whether they are online (a bound for very large rosters)
+#: roster contacts open() pings because the server did not say whether they are online (a bound)
 MAX_ROSTER_PROBES = 1000
+#: after our initial presence, how long without a new answer to the server's presence probes
+#: before the contacts that gave none are pinged (at least; twice the server's answer time if
+#: longer): ejabberd 23.01 does not answer a probe of a contact without a session (prosody does,
+#: at once, with an unavailable presence)
+PRESENCE_QUIET = 0.05
+#: the least time the pings of the contacts that gave no answer get
+MIN_PING_WAIT = 0.5
 #: an unavailable presence counts after this long (unless our own connection ends meanwhile)
 OFFLINE_DEBOUNCE = 0.05
 #: longest error text of a peer's presence kept (the rest is cut off)
@@ -88,6 +95,12 @@ class PeerTable:
         self._waiting: dict[str, list[Peer]] = {}
         #: set whenever a peer's available presence arrives
         self._seen = asyncio.Event()
+        #: while going online: the roster contacts that have not yet answered the server's presence
+        #: probes (presence at our resource, or "unavailable" from the bare JID: no session at all)
+        self._unanswered: set[str] | None = None
+        self._answered = asyncio.Event()
+        #: contacts pinged when going online, in all (the server's probes did not answer them)
+        self.pinged = 0
         #: peers whose unavailable presence is being confirmed
         self._leaving: dict[str, asyncio.TimerHandle] = {}
         #: peers that stopped answering the check: name → full JID (asked again; back if they answer)
@@ -131,35 +144,76 @@ class PeerTable:
         self._leaving.clear()
         self._peers.clear()
         self._waiting.clear()
+        self._unanswered = None
 
     # ------------------------------------------------------------------ who is online when we go online
 
-    async def probe_roster(self) -> list[str]:
-        """The roster contacts (read at login) online at our resource, asked directly: a ping each (a few bytes),
-        answered by the module if its session is up, by the server with an error if not. Servers
-        deliver the presence of the contacts online in no particular order relative to anything
-        else (ejabberd: 2 to 24 ms after answering our next IQ), so open() cannot tell from presence
-        alone when it knows everyone; it waits for the presence of those that answered. Bounded by
-        DISCOVERY_WAIT and MAX_ROSTER_PROBES."""
+    def _contacts(self) -> list[str]:
+        """The names of the roster contacts that can be modules of the fleet (in our domain)."""
         link = self.link
-        wait = min(link.timeout, DISCOVERY_WAIT)
         names = []
         for jid in sorted(link.roster):
             local, _, domain = jid.partition("@")
             if domain == link.domain and local and local != link.name and ":" not in local and "/" not in local:
                 names.append(local)
-        if len(names) > MAX_ROSTER_PROBES:
-            log.warning("%s: %d roster contacts; asking only the first %d who is online", link.bare, len(names),
-                        MAX_ROSTER_PROBES)  # fmt: skip
-            names = names[:MAX_ROSTER_PROBES]
+        return names
+
+    def expect_answers(self) -> None:
+        """Called just before our initial presence: the server answers it with the presence of every
+        contact (RFC 6121 presence probes), and from then on the answers are counted."""
+        self._unanswered = {n for n in self._contacts() if n not in self._peers or self._peers[n].stale}
+        self._answered.clear()
+
+    async def find_online(self) -> list[str]:
+        """The roster contacts online at our resource, after our initial presence: the server probes
+        every contact for it and answers with their presence, available or (prosody, for a contact
+        without a session) unavailable. Those answers arrive in no particular order relative to
+        anything else (ejabberd: 2 to 24 ms after answering our next IQ), so the answers are awaited
+        until every contact gave one, or none came for PRESENCE_QUIET (or twice the server's answer
+        time) after the server answered a ping (which it does after handling our presence); only the
+        contacts without an answer are pinged: a ping of a module's full JID is answered by the
+        module (after the presence it sent us) or by the server with an error. Pings of every
+        contact cost the server N² at a fleet's start. Bounded by DISCOVERY_WAIT (the pings get at
+        least MIN_PING_WAIT) and MAX_ROSTER_PROBES."""
+        link = self.link
+        loop = asyncio.get_running_loop()
+        unanswered = self._unanswered if self._unanswered is not None else set()
+        end = loop.time() + min(link.timeout, DISCOVERY_WAIT)
+        quiet = PRESENCE_QUIET
+        try:
+            if unanswered:
+                # the server handles our presence (and sends its probes) before this ping
+                sent = loop.time()
+                with contextlib.suppress(TimeoutError, IqError, XmppConnectionError):
+                    await link.ping(link.domain, max(end - sent, 0.001), "ping after presence")
+                # a busy server answers the probes late as well (ejabberd at N = 100: ~150 ms)
+                quiet = max(PRESENCE_QUIET, 2 * (loop.time() - sent))
+            count = -1
+            quiet_end = end
+            while unanswered:
+                now = loop.time()
+                if len(unanswered) != count:  # answers came: the quiet period starts again
+                    count = len(unanswered)
+                    quiet_end = now + quiet
+                remaining = min(end, quiet_end) - now
+                if remaining <= 0:
+                    break
+                self._answered.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._answered.wait(), remaining)
+            ask = sorted(unanswered)
+        finally:
+            self._unanswered = None
+        if len(ask) > MAX_ROSTER_PROBES:
+            log.warning("%s: %d roster contacts did not answer the presence probes; pinging only the first %d",
+                        link.bare, len(ask), MAX_ROSTER_PROBES)  # fmt: skip
+            ask = ask[:MAX_ROSTER_PROBES]
+        self.pinged += len(ask)
+        wait = min(link.timeout, max(end - loop.time(), MIN_PING_WAIT))
 
         async def online(name: str) -> bool:
-            known = self._peers.get(name)
-            if known is not None and not known.stale:
-                return True  # its presence is here already
-            jid = f"{name}@{link.domain}/{link.resource}"
             try:
-                await link.ping(jid, wait)
+                await link.ping(f"{name}@{link.domain}/{link.resource}", wait)
             except IqError as exc:
                 # a client without XEP-0199 (it is there); the server answers service-unavailable
                 return exc.condition == "feature-not-implemented"
@@ -167,8 +221,10 @@ class PeerTable:
                 return False
             return True
 
-        answers = await asyncio.gather(*(online(n) for n in names))
-        return [n for n, up in zip(names, answers, strict=True) if up]
+        answers = await asyncio.gather(*(online(n) for n in ask))
+        pinged = [n for n, up in zip(ask, answers, strict=True) if up]
+        present = [n for n, p in self._peers.items() if not p.stale]
+        return present + [n for n in pinged if n not in present]
 
     async def wait_for(self, online: list[str]) -> None:
         """Until the peers known to be online are discovered (their presence may still be on its way)."""
@@ -223,6 +279,13 @@ class PeerTable:
         frm = xml.get("from", "")
         bare, _, resource = frm.partition("/")
         local, _, domain = bare.partition("@")
+        unanswered = self._unanswered
+        if unanswered and local in unanswered and domain == link.domain:
+            # an answer to the server's probe at our going online: presence at our resource, or
+            # "unavailable" from the bare JID (prosody: no session at all); other resources say nothing
+            if resource == link.resource or (not resource and typ == "unavailable"):
+                unanswered.discard(local)
+                self._answered.set()
         if not local or domain != link.domain or resource != link.resource or bare == link.bare:
             return True
         if not link.trusted(bare):
@@ -295,13 +358,18 @@ class PeerTable:
             peer.discovered = asyncio.Event()
         if self._known_at_once(peer):
             return
-        if self.discovery.asking(caps):
-            # a module like this one is being asked right now (a burst of presences at a fleet's
-            # start): this one waits for that answer, in a list rather than a task of its own
+        if caps is not None and (self.discovery.asking(caps) or caps in self._waiting):
+            # a module like this one is being asked right now, or its discovery was just spawned
+            # (the presences of a fleet arrive in one burst, before that task runs): this one
+            # waits for that answer, in a list rather than a task of its own
             peer.task = None
-            self._waiting.setdefault(caps, []).append(peer)  # type: ignore[arg-type]
+            self._waiting.setdefault(caps, []).append(peer)
             return
-        peer.task = self.link.spawn(self._discover(peer, peer.discovered))
+        task = peer.task = self.link.spawn(self._discover(peer, peer.discovered))
+        if caps is not None and caps != NO_VER and self.discovery.shareable(caps):
+            # released when this discovery ends, also if it is cancelled before it ran
+            self._waiting[caps] = []
+            task.add_done_callback(lambda _: self._release_waiting(caps))
 
     def _release_waiting(self, ver: str) -> None:
         """The query for ``ver`` ended: the peers that waited for it are known now (or asked)."""
@@ -537,6 +605,10 @@ class Discovery:
             return None
         self.cache.move_to_end(ver)  # type: ignore[arg-type]
         return discovery.instantiate(tmpl, name)
+
+    def shareable(self, ver: str) -> bool:
+        """Whether one answer may do for every module announcing ``ver`` (not another scheme's ver)."""
+        return ver not in self._unverified
 
     def asking(self, ver: str | None) -> bool:
         """Whether a module announcing ``ver`` is being asked now, and its answer may do for others."""

@@ -209,19 +209,14 @@ class XmppTransport(Transport):
     async def _go_online(self) -> None:
         """Event nodes and initial state first, then presence; returns when the peers already
         online are discovered (bounded)."""
-        # who is online, asked while the nodes are made: peers see our presence only when we are
-        # about to be ready (calls before open() returns are refused as "starting")
-        probe = self.link.spawn(self.peers.probe_roster())
-        try:
-            await self.publisher.create_nodes()
-            await self.state.publish_unpublished()
-        except BaseException:
-            probe.cancel()
-            raise
-        online = await probe
+        # peers see our presence only when we are about to be ready (calls before open() returns
+        # are refused as "starting"); the server's answers to it say who is online
+        await self.publisher.create_nodes()
+        await self.state.publish_unpublished()
+        self.peers.expect_answers()
         self.exports.send_presence()
         self.exports.online = True
-        await self.peers.wait_for(online)
+        await self.peers.wait_for(await self.peers.find_online())
 
     async def update_events(self, sends: set[str], receives: set[str]) -> None:
         info = self.exports.info
