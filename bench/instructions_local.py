@@ -5,10 +5,13 @@ timings on a shared machine). Our package by default; ``--pyobs DIR`` counts ano
 
     python3 bench/instructions_local.py                # needs valgrind (apt-get install valgrind)
     python3 bench/instructions_local.py --pyobs /tmp/old
+    python3 bench/instructions_local.py --hash-seed 0  # the same count every time (to compare steps)
 
 Runs the same script with 500 and 2,500 sequential ``proxy.move_radec(1.0, 2.0)`` calls (the
 benchmark's call, after 200 warm-up calls) and divides the difference of the two counts by 2,000:
-start-up, imports and warm-up cancel out.
+start-up, imports and warm-up cancel out. Repeated counts differ by up to ~0.9k (hash randomisation,
+garbage collection); ``--hash-seed N`` fixes ``PYTHONHASHSEED`` in the counted runs, which makes
+them repeat exactly (compare a change under two or three seeds, not one: a seed is one sample).
 """
 
 from __future__ import annotations
@@ -49,9 +52,11 @@ async def calls(n: int) -> None:
         raise SystemExit(f"the callee counted {Target.calls} calls, not {200 + n}")
 
 
-def count(n: int, pyobs_dir: Path) -> int:
+def count(n: int, pyobs_dir: Path, hash_seed: int | None = None) -> int:
     """Instructions of one run with ``n`` calls (the interpreter binary itself, not a shim script)."""
     env = dict(os.environ, PYTHONPATH=str(pyobs_dir))
+    if hash_seed is not None:
+        env["PYTHONHASHSEED"] = str(hash_seed)
     cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
     cmd += [os.path.realpath(sys.executable), str(Path(__file__).resolve()), "--run", str(n)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
@@ -64,6 +69,7 @@ def count(n: int, pyobs_dir: Path) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pyobs", type=Path, default=HERE.parent, help="checkout whose pyobs is counted")
+    ap.add_argument("--hash-seed", type=int, help="PYTHONHASHSEED of the counted runs (default: random)")
     ap.add_argument("--run", type=int, help=argparse.SUPPRESS)  # the counted child
     args = ap.parse_args()
     if args.run is not None:
@@ -72,7 +78,7 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     with ThreadPoolExecutor(2) as pool:
-        small, large = pool.map(lambda n: count(n, args.pyobs.resolve()), (SMALL, LARGE))
+        small, large = pool.map(lambda n: count(n, args.pyobs.resolve(), args.hash_seed), (SMALL, LARGE))
     print(f"{(large - small) / (LARGE - SMALL):,.0f} instructions per LocalComm call ({args.pyobs.resolve()})")
 
 

@@ -30,7 +30,7 @@ import contextvars
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Hashable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pyobs.interfaces.interface import MethodSpec
 
     from .comm import Comm, Peer
+    from .proxy import Proxy
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +123,16 @@ class Call(Coroutine[Any, Any, Any]):
     # what every call sets lives in slots; the rest are class-level defaults, set on the
     # instance (in a __dict__ made then) only by calls that use them: the handle is made for
     # every call (hot path)
-    __slots__ = ("__dict__", "_args", "_comm", "_coro", "_ended", "_kwargs", "_peer", "_spec", "wire_id")
+    __slots__ = ("__dict__", "_args", "_began", "_comm", "_ended", "_kwargs", "_peer", "_spec", "wire_id")
 
     #: what became of a cancel of this call (None: it was not cancelled)
     cancel_outcome: CancelOutcome | None = None
     #: the newest progress notice
     latest: Progress | None = None
+    #: the task progress() started the call in (an ``await`` then waits for it)
     _task: asyncio.Future[Any] | None = None
+    #: the run of the call that send/throw/close drive (create_task, gather, or that task)
+    _gen: Generator[Any, None, Any] | None = None
     _callbacks: list[ProgressCallback] | None = None
     _followers: list[_Follower] | None = None
     # the deadline book-keeping (Comm._wait): the timer is armed only once the call has to wait,
@@ -145,14 +149,15 @@ class Call(Coroutine[Any, Any, Any]):
     _observer: Callable[[float], None] | None = None
 
     def __init__(self, comm: Comm, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # proxy_method() fills the same slots without this frame: keep the two in step
         self._comm = comm
         self._peer = peer
         self._spec = spec
         self._args = args
         self._kwargs = kwargs
-        #: the transport's id of the call on the wire (set when it is sent; what a cancel names)
+        #: the transport's id of the call on the wire (set once it waits for the answer; what a cancel names)
         self.wire_id: Hashable | None = None
-        self._coro: Coroutine[Any, Any, Any] | None = None
+        self._began = False
         self._ended = False
 
     @property
@@ -165,9 +170,6 @@ class Call(Coroutine[Any, Any, Any]):
 
     def __repr__(self) -> str:
         return f"<Call {self.module}.{self.method}()>"
-
-    def _start(self) -> Coroutine[Any, Any, Any]:
-        return self._comm._call(self._peer, self._spec, self._args, self._kwargs, self)
 
     # -- the deadline (the caller's core keeps it here: one object per call on the hot path)
 
@@ -205,23 +207,41 @@ class Call(Coroutine[Any, Any, Any]):
         if self._deadline is not None:
             self._deadline.reschedule(asyncio.get_running_loop().time())
 
-    # -- the coroutine protocol (await, create_task, gather)
+    # -- running the call: ``await call`` is this one generator (the cheapest awaitable there is:
+    # a plain call's whole caller side is one frame); what it does is the core's (Comm._send,
+    # Comm._wait, Comm._cast_result)
 
-    def _started(self) -> Coroutine[Any, Any, Any]:
-        coro = self._coro
-        if coro is None:
-            if self._task is not None:
-                raise RuntimeError(f"{self!r} already runs in a task: await the call instead")
-            coro = self._coro = self._start()
-        return coro
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        if self._task is not None:
-            return self._task.__await__()
-        if self._coro is not None:
+    def __await__(self, driven: bool = False) -> Generator[Any, None, Any]:
+        # driven: this run is the one send/throw/close drive (_started), not an ``await``
+        if self._task is not None and not driven:  # progress() started it in a task: wait for that
+            return (yield from self._task)
+        if self._began:
             raise RuntimeError(f"{self!r} is awaited already")
-        coro = self._coro = self._comm._call(self._peer, self._spec, self._args, self._kwargs, self)
-        return coro.__await__()
+        self._began = True
+        comm = self._comm
+        try:
+            if self._spec is None:  # a NamedCall: the peer and its method are looked up now
+                self._peer, self._spec = yield from comm._lookup(self.module, self.method).__await__()
+            result = comm._send(self)
+            if type(result) is Waiting:  # it has to wait for the answer: under its deadline
+                result = yield from comm._wait(self._peer, self._spec, result.answer, self).__await__()
+        finally:
+            self._ended = True  # late progress notices are dropped
+            if self._followers is not None:
+                self.ended()
+        if comm._transport.typed_values:
+            return result  # cast by the callee against this very MethodSpec
+        return comm._cast_result(self._peer, self._spec, result)
+
+    # -- the coroutine protocol (create_task, gather: they drive the call with send/throw/close)
+
+    def _started(self) -> Generator[Any, None, Any]:
+        gen = self._gen
+        if gen is None:
+            gen = self._gen = self.__await__(True)
+        elif self._task is not None and self._task is not asyncio.current_task():
+            raise RuntimeError(f"{self!r} already runs in a task: await the call instead")
+        return gen
 
     def send(self, value: Any) -> Any:
         return self._started().send(value)
@@ -232,8 +252,8 @@ class Call(Coroutine[Any, Any, Any]):
         return self._started().throw(typ, val, tb)
 
     def close(self) -> None:
-        if self._coro is not None:
-            self._coro.close()
+        if self._gen is not None:
+            self._gen.close()
 
     # -- progress
 
@@ -254,8 +274,9 @@ class Call(Coroutine[Any, Any, Any]):
         self._followers.append(follower)
         if self._ended:
             follower.ended = True
-        elif self._coro is None and self._task is None:
-            self._task = asyncio.ensure_future(self._start())
+        elif not self._began and self._gen is None:
+            self._gen = self.__await__(True)  # what the task drives (through send/throw)
+            self._task = asyncio.ensure_future(self)
         return follower.iterate()
 
     def progress_received(self, seq: int, fraction: float | None, message: str) -> None:
@@ -295,6 +316,41 @@ class Call(Coroutine[Any, Any, Any]):
             follower.end()
 
 
+def proxy_method(spec: MethodSpec) -> Callable[..., Call]:
+    """The function a proxy class has for the remote method ``spec``: returns the :class:`Call`.
+
+    It fills the new Call's slots itself, as ``Call.__init__`` does (keep the two in step): every
+    proxy call makes one, and a class call with its ``__init__`` frame costs ~0.6k instructions
+    more (bench/README.md "Cost on a plain call").
+    """
+    new = object.__new__
+
+    def method(proxy: Proxy, *args: Any, **kwargs: Any) -> Call:
+        call: Call = new(Call)
+        call._comm = proxy._comm
+        call._peer = proxy._peer
+        call._spec = spec
+        call._args = args
+        call._kwargs = kwargs
+        call.wire_id = None
+        call._began = False
+        call._ended = False
+        return call
+
+    return method
+
+
+class Waiting:
+    """A call sent that has to wait for its answer (``Comm._send``; an in-process transport's
+    ``call_inline`` when the callee's first step did not finish it): the answer to await, under
+    the call's deadline (``Comm._wait``)."""
+
+    __slots__ = ("answer",)
+
+    def __init__(self, answer: Awaitable[Any]) -> None:
+        self.answer = answer
+
+
 class NamedCall(Call):
     """A call by module and method name (:meth:`pyobs.comm.Comm.execute`): the peer is looked up when it starts."""
 
@@ -312,12 +368,6 @@ class NamedCall(Call):
     @property
     def method(self) -> str:
         return self._method
-
-    def _start(self) -> Coroutine[Any, Any, Any]:
-        return self._comm._execute(self._module, self._method, self._args, self._kwargs, self)
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self._task.__await__() if self._task is not None else self._started().__await__()
 
 
 class _Follower:

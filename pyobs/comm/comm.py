@@ -53,10 +53,10 @@ from .calls import (
     NamedCall,
     ProgressSink,
     Serving,
+    Waiting,
     report_progress,
     task_awaiting,
 )
-from .calls import _Continue as _Resume
 from .errors import mark_bad_arguments
 from .outbox import CAPACITY, Outbox
 from .proxy import Proxy, ProxyRequest, StateHandler, proxy_class
@@ -115,6 +115,16 @@ class _LocalMethod:
     takes_kwargs: bool
     timeout: Any  # None, seconds, a method name or a callable (see pyobs.modules.timeout)
     cancellable: bool = True  # False: marked @not_cancellable
+    #: a result None needs no cast (casting it gives None: a void or optional result), which
+    #: spares the many methods that return nothing a caster call each
+    none_ok: bool = False
+
+
+def _none_ok(spec: MethodSpec) -> bool:
+    try:
+        return spec.cast_return(None) is None
+    except Exception:  # None is not a valid result: the cast says so when it comes
+        return False
 
 
 class Comm:
@@ -210,8 +220,9 @@ class Comm:
         self._records: dict[Hashable, Serving] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler_tasks: dict[asyncio.Task[Any], tuple[EventHandler, Event, str]] = {}
-        #: event handlers run as the module's code (see pyobs.utils.owner)
-        self._owner_context = context_of(None)
+        #: the context the module's own code runs in (pyobs.utils.owner): event handlers run in it,
+        #: each in-process call in a copy of it (``scoped``)
+        self.owner_context = context_of(None)
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._opened = False
@@ -263,7 +274,7 @@ class Comm:
     def attach(self, module: Any) -> None:
         """Attach the module whose interfaces this comm exposes (done by Object)."""
         self._module = module
-        self._owner_context = context_of(module)
+        self.owner_context = context_of(module)
         self._methods = {}
         for name, spec in methods_of(implemented_interfaces(module)).items():
             func = getattr(module, name)
@@ -274,7 +285,7 @@ class Comm:
                 takes_kwargs = False
             tmo = getattr(func, "__pyobs_timeout__", None)
             cancellable = getattr(func, "__pyobs_cancellable__", True) is not False
-            self._methods[name] = _LocalMethod(spec, func, takes_kwargs, tmo, cancellable)
+            self._methods[name] = _LocalMethod(spec, func, takes_kwargs, tmo, cancellable, _none_ok(spec))
 
     async def open(self) -> None:
         """Connect. A comm without a module is announced at once; a module's comm is announced
@@ -665,19 +676,19 @@ class Comm:
         return the :class:`Call` handle with progress)."""
         return await NamedCall(self, module, method, args, kwargs)
 
-    async def _execute(
-        self, module: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], handle: Call
-    ) -> Any:
+    async def _lookup(self, module: str, method: str) -> tuple[Peer, MethodSpec]:
+        """The peer and the spec of a call by name (a :class:`NamedCall` starting)."""
         peer = await self._peer(module)
         spec = methods_of(peer.interfaces).get(method)
         if spec is None:
             raise AttributeError(f"module '{module}' has no method '{method}'")
-        return await self._call(peer, spec, args, kwargs, handle)
+        return peer, spec
 
-    async def _call(
-        self, peer: Peer, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any], handle: Call
-    ) -> Any:
-        bound = spec.bind(args, kwargs)
+    def _send(self, handle: Call) -> Any:
+        """Send a call (the first part of awaiting a :class:`Call`): returns the result of an
+        in-process call that finished at once, or a :class:`Waiting` for the answer."""
+        peer, spec = handle._peer, handle._spec
+        bound = spec.bind(handle._args, handle._kwargs)
         name = peer.name
         if self._peers.get(name) is not peer:
             raise RemoteError(f"cannot call {name}.{spec.name}(): module '{name}' is offline")
@@ -689,25 +700,20 @@ class Comm:
         if observer is not None:  # read here, in the caller's context (the announcement may come elsewhere)
             handle._observer = observer
         # the handle keeps the call's deadline too (one object per call on this hot path)
-        coro = self._transport.call(name, spec, bound, handle._extend, handle)
-        try:
-            first = coro.send(None)
-        except StopIteration as stop:  # completed without waiting: no deadline needed
-            result = stop.value
-        else:
-            result = await self._wait(peer, spec, _Resume(coro, first), handle)
-        finally:
-            handle._ended = True  # late progress notices are dropped
-            if handle._followers is not None:
-                handle.ended()
-        if self._transport.typed_values:
-            return result  # cast by the callee against this very MethodSpec
+        transport = self._transport
+        if transport.inline_calls:  # in-process: the callee's first step runs now, in this task
+            return transport.call_inline(name, spec, bound, handle._extend, handle)
+        return Waiting(transport.call(name, spec, bound, handle._extend, handle))
+
+    def _cast_result(self, peer: Peer, spec: MethodSpec, result: Any) -> Any:
+        """The result of a call, cast against its declaration (the last part of awaiting a :class:`Call`
+        whose transport does not give typed values)."""
         try:
             return spec.cast_return(result)
         except CastError as exc:
-            raise RemoteError(f"{name}.{spec.name}() returned an unexpected value: {exc}") from None
+            raise RemoteError(f"{peer.name}.{spec.name}() returned an unexpected value: {exc}") from None
 
-    async def _wait(self, peer: Peer, spec: MethodSpec, pending: _Resume, call: Call) -> Any:
+    async def _wait(self, peer: Peer, spec: MethodSpec, pending: Awaitable[Any], call: Call) -> Any:
         """Wait for a call that had to suspend, under its deadline; if the deadline passes or the
         waiting task is cancelled, cancel it at the callee too."""
         name = peer.name
@@ -802,7 +808,7 @@ class Comm:
         method: str,
         args: list[Any],
         announce: Announce,
-        cast: bool = True,
+        cast: bool | MethodSpec = True,
         call_id: Hashable | None = None,
         progress: ProgressSink | None = None,
         scoped: bool = False,
@@ -841,7 +847,8 @@ class Comm:
                     '%s: caller "%s" would be denied calling "%s" (acl mode=log, allowing).', self.name, sender, method,
                 )  # fmt: skip
             try:
-                cargs = m.spec.cast_args(args) if cast else args
+                # not cast again if the caller cast them against this very spec (in-process)
+                cargs = args if cast is False or cast is m.spec else m.spec.cast_args(args)
             except Exception as exc:  # TypeError/ValueError naming the argument, or a dataclass refusing values
                 raise mark_bad_arguments(exc) from None
             if m.timeout is not None:  # gates first, then announce the duration (pyobs-core does it the other way)
@@ -857,8 +864,9 @@ class Comm:
             # the current call of this context, for report_progress (the transport runs each call in
             # a task, or in-process a context, of its own)
             token = CURRENT_CALL.set(entry)
-            # several modules here: the callee's code runs as its module (log records, pyobs.utils.owner)
-            if Publishers.count > 1:
+            # several modules here: the callee's code runs as its module (log records, pyobs.utils.owner);
+            # a scoped call runs in a copy of owner_context, where it does already
+            if Publishers.count > 1 and not scoped:
                 owner = current_owner.set(self._module)
             result = await coro
         except asyncio.CancelledError:
@@ -885,6 +893,8 @@ class Comm:
                     if serving is not None and serving.entry is entry:
                         del self._records[key]
                         serving.finish()  # the newest pending progress leaves before the answer
+        if result is None and m.none_ok:
+            return None
         return m.spec.cast_return(result)  # the caller's transport may not cast again (typed_values)
 
     async def cancel_call(self, sender: str, call_id: Hashable, wait: float) -> CancelOutcome:
@@ -1046,7 +1056,7 @@ class Comm:
         try:
             # each handler in its own task: nobody waits for it, a failure is logged when it ends
             task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(
-                handler(event, sender), context=self._owner_context  # type: ignore[arg-type]
+                handler(event, sender), context=self.owner_context  # type: ignore[arg-type]
             )
         except Exception:  # not a coroutine function, or it raised before its first await
             self._log_handler_failure(handler, event, sender, None)

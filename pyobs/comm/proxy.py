@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyobs.interfaces.interface import Interface, MethodSpec, methods_of
 
-from .calls import Call
+from .calls import Call, proxy_method
 
 if TYPE_CHECKING:
     from .comm import Comm, Peer
@@ -150,10 +150,8 @@ class Proxy:
 
 
 def _remote_method(spec: MethodSpec) -> Callable[..., Call]:
-    def method(self: Proxy, *args: Any, **kwargs: Any) -> Call:
-        # a Call handle: awaitable like a coroutine, plus progress and the outcome of a cancel
-        return Call(self._comm, self._peer, spec, args, kwargs)
-
+    # returns a Call handle: awaitable like a coroutine, plus progress and the outcome of a cancel
+    method = proxy_method(spec)
     method.__name__ = spec.name
     method.__qualname__ = f"Proxy.{spec.name}"
     method.__doc__ = getattr(getattr(spec.interface, spec.name, None), "__doc__", None)

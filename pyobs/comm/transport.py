@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable, Hashable
+from contextvars import Context
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -72,6 +73,11 @@ class TransportHandler(Protocol):
     @property
     def name(self) -> str: ...
 
+    #: the context the module's own code runs in: an in-process transport runs each incoming call
+    #: in a copy of it (``scoped`` in :meth:`handle_call`), so the callee's code runs as its module,
+    #: sees none of the caller's context variables and leaves none behind
+    owner_context: Context
+
     def method(self, name: str) -> MethodSpec | None:
         """The spec of one of our own methods, to decode an incoming call; None if unknown."""
 
@@ -81,21 +87,23 @@ class TransportHandler(Protocol):
         method: str,
         args: list[Any],
         announce: Announce,
-        cast: bool = True,
+        cast: bool | MethodSpec = True,
         call_id: Hashable | None = None,
         progress: ProgressSink | None = None,
         scoped: bool = False,
     ) -> Any:
         """Run an incoming call; returns the typed result or raises (the transport encodes either).
 
-        ``cast=False`` only for arguments already cast against the same MethodSpec (in-process).
+        ``cast=False`` only for arguments already cast against the method's own MethodSpec; an
+        in-process transport passes the MethodSpec the caller cast them against (they are cast
+        again unless it is the method's own).
         The transport runs each call in a task of its own: a cancel cancels that task.
         ``call_id``: the transport's key of the call, what a cancel names (unique among the calls
         the module serves: include the sender);
         None: the call cannot be cancelled. ``progress``: sends a progress notice to the caller;
         None: the caller cannot receive them (e.g. a pyobs-core module).
-        ``scoped``: the call runs in a context of its own that ends with it (in-process: a copied
-        context), so the core need not undo the context variables it sets for the call.
+        ``scoped``: the call runs in a context of its own, a copy of :attr:`owner_context`, that
+        ends with it (in-process), so the core need not undo the context variables it sets for the call.
 
         Raises :class:`~pyobs.utils.exceptions.UnknownMethodError` for unknown methods and
         TypeError for arguments that do not fit the declaration.
@@ -176,6 +184,19 @@ class Transport(abc.ABC):
         With ``control``: sets ``control.wire_id`` to what :meth:`cancel` needs to name this call
         once it is sent, and hands progress notices to ``control.progress_received``.
         """
+
+    #: True for a transport that runs a call's first step at once, in the caller's task (in-process,
+    #: see pyobs/comm/local/inprocess.py): the core then calls :meth:`call_inline`, not :meth:`call`
+    inline_calls: bool = False
+
+    def call_inline(
+        self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, control: Call | None = None
+    ) -> Any:
+        """(``inline_calls`` transports) Like :meth:`call`, but a plain function: runs the callee's
+        first step now and returns the result, or a :class:`~pyobs.comm.calls.Waiting` whose
+        ``answer`` the core awaits when the callee has to wait; raises what the call raised.
+        A call that does not wait then costs no coroutine of the transport."""
+        raise NotImplementedError(f"{type(self).__name__} does not run calls inline")
 
     async def cancel(self, peer: str, wire_id: Hashable, wait: float) -> CancelOutcome:
         """Ask ``peer`` to cancel our call ``wire_id`` and to answer once the method ended, or

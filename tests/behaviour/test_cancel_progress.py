@@ -35,6 +35,10 @@ class ILongCalls(Interface):
     async def steps(self, count: int, pause: float, **kwargs: Any) -> int: ...
     @abstractmethod
     async def announced_steps(self, count: int, pause: float, **kwargs: Any) -> int: ...
+    @abstractmethod
+    async def helped(self, **kwargs: Any) -> int: ...
+    @abstractmethod
+    async def at_once(self, **kwargs: Any) -> int: ...
 
 
 class LongCalls(Module, ILongCalls):
@@ -44,6 +48,9 @@ class LongCalls(Module, ILongCalls):
         self.cleaned_at: float | None = None
         self.finished_at: float | None = None
         self.cancelled = False
+        self.go_late = asyncio.Event()
+        self.late_task: asyncio.Task[None] | None = None
+        self.late_told: bool | None = None
 
     async def expose(self, seconds: float, **kwargs: Any) -> str:
         self.started.set()
@@ -85,6 +92,29 @@ class LongCalls(Module, ILongCalls):
             await asyncio.sleep(pause)
             self.report_progress(i / count, f"step {i} of {count}")
         return count
+
+    async def helped(self, **kwargs: Any) -> int:
+        """Reports before its first wait, from a task it starts, and after; the task it leaves
+        behind reports once the call is over (``late_told``: what report_progress answered)."""
+        self.report_progress(0.0, "starting")
+
+        async def helper() -> None:
+            await asyncio.sleep(0)
+            self.report_progress(0.5, "helper")
+
+        async def late() -> None:
+            await self.go_late.wait()
+            self.late_told = self.report_progress(1.0, "late")
+
+        self.late_task = asyncio.create_task(late())
+        await asyncio.create_task(helper())
+        self.report_progress(1.0, "done")
+        return 3
+
+    async def at_once(self, **kwargs: Any) -> int:
+        """Reports and ends without waiting (in-process: within the caller's first step)."""
+        self.report_progress(1.0, "at once")
+        return 1
 
     @timeout(lambda self, count, pause, **kw: count * pause + 2.0)
     async def announced_steps(self, count: int, pause: float, **kwargs: Any) -> int:
@@ -182,6 +212,22 @@ async def test_progress_arrives_in_order_by_callback_and_iterator(backend: Any) 
             assert [p.fraction for p in notices] == [i / 20 for i in range(1, 21)]
             assert notices[-1].message == "step 20 of 20"
         assert call.latest == followed[-1]
+
+
+async def test_progress_from_the_first_step_and_from_a_task_the_method_started(backend: Any) -> None:
+    async with _pair(backend) as (callee, _caller, proxy):
+        callee.comm.progress_interval = 0.0
+        notices: list[Progress] = []
+        assert await proxy.helped().on_progress(notices.append) == 3
+        assert [p.message for p in notices] == ["starting", "helper", "done"]
+        # the task it left behind reports after the call is over: to nobody
+        callee.go_late.set()
+        assert callee.late_task is not None
+        await asyncio.wait_for(callee.late_task, 5.0)
+        assert callee.late_told is False
+        notices.clear()
+        assert await proxy.at_once().on_progress(notices.append) == 1
+        assert [(p.fraction, p.message) for p in notices] == [(1.0, "at once")]
 
 
 async def test_progress_is_rate_limited_and_the_last_notice_always_arrives(backend: Any) -> None:

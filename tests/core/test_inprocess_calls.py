@@ -1,6 +1,6 @@
-"""The LocalComm shortcut (pyobs/comm/local/inprocess.py, and the core's ``_Resume`` in
-``Comm._call``): a callee that does not wait finishes in the caller's task without a deadline or a
-task; one that waits goes on in a task of its own. Its cancel, throw and close paths, on real
+"""The LocalComm shortcut (``LocalTransport.call_inline``, pyobs/comm/local/inprocess.py, and the
+core's ``Waiting`` in ``Comm._send``): a callee that does not wait finishes in the caller's task
+without a deadline or a task; one that waits goes on in a task of its own. Its cancel, throw and close paths, on real
 LocalComms (bench/README.md "Cost on a plain call" says why the shortcut stays)."""
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 
 from pyobs.comm.calls import Call, CancelOutcome
+from pyobs.comm.comm import Peer
 from pyobs.comm.local import LocalComm, LocalNetwork
 from pyobs.interfaces.interface import Interface
 from pyobs.modules import Module
 from pyobs.utils.exceptions import RemoteError, RemoteTimeoutError
+from pyobs.utils.owner import current_owner
 
 #: set by the callee's methods: must never be seen by the caller
 MARK: contextvars.ContextVar[str | None] = contextvars.ContextVar("test_inprocess_mark", default=None)
@@ -35,6 +37,12 @@ class IShortcut(Interface):
     async def fails_at_once(self, **kwargs: Any) -> int: ...
     @abstractmethod
     async def fails_later(self, **kwargs: Any) -> int: ...
+    @abstractmethod
+    async def context_seen(self, **kwargs: Any) -> str: ...
+    @abstractmethod
+    async def returns_none(self, **kwargs: Any) -> int: ...
+    @abstractmethod
+    async def returns_value(self, **kwargs: Any) -> None: ...
 
 
 class Shortcut(Module, IShortcut):
@@ -72,6 +80,16 @@ class Shortcut(Module, IShortcut):
     async def fails_later(self, **kwargs: Any) -> int:
         await asyncio.sleep(0)
         raise ValueError("refused after a wait")
+
+    async def context_seen(self, **kwargs: Any) -> str:
+        owner = current_owner.get()
+        return f"{MARK.get()} {owner.name if owner is not None else None}"
+
+    async def returns_none(self, **kwargs: Any) -> int:
+        return None  # type: ignore[return-value]  # a bug the cast must still catch
+
+    async def returns_value(self, **kwargs: Any) -> None:
+        return 5  # type: ignore[return-value]  # a bug the cast must still catch
 
 
 @contextlib.asynccontextmanager
@@ -195,3 +213,70 @@ async def test_close_path_closing_the_callee_ends_a_waiting_in_process_call(pair
     with pytest.raises(RemoteError):
         await asyncio.wait_for(task, BOUND)
     assert callee.cleaned.is_set() and callee.cancelled
+
+
+async def test_the_callee_runs_in_a_copy_of_its_modules_context_not_the_callers(pair: Any) -> None:
+    callee, proxy = pair
+    token = MARK.set("caller")
+    try:
+        # as in another process: none of the caller's context variables, and the callee's code
+        # runs as its own module (its log records are its own, pyobs.utils.owner)
+        assert await proxy.context_seen() == f"None {callee.name}"
+    finally:
+        MARK.reset(token)
+
+
+async def test_only_a_call_that_waits_gets_a_wire_id(pair: Any) -> None:
+    _, proxy = pair
+    at_once: Call = proxy.at_once(1)
+    assert await at_once == 2
+    assert at_once.wire_id is None  # it ended in its first step: nothing to cancel
+    waits: Call = proxy.waits(0.01)
+    assert await waits == 7
+    assert waits.wire_id is not None  # what a cancel would have named
+
+
+async def test_a_void_or_none_result_is_still_checked_against_the_declaration(pair: Any) -> None:
+    _, proxy = pair
+    with pytest.raises(Exception, match="expected int, got NoneType"):
+        await proxy.returns_none()
+    with pytest.raises(Exception, match="expected None, got int"):
+        await proxy.returns_value()
+
+
+async def test_a_proxy_makes_the_same_call_as_the_class_does(pair: Any) -> None:
+    _, proxy = pair
+    from_proxy: Call = proxy.at_once(1)
+    by_class = Call(proxy._comm, proxy._peer, from_proxy._spec, (1,), {})
+    slots = [s for s in Call.__slots__ if s != "__dict__"]
+    assert {s: getattr(from_proxy, s) for s in slots} == {s: getattr(by_class, s) for s in slots}
+    assert isinstance(from_proxy._peer, Peer)
+    assert await from_proxy == 2 and await by_class == 2
+
+
+async def test_a_call_is_run_once(pair: Any) -> None:
+    _, proxy = pair
+    call: Call = proxy.at_once(1)
+    assert await call == 2
+    with pytest.raises(RuntimeError, match="awaited already"):
+        await call
+    followed: Call = proxy.waits(0.01)
+    progress = followed.progress()  # starts the call in a task of its own
+    with pytest.raises(RuntimeError, match="already runs in a task"):
+        followed.send(None)
+    assert [p async for p in progress] == []
+    assert await followed == 7  # the await waits for that task
+
+
+async def test_the_transports_own_coroutine_call_runs_the_same_call(pair: Any) -> None:
+    # LocalTransport.call (the Transport contract) for code that drives a transport itself; the
+    # core uses call_inline
+    callee, proxy = pair
+    transport = proxy._comm.transport
+    at_once, waits, fails = (callee.comm.method(name) for name in ("at_once", "waits", "fails_later"))
+    announced: list[float] = []
+    assert await transport.call("callee", at_once, [41], announced.append) == 42
+    assert await transport.call("callee", waits, [0.01], announced.append) == 7
+    with pytest.raises(ValueError, match="refused after a wait"):
+        await transport.call("callee", fails, [], announced.append)
+    assert callee.comm.serving == 0 and announced == []

@@ -1,11 +1,13 @@
 """The in-process call: how a LocalComm caller runs its callee's ``handle_call``.
 
-The callee's first step runs at once (LocalTransport.call), in the caller's task but in a copy of
-the caller's context: a method that does not wait finishes there, with no task and no event-loop round (the fast path,
-see bench/README.md "Cost on a plain call"). A method that waits goes on in a task of its own, in
-that context, as it would in another process: a caller's cancel reaches it only through the
-cancel path (``Comm.cancel_call``), never by accident of sharing the caller's task, and its context
-variables never leak into the caller.
+The callee's first step runs at once (``LocalTransport.call_inline``, a plain function the core
+calls), in the caller's task but in a copy of the callee module's own context (``owner_context``):
+a method that does not wait finishes there, with no task, no coroutine of the transport and no
+event-loop round (the fast path, see bench/README.md "Cost on a plain call"). A method that waits
+goes on in a task of its own, in that context, as it would in another process: a caller's cancel
+reaches it only through the cancel path (``Comm.cancel_call``), never by accident of sharing the
+caller's task; it sees none of the caller's context variables, and its own never leak into the
+caller.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import itertools
 from collections.abc import Hashable
 from typing import Any
@@ -12,7 +11,7 @@ from pyobs.events.event import Event
 from pyobs.interfaces.interface import MethodSpec
 from pyobs.utils.exceptions import RemoteError
 
-from ..calls import Call, CancelOutcome
+from ..calls import Call, CancelOutcome, Waiting
 from ..errors import describe, rebuild
 from ..transport import Announcement, Extend, NotConnected, Transport, TransportHandler
 from .inprocess import answer_of, continue_in_task
@@ -118,36 +117,47 @@ class LocalTransport(Transport):
         return member
 
     # -- calls
-    async def call(
+    inline_calls = True  # the callee's first step runs at once, in our task (see inprocess.py)
+
+    def call_inline(
         self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, control: Call | None = None
     ) -> Any:
-        member = self._member(peer)
-        handler = member.handler
-        assert handler is not None
+        network = self.network  # what _member() does, without its call (hot path)
+        if network.outage is not None:
+            raise self._down(f"reach '{peer}'")
+        member = network.members.get(peer)
+        handler = member.handler if member is not None else None
+        if handler is None:
+            raise RemoteError(f"module '{peer}' is offline")
         call_id = next(_CALL_IDS)
-        progress = None
-        if control is not None:
-            control.wire_id = call_id
-            progress = control.progress_received
         # the callee runs in a context and a task of its own, as it would in another process: a
         # method that does not wait finishes in this first step, without a task (the fast path);
         # a cancel of ours reaches it only through cancel(), never by accident of sharing our task
-        ctx = contextvars.copy_context()
+        ctx = handler.owner_context.copy()
+        progress = control.progress_received if control is not None else None
         try:
-            # arguments were cast by the caller against the callee's own spec: no second cast
-            same_spec = handler.method(method.name) is method
-            coro = handler.handle_call(self.name, method.name, args, extend, not same_spec, call_id, progress, True)
+            # the arguments were cast against ``method``: the callee does not cast them again if it is its own
+            coro = handler.handle_call(self.name, method.name, args, extend, method, call_id, progress, True)
             first = ctx.run(coro.send, None)
         except StopIteration as stop:
             return stop.value
         except Exception as exc:
             # exceptions cross as they would over a wire: by name, rebuilt where importable
             raise rebuild(describe(exc), f"{peer}.{method.name}()") from None
+        if control is not None:
+            control.wire_id = call_id  # only a call that waits can be cancelled
         task = continue_in_task(coro, first, ctx)
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         where = f"{peer}.{method.name}()"
         task.add_done_callback(lambda task: answer_of(answer, task, where))
-        return await answer
+        return Waiting(answer)
+
+    async def call(
+        self, peer: str, method: MethodSpec, args: list[Any], extend: Extend, control: Call | None = None
+    ) -> Any:
+        # the core uses call_inline; this is the same call for code that drives a transport itself
+        result = self.call_inline(peer, method, args, extend, control)
+        return await result.answer if type(result) is Waiting else result
 
     async def cancel(self, peer: str, wire_id: Hashable, wait: float) -> CancelOutcome:
         member = self.network.members.get(peer)
