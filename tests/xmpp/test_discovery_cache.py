@@ -50,13 +50,14 @@ async def test_modules_alike_share_a_ver_and_are_asked_once(xmpp_backend: Any) -
     for module in (a, b):
         t = transport_of(module)
         answer = t.exports.on_disco
+        assert t.requests[("get", discovery.Q_QUERY)] == answer  # disco#info queries go there
 
         def counting(xml: Element, query: Element, name: str = module.comm.name, answer: Any = answer) -> None:
             if xml.get("from", "").startswith("watcher@"):
                 asked.append(name)
             answer(xml, query)
 
-        t.exports.on_disco = counting  # type: ignore[method-assign]
+        t.requests[("get", discovery.Q_QUERY)] = counting
     watcher = xmpp_backend.comm("watcher")
     try:
         assert transport_of(a).exports.caps_ver == transport_of(b).exports.caps_ver  # only their names differ
@@ -102,6 +103,18 @@ def test_fingerprint_leaves_out_only_the_own_name() -> None:
     assert discovery.fingerprint(info, "cam1") != discovery.fingerprint(other, "cam1")
     made = discovery.instantiate(discovery.template(info, "cam1"), "cam7")
     assert made.label == "cam7" and info.label == "cam1"
+
+
+def test_a_module_known_from_the_cache_keeps_every_feature() -> None:
+    """A peer known from the caps cache (never asked) offers what the one asked offered: also the
+    call control (cancel, progress), which the record made from the cache had lost."""
+    info = discovery.PeerInfo(
+        interfaces=[("IModule", 1)], sends={("ProbeEvent", 1)}, direct=True, compact_calls=True, call_control=True
+    )
+    made = discovery.instantiate(discovery.template(info, "cam1"), "cam7")
+    assert (made.direct, made.compact_calls, made.call_control) == (True, True, True)
+    made.sends.add(("Other", 1))
+    assert info.sends == {("ProbeEvent", 1)}  # fresh containers: never shared between peers
 
 
 class SlowSender(RawClient):

@@ -19,41 +19,45 @@ from pyobs.utils.exceptions import ForbiddenError, RemoteError, UnknownMethodErr
 from ..calls import Call, CancelOutcome, ProgressSink
 from ..transport import Extend, TransportHandler
 from . import control, rpc
-from .link import Interim, Link, XmppConnectionError, log, too_large
+from .link import Interim, Link, XmppConnectionError, log, reply_address
 from .peers import PeerTable
 from .values import DecodeError, EncodeError, escape_attr
 
 
 class CallServer:
-    def __init__(self, link: Link, max_stanza_size: int) -> None:
+    def __init__(self, link: Link) -> None:
         self.link = link
-        self.max_stanza_size = max_stanza_size
         self.handler: TransportHandler | None = None
 
     def _reply(self, text: str) -> None:
-        self.link.send_or_log(text, "answer a call")
+        """Answer a call; if the connection is gone, one log line (the caller's deadline handles it)."""
+        try:
+            self.link.write(text)
+        except XmppConnectionError:
+            log.warning("%s: could not answer a call: not connected", self.link.bare)
+
+    def _refuse(self, reply: str, kind: str, what: str, *args: object) -> None:
+        """Answer a call we do not serve with ``reply``; a rate-limited log line of ``kind`` says ``what``."""
+        self.link.limited.warning(kind, "%s: " + what, self.link.bare, *args)
+        self._reply(reply)
 
     def on_call(self, xml: Element, query: Element) -> None:
         link = self.link
         frm = xml.get("from", "")
-        to = escape_attr(frm)
-        iq_id = escape_attr(xml.get("id", ""))
+        to, iq_id = reply_address(xml)
         bare = frm.partition("/")[0]
         if not link.trusted(bare):
-            link.limited.warning("untrusted-call", "%s: refused a call from %s: not in the fleet", link.bare, frm)
-            self._reply(rpc.iq_error(to, iq_id, "forbidden", "auth", 403, "not a member of this fleet"))
-            return
+            reply = rpc.iq_error(to, iq_id, "forbidden", "auth", 403, "not a member of this fleet")
+            return self._refuse(reply, "untrusted-call", "refused a call from %s: not in the fleet", frm)
         method = rpc.peek_method(query)
         handler = self.handler
         sender = link.sender_name(bare)
         if not method:
-            link.limited.warning("no-method", "%s: rejected a call from %s without a method name", link.bare, frm)
-            self._reply(rpc.fault(to, iq_id, describe(ValueError("call without <methodName>"))))
-            return
+            reply = rpc.fault(to, iq_id, describe(ValueError("call without <methodName>")))
+            return self._refuse(reply, "no-method", "rejected a call from %s without a method name", frm)
         if handler is None or handler.method(method) is None:
-            link.limited.warning("unknown-method", "%s: %s called unknown method %r", link.bare, sender, method[:100])
-            self._reply(rpc.iq_error(to, iq_id, "item-not-found", "cancel", 404, f"no method {method[:100]}", query))
-            return
+            reply = rpc.iq_error(to, iq_id, "item-not-found", "cancel", 404, f"no method {method[:100]}", query)
+            return self._refuse(reply, "unknown-method", "%s called unknown method %r", sender, method[:100])
         # progress goes to callers that say on the call that they take it (a pyobs-comm caller
         # of a pyobs-comm callee; not known from discovery, which may still be under way)
         progress = self._progress_sink(to, iq_id) if query.get("progress") == "1" else None
@@ -84,11 +88,9 @@ class CallServer:
         try:
             name, args = rpc.parse_compact_call(query) if compact else rpc.parse_call(query)
         except (rpc.RpcFormatError, DecodeError) as exc:
-            link.limited.warning(
-                "garbled-call", "%s: rejected a garbled call of %s() from %s: %s", link.bare, method[:100], sender, exc
-            )
-            self._reply(rpc.fault(to, iq_id, describe(ValueError(str(exc)))))
-            return
+            reply = rpc.fault(to, iq_id, describe(ValueError(str(exc))))
+            why = "rejected a garbled call of %s() from %s: %s"
+            return self._refuse(reply, "garbled-call", why, method[:100], sender, exc)
 
         def announce(seconds: float) -> None:
             self._reply(rpc.method_timeout(to, iq_id, seconds))
@@ -110,18 +112,16 @@ class CallServer:
             else:
                 log.info("%s: %s() called by %s raised %s: %s", link.bare, name, sender, type(exc).__name__, exc)
             reply = rpc.fault(to, iq_id, describe(exc))
-        if self.max_stanza_size:
-            size = too_large(reply, self.max_stanza_size)
-            if size:
-                log.warning("%s: the answer to %s() for %s is %d bytes, too large", link.bare, method, sender, size)
-                problem = f"the answer of {method}() is {size} bytes, more than the server's max_stanza_size"
-                reply = rpc.fault(to, iq_id, describe(ValueError(problem)))
+        try:
+            link.check_size(reply, f"the answer of {method}()")
+        except ValueError as exc:
+            log.warning("%s: %s for %s", link.bare, exc, sender)
+            reply = rpc.fault(to, iq_id, describe(exc))
         self._reply(reply)
 
     def on_cancel(self, xml: Element, el: Element) -> None:
         frm = xml.get("from", "")
-        to = escape_attr(frm)
-        iq_id = escape_attr(xml.get("id", ""))
+        to, iq_id = reply_address(xml)
         handler = self.handler
         try:
             call, wait = control.parse_cancel(el)
@@ -143,15 +143,11 @@ class CallServer:
 
 
 class CallClient:
-    def __init__(self, link: Link, peers: PeerTable, max_stanza_size: int) -> None:
+    def __init__(self, link: Link, peers: PeerTable) -> None:
         self.link = link
         self.peers = peers
-        self.max_stanza_size = max_stanza_size
         #: our calls that take progress notices: IQ id → (callee's full JID, the caller's handle)
         self._progress: dict[str, tuple[str, Call]] = {}
-        self._call_prefix: dict[str, str] = {}
-        self._call_body: dict[str, str] = {}
-        self._compact_body: dict[tuple[str, bool], str] = {}
 
     def _interim(self, extend: Extend, frm: str) -> Interim:
         """Sees the answers to a call before they count: a ``methodTimeout`` moves its deadline."""
@@ -207,39 +203,24 @@ class CallClient:
         link = self.link
         state = self.peers.get(peer)
         jid = state.jid if state is not None else f"{peer}@{link.domain}/{link.resource}"
-        prefix = self._call_prefix.get(jid)
-        if prefix is None:
-            prefix = self._call_prefix[jid] = rpc.call_prefix(jid)
+        prefix = rpc.call_prefix(jid)
         name = method.name
         # pyobs-comm peers take the compact envelope; everybody else (pyobs-core) jabber:iq:rpc
-        compact = state is not None and state.info is not None and state.info.compact_calls
+        info = state.info if state is not None else None
         try:
-            if compact:
-                assert state is not None and state.info is not None
+            if info is not None and info.compact_calls:
                 # to a peer with call control: mark that we take progress notices of the call
-                progress = state.info.call_control
-                key = (name, progress)
-                body = self._compact_body.get(key)
-                if body is None:
-                    body = self._compact_body[key] = rpc.compact_call_body(name, progress)
+                body = rpc.compact_call_body(name, info.call_control)
                 params = rpc.encode_values(args)
                 end = rpc.COMPACT_CALL_END
             else:
-                body = self._call_body.get(name)
-                if body is None:
-                    body = self._call_body[name] = rpc.call_body(name)
+                body = rpc.call_body(name)
                 params = rpc.encode_params(args)
                 end = rpc.CALL_END
         except EncodeError as exc:
             raise TypeError(f"{name}(): {exc}") from None
         iq_id = link.next_id()
-        if self.max_stanza_size:
-            size = too_large(prefix + iq_id + body + params + end, self.max_stanza_size)
-            if size:
-                raise ValueError(
-                    f"call {peer}.{name}() is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) "
-                    f"of the XMPP server"
-                )
+        link.check_size(prefix + iq_id + body + params + end, f"call {peer}.{name}()")
         fut = link.expect(iq_id, jid, self._interim(extend, jid))
         if handle is not None:
             handle.wire_id = iq_id

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 from typing import Any
 
 from ..comm import Comm
-from .link import PING_INTERVAL, PING_TIMEOUT
+from .link import PING_INTERVAL, PING_TIMEOUT, XmppOptions
+from .peers import PEER_CHECK_INTERVAL
 from .transport import XmppTransport
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class XmppComm(Comm):
         connect_timeout: float = 10.0,
         event_queue_size: int = 10000,
         version: str = "",
-        peer_check_interval: float = 1.5,
+        peer_check_interval: float = PEER_CHECK_INTERVAL,
         max_stanza_size: int = 0,
         trusted: list[str] | None = None,
         **limits: Any,
@@ -94,32 +95,11 @@ class XmppComm(Comm):
             jid = f"{user}@{domain}/{resource}"
         elif "/" not in jid:
             jid = f"{jid}/{resource}"
-        for key, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-                raise ValueError(f"{key} must be a positive number of seconds, not {value!r}")
-        transport = XmppTransport(
-            jid,
-            password,
-            server=server,
-            use_tls=use_tls,
-            require_tls=require_tls,
-            direct_tls=direct_tls,
-            ca_file=ca_file,
-            allow_plain=allow_plain,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            event_queue_size=event_queue_size,
-            version=version,
-            ignore_cert_errors=ignore_cert_errors,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            peer_check_interval=peer_check_interval,
-            max_stanza_size=max_stanza_size,
-            trusted=trusted,
-        )
+        given = locals()  # each field of XmppOptions is a keyword of this constructor, by the same name
+        options = XmppOptions(**{f.name: given[f.name] for f in dataclasses.fields(XmppOptions)})
         if ignore_cert_errors:
             log.warning("%s: ignore_cert_errors is set: the server's certificate is not checked", jid)
-        super().__init__(transport, timeout=timeout, event_queue_size=event_queue_size, **limits)
+        super().__init__(XmppTransport(options), timeout=timeout, event_queue_size=event_queue_size, **limits)
 
     @property
     def xmpp(self) -> XmppTransport:

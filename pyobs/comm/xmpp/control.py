@@ -32,7 +32,7 @@ class ControlFormatError(ValueError):
 
 
 def cancel_body(call: str, wait: float) -> str:
-    """A cancel IQ from its id on (the transport's ``_iq`` adds the head and the id)."""
+    """A cancel IQ from its id on (:meth:`.link.Link.iq` adds the head and the id)."""
     return f'"><cancel xmlns="{NS}" call="{escape_attr(call)}" wait="{wait:.3f}"/></iq>'
 
 

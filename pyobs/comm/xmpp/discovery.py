@@ -154,10 +154,9 @@ def instantiate(tmpl: PeerInfo, name: str) -> PeerInfo:
     module = caps.get("IModule")
     if isinstance(module, dict) and module.get("label") == _OWN_NAME:
         caps["IModule"] = {**module, "label": name}
-    return PeerInfo(
-        interfaces=list(tmpl.interfaces), sends=set(tmpl.sends), receives=set(tmpl.receives), capabilities=caps,
-        direct=tmpl.direct, compact_calls=tmpl.compact_calls,
-    )  # fmt: skip
+    return dataclasses.replace(
+        tmpl, interfaces=list(tmpl.interfaces), sends=set(tmpl.sends), receives=set(tmpl.receives), capabilities=caps
+    )
 
 
 def own_fingerprint(body: str, name: str) -> str:

@@ -41,9 +41,8 @@ class EventSubscriptions:
         """An event a peer sent us directly (we asked it to, see :meth:`sync`)."""
         link = self.link
         frm = xml.get("from", "")
-        bare, _, resource = frm.partition("/")
-        local, _, domain = bare.partition("@")
-        if domain != link.domain or resource != link.resource or not link.trusted(bare):
+        local = link.fleet_module(frm)
+        if local is None:
             link.limited.warning("untrusted-event", "%s: dropped an event sent by %s: not in the fleet", link.bare, frm)
             return
         try:
@@ -65,13 +64,9 @@ class EventSubscriptions:
             return
         try:
             event = Event.from_dict(json.loads(note.payload.text or ""))
-        except ValueError as exc:
-            limited.warning(
-                "bad-event", "%s: dropped an undecodable %s from %s: %s", bare, note.name, note.module, exc
-            )
-            return
-        except RecursionError:
-            limited.warning("bad-event", "%s: dropped a %s from %s nested too deeply", bare, note.name, note.module)
+        except (ValueError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            limited.warning("bad-event", "%s: dropped an undecodable %s from %s: %s", bare, note.name, note.module, why)
             return
         if event.type != note.name:
             limited.warning(

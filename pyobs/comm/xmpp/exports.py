@@ -8,7 +8,6 @@ and whether our presence is out in this session (``online``). Answers disco#info
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -16,16 +15,15 @@ from pyobs.interfaces.types import ModuleCapabilities
 
 from ..transport import Announcement
 from . import discovery, rpc
-from .link import Link, XmppConnectionError
-from .values import INVALID_XML, EncodeError, escape, escape_attr
+from .link import Link, reply_address
+from .values import INVALID_XML, EncodeError, escape
 
 CAPS_NS = "http://jabber.org/protocol/caps"
 
 
 class Exports:
-    def __init__(self, link: Link, version: str) -> None:
+    def __init__(self, link: Link) -> None:
         self.link = link
-        self.version = version
         self.info: Announcement | None = None
         #: our presence was sent in this session
         self.online = False
@@ -38,7 +36,7 @@ class Exports:
         self.info = info
         caps: dict[str, Any] = dict(info.capabilities)
         if info.is_module and not isinstance(caps.get("IModule"), ModuleCapabilities):
-            caps["IModule"] = ModuleCapabilities(label=info.label or self.link.name, version=self.version)
+            caps["IModule"] = ModuleCapabilities(label=info.label or self.link.name, version=self.link.options.version)
         try:
             self.disco_body = discovery.info_body(info, caps)
         except EncodeError as exc:
@@ -67,12 +65,9 @@ class Exports:
         self.link.write(f"<presence>{extra}{caps}</presence>")
 
     def on_disco(self, xml: Element, query: Element) -> None:
-        frm = xml.get("from", "")
-        to = escape_attr(frm)
-        iq_id = escape_attr(xml.get("id", ""))
-        bare = frm.partition("/")[0]
-        with contextlib.suppress(XmppConnectionError):
-            if "@" in bare and not self.link.trusted(bare):  # (the server itself may ask: no '@')
-                self.link.write(rpc.iq_error(to, iq_id, "forbidden", "auth", 403, "not a member of this fleet"))
-                return
-            self.link.write(discovery.info_result(to, iq_id, self.disco_body, query.get("node")))
+        to, iq_id = reply_address(xml)
+        bare = xml.get("from", "").partition("/")[0]
+        if "@" in bare and not self.link.trusted(bare):  # (the server itself may ask: no '@')
+            self.link.write_or_drop(rpc.iq_error(to, iq_id, "forbidden", "auth", 403, "not a member of this fleet"))
+            return
+        self.link.write_or_drop(discovery.info_result(to, iq_id, self.disco_body, query.get("node")))

@@ -18,6 +18,7 @@ import base64
 import contextlib
 import itertools
 import logging
+import math
 import os
 import random
 import ssl
@@ -33,7 +34,6 @@ from pyobs.utils.ratelimit import RateLimitedLog
 from ..transport import NotConnected
 from . import pubsub, rpc
 from .client import Q_IQ, Client, RawHandler
-from .limits import StanzaLimits
 from .values import escape_attr
 
 log = logging.getLogger("pyobs.comm.xmpp.transport")  # one logger for the whole transport
@@ -77,14 +77,6 @@ class IqError(RemoteError):
         self.text = text
 
 
-def too_large(data: str, limit: int) -> int:
-    """The size in bytes of ``data`` if it exceeds ``limit`` (0: no limit), else 0."""
-    if not limit or len(data) <= limit // 4:  # UTF-8 has at most 4 bytes per character
-        return 0
-    size = len(data.encode())
-    return size if size > limit else 0
-
-
 def split_jid(jid: str) -> tuple[str, str, str]:
     """``local@domain/resource`` → (local, domain, resource); ValueError naming what is wrong."""
     bare, _, resource = jid.partition("/")
@@ -106,10 +98,8 @@ def is_valid_jid(jid: str, resource: str = "pyobs") -> bool:
         local, domain, res = split_jid(candidate)
     except ValueError:
         return False
-    parts = (local, domain, res)
-    return all(parts) and not any(c.isspace() or c in "@/\"'<>&" for c in local + domain) and not any(
-        c.isspace() for c in res
-    )
+    bad = any(c.isspace() or c in "@/\"'<>&" for c in local + domain) or any(c.isspace() for c in res)
+    return bool(res) and not bad
 
 
 def _parse_one_server(server: object) -> tuple[str, int]:
@@ -165,14 +155,47 @@ class _Pending:
     interim: Interim | None = None
 
 
-@dataclass
-class TlsOptions:
-    use_tls: bool = True
-    require_tls: bool = False
-    direct_tls: bool = False
-    ca_file: str | None = None
-    allow_plain: bool = False
-    ignore_cert_errors: bool = False
+@dataclass(frozen=True)
+class XmppOptions:
+    """What :class:`~.comm.XmppComm` was configured with (its docstring explains each), checked
+    once here and read by the parts of the transport."""
+
+    jid: str
+    password: str
+    server: str | list[str] | None
+    use_tls: bool
+    require_tls: bool
+    direct_tls: bool
+    ca_file: str | None
+    allow_plain: bool
+    ignore_cert_errors: bool
+    timeout: float
+    connect_timeout: float
+    ping_interval: float
+    ping_timeout: float
+    event_queue_size: int
+    version: str
+    peer_check_interval: float
+    max_stanza_size: int
+    trusted: list[str] | None
+
+    def __post_init__(self) -> None:
+        for key in ("timeout", "connect_timeout"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(f"{key} must be a positive number of seconds, not {value!r}")
+        if self.ping_interval <= 0 or self.ping_timeout <= 0:
+            raise ValueError("ping_interval and ping_timeout must be positive")
+        size = self.event_queue_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"event_queue_size must be a whole number >= 1, not {size!r}")
+        if self.peer_check_interval < 0:
+            raise ConfigError("peer_check_interval", "must be 0 (off) or a positive number of seconds")
+        if self.max_stanza_size < 0:
+            raise ConfigError("max_stanza_size", "must be 0 (no limit) or a number of bytes")
+        trusted = self.trusted
+        if trusted is not None and (isinstance(trusted, str) or not all(isinstance(t, str) and t for t in trusted)):
+            raise ValueError(f"trusted must be a list of JIDs (name@domain), not {trusted!r}")
 
 
 class Link:
@@ -180,52 +203,35 @@ class Link:
 
     def __init__(
         self,
-        jid: str,
-        password: str,
+        options: XmppOptions,
         *,
-        server: str | list[str] | None,
-        tls: TlsOptions,
-        timeout: float,
-        connect_timeout: float,
-        ping_interval: float,
-        ping_timeout: float,
-        trusted: list[str] | None,
-        stanza_limits: StanzaLimits | None,
         on_iq: RawHandler,
         on_message: RawHandler,
         on_presence: RawHandler,
         on_session: Callable[[], None],
         on_lost: Callable[[bool, str], None],
     ) -> None:
-        local, domain, resource = split_jid(jid)
+        self.options = options
+        local, domain, resource = split_jid(options.jid)
         self.name = local
         self.domain = domain
         self.resource = resource or "pyobs"
         self.bare = f"{local}@{domain}"
         self.full = f"{self.bare}/{self.resource}"
         self.pubsub = f"pubsub.{domain}"
-        self._password = password
         #: the servers to connect to, tried in turn (empty: DNS SRV of the domain)
+        server = options.server
         self.addresses: list[tuple[str, int]] = parse_servers(server) if server not in (None, "") else []
         self._address: tuple[str, int] | None = self.addresses[0] if self.addresses else None
-        self.tls = tls
-        if ping_interval <= 0 or ping_timeout <= 0:
-            raise ValueError("ping_interval and ping_timeout must be positive")
-        self.ping_interval = float(ping_interval)
-        self.ping_timeout = float(ping_timeout)
-        self.timeout = float(timeout)
-        self.connect_timeout = float(connect_timeout)
+        self.timeout = float(options.timeout)
         #: the accounts we take calls, events and presence from: an explicit list, or (None) our roster
         self._trusted_explicit: frozenset[str] | None = None
-        if trusted is not None:
-            if isinstance(trusted, str) or not all(isinstance(t, str) and t for t in trusted):
-                raise ValueError(f"trusted must be a list of JIDs (name@domain), not {trusted!r}")
-            self._trusted_explicit = frozenset(t if "@" in t else f"{t}@{domain}" for t in trusted)
+        if options.trusted is not None:
+            self._trusted_explicit = frozenset(t if "@" in t else f"{t}@{domain}" for t in options.trusted)
         #: the bare JIDs in our roster (read at each login, changed by the server's pushes)
         self.roster: frozenset[str] = frozenset()
         #: lines a peer can trigger per stanza go through this (one line per kind every 10 s, with counts)
         self.limited = RateLimitedLog(log)
-        self._stanza_limits = stanza_limits or StanzaLimits()
         self._route_iq, self._on_message, self._on_presence = on_iq, on_message, on_presence
         self._on_session, self._on_lost = on_session, on_lost
 
@@ -247,6 +253,10 @@ class Link:
     @property
     def address(self) -> str:
         return f"{self._address[0]}:{self._address[1]}" if self._address else self.domain
+
+    @property
+    def _ca_hint(self) -> str:
+        return " (set ca_file to trust a self-signed certificate)" if self.options.ca_file is None else ""
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -293,7 +303,7 @@ class Link:
         self.conflict = False
         self.client = self._make_client()
         try:
-            await self.attempt_session(self.connect_timeout)
+            await self.attempt_session(self.options.connect_timeout)
         except BaseException as exc:
             self.closing = True
             await self.dispose()
@@ -303,20 +313,19 @@ class Link:
             raise
 
     def _make_client(self) -> Client:
-        tls = self.tls
+        options = self.options
         client = Client(
             self.full,
-            self._password,
+            options.password,
             on_iq=self._on_iq,
             on_message=self._on_message,
             on_presence=self._on_presence,
             on_oversized=self._on_oversized,
-            limits=self._stanza_limits,
-            use_tls=tls.use_tls,
-            direct_tls=tls.direct_tls,
-            ca_file=tls.ca_file,
-            allow_plain=tls.allow_plain,
-            ignore_cert_errors=tls.ignore_cert_errors,
+            use_tls=options.use_tls,
+            direct_tls=options.direct_tls,
+            ca_file=options.ca_file,
+            allow_plain=options.allow_plain,
+            ignore_cert_errors=options.ignore_cert_errors,
         )
         # nobody gets into our roster (the fleet) by asking: subscription requests are refused
         client.auto_authorize = False
@@ -343,13 +352,10 @@ class Link:
         client = self.client
         assert client is not None and self._loop is not None
         if len(self.addresses) > 1:  # a silent node must not use up the time the others have
-            timeout = min(timeout, max(2.0, self.connect_timeout / len(self.addresses)))
+            timeout = min(timeout, max(2.0, self.options.connect_timeout / len(self.addresses)))
         attempt = self._attempt = self._loop.create_future()
         self._last_error = ""
-        if self._address is not None:
-            client.connect(*self._address)
-        else:
-            client.connect()
+        client.connect(*(self._address or ()))  # none: the domain's DNS SRV records
         try:
             await asyncio.wait_for(asyncio.shield(attempt), timeout)
         except TimeoutError:
@@ -393,14 +399,9 @@ class Link:
 
     def _on_roster_push(self, xml: Element, query: Element) -> None:
         """The server changed our roster (RFC 6120 roster push): the fleet changed."""
-        roster = set(self.roster)
-        for item in query:
-            jid = item.get("jid", "").partition("/")[0]
-            if item.get("subscription") in ("both", "to", "from"):
-                roster.add(jid)
-            else:
-                roster.discard(jid)
-        self.roster = frozenset(roster)
+        members = set(_roster_items(query))
+        left = {item.get("jid", "").partition("/")[0] for item in query} - members
+        self.roster = frozenset((self.roster - left) | members)
         self.reply_empty(xml)
 
     def _next_address(self) -> None:
@@ -410,10 +411,8 @@ class Link:
             self._address = self.addresses[(i + 1) % len(self.addresses)]
 
     def _fail_attempt(self, exc: Exception) -> None:
-        attempt = self._attempt
-        if attempt is not None and not attempt.done():
-            attempt.set_exception(exc)
-            attempt.exception()  # retrieved: no "never retrieved" warnings if nobody awaits
+        if self._attempt is not None:
+            _fail(self._attempt, exc)
 
     def _on_connection_failed(self, error: Any) -> None:
         if self.client is not None:
@@ -427,8 +426,7 @@ class Link:
         )
 
     def _on_invalid_cert(self, error: Any) -> None:
-        hint = " (set ca_file to trust a self-signed certificate)" if self.tls.ca_file is None else ""
-        self._last_error = f"TLS certificate of {self.domain} not trusted: {error}{hint}"
+        self._last_error = f"TLS certificate of {self.domain} not trusted: {error}{self._ca_hint}"
         self._fail_attempt(XmppAuthError(self._last_error))
         if self.client is not None:
             self.client.abort()
@@ -444,7 +442,7 @@ class Link:
         client = self.client
         if client is None:
             return
-        if self.tls.require_tls and not client.encrypted:
+        if self.options.require_tls and not client.encrypted:
             self._fail_attempt(XmppAuthError(f"{self.domain} offers no TLS and require_tls is set"))
             client.abort()
             return
@@ -463,8 +461,7 @@ class Link:
             self._ping_task = None
         why = self._last_error or (str(reason) if reason else "connection closed")
         if isinstance(reason, ssl.SSLError):
-            hint = " (set ca_file to trust a self-signed certificate)" if self.tls.ca_file is None else ""
-            self._fail_attempt(XmppAuthError(f"TLS with {self.domain} failed: {reason}{hint}"))
+            self._fail_attempt(XmppAuthError(f"TLS with {self.domain} failed: {reason}{self._ca_hint}"))
         self._fail_attempt(XmppConnectionError(why))
         self.fail_pending(XmppConnectionError(f"{self.bare}: connection to the XMPP server {self.address} lost"))
         self._on_lost(was_up and not self.closing, why)
@@ -479,19 +476,19 @@ class Link:
     def fail_pending(self, exc: Exception) -> None:
         pending, self._pending = self._pending, {}
         for p in pending.values():
-            if not p.future.done():
-                p.future.set_exception(exc)
-                p.future.exception()
+            _fail(p.future, exc)
 
     async def _keepalive(self) -> None:
         while self.session:
-            await asyncio.sleep(self.ping_interval)
+            await asyncio.sleep(self.options.ping_interval)
             if not self.session:
                 return
             try:
-                await self.ping(self.domain, self.ping_timeout)
+                await self.ping(self.domain, self.options.ping_timeout)
             except TimeoutError:
-                log.warning("%s: server did not answer a ping within %s s; reconnecting", self.bare, self.ping_timeout)
+                log.warning(
+                    "%s: server did not answer a ping within %s s; reconnecting", self.bare, self.options.ping_timeout
+                )
                 if self.client is not None:
                     self.client.abort()
                 return
@@ -507,13 +504,8 @@ class Link:
         if client is not None and self.session:
             client.write('<presence type="unavailable"/>')
             client.flush()
-            try:
+            with contextlib.suppress(Exception):  # a timeout too: dispose() aborts the connection
                 await asyncio.wait_for(client.disconnect(wait=1.0), 2.0)
-            except (TimeoutError, Exception):
-                client.abort()
-        elif client is not None:
-            client.cancel_connection_attempt()
-            client.abort()
         self.session = False
         await self.dispose()
         self.fail_pending(XmppConnectionError(f"{self.bare}: closed"))
@@ -576,6 +568,11 @@ class Link:
         frm = None if jid == self.domain else jid
         await self.iq(f'<iq type="get" to="{escape_attr(jid)}" id="', PING_BODY, frm, timeout, what)
 
+    async def pubsub_iq(self, body: str, what: str, timeout: float | None, iq_type: str = "set") -> Element:
+        """An IQ to the pubsub service (``body``: from the id on, see :mod:`.pubsub`)."""
+        head = self.pubsub_head if iq_type == "set" else pubsub.iq_head(self.pubsub, iq_type)
+        return await self.iq(head, body, self.pubsub, timeout, what)
+
     async def pubsub_set(self, body: str, what: str, transient: frozenset[str] = TRANSIENT_PUBSUB) -> Element:
         """A pubsub set (node creation, a first publish) retried with backoff while the answer is a
         transient condition: concurrent creations on ejabberd abort each other's transactions and are
@@ -583,7 +580,7 @@ class Link:
         delay = 0.02
         for attempt in range(PUBSUB_ATTEMPTS):
             try:
-                return await self.iq(self.pubsub_head, body, self.pubsub, self.timeout, what)
+                return await self.pubsub_iq(body, what, self.timeout)
             except IqError as exc:
                 if exc.condition not in transient or attempt == PUBSUB_ATTEMPTS - 1:
                     raise
@@ -592,17 +589,35 @@ class Link:
             delay *= 2
         raise AssertionError("unreachable")
 
-    def reply_empty(self, xml: Element) -> None:
-        with contextlib.suppress(XmppConnectionError):
-            to, iq_id = escape_attr(xml.get("from", self.domain)), escape_attr(xml.get("id", ""))
-            self.write(f'<iq type="result" to="{to}" id="{iq_id}"/>')
+    def check_size(self, data: str, what: str, around: int = 0) -> None:
+        """ValueError naming ``what`` if ``data``, with ``around`` bytes of stanza around it, is
+        larger than the server's ``max_stanza_size`` (0: none known): refused here, not by the
+        server (which would drop the connection)."""
+        limit = self.options.max_stanza_size - around
+        if not self.options.max_stanza_size or len(data) <= limit // 4:  # UTF-8: at most 4 bytes a character
+            return
+        size = len(data.encode())
+        if size > limit:
+            raise ValueError(
+                f"{what} is {size} bytes, more than max_stanza_size ({self.options.max_stanza_size}) of the XMPP server"
+            )
 
-    def send_or_log(self, text: str, what: str) -> None:
-        """Write an answer; if the connection is gone, one log line (the peer's deadline handles it)."""
-        try:
-            self.write(text)
-        except XmppConnectionError:
-            log.warning("%s: could not %s: not connected", self.bare, what)
+    def write_or_drop(self, data: str) -> None:
+        """Write, or nothing if the connection is gone (an answer: the peer's deadline handles it;
+        a copy of a tracked publish: written again on reconnect)."""
+        if self.client is not None:
+            self.client.write(data)
+
+    def reply_empty(self, xml: Element) -> None:
+        to, iq_id = reply_address(xml, self.domain)
+        self.write_or_drop(f'<iq type="result" to="{to}" id="{iq_id}"/>')
+
+    def fleet_module(self, jid: str) -> str | None:
+        """The module name of ``jid`` if it is a session of a module of the fleet (our domain and
+        resource, a trusted account), else None."""
+        bare, _, resource = jid.partition("/")
+        local, _, domain = bare.partition("@")
+        return local if local and domain == self.domain and resource == self.resource and self.trusted(bare) else None
 
     # ------------------------------------------------------------------ receiving
 
@@ -618,12 +633,8 @@ class Link:
                 log.warning(
                     "%s: ignored an answer to %s from %s (expected %s)", self.bare, iq_id, frm, pending.expect_from
                 )
-                return True
-            if pending.interim is not None and typ == "result" and pending.interim(xml):
-                return True
-            del self._pending[iq_id]
-            if not pending.future.done():
-                pending.future.set_result(xml)
+            elif pending.interim is None or typ != "result" or not pending.interim(xml):
+                self._answered(iq_id, xml)
             return True
         if typ == "set":
             roster = xml.find(Q_ROSTER)
@@ -647,21 +658,36 @@ class Link:
             return
         iq_id = xml.get("id", "")
         if typ in ("get", "set"):
-            to, iq_id = escape_attr(frm), escape_attr(iq_id)
+            to, iq_id = reply_address(xml)
             first = xml[0].tag if len(xml) else ""
             if typ == "set" and first in (rpc.Q_QUERY, rpc.Q_COMPACT_CALL):
                 reply = rpc.fault(to, iq_id, describe(ValueError(f"call refused: the stanza is {problem}")))
             else:
                 reply = rpc.iq_error(to, iq_id, "policy-violation", "modify", 400, f"stanza {problem}")
-            with contextlib.suppress(XmppConnectionError):
-                self.write(reply)
+            self.write_or_drop(reply)
             return
         pending = self._pending.get(iq_id)
         if pending is not None and (pending.expect_from is None or frm == pending.expect_from):
-            del self._pending[iq_id]
-            if not pending.future.done():
-                pending.future.set_exception(RemoteError(f"the answer from {frm or 'the server'} is {problem}"))
-                pending.future.exception()
+            self._answered(iq_id, RemoteError(f"the answer from {frm or 'the server'} is {problem}"))
+
+    def _answered(self, iq_id: str, answer: Element | Exception) -> None:
+        """The IQ ``iq_id`` we wait for is answered (or failed): its waiter gets it."""
+        future = self._pending.pop(iq_id).future
+        if isinstance(answer, Exception):
+            _fail(future, answer)
+        elif not future.done():
+            future.set_result(answer)
+
+
+def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
+    if not future.done():
+        future.set_exception(exc)
+        future.exception()  # retrieved: no "never retrieved" warning if nobody awaits it
+
+
+def reply_address(xml: Element, default: str = "") -> tuple[str, str]:
+    """Where the answer to the request ``xml`` goes: its sender and its id, escaped for an attribute."""
+    return escape_attr(xml.get("from", default)), escape_attr(xml.get("id", ""))
 
 
 def _roster_items(query: Element) -> list[str]:

@@ -37,6 +37,10 @@ class XmppNodeOwnershipError(RemoteError, PermissionError):
         self.owners = owners
 
 
+#: answers to a node creation that mean "not with this configuration" (created with the server's defaults)
+UNCONFIGURABLE = frozenset({"not-acceptable", "bad-request", "feature-not-implemented", "not-allowed"})
+
+
 class Nodes:
     def __init__(self, link: Link) -> None:
         self.link = link
@@ -64,39 +68,31 @@ class Nodes:
         """Create one of our nodes (events: ``transient``, state: keeps its items); if it exists, it
         must be ours (:meth:`claim`)."""
         link = self.link
-        try:
-            await link.pubsub_set(pubsub.create_body(node, transient=transient), node)
-        except IqError as exc:
-            if exc.condition == "conflict":
-                await self.claim(node)  # it exists: it must be ours
-                self._created.add(node)
+        # if the server does not take our node configuration: once more with its defaults
+        for config in (transient, False):
+            try:
+                await link.pubsub_set(pubsub.create_body(node, transient=config), node)
+            except IqError as exc:
+                if exc.condition == "conflict":
+                    await self.claim(node)  # it exists: it must be ours
+                elif exc.condition in UNCONFIGURABLE and config is not False:
+                    continue
+                else:
+                    log.warning("%s: cannot create node %s: %s", link.bare, node, exc)
+                    return
+            except TimeoutError:
+                log.warning("%s: creating node %s timed out", link.bare, node)
                 return
-            if exc.condition in ("not-acceptable", "bad-request", "feature-not-implemented", "not-allowed"):
-                # the server does not take our node configuration: create it with its defaults
-                try:
-                    await link.pubsub_set(pubsub.create_body(node, transient=False), node)
-                except IqError as exc2:
-                    if exc2.condition != "conflict":
-                        log.warning("%s: cannot create node %s: %s", link.bare, node, exc2)
-                        return
-                    await self.claim(node)
-                self._created.add(node)
-                return
-            log.warning("%s: cannot create node %s: %s", link.bare, node, exc)
+            self._created.add(node)
             return
-        except TimeoutError:
-            log.warning("%s: creating node %s timed out", link.bare, node)
-            return
-        self._created.add(node)
 
     async def claim(self, node: str) -> None:
         """An existing node must be ours. Where the server lets us read its affiliations without
         owning it (prosody: every pyobs account is a pubsub admin) and it is not ours, take it back;
         otherwise raise :class:`XmppNodeOwnershipError` naming the owner."""
         link = self.link
-        get = pubsub.iq_head(link.pubsub, "get")
         try:
-            reply = await link.iq(get, pubsub.affiliations_body(node), link.pubsub, link.timeout, node)
+            reply = await link.pubsub_iq(pubsub.affiliations_body(node), node, link.timeout, "get")
         except IqError as exc:
             if exc.condition == "item-not-found":
                 return  # gone meanwhile: our next publish creates it
@@ -106,14 +102,9 @@ class Nodes:
             return
         others = {j: "none" for j, aff in affiliations.items() if aff in ("owner", "publisher") and j != link.bare}
         try:
-            await link.iq(
-                link.pubsub_head, pubsub.set_affiliations_body(node, {link.bare: "owner"}), link.pubsub, link.timeout,
-                node,
-            )  # fmt: skip
+            await link.pubsub_iq(pubsub.set_affiliations_body(node, {link.bare: "owner"}), node, link.timeout)
             if others:
-                await link.iq(
-                    link.pubsub_head, pubsub.set_affiliations_body(node, others), link.pubsub, link.timeout, node
-                )
+                await link.pubsub_iq(pubsub.set_affiliations_body(node, others), node, link.timeout)
         except IqError:
             owners = list(others) or await self._owners(node)
             raise XmppNodeOwnershipError(node, owners, link.bare) from None
@@ -139,7 +130,7 @@ class Nodes:
         peer that creates it late): it is asked for again in the background while ``wanted()``."""
         link = self.link
         try:
-            await link.iq(link.pubsub_head, pubsub.subscribe_body(node, link.bare), link.pubsub, timeout, node)
+            await link.pubsub_iq(pubsub.subscribe_body(node, link.bare), node, timeout)
         except IqError as exc:
             if exc.condition != "item-not-found":
                 raise
@@ -154,7 +145,7 @@ class Nodes:
         while wanted() and link.session:
             await asyncio.sleep(next(pauses))
             try:
-                await link.iq(link.pubsub_head, pubsub.subscribe_body(node, link.bare), link.pubsub, link.timeout, node)
+                await link.pubsub_iq(pubsub.subscribe_body(node, link.bare), node, link.timeout)
             except IqError as exc:
                 if exc.condition == "item-not-found":
                     continue

@@ -20,8 +20,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from xml.etree.ElementTree import Element
 
-from pyobs.utils.exceptions import ConfigError
-
 from ..backoff import RETRY_CAP, backoff
 from ..transport import TransportHandler
 from . import discovery
@@ -78,16 +76,13 @@ class PeerTable:
         events: EventSubscriptions,
         publisher: EventPublisher,
         state: StateSync,
-        check_interval: float,
     ) -> None:
-        if check_interval < 0:
-            raise ConfigError("peer_check_interval", "must be 0 (off) or a positive number of seconds")
         self.link = link
         self.exports = exports
         self.events = events
         self.publisher = publisher
         self.state = state
-        self.check_interval = float(check_interval)
+        self.check_interval = float(link.options.peer_check_interval)
         self.handler: TransportHandler | None = None
         self.discovery = Discovery(link, self._release_waiting)
         self._peers: dict[str, Peer] = {}

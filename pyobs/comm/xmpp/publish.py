@@ -15,7 +15,6 @@ outbox flushes, and waited for (bounded) by ``close()``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
 from xml.etree.ElementTree import Element
 
@@ -24,7 +23,7 @@ from pyobs.events.event import Event
 from . import pubsub, rpc
 from .discovery import DIRECT_EVENTS, Peer, event_version
 from .exports import Exports
-from .link import IqError, Link, XmppConnectionError, log, too_large
+from .link import IqError, Link, XmppConnectionError, log, reply_address
 from .nodes import Nodes
 from .values import escape_attr
 
@@ -42,16 +41,13 @@ CLOSE_RESERVE = 3.0
 
 
 class EventPublisher:
-    def __init__(self, link: Link, exports: Exports, nodes: Nodes, event_queue_size: int, max_stanza_size: int) -> None:
-        if isinstance(event_queue_size, bool) or not isinstance(event_queue_size, int) or event_queue_size < 1:
-            raise ValueError(f"event_queue_size must be a whole number >= 1, not {event_queue_size!r}")
+    def __init__(self, link: Link, exports: Exports, nodes: Nodes) -> None:
         self.link = link
         self.exports = exports
         self.nodes = nodes
-        self.max_stanza_size = max_stanza_size
         #: publishes written but not yet confirmed by the server (IQ id → node, JSON); bounded
         self.unacked: OrderedDict[str, tuple[str, str]] = OrderedDict()
-        self._unacked_limit = event_queue_size
+        self._unacked_limit = link.options.event_queue_size
         #: set when the server has confirmed every event we sent
         self._acks_drained = asyncio.Event()
         #: peers that take our events as direct messages: name → (full JID, event names)
@@ -72,12 +68,10 @@ class EventPublisher:
         """A peer asks for our events of the listed types as messages (replaces its earlier list)."""
         link = self.link
         frm = xml.get("from", "")
-        to, iq_id = escape_attr(frm), escape_attr(xml.get("id", ""))
-        bare, _, resource = frm.partition("/")
-        local, _, domain = bare.partition("@")
-        if not local or domain != link.domain or resource != link.resource or not link.trusted(bare):
-            with contextlib.suppress(XmppConnectionError):
-                link.write(rpc.iq_error(to, iq_id, "not-allowed", "cancel", 405, "not a module of this fleet"))
+        to, iq_id = reply_address(xml)
+        local = link.fleet_module(frm)
+        if local is None:
+            link.write_or_drop(rpc.iq_error(to, iq_id, "not-allowed", "cancel", 405, "not a module of this fleet"))
             return
         events = frozenset(el.get("events", "").split())
         if events:
@@ -85,8 +79,7 @@ class EventPublisher:
         else:
             self._direct.pop(local, None)
         self._targets = None
-        with contextlib.suppress(XmppConnectionError):
-            link.write(f'<iq type="result" to="{to}" id="{iq_id}"/>')
+        link.reply_empty(xml)
 
     def bounced(self, jid: str) -> None:
         """Our direct event to ``jid`` came back as an error: that session is gone."""
@@ -149,7 +142,7 @@ class EventPublisher:
         async def one(node: str, jids: list[str]) -> None:
             try:
                 body = pubsub.subscribe_other_body(node, jids)
-                await link.iq(link.pubsub_head, body, link.pubsub, link.timeout, node)
+                await link.pubsub_iq(body, node, link.timeout)
             except IqError as exc:
                 log.debug("%s: cannot subscribe %s to %s: %s", link.bare, jids, node, exc)
             except TimeoutError:
@@ -166,13 +159,7 @@ class EventPublisher:
         etype = type(event)
         node = pubsub.event_node(link.name, etype.__name__, etype.version)
         text = pubsub.event_json(event.to_dict())
-        if self.max_stanza_size:
-            size = too_large(text, self.max_stanza_size - 400)  # the publish around it: < 400 bytes
-            if size:
-                raise ValueError(
-                    f"{etype.__name__} is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) of the "
-                    f"XMPP server"
-                )
+        link.check_size(text, etype.__name__, 400)  # the publish around it: < 400 bytes
         self._send(node, text)
 
     def _send(self, node: str, text: str) -> None:
@@ -218,8 +205,8 @@ class EventPublisher:
             raise XmppConnectionError(f"{link.bare}: not connected to the XMPP server")
         items = pubsub.direct_event_items(node, text)
         limit = DIRECT_BATCH_BYTES
-        if self.max_stanza_size:
-            limit = min(limit, self.max_stanza_size // 2)
+        if link.options.max_stanza_size:
+            limit = min(limit, link.options.max_stanza_size // 2)
         for t in targets:
             batch = self._batch.setdefault(t, [])
             batch.append(items)
@@ -249,15 +236,13 @@ class EventPublisher:
         if batch:
             head = pubsub.DIRECT_BATCH_HEAD
             data = "".join([t + head + "".join(items) + pubsub.DIRECT_BATCH_TAIL for t, items in batch.items()])
-            with contextlib.suppress(XmppConnectionError):  # the pubsub copies are tracked: sent again
-                self.link.write(data)
+            self.link.write_or_drop(data)  # the pubsub copies are tracked: sent again
 
     def _flush_deferred(self) -> None:
         self._deferred_timer = None
         data, self._deferred = "".join(self._deferred), []
         if data:
-            with contextlib.suppress(XmppConnectionError):  # unacknowledged: sent again on reconnect
-                self.link.write(data)
+            self.link.write_or_drop(data)  # unacknowledged: sent again on reconnect
 
     def _acked(self, iq_id: str, fut: asyncio.Future[Element]) -> None:
         if fut.cancelled() or fut.exception() is not None:

@@ -17,6 +17,7 @@ errors stay in the ``jabber:iq:rpc`` form; pyobs-core peers only ever see that f
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -58,11 +59,17 @@ class RpcFormatError(ValueError):
 # ---------------------------------------------------------------------------------------------------- caller
 
 
+#: the prebuilt parts of calls, per peer and method (a bound: fleets have fewer)
+PREBUILT = 4096
+
+
+@functools.lru_cache(maxsize=PREBUILT)
 def call_prefix(to: str) -> str:
-    """Everything of a call up to its id (cached per peer by the transport)."""
+    """Everything of a call up to its id."""
     return f'<iq type="set" to="{escape_attr(to)}" id="'
 
 
+@functools.lru_cache(maxsize=PREBUILT)
 def call_body(method: str) -> str:
     """Everything between the id and the first parameter."""
     return f'"><query xmlns="{NS}"><methodCall><methodName>{escape(method)}</methodName><params>'
@@ -71,6 +78,7 @@ def call_body(method: str) -> str:
 CALL_END = "</params></methodCall></query></iq>"
 
 
+@functools.lru_cache(maxsize=PREBUILT)
 def compact_call_body(method: str, progress: bool = False) -> str:
     """Everything of a compact call between the id and the first value. ``progress``: the caller
     takes progress notices of this call (``progress="1"``, see :mod:`.control`)."""

@@ -15,21 +15,21 @@ from pyobs.interfaces.interface import interface_by_name
 
 from ..transport import TransportHandler
 from . import pubsub
-from .link import IqError, Link, XmppConnectionError, log, too_large
+from .link import IqError, Link, XmppConnectionError, log
 from .nodes import Nodes, XmppNodeOwnershipError
 from .values import DecodeError, EncodeError, decode_fields
 
 
-def _node(peer: str, interface: str) -> str:
+def _version(interface: str) -> int:
+    """The version of the interface ``interface`` (1 if unknown here)."""
     iface = interface_by_name(interface)
-    return pubsub.state_node(peer, interface, iface.version if iface is not None else 1)
+    return iface.version if iface is not None else 1
 
 
 class StateSync:
-    def __init__(self, link: Link, nodes: Nodes, max_stanza_size: int) -> None:
+    def __init__(self, link: Link, nodes: Nodes) -> None:
         self.link = link
         self.nodes = nodes
-        self.max_stanza_size = max_stanza_size
         self.handler: TransportHandler | None = None
         self._own: dict[str, Any] = {}
         self._published: dict[str, Any] = {}
@@ -78,19 +78,13 @@ class StateSync:
                 log.warning("%s: publishing the initial state of %s failed: %s", self.link.bare, iface, res)
 
     async def _publish(self, interface: str, state: Any) -> None:
-        iface = interface_by_name(interface)
-        version = iface.version if iface is not None else 1
+        version = _version(interface)
         node = pubsub.state_node(self.link.name, interface, version)
         try:
             body = pubsub.publish_state_body(node, interface, version, state)
         except EncodeError as exc:
             raise TypeError(f"state of {interface} cannot be sent: {exc}") from None
-        size = too_large(body, self.max_stanza_size - 200) if self.max_stanza_size else 0  # iq head < 200 B
-        if size:
-            raise ValueError(
-                f"state of {interface} is {size} bytes, more than max_stanza_size ({self.max_stanza_size}) of the "
-                f"XMPP server"
-            )
+        self.link.check_size(body, f"state of {interface}", 200)  # the iq head: < 200 bytes
         # created first (not by the publish): an existing node is checked to be ours. Concurrent
         # publishes wait for the same creation and then write in the order they were made
         await self.nodes.ensure(node, transient=False)
@@ -109,13 +103,12 @@ class StateSync:
         """Subscribe (again: the core does after a reconnect) and read the latest value; the core
         bounds it. A node the peer has not created yet is subscribed once it exists."""
         link = self.link
-        node = _node(peer, interface)
+        node = pubsub.state_node(peer, interface, _version(interface))
         key = (peer, node)
         if not await self.nodes.subscribe(node, None, lambda: key in self._waiting, lambda: self._waiting.discard(key)):
             self._waiting.add(key)  # before the retry looks (after a pause)
             return None
-        get = pubsub.iq_head(link.pubsub, "get")
-        reply = await link.iq(get, pubsub.items_body(node, 1), link.pubsub, None, node)
+        reply = await link.pubsub_iq(pubsub.items_body(node, 1), node, None, "get")
         found = pubsub.newest_item_and_publisher(reply)
         if found is None:
             return None
@@ -130,7 +123,7 @@ class StateSync:
 
     async def unsubscribe(self, peer: str, interface: str) -> None:
         link = self.link
-        node = _node(peer, interface)
+        node = pubsub.state_node(peer, interface, _version(interface))
         self._waiting.discard((peer, node))
         with contextlib.suppress(IqError, XmppConnectionError):
-            await link.iq(link.pubsub_head, pubsub.unsubscribe_body(node, link.bare), link.pubsub, link.timeout, node)
+            await link.pubsub_iq(pubsub.unsubscribe_body(node, link.bare), node, link.timeout)

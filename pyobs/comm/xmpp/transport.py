@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 from xml.etree.ElementTree import Element
 
 from pyobs.events.event import Event
 from pyobs.interfaces.interface import MethodSpec
-from pyobs.utils.exceptions import ConfigError, RemoteError
+from pyobs.utils.exceptions import RemoteError
 
 from ..backoff import RECONNECT_FIRST, backoff
 from ..calls import Call, CancelOutcome
@@ -36,10 +36,9 @@ from . import control, discovery, pubsub, rpc
 from .calls import CallClient, CallServer
 from .events import EventSubscriptions
 from .exports import Exports
-from .limits import StanzaLimits
-from .link import PING_INTERVAL, PING_TIMEOUT, IqError, Link, TlsOptions, XmppAuthError, XmppConnectionError, log
+from .link import IqError, Link, XmppAuthError, XmppConnectionError, XmppOptions, log
 from .nodes import Nodes, XmppNodeOwnershipError
-from .peers import PEER_CHECK_INTERVAL, PeerTable
+from .peers import PeerTable
 from .publish import Q_DIRECT_SUBSCRIBE, EventPublisher
 from .state import StateSync
 
@@ -56,52 +55,32 @@ RECONNECT_JITTER = 0.3
 class XmppTransport(Transport):
     """See :class:`pyobs.comm.xmpp.XmppComm` for the options."""
 
-    def __init__(
-        self,
-        jid: str,
-        password: str,
-        *,
-        server: str | list[str] | None = None,
-        use_tls: bool = True,
-        require_tls: bool = False,
-        direct_tls: bool = False,
-        ca_file: str | None = None,
-        allow_plain: bool = False,
-        timeout: float = 10.0,
-        connect_timeout: float = 10.0,
-        event_queue_size: int = 10000,
-        version: str = "",
-        ignore_cert_errors: bool = False,
-        ping_interval: float = PING_INTERVAL,
-        ping_timeout: float = PING_TIMEOUT,
-        trusted: list[str] | None = None,
-        stanza_limits: StanzaLimits | None = None,
-        peer_check_interval: float = PEER_CHECK_INTERVAL,
-        max_stanza_size: int = 0,
-    ) -> None:
-        if max_stanza_size < 0:
-            raise ConfigError("max_stanza_size", "must be 0 (no limit) or a number of bytes")
-        #: the server's stanza size limit (ejabberd: max_stanza_size); larger stanzas are refused here
-        self.max_stanza_size = size = int(max_stanza_size)
+    def __init__(self, options: XmppOptions) -> None:
         self._handler: TransportHandler | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
-        tls = TlsOptions(use_tls, require_tls, direct_tls, ca_file, allow_plain, ignore_cert_errors)
         self.link = link = Link(
-            jid, password, server=server, tls=tls, timeout=timeout, connect_timeout=connect_timeout,
-            ping_interval=ping_interval, ping_timeout=ping_timeout, trusted=trusted, stanza_limits=stanza_limits,
-            on_iq=self._on_iq, on_message=self._on_message, on_presence=lambda xml: self.peers.on_presence(xml),
-            on_session=lambda: self.peers.session_started(), on_lost=self._on_lost,
+            options, on_iq=self._on_iq, on_message=self._on_message,
+            on_presence=lambda xml: self.peers.on_presence(xml), on_session=lambda: self.peers.session_started(),
+            on_lost=self._on_lost,
         )  # fmt: skip
         self.name = link.name
         self.timeout = link.timeout
-        self.exports = Exports(link, version)
+        self.exports = Exports(link)
         self.nodes = Nodes(link)
-        self.state = StateSync(link, self.nodes, size)
-        self.publisher = EventPublisher(link, self.exports, self.nodes, event_queue_size, size)
+        self.state = StateSync(link, self.nodes)
+        self.publisher = EventPublisher(link, self.exports, self.nodes)
         self.events = EventSubscriptions(link, self.exports, self.nodes)
-        self.peers = PeerTable(link, self.exports, self.events, self.publisher, self.state, peer_check_interval)
-        self.server = CallServer(link, size)
-        self.client = CallClient(link, self.peers, size)
+        self.peers = PeerTable(link, self.exports, self.events, self.publisher, self.state)
+        self.server = CallServer(link)
+        self.client = CallClient(link, self.peers)
+        #: (IQ type, tag of its payload) → the part's method that answers such a request
+        self.requests: dict[tuple[str | None, str], Callable[[Element, Element], None]] = {
+            ("set", rpc.Q_COMPACT_CALL): self.server.on_call,
+            ("set", rpc.Q_QUERY): self.server.on_call,
+            ("set", control.Q_CANCEL): self.server.on_cancel,
+            ("set", Q_DIRECT_SUBSCRIBE): self.publisher.on_direct_subscribe,
+            ("get", discovery.Q_QUERY): self.exports.on_disco,
+        }
 
     @property
     def connected(self) -> bool:
@@ -156,7 +135,7 @@ class XmppTransport(Transport):
                 link.abort_session()
                 continue
             try:
-                await link.attempt_session(link.connect_timeout)
+                await link.attempt_session(link.options.connect_timeout)
             except XmppAuthError as exc:
                 log.error("%s: %s", link.bare, exc)
                 pause = 5.0  # credentials do not fix themselves quickly
@@ -166,7 +145,7 @@ class XmppTransport(Transport):
             if link.closing:
                 return
             try:
-                async with asyncio.timeout(max(link.connect_timeout, 3 * link.timeout)):
+                async with asyncio.timeout(max(link.options.connect_timeout, 3 * link.timeout)):
                     if self.exports.info is not None:
                         await self._go_online()
             except XmppNodeOwnershipError as exc:
@@ -267,25 +246,12 @@ class XmppTransport(Transport):
 
     def _on_iq(self, xml: Element) -> bool:
         """Requests to us (answers to our IQs, roster pushes and pings the link took already)."""
-        typ = xml.get("type")
-        if typ == "set":
-            for child in xml:  # the call envelope is the only child of a call
-                if child.tag == rpc.Q_COMPACT_CALL or child.tag == rpc.Q_QUERY:
-                    self.server.on_call(xml, child)
-                    return True
-                if child.tag == control.Q_CANCEL:
-                    self.server.on_cancel(xml, child)
-                    return True
-            sub = xml.find(Q_DIRECT_SUBSCRIBE)
-            if sub is not None:
-                self.publisher.on_direct_subscribe(xml, sub)
-                return True
-        elif typ == "get":
-            query = xml.find(discovery.Q_QUERY)
-            if query is not None:
-                self.exports.on_disco(xml, query)
-                return True
-        return False
+        # a request has exactly one child, its payload (RFC 6120 8.2.3), which says what it asks
+        handle = self.requests.get((xml.get("type"), xml[0].tag)) if len(xml) else None
+        if handle is None:
+            return False
+        handle(xml, xml[0])
+        return True
 
     def _on_message(self, xml: Element) -> bool:
         link = self.link
