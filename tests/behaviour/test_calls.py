@@ -17,6 +17,7 @@ from support import (
     SinkError,
     Telescope,
     Track,
+    module_and_caller,
     opened,
     seen,
     sink_and_caller,
@@ -47,12 +48,7 @@ async def test_seed_snippets_run_verbatim(backend: Any) -> None:
 
 
 async def test_proxy_exposes_every_interface_of_the_module(backend: Any) -> None:
-    tel = await opened(Telescope(comm=backend.comm("telescope")))
-    caller = backend.comm("caller")
-    await caller.open()
-    try:
-        await seen(caller, "telescope")
-        proxy = await caller.proxy("telescope", ITelescope)
+    async with module_and_caller(backend, Telescope, "telescope", ITelescope) as (tel, caller, proxy):
         assert isinstance(proxy, Proxy)
         assert isinstance(proxy, ITelescope) and isinstance(proxy, IPointingRaDec)
         assert isinstance(proxy, IModule) and isinstance(proxy, IMotion)
@@ -64,9 +60,6 @@ async def test_proxy_exposes_every_interface_of_the_module(backend: Any) -> None
         assert set(await caller.get_interfaces("telescope")) >= {ITelescope, IPointingRaDec, IModule}
         assert await caller.clients_with_interface(IPointingRaDec) == ["telescope"]
         assert await caller.clients_with_interface(ICamera) == []
-    finally:
-        await caller.close()
-        await tel.close()
 
 
 async def test_proxy_to_unknown_module_fails_at_once(backend: Any) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from abc import abstractmethod
 from typing import Any
 
 import pytest
 from backends.base import eventually
-from support import opened, seen
+from support import module_and_caller
 
 from pyobs.comm.calls import Call, CancelOutcome, Progress
 from pyobs.interfaces.interface import Interface
@@ -120,17 +121,13 @@ class LongCalls(Module, ILongCalls):
         return await self.steps(count, pause)
 
 
-async def _pair(backend: Any, timeout: float = 10.0) -> tuple[LongCalls, Any, Any]:
-    callee = await opened(LongCalls(comm=backend.comm("callee")))
-    caller = backend.comm("caller", timeout=timeout)
-    await caller.open()
-    await seen(caller, "callee")
-    return callee, caller, await caller.proxy("callee", ILongCalls)
+def _pair(backend: Any, timeout: float = 10.0) -> contextlib.AbstractAsyncContextManager[tuple[LongCalls, Any, Any]]:
+    """An open LongCalls ``callee`` and a ``caller`` comm with this call deadline: (callee, caller, proxy)."""
+    return module_and_caller(backend, LongCalls, "callee", ILongCalls, timeout=timeout)
 
 
 async def test_cancelling_the_caller_cancels_the_callee(backend: Any) -> None:
-    callee, caller, proxy = await _pair(backend)
-    try:
+    async with _pair(backend) as (callee, _caller, proxy):
         call = proxy.expose(30.0)
         assert isinstance(call, Call)
         task = asyncio.create_task(call)  # a Call is a coroutine: tasks take it
@@ -146,14 +143,10 @@ async def test_cancelling_the_caller_cancels_the_callee(backend: Any) -> None:
         assert ended - start < CLEANUP_BOUND
         assert call.cancel_outcome is CancelOutcome.CANCELLED
         assert await proxy.steps(1, 0.0) == 1  # both go on working
-    finally:
-        await caller.close()
-        await callee.close()
 
 
 async def test_the_deadline_cancels_the_callee(backend: Any) -> None:
-    callee, caller, proxy = await _pair(backend, timeout=0.5)
-    try:
+    async with _pair(backend, timeout=0.5) as (callee, _caller, proxy):
         call = proxy.expose(30.0)
         start = time.monotonic()
         with pytest.raises(RemoteTimeoutError, match=r"callee\.expose\(\) timed out") as info:
@@ -163,14 +156,10 @@ async def test_the_deadline_cancels_the_callee(backend: Any) -> None:
         assert callee.cancelled and callee.cleaned_at is not None and callee.cleaned_at <= ended
         assert 0.4 < ended - start < 0.5 + CLEANUP_BOUND
         assert call.cancel_outcome is CancelOutcome.CANCELLED
-    finally:
-        await caller.close()
-        await callee.close()
 
 
 async def test_a_method_that_is_not_cancellable_goes_on_and_the_caller_is_told(backend: Any) -> None:
-    callee, caller, proxy = await _pair(backend)
-    try:
+    async with _pair(backend) as (callee, caller, proxy):
         call = proxy.close_roof(0.8)
         task = asyncio.ensure_future(call)
         await asyncio.wait_for(callee.started.wait(), 5.0)
@@ -191,15 +180,11 @@ async def test_a_method_that_is_not_cancellable_goes_on_and_the_caller_is_told(b
             await proxy.close_roof(0.8)
         await eventually(lambda: callee.finished_at is not None, 5.0, "the method to finish")
         assert not callee.cancelled
-    finally:
-        await caller.close()
-        await callee.close()
 
 
 async def test_a_callee_that_ignores_the_cancel_does_not_hold_up_the_caller(backend: Any) -> None:
-    callee, caller, proxy = await _pair(backend)
-    caller.cancel_grace = 0.5
-    try:
+    async with _pair(backend) as (callee, caller, proxy):
+        caller.cancel_grace = 0.5
         call = proxy.stubborn(1.5)
         task = asyncio.ensure_future(call)
         await asyncio.wait_for(callee.started.wait(), 5.0)
@@ -213,15 +198,11 @@ async def test_a_callee_that_ignores_the_cancel_does_not_hold_up_the_caller(back
         assert callee.finished_at is None  # and still runs
         assert call.cancel_outcome in (CancelOutcome.RUNNING, CancelOutcome.UNCONFIRMED)
         await eventually(lambda: callee.finished_at is not None, 5.0, "the method to finish")
-    finally:
-        await caller.close()
-        await callee.close()
 
 
 async def test_progress_arrives_in_order_by_callback_and_iterator(backend: Any) -> None:
-    callee, caller, proxy = await _pair(backend)
-    callee.comm.progress_interval = 0.0  # every notice leaves (the rate limit has its own test)
-    try:
+    async with _pair(backend) as (callee, _caller, proxy):
+        callee.comm.progress_interval = 0.0  # every notice leaves (the rate limit has its own test)
         seen_by_callback: list[Progress] = []
         call = proxy.steps(20, 0.005).on_progress(seen_by_callback.append)
         followed = [p async for p in call.progress()]  # starts the call; ends when it ends
@@ -231,15 +212,11 @@ async def test_progress_arrives_in_order_by_callback_and_iterator(backend: Any) 
             assert [p.fraction for p in notices] == [i / 20 for i in range(1, 21)]
             assert notices[-1].message == "step 20 of 20"
         assert call.latest == followed[-1]
-    finally:
-        await caller.close()
-        await callee.close()
 
 
 async def test_progress_from_the_first_step_and_from_a_task_the_method_started(backend: Any) -> None:
-    callee, caller, proxy = await _pair(backend)
-    callee.comm.progress_interval = 0.0
-    try:
+    async with _pair(backend) as (callee, _caller, proxy):
+        callee.comm.progress_interval = 0.0
         notices: list[Progress] = []
         assert await proxy.helped().on_progress(notices.append) == 3
         assert [p.message for p in notices] == ["starting", "helper", "done"]
@@ -251,15 +228,11 @@ async def test_progress_from_the_first_step_and_from_a_task_the_method_started(b
         notices.clear()
         assert await proxy.at_once().on_progress(notices.append) == 1
         assert [(p.fraction, p.message) for p in notices] == [(1.0, "at once")]
-    finally:
-        await caller.close()
-        await callee.close()
 
 
 async def test_progress_is_rate_limited_and_the_last_notice_always_arrives(backend: Any) -> None:
-    callee, caller, proxy = await _pair(backend)
-    callee.comm.progress_interval = 0.1
-    try:
+    async with _pair(backend) as (callee, _caller, proxy):
+        callee.comm.progress_interval = 0.1
         notices: list[Progress] = []
         start = time.monotonic()
         assert await proxy.steps(60, 0.005).on_progress(notices.append) == 60
@@ -269,42 +242,30 @@ async def test_progress_is_rate_limited_and_the_last_notice_always_arrives(backe
         assert [p.seq for p in notices] == list(range(1, len(notices) + 1))
         fractions = [p.fraction for p in notices]
         assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    finally:
-        await caller.close()
-        await callee.close()
 
 
 async def test_progress_and_the_timeout_announcement_work_together(backend: Any) -> None:
-    callee, caller, proxy = await _pair(backend, timeout=0.3)
-    callee.comm.progress_interval = 0.0
-    try:
+    async with _pair(backend, timeout=0.3) as (callee, _caller, proxy):
+        callee.comm.progress_interval = 0.0
         notices: list[Progress] = []
         # 0.8 s, beyond the caller's 0.3 s: the @timeout announcement extends the deadline
         assert await proxy.announced_steps(8, 0.1).on_progress(notices.append) == 8
         assert [p.seq for p in notices] == list(range(1, 9))
-    finally:
-        await caller.close()
-        await callee.close()
 
 
 async def test_report_progress_outside_a_remote_call_and_bad_values(backend: Any) -> None:
-    callee, caller, _ = await _pair(backend)
-    try:
+    async with _pair(backend) as (callee, _caller, _):
         assert callee.report_progress(0.5, "nobody asked") is False
         assert await callee.steps(2, 0.0) == 2  # called directly: reports go nowhere, no error
         with pytest.raises(ValueError, match=r"within 0\.\.1"):
             callee.report_progress(1.5)
         with pytest.raises(TypeError, match="number"):
             callee.report_progress("half")  # type: ignore[arg-type]
-    finally:
-        await caller.close()
-        await callee.close()
 
 
 async def test_progress_with_a_coroutine_callback_and_cancel_of_a_call_by_name(backend: Any) -> None:
-    callee, caller, proxy = await _pair(backend)
-    callee.comm.progress_interval = 0.0
-    try:
+    async with _pair(backend) as (callee, caller, proxy):
+        callee.comm.progress_interval = 0.0
         got: list[int] = []
 
         async def on_progress(p: Progress) -> None:
@@ -325,6 +286,3 @@ async def test_progress_with_a_coroutine_callback_and_cancel_of_a_call_by_name(b
         with pytest.raises(asyncio.CancelledError):
             await task
         assert callee.cancelled and callee.cleaned_at is not None
-    finally:
-        await caller.close()
-        await callee.close()

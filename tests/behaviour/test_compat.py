@@ -62,19 +62,11 @@ class Binner(Module, IBinning):
 
 
 async def test_capabilities_are_fetched_with_the_proxy(backend: Any) -> None:
-    cam = await opened(Binner(comm=backend.comm("camera")))
-    reader = backend.comm("reader")
-    await reader.open()
-    try:
-        await seen(reader, "camera")
-        proxy = await reader.proxy("camera", IBinning)
+    async with module_and_caller(backend, Binner, "camera", IBinning, caller="reader") as (cam, _reader, proxy):
         caps = await proxy.wait_for_capabilities(IBinning, timeout=5)
         assert caps == BinningCapabilities([Binning(1, 1), Binning(2, 2)])
         assert proxy.get_capabilities(IBinning) == caps  # synchronous from now on
         assert cam.comm.get_own_capabilities(IBinning) == caps
-    finally:
-        await reader.close()
-        await cam.close()
 
 
 async def test_peers_see_a_modules_lifecycle_state(backend: Any) -> None:

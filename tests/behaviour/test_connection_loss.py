@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from backends.base import eventually
+from event_watch import EventWatch
 from support import IKitchenSink, KitchenSink, Telescope, opened, seen
 
 from pyobs.comm import Comm
 from pyobs.comm.transport import NotConnected
-from pyobs.events import ModuleClosedEvent, ModuleOpenedEvent, NewImageEvent
+from pyobs.events import NewImageEvent
 from pyobs.interfaces import IPointingRaDec, ITelescope
 from pyobs.modules import Module
 from pyobs.utils.enums import MotionStatus
@@ -25,37 +26,11 @@ from pyobs.utils.enums import MotionStatus
 RECONNECT = 15.0
 
 
-class Watch:
-    """ModuleOpened/Closed and NewImage events a comm dispatched, in order."""
-
-    def __init__(self) -> None:
-        self.opened: list[str] = []
-        self.closed: list[str] = []
-        self.images: list[str] = []
-
-    async def attach(self, comm: Comm) -> None:
-        async def on_opened(event: Any, sender: str) -> bool:
-            self.opened.append(event.module)
-            return True
-
-        async def on_closed(event: Any, sender: str) -> bool:
-            self.closed.append(event.module)
-            return True
-
-        async def on_image(event: Any, sender: str) -> bool:
-            self.images.append(f"{sender}:{event.filename}")
-            return True
-
-        await comm.register_event(ModuleOpenedEvent, on_opened)
-        await comm.register_event(ModuleClosedEvent, on_closed)
-        await comm.register_event(NewImageEvent, on_image)
-
-
-async def _start(backend: Any, grace: float) -> tuple[Comm, KitchenSink, Telescope, Watch]:
+async def _start(backend: Any, grace: float) -> tuple[Comm, KitchenSink, Telescope, EventWatch]:
     caller = backend.comm("caller")
     caller.peer_grace = grace
-    watch = Watch()
-    await watch.attach(caller)
+    watch = EventWatch()
+    await watch.attach(caller, images=True)
     sink = KitchenSink(comm=backend.comm("sink"))
     await sink.comm.register_event(NewImageEvent)
     await opened(sink)
@@ -176,8 +151,8 @@ async def test_a_module_restarted_during_the_outage_gets_the_events_kept_meanwhi
     caller, sink, tel, watch = await _start(outage_backend, grace=60.0)
     sink.comm.peer_grace = 60.0
     await seen(sink.comm, "caller")
-    at_sink = Watch()
-    await at_sink.attach(sink.comm)
+    at_sink = EventWatch()
+    await at_sink.attach(sink.comm, images=True)
     restarted: Comm | None = None
     try:
         await sink.comm.send_event(NewImageEvent("/before.fits"))
@@ -198,9 +173,9 @@ async def test_a_module_restarted_during_the_outage_gets_the_events_kept_meanwhi
         await asyncio.sleep(2.0)
         assert sink.comm.outbox.waiting == 2 and sink.comm.stale == ["caller"]
 
-        again = Watch()
+        again = EventWatch()
         restarted = outage_backend.comm("caller")  # the receiver restarts, within the sink's grace
-        await again.attach(restarted)
+        await again.attach(restarted, images=True)
         await restarted.open()
         await eventually(lambda: len(again.images) == 2, timeout=RECONNECT, what="the kept events at the receiver")
         assert again.images == ["sink:/during-1.fits", "sink:/during-2.fits"]

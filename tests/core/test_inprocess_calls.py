@@ -6,6 +6,7 @@ LocalComms (bench/README.md "Cost on a plain call" says why the shortcut stays).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from abc import abstractmethod
 from collections.abc import AsyncIterator
@@ -91,19 +92,25 @@ class Shortcut(Module, IShortcut):
         return 5  # type: ignore[return-value]  # a bug the cast must still catch
 
 
-@pytest.fixture
-async def pair() -> AsyncIterator[tuple[Shortcut, Any]]:
+@contextlib.asynccontextmanager
+async def shortcut_pair(timeout: float = 10.0) -> AsyncIterator[tuple[Shortcut, Any]]:
+    """An open callee module and a proxy to it from a caller with the given call deadline [s]."""
     network = LocalNetwork()
     callee = Shortcut(comm=LocalComm("callee", network=network))
     await callee.open()
-    caller = LocalComm("caller", network=network, timeout=10.0)
+    caller = LocalComm("caller", network=network, timeout=timeout)
     await caller.open()
     try:
-        proxy = await caller.proxy("callee", IShortcut)
-        yield callee, proxy
+        yield callee, await caller.proxy("callee", IShortcut)
     finally:
         await caller.close()
         await callee.close()
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[Shortcut, Any]]:
+    async with shortcut_pair() as callee_and_proxy:
+        yield callee_and_proxy
 
 
 async def _ended(event: asyncio.Event) -> None:
@@ -158,21 +165,12 @@ async def test_throw_path_an_exception_after_a_wait_is_rebuilt_for_the_caller(pa
 
 
 async def test_throw_path_the_deadline_thrown_into_a_waiting_call_cancels_the_callee() -> None:
-    network = LocalNetwork()
-    callee = Shortcut(comm=LocalComm("callee", network=network))
-    await callee.open()
-    caller = LocalComm("caller", network=network, timeout=0.2)
-    await caller.open()
-    try:
-        proxy = await caller.proxy("callee", IShortcut)
+    async with shortcut_pair(timeout=0.2) as (callee, proxy):
         call = proxy.waits(30.0)
         with pytest.raises(RemoteTimeoutError, match=r"callee\.waits\(\) timed out"):
             await call
         assert callee.cleaned.is_set() and callee.cancelled
         assert call.cancel_outcome is CancelOutcome.CANCELLED
-    finally:
-        await caller.close()
-        await callee.close()
 
 
 async def test_throw_path_any_exception_thrown_into_the_call_reaches_the_caller(pair: Any) -> None:
@@ -207,23 +205,14 @@ async def test_close_path_a_call_closed_before_it_started_never_runs(pair: Any) 
     assert not callee.started.is_set()
 
 
-async def test_close_path_closing_the_callee_ends_a_waiting_in_process_call() -> None:
-    network = LocalNetwork()
-    callee = Shortcut(comm=LocalComm("callee", network=network))
-    await callee.open()
-    caller = LocalComm("caller", network=network, timeout=10.0)
-    await caller.open()
-    try:
-        proxy = await caller.proxy("callee", IShortcut)
-        task = asyncio.create_task(proxy.waits(30.0))
-        await _ended(callee.started)
-        await callee.close()  # its served call's own task is cancelled
-        with pytest.raises(RemoteError):
-            await asyncio.wait_for(task, BOUND)
-        assert callee.cleaned.is_set() and callee.cancelled
-    finally:
-        await caller.close()
-        await callee.close()
+async def test_close_path_closing_the_callee_ends_a_waiting_in_process_call(pair: Any) -> None:
+    callee, proxy = pair
+    task = asyncio.create_task(proxy.waits(30.0))
+    await _ended(callee.started)
+    await callee.close()  # its served call's own task is cancelled (the fixture closes it again)
+    with pytest.raises(RemoteError):
+        await asyncio.wait_for(task, BOUND)
+    assert callee.cleaned.is_set() and callee.cancelled
 
 
 async def test_the_callee_runs_in_a_copy_of_its_modules_context_not_the_callers(pair: Any) -> None:

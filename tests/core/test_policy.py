@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from backends.base import eventually
+from event_watch import EventWatch
 from fake_transport import FakeNetwork, FakeTransport
 
 from pyobs.comm import Comm
 from pyobs.comm.backoff import backoff
 from pyobs.comm.transport import NotConnected
-from pyobs.events import Event, ModuleClosedEvent, ModuleOpenedEvent
+from pyobs.events import Event
 from pyobs.interfaces import IMotion
 from pyobs.interfaces.interface import Interface
 from pyobs.interfaces.types import MotionState
@@ -83,20 +84,13 @@ class Pair:
         self.callee = Slow(comm=Comm(FakeTransport("slow", self.network), timeout=timeout, peer_grace=grace))
         self.transport = FakeTransport("caller", self.network)
         self.caller = Comm(self.transport, timeout=timeout, peer_grace=grace)
-        self.opened: list[str] = []
-        self.closed: list[str] = []
+        #: the caller's ModuleOpened/ModuleClosed events
+        self.watch = EventWatch()
+        self.opened = self.watch.opened
+        self.closed = self.watch.closed
 
     async def __aenter__(self) -> Pair:
-        async def on_opened(event: Any, sender: str) -> bool:
-            self.opened.append(event.module)
-            return True
-
-        async def on_closed(event: Any, sender: str) -> bool:
-            self.closed.append(event.module)
-            return True
-
-        await self.caller.register_event(ModuleOpenedEvent, on_opened)
-        await self.caller.register_event(ModuleClosedEvent, on_closed)
+        await self.watch.attach(self.caller)
         await self.callee.open()
         await self.caller.open()
         await eventually(lambda: self.caller.is_online("slow"), what="callee seen")
@@ -290,8 +284,10 @@ class Fleet:
         self.sender = Comm(self.transport, peer_grace=grace)
         self.modules = {n: Slow(comm=Comm(FakeTransport(n, self.network), peer_grace=grace)) for n in ("a", "b")}
         self.got: dict[str, list[int]] = {"a": [], "b": []}
-        self.opened: list[str] = []
-        self.closed: list[str] = []
+        #: the sender's ModuleOpened/ModuleClosed events
+        self.watch = EventWatch()
+        self.opened = self.watch.opened
+        self.closed = self.watch.closed
 
     async def open_module(self, name: str) -> None:
         got = self.got[name]
@@ -305,16 +301,7 @@ class Fleet:
         await module.open()
 
     async def __aenter__(self) -> Fleet:
-        async def on_opened(event: Any, sender: str) -> bool:
-            self.opened.append(event.module)
-            return True
-
-        async def on_closed(event: Any, sender: str) -> bool:
-            self.closed.append(event.module)
-            return True
-
-        await self.sender.register_event(ModuleOpenedEvent, on_opened)
-        await self.sender.register_event(ModuleClosedEvent, on_closed)
+        await self.watch.attach(self.sender)
         await self.sender.register_event(PolicyEvent)
         for name in self.modules:
             await self.open_module(name)

@@ -5,31 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from backends.base import eventually
 from backends.dbus import DbusBackend, DbusDaemon
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.introspection import Node
+from event_watch import EventWatch
+from module_process import start_module_process
 from support import Camera, Color, Focuser, IKitchenSink, KitchenSink, Point, SeedClient, opened, seen, unseen
 
 from pyobs.comm.dbus import DbusComm
 from pyobs.comm.dbus.codec import NULL, escape_name, unescape_name
 from pyobs.comm.transport import NotConnected
-from pyobs.events import ModuleClosedEvent, NewImageEvent
+from pyobs.events import NewImageEvent
 from pyobs.interfaces import Binning, BinningCapabilities, BinningState, IBinning, IFocuser
 from pyobs.interfaces.types import FocuserState
 from pyobs.modules import Module
+from pyobs.testing.process import stop_process
 from pyobs.utils.exceptions import MoveError
 
 TESTS = Path(__file__).parent.parent
@@ -322,36 +322,15 @@ async def test_announced_duration_extends_the_callers_deadline(dbus_backend: Dbu
 
 def _start_module(backend: DbusBackend, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
     config = {"class": "support.KitchenSink", "comm": backend.comm_config(name)}
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    pythonpath = os.pathsep.join([str(TESTS / "behaviour"), str(TESTS), os.environ.get("PYTHONPATH", "")])
-    return subprocess.Popen(
-        [sys.executable, "-m", "pyobs", str(path), "--log-level", "WARNING"],
-        env=dict(os.environ, PYTHONPATH=pythonpath),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=10)
-    if proc.stderr is not None:
-        proc.stderr.close()
+    return start_module_process(tmp_path, name, config, TESTS / "behaviour")
 
 
 async def test_module_in_its_own_process_is_seen_gone_at_once_when_killed(
     dbus_backend: DbusBackend, tmp_path: Path
 ) -> None:
-    closed: list[tuple[str, float]] = []
-
-    async def on_closed(event: Any, sender: str) -> bool:
-        closed.append((event.module, time.monotonic()))
-        return True
-
+    watch = EventWatch()
     caller = dbus_backend.comm("caller")
-    await caller.register_event(ModuleClosedEvent, on_closed)
+    await watch.attach(caller)
     await caller.open()
     proc = _start_module(dbus_backend, tmp_path, "remote")
     try:
@@ -368,10 +347,11 @@ async def test_module_in_its_own_process_is_seen_gone_at_once_when_killed(
             await asyncio.wait_for(pending, 5.0)
         await unseen(caller, "remote", timeout=5.0)
         assert time.monotonic() - killed < 1.0  # NameOwnerChanged, no polling
-        await eventually(lambda: closed != [], what="ModuleClosedEvent")
-        assert closed[0][0] == "remote" and closed[0][1] - killed < 1.0
+        await eventually(lambda: watch.closed != [], what="ModuleClosedEvent")
+        gone = watch.first("closed")
+        assert gone.module == "remote" and gone.at - killed < 1.0
     finally:
-        _stop(proc)
+        stop_process(proc, 10.0)
         await caller.close()
 
 

@@ -33,6 +33,12 @@ INTERVAL = 0.3
 PEERS = [f"m{i}" for i in range(30, 36)]  # accounts of the session's servers (tests/backends/xmpp.py)
 
 
+def _comm(server: Any, name: str, interval: float = 0.0) -> XmppComm:
+    """A comm for account ``name`` of the session's prosody, checking its peers every ``interval`` s (0: never)."""
+    return XmppComm(user=name, domain=server.domain, password=server.password, server=server.address,
+                    use_tls=False, peer_check_interval=interval)  # fmt: skip
+
+
 def _spy_checks(comm: XmppComm, into: list[tuple[float, str]]) -> None:
     """Record when the comm sends a liveness IQ and to whom (the real IQs still go out)."""
     table: Any = comm.xmpp.peers  # the transport's PeerTable
@@ -60,14 +66,8 @@ def _rounds(calls: list[tuple[float, str]]) -> list[list[str]]:
 @pytest.mark.skipif(shutil.which(PROSODY) is None, reason=f"'{PROSODY}' is not installed")
 async def test_a_round_asks_a_bounded_number_of_peers_in_turn(prosody: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(peer_table, "PEER_CHECK_PER_ROUND", PER_ROUND)
-    server = prosody
-
-    def comm(name: str, interval: float = 0.0) -> XmppComm:
-        return XmppComm(user=name, domain=server.domain, password=server.password, server=server.address,
-                        use_tls=False, peer_check_interval=interval)  # fmt: skip
-
-    peers = [Module(comm=comm(n)) for n in PEERS]
-    watcher = Module(comm=comm("watcher", INTERVAL))
+    peers = [Module(comm=_comm(prosody, n)) for n in PEERS]
+    watcher = Module(comm=_comm(prosody, "watcher", INTERVAL))
     modules = [*peers, watcher]
     try:
         for m in modules:
@@ -180,16 +180,10 @@ async def test_a_peer_slow_to_answer_the_check_is_not_gone_and_misses_no_event(p
     ejabberd, issue 18: 8,775 deliveries missing at N = 100) is not declared gone by the sender, and
     gets every event sent meanwhile. Declaring it gone dropped it from the sender's direct-event
     targets: the events sent until it was discovered again went to nobody, without a word."""
-    server = prosody
-
-    def comm(name: str, interval: float = 0.0) -> XmppComm:
-        return XmppComm(user=name, domain=server.domain, password=server.password, server=server.address,
-                        use_tls=False, peer_check_interval=interval)  # fmt: skip
-
-    sender = Module(comm=comm(PEERS[0], INTERVAL))
+    sender = Module(comm=_comm(prosody, PEERS[0], INTERVAL))
     await sender.open()
     await sender.comm.register_event(NewImageEvent)
-    receiver = await asyncio.to_thread(_Receiver, lambda: Module(comm=comm(PEERS[1])))
+    receiver = await asyncio.to_thread(_Receiver, lambda: Module(comm=_comm(prosody, PEERS[1])))
     closed: list[str] = []
 
     async def on_closed(event: ModuleClosedEvent, name: str) -> bool:
@@ -228,16 +222,10 @@ async def test_a_peer_silent_for_longer_than_peer_silence_is_gone_and_back_when_
     session still open at the server) is reported gone, and online again once it answers; the
     events sent to it meanwhile still went to it (the server kept them), none is lost."""
     monkeypatch.setattr(peer_table, "PEER_SILENCE", 2.0)
-    server = prosody
-
-    def comm(name: str, interval: float = 0.0) -> XmppComm:
-        return XmppComm(user=name, domain=server.domain, password=server.password, server=server.address,
-                        use_tls=False, peer_check_interval=interval)  # fmt: skip
-
-    watcher = Module(comm=comm(PEERS[2], INTERVAL))
+    watcher = Module(comm=_comm(prosody, PEERS[2], INTERVAL))
     await watcher.open()
     await watcher.comm.register_event(NewImageEvent)
-    hung = await asyncio.to_thread(_Receiver, lambda: Module(comm=comm(PEERS[3])))
+    hung = await asyncio.to_thread(_Receiver, lambda: Module(comm=_comm(prosody, PEERS[3])))
     try:
         await eventually(lambda: PEERS[3] in watcher.comm.clients, timeout=10.0, what="the watcher sees it")
         await watcher.comm.send_event(NewImageEvent("first"))

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+from module_process import start_module_process
 from target import IFuzzTarget
 
 from pyobs.testing.process import stop_process
@@ -23,14 +21,7 @@ MEMORY_BOUND_MB = 96
 
 def start_target(comm_config: dict[str, Any], tmp_path: Path, name: str, **limits: Any) -> subprocess.Popen[bytes]:
     config = {"class": "target.FuzzTarget", "comm": {**comm_config, **LIMITS, **limits}}
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-    with (tmp_path / f"{name}.log").open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pyobs", str(path), "--log-level", "WARNING"],
-            env=env, stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
+    return start_module_process(tmp_path, name, config, HERE)
 
 
 def stop_target(proc: subprocess.Popen[bytes]) -> None:

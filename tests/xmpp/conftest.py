@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from xmpp_helpers import raw  # noqa: F401  (fixture)
+from xmpp_helpers import probe, raw  # noqa: F401  (fixtures)
 
 from pyobs.testing.xmpp_server import PROSODY
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from backends.base import eventually
-from xmpp_helpers import Probe, ProbeEvent, RawClient, compact_call, rpc_call, rpc_param
+from xmpp_helpers import Probe, ProbeEvent, RawClient, answers_add, compact_call, logged_in, rpc_call, rpc_param
 
 from pyobs.testing.ejabberd_server import MAX_STANZA_SIZE
 
@@ -23,24 +23,6 @@ def _fault(reply: Any) -> tuple[str | None, str | None]:
     return f.findtext("exception"), f.findtext("message")
 
 
-@pytest.fixture
-async def probe(xmpp_backend: Any) -> Any:
-    module = Probe(comm=xmpp_backend.comm("callee"))
-    await module.open()
-    try:
-        yield module
-    finally:
-        await module.close()
-
-
-async def _still_works(raw: RawClient, jid: str, probe: Probe) -> None:
-    reply = await raw.request(
-        rpc_call(jid, "add", rpc_param('<int xmlns="">1</int>') + rpc_param('<double xmlns="">1.0</double>'))
-    )
-    inner = reply.find(f"{RPC}query/{RPC}methodResponse/{RPC}params/{RPC}param/{RPC}value/{PYRPC}value/double")
-    assert inner is not None and inner.text == "2.0"
-
-
 async def test_unknown_method_is_item_not_found(
     xmpp_backend: Any, raw: RawClient, probe: Probe, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -53,7 +35,7 @@ async def test_unknown_method_is_item_not_found(
     assert error.find(f"{STANZAS}item-not-found") is not None
     assert reply.find(f"{RPC}query") is not None  # the request payload is echoed
     assert "self_destruct" in caplog.text
-    await _still_works(raw, jid, probe)
+    await answers_add(raw, jid)
 
 
 @pytest.mark.parametrize(
@@ -103,7 +85,7 @@ async def test_bad_calls_get_a_fault_and_a_log_line(
     assert message is not None and expect_text in message
     assert "add" in caplog.text and expect_text in caplog.text
     assert probe.calls == 0
-    await _still_works(raw, jid, probe)
+    await answers_add(raw, jid)
 
 
 async def test_compact_call_of_unknown_or_no_method(xmpp_backend: Any, raw: RawClient, probe: Probe) -> None:
@@ -115,7 +97,7 @@ async def test_compact_call_of_unknown_or_no_method(xmpp_backend: Any, raw: RawC
         f'<iq type="set" id="{{id}}" to="{jid}"><call xmlns="urn:pyobs:comm:call:1"><int>1</int></call></iq>'
     )
     assert _fault(reply)[0] == "builtins.ValueError"
-    await _still_works(raw, jid, probe)
+    await answers_add(raw, jid)
 
 
 async def test_call_without_method_name_or_params(xmpp_backend: Any, raw: RawClient, probe: Probe) -> None:
@@ -130,7 +112,7 @@ async def test_call_without_method_name_or_params(xmpp_backend: Any, raw: RawCli
     )
     exc_type, message = _fault(reply)
     assert exc_type == "builtins.ValueError" and message is not None and "<params>" in message
-    await _still_works(raw, jid, probe)
+    await answers_add(raw, jid)
 
 
 async def test_deeply_nested_value_is_refused(xmpp_backend: Any, raw: RawClient, probe: Probe) -> None:
@@ -145,16 +127,13 @@ async def test_deeply_nested_value_is_refused(xmpp_backend: Any, raw: RawClient,
         with pytest.raises((TimeoutError, AssertionError)):
             await raw.request(rpc_call(jid, "add", rpc_param(nested)), timeout=3)
         assert server.running, "ejabberd died of a deeply nested stanza"
-        fresh = await RawClient(server, "raw", xmpp_backend.resource + "b").login()
-        try:
-            await _still_works(fresh, jid, probe)
-        finally:
-            await fresh.close()
+        async with logged_in(server, "raw", xmpp_backend.resource + "b") as fresh:
+            await answers_add(fresh, jid)
         return
     reply = await raw.request(rpc_call(jid, "add", rpc_param(nested)), timeout=10)
     exc_type, message = _fault(reply)
     assert exc_type == "builtins.ValueError" and message is not None and "nested too deeply" in message
-    await _still_works(raw, jid, probe)
+    await answers_add(raw, jid)
 
 
 _GARBAGE = [

@@ -14,16 +14,6 @@ PYRPC = "{urn:pyobs:rpc:1}"
 STANZAS = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
 
 
-@pytest.fixture
-async def probe(xmpp_backend: Any) -> Any:
-    module = Probe(comm=xmpp_backend.comm("callee"))
-    await module.open()
-    try:
-        yield module
-    finally:
-        await module.close()
-
-
 def _cancel(to: str, call: str, wait: str = "2") -> str:
     return f'<iq type="set" id="{{id}}" to="{to}"><cancel xmlns="{CONTROL}" call="{call}" wait="{wait}"/></iq>'
 

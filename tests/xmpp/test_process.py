@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from backends.base import eventually
+from event_watch import EventWatch
+from module_process import start_module_process
 from xmpp_helpers import IProbe, RawClient
 
-from pyobs.events import ModuleClosedEvent
+from pyobs.testing.process import stop_process
 
 HERE = Path(__file__).parent
 
@@ -23,24 +21,11 @@ async def test_module_process_is_discovered_called_and_leaves_cleanly(
     xmpp_backend: Any, raw: RawClient, tmp_path: Path
 ) -> None:
     config = {"class": "xmpp_helpers.Probe", "label": "Probe in a process", "comm": xmpp_backend.comm_config("callee")}
-    path = tmp_path / "callee.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
-    closed: list[str] = []
-
-    async def on_closed(event: Any, sender: str) -> bool:
-        closed.append(event.module)
-        return True
-
+    watch = EventWatch()
     caller = xmpp_backend.comm("caller")
-    await caller.register_event(ModuleClosedEvent, on_closed)
+    await watch.attach(caller)
     await caller.open()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pyobs", str(path), "--log-level", "WARNING"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    proc = start_module_process(tmp_path, "callee", config, HERE)
     try:
         await eventually(lambda: "callee" in caller.clients, timeout=20.0, what="the module process online")
         proxy = await caller.proxy("callee", IProbe)
@@ -54,14 +39,10 @@ async def test_module_process_is_discovered_called_and_leaves_cleanly(
 
         proc.send_signal(signal.SIGTERM)
         start = time.monotonic()
-        await eventually(lambda: closed == ["callee"], timeout=10.0, what="ModuleClosedEvent")
+        await eventually(lambda: watch.closed == ["callee"], timeout=10.0, what="ModuleClosedEvent")
         assert time.monotonic() - start < 5.0
         assert proc.wait(timeout=10) == 0
         assert "callee" not in caller.clients
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        stop_process(proc, 10.0)
         await caller.close()

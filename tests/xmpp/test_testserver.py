@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from pyobs.comm.xmpp import XmppComm
@@ -42,25 +44,16 @@ def _read_lines(proc: subprocess.Popen[bytes], until: str, timeout: float) -> di
     return values
 
 
-async def test_command_line_runs_until_sigterm(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _command_line(directory: Path, users: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The test server's command line with its output piped; stopped (and its prosody with it) afterwards."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pyobs.testing.xmpp_server", "--dir", str(tmp_path), "--users", "a,b"],
+        [sys.executable, "-m", "pyobs.testing.xmpp_server", "--dir", str(directory), "--users", users],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
-        values = _read_lines(proc, "dir", 30.0)
-        assert values["domain"] == "pyobs.test" and values["dir"] == str(tmp_path)
-        host, port = values["server"].split(":")
-        comm = XmppComm(jid="a@pyobs.test", password=values["password"], server=values["server"])
-        await comm.open()
-        await comm.close()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
-        # prosody is gone with it
-        with socket.socket() as s:
-            assert s.connect_ex((host, int(port))) != 0
-        assert (tmp_path / "prosody.cfg.lua").exists()  # a given directory is kept
+        yield proc
     finally:
         if proc.poll() is None:
             proc.terminate()  # stops its prosody too
@@ -74,6 +67,22 @@ async def test_command_line_runs_until_sigterm(tmp_path: Path) -> None:
                 stream.close()
 
 
+async def test_command_line_runs_until_sigterm(tmp_path: Path) -> None:
+    with _command_line(tmp_path, "a,b") as proc:
+        values = _read_lines(proc, "dir", 30.0)
+        assert values["domain"] == "pyobs.test" and values["dir"] == str(tmp_path)
+        host, port = values["server"].split(":")
+        comm = XmppComm(jid="a@pyobs.test", password=values["password"], server=values["server"])
+        await comm.open()
+        await comm.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        # prosody is gone with it
+        with socket.socket() as s:
+            assert s.connect_ex((host, int(port))) != 0
+        assert (tmp_path / "prosody.cfg.lua").exists()  # a given directory is kept
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
@@ -82,12 +91,7 @@ def _alive(pid: int) -> bool:
 
 
 async def test_prosody_dies_with_a_killed_command_line(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pyobs.testing.xmpp_server", "--dir", str(tmp_path), "--users", "a"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with _command_line(tmp_path, "a") as proc:
         values = _read_lines(proc, "dir", 30.0)
         # prosody may accept connections a moment before its pid file is written
         deadline = time.monotonic() + 10.0
@@ -105,13 +109,6 @@ async def test_prosody_dies_with_a_killed_command_line(tmp_path: Path) -> None:
         host, port = values["server"].split(":")
         with socket.socket() as s:
             assert s.connect_ex((host, int(port))) != 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 async def test_restart_keeps_port_and_accounts() -> None:

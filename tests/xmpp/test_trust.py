@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from backends.base import eventually
-from xmpp_helpers import IProbe, Probe, ProbeEvent, RawClient, rpc_call, rpc_param, transport_of
+from xmpp_helpers import IProbe, Probe, ProbeEvent, RawClient, answers_add, logged_in, rpc_call, rpc_param, transport_of
 
 from pyobs.comm.xmpp import pubsub
 from pyobs.comm.xmpp.values import encode_fields
@@ -32,30 +32,9 @@ def _deep(levels: int) -> str:
 
 
 @pytest.fixture
-async def probe(xmpp_backend: Any) -> AsyncIterator[Probe]:
-    module = Probe(comm=xmpp_backend.comm("callee"))
-    await module.open()
-    try:
-        yield module
-    finally:
-        await module.close()
-
-
-@pytest.fixture
 async def mallory(xmpp_backend: Any) -> AsyncIterator[RawClient]:
-    client = await RawClient(xmpp_backend.server, "mallory", xmpp_backend.resource).login()
-    try:
+    async with logged_in(xmpp_backend.server, "mallory", xmpp_backend.resource) as client:
         yield client
-    finally:
-        await client.close()
-
-
-async def _answers(raw: RawClient, jid: str) -> None:
-    reply = await raw.request(
-        rpc_call(jid, "add", rpc_param('<int xmlns="">1</int>') + rpc_param('<double xmlns="">1.0</double>'))
-    )
-    inner = reply.find(f"{RPC}query/{RPC}methodResponse/{RPC}params/{RPC}param/{RPC}value/{PYRPC}value/double")
-    assert inner is not None and inner.text == "2.0"
 
 
 async def test_deeply_nested_stanzas_get_an_answer_or_are_dropped_and_the_module_stays_up(
@@ -83,7 +62,7 @@ async def test_deeply_nested_stanzas_get_an_answer_or_are_dropped_and_the_module
                 assert reply.find(f"{{jabber:client}}error/{STANZAS}policy-violation") is not None
                 # and in a message (no answer due): dropped
                 attacker.send_text(f'<message to="{jid}"><body>x</body><x xmlns="urn:x">{_deep(DEEP)}</x></message>')
-        await _answers(raw, jid)
+        await answers_add(raw, jid)
     assert transport.connected and probe.comm.connected
     assert "nested too deeply" in caplog.text
     assert caplog.text.count("refused a stanza") == 1  # one line, the rest counted

@@ -4,6 +4,7 @@ strings, and a small module with a method of each kind."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable
@@ -140,13 +141,30 @@ def text(el: Element) -> str:
     return tostring(el, encoding="unicode")
 
 
-@pytest.fixture
-async def raw(xmpp_backend: Any) -> AsyncIterator[RawClient]:
-    client = await RawClient(xmpp_backend.server, "raw", xmpp_backend.resource).login()
+@contextlib.asynccontextmanager
+async def logged_in(server: TestServer, user: str, resource: str) -> AsyncIterator[RawClient]:
+    """A RawClient logged in as ``user``/``resource``; closed afterwards."""
+    client = await RawClient(server, user, resource).login()
     try:
         yield client
     finally:
         await client.close()
+
+
+@pytest.fixture
+async def raw(xmpp_backend: Any) -> AsyncIterator[RawClient]:
+    async with logged_in(xmpp_backend.server, "raw", xmpp_backend.resource) as client:
+        yield client
+
+
+async def answers_add(raw: RawClient, jid: str) -> None:
+    """The module at ``jid`` still serves: a raw jabber:iq:rpc call of add(1, 1.0) returns 2.0."""
+    reply = await raw.request(
+        rpc_call(jid, "add", rpc_param('<int xmlns="">1</int>') + rpc_param('<double xmlns="">1.0</double>'))
+    )
+    rpc, pyrpc = "{jabber:iq:rpc}", "{urn:pyobs:rpc:1}"
+    inner = reply.find(f"{rpc}query/{rpc}methodResponse/{rpc}params/{rpc}param/{rpc}value/{pyrpc}value/double")
+    assert inner is not None and inner.text == "2.0"
 
 
 def transport_of(module: Module) -> XmppTransport:
@@ -218,3 +236,14 @@ class Probe(Module, IProbe, IMotion):
 
     async def stop_motion(self, device: str | None = None, **kwargs: Any) -> None:
         return None
+
+
+@pytest.fixture
+async def probe(xmpp_backend: Any) -> AsyncIterator[Probe]:
+    """An open Probe module named "callee" on the test's server."""
+    module = Probe(comm=xmpp_backend.comm("callee"))
+    await module.open()
+    try:
+        yield module
+    finally:
+        await module.close()
