@@ -192,7 +192,7 @@ async def test_peers_gone_while_we_were_down_still_get_the_events_kept(outage_ba
     caller, sink, tel, _ = await _start(outage_backend, grace=60.0)
     await seen(sink.comm, "caller")
     sink.comm.peer_grace = 0.5
-    at_sink = Watch()
+    at_sink = EventWatch()
     await at_sink.attach(sink.comm)
     restarted: Comm | None = None
     try:
@@ -210,9 +210,9 @@ async def test_peers_gone_while_we_were_down_still_get_the_events_kept(outage_ba
         await eventually(lambda: "telescope" in sink.comm.clients, timeout=RECONNECT, what="the telescope back")
         assert sink.comm.outbox.waiting == 2  # kept for the receiver not back yet
 
-        again = Watch()
+        again = EventWatch()
         restarted = outage_backend.comm("caller")
-        await again.attach(restarted)
+        await again.attach(restarted, images=True)
         await restarted.open()
         await eventually(lambda: len(again.images) == 2, timeout=RECONNECT, what="the kept events at the receiver")
         assert again.images == ["sink:/during-1.fits", "sink:/during-2.fits"]
