@@ -165,8 +165,9 @@ class PeerTable:
     async def find_online(self) -> list[str]:
         """The roster contacts online at our resource, after our initial presence. The answers to the
         server's probes arrive in no order relative to anything else (ejabberd: 2 to 24 ms after
-        answering our next IQ); only the contacts that gave none before a quiet period are pinged
-        (pings of every contact cost the server N² at a fleet's start)."""
+        answering our next IQ); only the contacts that gave none before a quiet period are pinged (a
+        module answers after the presence it sent us, the server with an error; pings of every
+        contact cost the server N² at a fleet's start)."""
         link = self.link
         loop = asyncio.get_running_loop()
         unanswered = self._unanswered if self._unanswered is not None else set()
