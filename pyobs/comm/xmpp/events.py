@@ -84,8 +84,7 @@ class EventSubscriptions:
         info = self.exports.info
         if info is None or peer.info is None:
             return set()
-        receives = info.receives
-        return {name for name, version in peer.info.sends if name in receives and event_version(name) == version}
+        return {n for n, v in peer.info.sends if n in info.receives and event_version(n) == v}
 
     def up_to_date(self, peer: Peer) -> bool:
         return self.wanted(peer) == peer.events

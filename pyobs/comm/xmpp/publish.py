@@ -115,9 +115,8 @@ class EventPublisher:
 
     async def create_nodes(self) -> None:
         """Our event nodes (transient; an existing one must be ours)."""
-        link = self.link
         assert self.exports.info is not None
-        nodes = [pubsub.event_node(link.name, n, event_version(n)) for n in sorted(self.exports.info.sends)]
+        nodes = [pubsub.event_node(self.link.name, n, event_version(n)) for n in sorted(self.exports.info.sends)]
         await asyncio.gather(*(self.nodes.ensure(n, transient=True) for n in nodes if not self.nodes.exists(n)))
 
     async def push_subscriptions(self, peers: list[Peer]) -> None:
@@ -142,8 +141,7 @@ class EventPublisher:
 
         async def one(node: str, jids: list[str]) -> None:
             try:
-                body = pubsub.subscribe_other_body(node, jids)
-                await link.pubsub_iq(body, node, link.timeout)
+                await link.pubsub_iq(pubsub.subscribe_other_body(node, jids), node, link.timeout)
             except IqError as exc:
                 log.debug("%s: cannot subscribe %s to %s: %s", link.bare, jids, node, exc)
             except TimeoutError:
@@ -281,8 +279,7 @@ class EventPublisher:
             self._deferred_timer.cancel()
             self._flush_deferred()
         was_up = link.session
-        if was_up and self.unacked:
-            await self._await_confirmations()
+        await self._await_confirmations()
         if self.unacked:
             log.warning(
                 "%s: %d published events not confirmed by the server before closing%s; they may not have "
