@@ -117,7 +117,7 @@ class EventPublisher:
         """Our event nodes (transient; an existing one must be ours)."""
         assert self.exports.info is not None
         nodes = [pubsub.event_node(self.link.name, n, event_version(n)) for n in sorted(self.exports.info.sends)]
-        await asyncio.gather(*(self.nodes.ensure(n, transient=True) for n in nodes if not self.nodes.exists(n)))
+        await asyncio.gather(*(self.nodes.ensure(n, transient=True) for n in nodes))  # ensure skips existing ones
 
     async def push_subscriptions(self, peers: list[Peer]) -> None:
         """Subscribe peers that handle events we send to our nodes, as their owner.
