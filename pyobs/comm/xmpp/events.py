@@ -84,8 +84,7 @@ class EventSubscriptions:
         info = self.exports.info
         if info is None or peer.info is None:
             return set()
-        receives = info.receives
-        return {name for name, version in peer.info.sends if name in receives and event_version(name) == version}
+        return {n for n, v in peer.info.sends if n in info.receives and event_version(n) == v}
 
     def up_to_date(self, peer: Peer) -> bool:
         return self.wanted(peer) == peer.events
@@ -96,16 +95,12 @@ class EventSubscriptions:
     async def sync(self, peer: Peer) -> None:
         """Subscribe to the peer's events we handle (idempotent on the server)."""
         link = self.link
-        wanted = self.wanted(peer)
         if link.closing or not link.session:
             return
         if peer.info is not None and peer.info.direct:
-            if wanted == peer.events:
-                return
-            # a pyobs-comm peer: it sends us its events as messages, one hop less than pubsub
             try:
-                await self._ask_direct(peer, wanted)
-                return
+                if await self._ask_direct(peer):
+                    return
             except TimeoutError:
                 # a busy peer (a fleet starting or a server restart): ask again later; meanwhile
                 # its own push (it knows what we handle from our disco#info) usually serves us
@@ -116,20 +111,30 @@ class EventSubscriptions:
                     )  # fmt: skip
                     peer.retry = link.spawn(self._retry_direct(peer))
                 return
-            except IqError as exc:
-                log.warning("%s: %s refused direct events (%s); using pubsub", link.bare, peer.name, exc)
-        await self._subscribe_nodes(peer, sorted(wanted - peer.events))
+        await self._subscribe_nodes(peer)
 
-    async def _ask_direct(self, peer: Peer, wanted: set[str]) -> None:
+    async def _ask_direct(self, peer: Peer) -> bool:
+        """Ask a pyobs-comm peer to send us the events we handle as messages; False if it refuses
+        (then pubsub serves)."""
+        wanted = self.wanted(peer)
+        if wanted == peer.events:
+            return True
         events = escape_attr(" ".join(sorted(wanted)))
-        await self.link.iq(
-            f'<iq type="set" to="{escape_attr(peer.jid)}" id="',
-            f'"><subscribe xmlns="{DIRECT_EVENTS}" events="{events}"/></iq>',
-            peer.jid, self.link.timeout, "event subscription",
-        )  # fmt: skip
+        try:
+            await self.link.iq(
+                f'<iq type="set" to="{escape_attr(peer.jid)}" id="',
+                f'"><subscribe xmlns="{DIRECT_EVENTS}" events="{events}"/></iq>',
+                peer.jid, self.link.timeout, "event subscription",
+            )  # fmt: skip
+        except IqError as exc:
+            log.warning("%s: %s refused direct events (%s); using pubsub", self.link.bare, peer.name, exc)
+            return False
         peer.events = set(wanted)
+        return True
 
-    async def _subscribe_nodes(self, peer: Peer, events: list[str]) -> None:
+    async def _subscribe_nodes(self, peer: Peer) -> None:
+        """Subscribe to the peer's event nodes we handle and have not subscribed to."""
+        events = sorted(self.wanted(peer) - peer.events)
         results = await asyncio.gather(*(self._subscribe_node(peer, e) for e in events), return_exceptions=True)
         for res in results:
             if isinstance(res, BaseException) and not isinstance(res, asyncio.CancelledError):
@@ -146,22 +151,17 @@ class EventSubscriptions:
                 return
             if not link.session or peer.info is None:
                 continue
-            wanted = self.wanted(peer)
-            if wanted == peer.events:
-                return
             try:
-                await self._ask_direct(peer, wanted)
+                if not await self._ask_direct(peer):
+                    break
             except (TimeoutError, XmppConnectionError):
                 continue
-            except IqError as exc:
-                log.warning("%s: %s refused direct events (%s); using pubsub", link.bare, peer.name, exc)
-                break
             log.info("%s: direct events from %s after a retry", link.bare, peer.name)
             return
         else:
             log.warning("%s: %s never answered the direct-event subscription; using pubsub", link.bare, peer.name)
         if not peer.gone and link.session:
-            await self._subscribe_nodes(peer, sorted(self.wanted(peer) - peer.events))
+            await self._subscribe_nodes(peer)
 
     async def _subscribe_node(self, peer: Peer, event: str) -> None:
         node = pubsub.event_node(peer.name, event, event_version(event))

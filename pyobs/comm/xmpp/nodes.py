@@ -1,10 +1,8 @@
-"""Pubsub nodes: the event and state nodes we created in this session and their ownership, and
-subscribing to peers' nodes (also to one a peer creates only later).
+"""Pubsub nodes: our event and state nodes and their ownership, and subscribing to peers' nodes
+(also to one a peer creates only later).
 
-Owns: the nodes known to exist (forgotten when the session ends: the server may have lost them;
-creating again is idempotent) and the state node creations under way (concurrent publishes wait
-for the same one). An existing node must be ours: where the server lets us, we take it back,
-otherwise :class:`XmppNodeOwnershipError` names the owner.
+Owns: the nodes known to exist in this session (created again after a reconnect: creating is
+idempotent) and the creations under way. An existing node must be ours (:meth:`Nodes.claim`).
 """
 
 from __future__ import annotations
@@ -51,7 +49,7 @@ class Nodes:
         return node in self._created
 
     def forget(self) -> None:
-        """The session ended: the server may have lost our nodes (they are created again)."""
+        """The session ended: the server may have lost our nodes."""
         self._created.clear()
 
     async def ensure(self, node: str, transient: bool) -> None:
@@ -64,7 +62,7 @@ class Nodes:
             creating.add_done_callback(lambda _, n=node: self._creating.pop(n, None))  # type: ignore[misc]
         await asyncio.shield(creating)
 
-    async def create(self, node: str, transient: bool = True) -> None:
+    async def create(self, node: str, transient: bool) -> None:
         """Create one of our nodes (events: ``transient``, state: keeps its items); if it exists, it
         must be ours (:meth:`claim`)."""
         link = self.link
@@ -112,13 +110,9 @@ class Nodes:
 
     async def _owners(self, node: str) -> list[str]:
         """The owners a node's meta-data names (empty if the server does not say)."""
-        link = self.link
+        body = f'"><query xmlns="{discovery.NS}" node="{escape_attr(node)}"/></iq>'
         try:
-            reply = await link.iq(
-                f'<iq type="get" to="{escape_attr(link.pubsub)}" id="',
-                f'"><query xmlns="{discovery.NS}" node="{escape_attr(node)}"/></iq>',
-                link.pubsub, link.timeout, node,
-            )  # fmt: skip
+            reply = await self.link.pubsub_iq(body, node, self.link.timeout, "get")
         except (IqError, TimeoutError):
             return []
         return pubsub.metadata_owners(reply)
@@ -128,13 +122,18 @@ class Nodes:
     ) -> bool:
         """Subscribe to a peer's node and call ``then()``; False if the node does not exist yet (a
         peer that creates it late): it is asked for again in the background while ``wanted()``."""
+        if await self._subscribe_once(node, timeout, then):
+            return True
+        self.link.spawn(self._subscribe_later(node, wanted, then))
+        return False
+
+    async def _subscribe_once(self, node: str, timeout: float | None, then: Callable[[], None]) -> bool:
         link = self.link
         try:
             await link.pubsub_iq(pubsub.subscribe_body(node, link.bare), node, timeout)
         except IqError as exc:
             if exc.condition != "item-not-found":
                 raise
-            link.spawn(self._subscribe_later(node, wanted, then))
             return False
         then()
         return True
@@ -145,13 +144,10 @@ class Nodes:
         while wanted() and link.session:
             await asyncio.sleep(next(pauses))
             try:
-                await link.pubsub_iq(pubsub.subscribe_body(node, link.bare), node, link.timeout)
+                if await self._subscribe_once(node, link.timeout, then):
+                    return
             except IqError as exc:
-                if exc.condition == "item-not-found":
-                    continue
                 log.warning("%s: cannot subscribe to %s: %s", link.bare, node, exc)
                 return
             except TimeoutError:
                 continue
-            then()
-            return

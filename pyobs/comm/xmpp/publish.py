@@ -1,20 +1,18 @@
-"""Our events on their way out: where an event lives from the moment the core hands it over until
-the server confirmed it.
+"""Our events on their way out, from the moment the core hands one over until the server confirmed it.
 
 An event waits in the core's outbox (:mod:`pyobs.comm.outbox`) while we cannot send; once
-:meth:`EventPublisher.publish` takes it, it is written at once — as a message to each pyobs-comm
-peer that asked for it (several in one loop iteration share one message per peer, below
-``DIRECT_BATCH_BYTES``), and to our pubsub node for everybody else (``PUBSUB_DELAY`` later if it
-also went directly). Owns: who takes which events as messages (their direct subscriptions at
-us), those batches and delayed pubsub copies, our event nodes (creation and subscribing peers to
-them), and the one "written but not yet confirmed" buffer: publishes the server has not
-confirmed, bounded by ``event_queue_size``, written again after a reconnect before the core's
-outbox flushes, and waited for (bounded) by ``close()``.
+:meth:`EventPublisher.publish` takes it, it is written at once: as a message to each pyobs-comm
+peer that asked for it, and to our pubsub node for everybody else. Owns: who takes which events as
+messages, those messages (batched) and the delayed pubsub copies, our event nodes (creation, and
+subscribing peers to them), and the one "written but not yet confirmed" buffer (bounded by
+``event_queue_size``, written again after a reconnect before the outbox flushes, waited for by
+``close()``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from xml.etree.ElementTree import Element
 
@@ -31,11 +29,12 @@ Q_DIRECT_SUBSCRIBE = f"{{{DIRECT_EVENTS}}}subscribe"
 #: largest batch of direct events in one message (bytes): below every server's stanza limit
 #: (docs/xmpp.md's ejabberd: 16 KB; ejabberd 23.01 closes the stream of a larger stanza)
 DIRECT_BATCH_BYTES = 8192
-#: delay of the pubsub copy of an event that went to peers directly (s)
+#: delay of the pubsub copy of an event that went to peers directly (s): the server routes the
+#: messages before it works on the publish
 PUBSUB_DELAY = 0.002
-#: close() waits for the server to confirm the events it was sent (a c2s shaper may hold a burst
-#: back for seconds) as long as confirmations keep coming within CLOSE_CONFIRM_WAIT, at most
-#: the comm's close deadline (max(timeout, 5 s)) less CLOSE_RESERVE for logging out
+#: close() waits for confirmations while they keep coming within CLOSE_CONFIRM_WAIT (a c2s shaper
+#: may hold a burst back for seconds), at most the comm's close deadline (Comm.close allows
+#: max(timeout, 5 s)) less CLOSE_RESERVE for logging out
 CLOSE_CONFIRM_WAIT = 2.0
 CLOSE_RESERVE = 3.0
 
@@ -59,8 +58,11 @@ class EventPublisher:
         self._deferred_timer: asyncio.TimerHandle | None = None
         #: direct events sent in this loop iteration after the first: per target, their <items>
         self._batch: dict[str, list[str]] | None = None
-        #: bytes of events batched per peer (a batch is written when it reaches DIRECT_BATCH_BYTES)
+        #: bytes of events batched per peer (a batch is written when it reaches _batch_limit)
         self._batch_bytes: dict[str, int] = {}
+        self._batch_limit = DIRECT_BATCH_BYTES
+        if link.options.max_stanza_size:
+            self._batch_limit = min(DIRECT_BATCH_BYTES, link.options.max_stanza_size // 2)
 
     # ------------------------------------------------------------------ who takes our events
 
@@ -95,25 +97,27 @@ class EventPublisher:
             self._targets = None
 
     def push_direct(self, peer: Peer) -> None:
-        """Add a pyobs-comm peer to the targets of the events it handles and we send (no stanza:
-        it learns nothing new, we read what it handles from its disco#info)."""
-        info = self.exports.info
-        if info is None or peer.info is None:
-            return
-        sends = info.sends
-        wanted = {n for n, v in peer.info.receives if n in sends and event_version(n) == v}
+        """Add a pyobs-comm peer to the targets of the events it takes (no stanza: it learns
+        nothing new, we read what it handles from its disco#info)."""
+        wanted = self._takes(peer)
         old = self._direct.get(peer.name)
         have = old[1] if old is not None and old[0] == peer.jid else frozenset()
         if not wanted <= have:
             self._direct[peer.name] = (peer.jid, have | wanted)
             self._targets = None
 
+    def _takes(self, peer: Peer) -> set[str]:
+        """The events we send that ``peer`` handles (same version)."""
+        info = self.exports.info
+        if info is None or peer.info is None:
+            return set()
+        return {n for n, v in peer.info.receives if n in info.sends and event_version(n) == v}
+
     async def create_nodes(self) -> None:
         """Our event nodes (transient; an existing one must be ours)."""
-        link = self.link
         assert self.exports.info is not None
-        nodes = [pubsub.event_node(link.name, n, event_version(n)) for n in sorted(self.exports.info.sends)]
-        await asyncio.gather(*(self.nodes.ensure(n, transient=True) for n in nodes if not self.nodes.exists(n)))
+        nodes = [pubsub.event_node(self.link.name, n, event_version(n)) for n in sorted(self.exports.info.sends)]
+        await asyncio.gather(*(self.nodes.ensure(n, transient=True) for n in nodes))  # ensure skips existing ones
 
     async def push_subscriptions(self, peers: list[Peer]) -> None:
         """Subscribe peers that handle events we send to our nodes, as their owner.
@@ -122,27 +126,22 @@ class EventPublisher:
         later; subscribing it ourselves before ``open()``/``register_event()`` returns means the
         very first event we send reaches it.
         """
-        link, info = self.link, self.exports.info
-        if info is None or not link.session:
+        link = self.link
+        if not link.session:
             return
-        sends = info.sends
         per_node: dict[str, list[str]] = {}
         for peer in peers:
-            if peer.info is None:
-                continue
-            if peer.info.direct:  # pyobs-comm peers get our events as messages: add them at once
+            if peer.info is not None and peer.info.direct:  # pyobs-comm peers get our events as messages
                 self.push_direct(peer)
                 continue
-            for name, version in peer.info.receives:
-                if name in sends and event_version(name) == version:
-                    node = pubsub.event_node(link.name, name, version)
-                    if self.nodes.exists(node):
-                        per_node.setdefault(node, []).append(peer.jid.partition("/")[0])
+            for name in self._takes(peer):
+                node = pubsub.event_node(link.name, name, event_version(name))
+                if self.nodes.exists(node):
+                    per_node.setdefault(node, []).append(peer.jid.partition("/")[0])
 
         async def one(node: str, jids: list[str]) -> None:
             try:
-                body = pubsub.subscribe_other_body(node, jids)
-                await link.pubsub_iq(body, node, link.timeout)
+                await link.pubsub_iq(pubsub.subscribe_other_body(node, jids), node, link.timeout)
             except IqError as exc:
                 log.debug("%s: cannot subscribe %s to %s: %s", link.bare, jids, node, exc)
             except TimeoutError:
@@ -171,9 +170,7 @@ class EventPublisher:
         if direct is None:
             direct = self.targets()
         targets = direct.get(node.split(":", 4)[3]) if direct else None
-        if targets:
-            # peers that asked for it get a message each, now; the pubsub node (for everybody
-            # else) a moment later, so the server routes the messages before it works on that
+        if targets:  # a message to each peer that takes it now, the pubsub copy PUBSUB_DELAY later
             self._send_direct(node, text, targets)
             self._deferred.append(publish)
             if self._deferred_timer is None:
@@ -204,16 +201,12 @@ class EventPublisher:
         if not link.session:
             raise XmppConnectionError(f"{link.bare}: not connected to the XMPP server")
         items = pubsub.direct_event_items(node, text)
-        limit = DIRECT_BATCH_BYTES
-        if link.options.max_stanza_size:
-            limit = min(limit, link.options.max_stanza_size // 2)
         for t in targets:
             batch = self._batch.setdefault(t, [])
             batch.append(items)
             size = self._batch_bytes.get(t, 0) + len(items)
-            if size >= limit:
-                # bounded messages: servers limit stanza sizes (docs/xmpp.md's ejabberd: 16 KB)
-                link.write(t + pubsub.DIRECT_BATCH_HEAD + "".join(batch) + pubsub.DIRECT_BATCH_TAIL)
+            if size >= self._batch_limit:  # servers limit stanza sizes (see DIRECT_BATCH_BYTES)
+                link.write(_batch_message(t, batch))
                 del self._batch[t]
                 size = 0
             self._batch_bytes[t] = size
@@ -234,8 +227,7 @@ class EventPublisher:
         batch, self._batch = self._batch, None
         self._batch_bytes = {}
         if batch:
-            head = pubsub.DIRECT_BATCH_HEAD
-            data = "".join([t + head + "".join(items) + pubsub.DIRECT_BATCH_TAIL for t, items in batch.items()])
+            data = "".join([_batch_message(t, items) for t, items in batch.items()])
             self.link.write_or_drop(data)  # the pubsub copies are tracked: sent again
 
     def _flush_deferred(self) -> None:
@@ -287,8 +279,7 @@ class EventPublisher:
             self._deferred_timer.cancel()
             self._flush_deferred()
         was_up = link.session
-        if was_up and self.unacked:
-            await self._await_confirmations()
+        await self._await_confirmations()
         if self.unacked:
             log.warning(
                 "%s: %d published events not confirmed by the server before closing%s; they may not have "
@@ -299,19 +290,18 @@ class EventPublisher:
         self._targets = {}
 
     async def _await_confirmations(self) -> None:
-        """Wait while the server keeps confirming the events we wrote (a shaper may hold a burst
-        back), bounded by CLOSE_CONFIRM_WAIT without progress and by the comm's close deadline
-        (Comm.close allows max(timeout, 5 s)) less CLOSE_RESERVE."""
+        """Wait while the server keeps confirming the events we wrote (see CLOSE_CONFIRM_WAIT)."""
         loop = asyncio.get_running_loop()
         end = loop.time() + max(self.link.timeout, 5.0) - CLOSE_RESERVE
-        while self.unacked and self.link.session:
+        while self.unacked and self.link.session and loop.time() < end:
             before = len(self.unacked)
             self._acks_drained.clear()
-            remaining = end - loop.time()
-            if remaining <= 0:
-                return
-            try:
-                await asyncio.wait_for(self._acks_drained.wait(), min(CLOSE_CONFIRM_WAIT, remaining))
-            except TimeoutError:
-                if len(self.unacked) >= before:
-                    return  # no progress: the server is not reading
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acks_drained.wait(), min(CLOSE_CONFIRM_WAIT, end - loop.time()))
+            if len(self.unacked) >= before:
+                return  # no progress: the server is not reading
+
+
+def _batch_message(target: str, items: list[str]) -> str:
+    """One message to ``target`` (a '<message to="JID' prefix) carrying the events' ``items``."""
+    return target + pubsub.DIRECT_BATCH_HEAD + "".join(items) + pubsub.DIRECT_BATCH_TAIL
