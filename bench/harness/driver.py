@@ -24,7 +24,8 @@ from .roles import event_stats
 
 BENCH = Path(__file__).resolve().parent.parent
 REPO = BENCH.parent
-CORE_VENV = BENCH / ".venvs" / "pyobs-core"
+#: where pyobs-core 2.19.1 lives (PYOBS_CORE_VENV, as for bench/setup_pyobs_core.sh and the fleet bench)
+CORE_VENV = Path(os.environ.get("PYOBS_CORE_VENV") or BENCH / ".venvs" / "pyobs-core")
 #: every transport scenario, in the order they run
 SCENARIOS = ("local", "xmpp", "ejabberd", "dbus", "tcp")
 
