@@ -122,23 +122,19 @@ class CallServer:
     def on_cancel(self, xml: Element, el: Element) -> None:
         frm = xml.get("from", "")
         to, iq_id = reply_address(xml)
-        handler = self.handler
         try:
             call, wait = control.parse_cancel(el)
         except control.ControlFormatError as exc:
             log.warning("%s: rejected a cancel from %s: %s", self.link.bare, frm, exc)
             self._reply(rpc.iq_error(to, iq_id, "bad-request", "modify", 400, str(exc)))
             return
-        if handler is None:
-            self._reply(control.cancel_result(to, iq_id, CancelOutcome.UNKNOWN))
-            return
-        sender = frm.partition("@")[0] if "@" in frm else frm
-        self.link.spawn(self._cancel_served(handler, sender, to, iq_id, escape_attr(call), wait))
+        # named as on_call names the caller: the core cancels only a call of the same sender
+        sender = self.link.sender_name(frm.partition("/")[0])
+        self.link.spawn(self._cancel_served(sender, to, iq_id, escape_attr(call), wait))
 
-    async def _cancel_served(
-        self, handler: TransportHandler, sender: str, to: str, iq_id: str, call: str, wait: float
-    ) -> None:
-        outcome = await handler.cancel_call(sender, (to, call), wait)
+    async def _cancel_served(self, sender: str, to: str, iq_id: str, call: str, wait: float) -> None:
+        handler = self.handler
+        outcome = CancelOutcome.UNKNOWN if handler is None else await handler.cancel_call(sender, (to, call), wait)
         self._reply(control.cancel_result(to, iq_id, outcome))
 
 

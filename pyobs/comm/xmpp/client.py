@@ -1,19 +1,12 @@
 """The slixmpp client underneath the transport: login, TLS, SASL and the stream; nothing else.
 
-slixmpp turns every received element into a stanza object and matches it against a list of
-handlers. The pyobs traffic (calls, answers, disco#info, presence, pubsub notifications) skips
-all of that: :meth:`_spawn_event` hands the raw ElementTree element to the transport first, and
-only what the transport does not take goes the slixmpp way (stream features, SASL, bind, …).
-
-This module is the one adapter to slixmpp's internals: the private names it relies on are listed
-in :data:`SLIXMPP_PRIVATE`, the undocumented ones in :data:`SLIXMPP_INTERNALS`, and
-tests/xmpp/test_slixmpp_adapter.py fails when slixmpp changes them.
-Every received stanza is checked against :class:`~.limits.StanzaLimits` first (see :mod:`.limits`):
-one that exceeds them goes to ``on_oversized`` and nowhere else, not even to slixmpp.
-
-Nothing here changes slixmpp or logging for anyone else in the process: the fast SCRAM key
-derivation is given to the SASL mechanism of each of our clients only (:meth:`Client._scope_fast_scram`),
-and slixmpp's loggers are left as the application configured them.
+The one adapter to slixmpp's internals: the names it relies on are :data:`SLIXMPP_PRIVATE` and
+:data:`SLIXMPP_INTERNALS`, and tests/xmpp/test_slixmpp_adapter.py fails when slixmpp changes them.
+Every received stanza is checked against :class:`~.limits.StanzaLimits` first: one beyond them goes
+to ``on_oversized`` and nowhere else, not even to slixmpp. The pyobs traffic (calls, answers,
+disco#info, presence, pubsub notifications) then goes to the transport as raw ElementTree elements;
+only the rest (stream features, SASL, bind, …) becomes slixmpp stanza objects. Nothing here changes
+slixmpp or its loggers for anyone else in the process (fast SCRAM: :meth:`Client._scope_fast_scram`).
 """
 
 from __future__ import annotations
@@ -61,10 +54,7 @@ SALTED_PASSWORDS_KEPT = 4
 def _ssl_context(ca_file: str | None, verify: bool = True) -> ssl.SSLContext:
     """A verifying client context (loading CA certificates takes tens of ms: once per process);
     with ``verify=False`` (pyobs-core's ``ignore_cert_errors``) one that accepts any certificate."""
-    if ca_file is not None:
-        context = ssl.create_default_context(cafile=ca_file)
-    else:
-        context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=ca_file)
     context.check_hostname = verify
     context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
     return context

@@ -1,14 +1,10 @@
-"""The link to the XMPP server: who we are, the slixmpp client, one login attempt, keepalive, and
-the IQs we sent and wait for.
-
-Owns: our JID and the servers to try, the :class:`~.client.Client` (TLS, SASL, the stream),
-whether a session is up, the keepalive task, the roster (who is in the fleet, unless ``trusted``
-lists it), the IQs in flight (id → future, bounded by the deadline of each), the background tasks
-of the transport, and the rate-limited log lines a peer can trigger. Answers to our IQs, roster
-pushes and pings are handled here; every other stanza goes to the transport's router. When the
-session ends the link fails what waits on it and reports the loss (``on_lost``); the reconnection
-sequence itself is the transport's. The errors of a session (not connected, credentials, an
-IQ answered with an error) are defined here.
+"""The link to the XMPP server. Owns: our JID and the servers to try, the :class:`~.client.Client`,
+one login attempt, whether a session is up, the keepalive, the roster (the fleet, unless
+``trusted`` lists it), the IQs we wait for (id → future, each bounded by its deadline), the
+transport's background tasks, the rate-limited log lines a peer can trigger, and the errors of a
+session. Answers to our IQs, roster pushes and pings are handled here; every other stanza goes to
+the transport's router. When the session ends the link fails what waits on it and reports the
+loss (``on_lost``); reconnecting is the transport's.
 """
 
 from __future__ import annotations
@@ -20,13 +16,13 @@ import itertools
 import logging
 import math
 import os
-import random
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element
 
+from pyobs.comm.backoff import backoff
 from pyobs.comm.errors import describe
 from pyobs.utils.exceptions import ConfigError, RemoteError
 from pyobs.utils.ratelimit import RateLimitedLog
@@ -48,7 +44,7 @@ PING_TIMEOUT = 10.0
 #: pubsub answers that mean "try again" while other sessions create nodes at the same moment
 #: (ejabberd aborts concurrent node creations: internal-server-error or item-not-found)
 TRANSIENT_PUBSUB = frozenset({"internal-server-error", "item-not-found", "resource-constraint", "wait"})
-#: attempts of a node creation or first publish (backoff 20 ms doubling, with jitter: ~1.3 s in all)
+#: attempts of a node creation or first publish (backoff from 20 ms, doubling: at most ~1.3 s in all)
 PUBSUB_ATTEMPTS = 7
 
 
@@ -132,7 +128,7 @@ def parse_servers(server: object) -> list[tuple[str, int]]:
     """``host:port``, or a list of them (tried in turn: the nodes of a cluster) → addresses;
     ConfigError naming what is wrong."""
     if isinstance(server, str):
-        items: list[object] = [s for s in server.split(",")] if "," in server else [server]
+        items: list[object] = list(server.split(","))
     elif isinstance(server, list | tuple):
         items = list(server)
     else:
@@ -359,7 +355,6 @@ class Link:
         try:
             await asyncio.wait_for(asyncio.shield(attempt), timeout)
         except TimeoutError:
-            self._attempt = None
             client.cancel_connection_attempt()
             client.abort()
             self._next_address()
@@ -499,8 +494,6 @@ class Link:
         """Log out (unavailable presence, end of stream) and end every task of the transport."""
         self.closing = True
         client = self.client
-        if self._ping_task is not None:
-            self._ping_task.cancel()
         if client is not None and self.session:
             client.write('<presence type="unavailable"/>')
             client.flush()
@@ -573,21 +566,20 @@ class Link:
         head = self.pubsub_head if iq_type == "set" else pubsub.iq_head(self.pubsub, iq_type)
         return await self.iq(head, body, self.pubsub, timeout, what)
 
-    async def pubsub_set(self, body: str, what: str, transient: frozenset[str] = TRANSIENT_PUBSUB) -> Element:
-        """A pubsub set (node creation, a first publish) retried with backoff while the answer is a
-        transient condition: concurrent creations on ejabberd abort each other's transactions and are
-        answered ``internal-server-error`` or ``item-not-found``. Bounded: :data:`PUBSUB_ATTEMPTS`."""
-        delay = 0.02
-        for attempt in range(PUBSUB_ATTEMPTS):
+    async def pubsub_set(self, body: str, what: str) -> Element:
+        """A pubsub set (node creation, a first publish) retried with backoff while the answer is
+        one of :data:`TRANSIENT_PUBSUB`; at most :data:`PUBSUB_ATTEMPTS` attempts."""
+        # jitter 0.5: sessions creating nodes at the same moment spread out
+        pauses = backoff(0.02, 1.0, jitter=0.5, attempts=PUBSUB_ATTEMPTS - 1)
+        while True:
             try:
                 return await self.pubsub_iq(body, what, self.timeout)
             except IqError as exc:
-                if exc.condition not in transient or attempt == PUBSUB_ATTEMPTS - 1:
+                pause = next(pauses, None)
+                if exc.condition not in TRANSIENT_PUBSUB or pause is None:
                     raise
-                log.debug("%s: %s answered %s; retrying in %.0f ms", self.bare, what, exc.condition, delay * 1e3)
-            await asyncio.sleep(delay * (0.5 + random.random()))  # jitter: concurrent sessions spread out
-            delay *= 2
-        raise AssertionError("unreachable")
+                log.debug("%s: %s answered %s; retrying in %.0f ms", self.bare, what, exc.condition, pause * 1e3)
+            await asyncio.sleep(pause)
 
     def check_size(self, data: str, what: str, around: int = 0) -> None:
         """ValueError naming ``what`` if ``data``, with ``around`` bytes of stanza around it, is
