@@ -76,7 +76,6 @@ class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
         on_message: RawHandler,
         on_presence: RawHandler,
         on_oversized: OversizedHandler | None = None,
-        limits: StanzaLimits | None = None,
         use_tls: bool = True,
         direct_tls: bool = False,
         ca_file: str | None = None,
@@ -112,7 +111,7 @@ class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
             self.add_filter("in", self._scope_fast_scram)
         self._raw = {Q_IQ: on_iq, Q_MESSAGE: on_message, Q_PRESENCE: on_presence}
         self._on_oversized = on_oversized
-        self.stanza_limits = limits or StanzaLimits()
+        self.stanza_limits = StanzaLimits()
         self._out: list[str] = []
         self._batching = False
         self.enable_direct_tls = direct_tls

@@ -176,12 +176,10 @@ class XmppOptions:
     trusted: list[str] | None
 
     def __post_init__(self) -> None:
-        for key in ("timeout", "connect_timeout"):
+        for key in ("timeout", "connect_timeout", "ping_interval", "ping_timeout"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
                 raise ValueError(f"{key} must be a positive number of seconds, not {value!r}")
-        if self.ping_interval <= 0 or self.ping_timeout <= 0:
-            raise ValueError("ping_interval and ping_timeout must be positive")
         size = self.event_queue_size
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"event_queue_size must be a whole number >= 1, not {size!r}")
@@ -475,9 +473,7 @@ class Link:
 
     async def _keepalive(self) -> None:
         while self.session:
-            await asyncio.sleep(self.options.ping_interval)
-            if not self.session:
-                return
+            await asyncio.sleep(self.options.ping_interval)  # cancelled when the session ends
             try:
                 await self.ping(self.domain, self.options.ping_timeout)
             except TimeoutError:
