@@ -1,9 +1,8 @@
 """Remote procedure calls (``jabber:iq:rpc``, and the compact envelope between pyobs-comm modules).
 
-:class:`CallServer` owns the calls we are serving (each a task of the link; cancels of them come
-through the core). :class:`CallClient` owns our calls waiting for an answer — the IQ id, the peer
-it must come from, where an announced ``methodTimeout`` and progress notices go — and the
-prebuilt call prefixes per peer and method.
+:class:`CallServer` owns the calls we are serving (each a task of the link; cancels of them go
+through the core). :class:`CallClient` owns our calls waiting for an answer: where an announced
+``methodTimeout`` and progress notices go (the IQ futures are the link's).
 """
 
 from __future__ import annotations

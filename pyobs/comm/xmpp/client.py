@@ -1,12 +1,11 @@
 """The slixmpp client underneath the transport: login, TLS, SASL and the stream; nothing else.
 
-The one adapter to slixmpp's internals: the names it relies on are :data:`SLIXMPP_PRIVATE` and
-:data:`SLIXMPP_INTERNALS`, and tests/xmpp/test_slixmpp_adapter.py fails when slixmpp changes them.
-Every received stanza is checked against :class:`~.limits.StanzaLimits` first: one beyond them goes
-to ``on_oversized`` and nowhere else, not even to slixmpp. The pyobs traffic (calls, answers,
-disco#info, presence, pubsub notifications) then goes to the transport as raw ElementTree elements;
-only the rest (stream features, SASL, bind, …) becomes slixmpp stanza objects. Nothing here changes
-slixmpp or its loggers for anyone else in the process (fast SCRAM: :meth:`Client._scope_fast_scram`).
+The one adapter to slixmpp's internals: the names it relies on are :data:`SLIXMPP_PRIVATE` (why
+each) and :data:`SLIXMPP_INTERNALS`; tests/xmpp/test_slixmpp_adapter.py fails when slixmpp changes
+them. A received stanza within :class:`~.limits.StanzaLimits` goes to the transport's raw handlers
+first; only what they do not take becomes a slixmpp stanza object (stream features, SASL, bind, …).
+One beyond the limits goes to ``on_oversized`` and nowhere else. Nothing here changes slixmpp or its
+loggers for anyone else in the process (fast SCRAM: :meth:`Client._scope_fast_scram`).
 """
 
 from __future__ import annotations

@@ -59,7 +59,6 @@ class XmppTransport(Transport):
             on_lost=self._on_lost,
         )  # fmt: skip
         self.name = link.name
-        self.timeout = link.timeout
         self.exports = Exports(link)
         self.nodes = Nodes(link)
         self.state = StateSync(link, self.nodes)
