@@ -127,8 +127,7 @@ class CallServer:
             log.warning("%s: rejected a cancel from %s: %s", self.link.bare, frm, exc)
             self._reply(rpc.iq_error(to, iq_id, "bad-request", "modify", 400, str(exc)))
             return
-        # named as on_call names the caller: the core cancels only a call of the same sender
-        sender = self.link.sender_name(frm.partition("/")[0])
+        sender = frm.partition("@")[0] if "@" in frm else frm
         self.link.spawn(self._cancel_served(sender, to, iq_id, escape_attr(call), wait))
 
     async def _cancel_served(self, sender: str, to: str, iq_id: str, call: str, wait: float) -> None:
