@@ -48,11 +48,10 @@ TRANSIENT_PUBSUB = frozenset({"internal-server-error", "item-not-found", "resour
 PUBSUB_ATTEMPTS = 7
 
 
-# the errors keep their wire names (pyobs-core 2.19's): they travel by qualified name
 class XmppConnectionError(NotConnected):
     """Not connected to the XMPP server (or the connection was lost during the operation)."""
 
-    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+    __module__ = "pyobs.comm.xmpp.transport"  # pyobs-core 2.19's name on the wire (errors travel by qualified name)
 
 
 class XmppAuthError(XmppConnectionError, PermissionError):

@@ -120,8 +120,7 @@ class XmppTransport(Transport):
         pause = random.uniform(0.0, RECONNECT_JITTER)
         pauses = backoff(RECONNECT_FIRST, RECONNECT_MAX_DELAY)
         while not link.closing:
-            if pause:
-                await asyncio.sleep(pause)
+            await asyncio.sleep(pause)
             pause = next(pauses)
             if link.session:  # a half-restored session from the round before: start clean
                 link.abort_session()
