@@ -331,14 +331,17 @@ class Link:
         client.add_event_handler("disconnected", self._on_disconnected)
         return client
 
+    def _drop(self) -> None:
+        """Abort the connection, also one still being made (slixmpp's abort() alone leaves that)."""
+        if self.client is not None:
+            self.client.cancel_connection_attempt()
+            self.client.abort()
+
     async def dispose(self) -> None:
         """Abort the connection and end slixmpp's own task (nothing left running)."""
-        client = self.client
-        if client is None:
-            return
-        client.cancel_connection_attempt()
-        client.abort()
-        await client.stop_send_task()
+        self._drop()
+        if self.client is not None:
+            await self.client.stop_send_task()
 
     async def attempt_session(self, timeout: float) -> None:
         """One login: connect, authenticate, bind, read the roster; XmppConnectionError if not."""
@@ -352,8 +355,7 @@ class Link:
         try:
             await asyncio.wait_for(asyncio.shield(attempt), timeout)
         except TimeoutError:
-            client.cancel_connection_attempt()
-            client.abort()
+            self._drop()
             self._next_address()
             raise XmppConnectionError(f"no session within {timeout:.1f} s") from None
         except XmppAuthError:
@@ -378,8 +380,7 @@ class Link:
                 log.warning("%s: cannot read the roster (%s); peers are found by their presence", self.bare, exc)
                 self.roster = frozenset()
                 return
-            if self.client is not None:
-                self.client.abort()
+            self._drop()
             raise XmppConnectionError(f"cannot read the roster: {exc or 'timed out'}") from None
         query = reply.find(Q_ROSTER)
         self.roster = frozenset(_roster_items(query)) if query is not None else frozenset()
@@ -420,8 +421,7 @@ class Link:
     def _on_invalid_cert(self, error: Any) -> None:
         self._last_error = f"TLS certificate of {self.domain} not trusted: {error}{self._ca_hint}"
         self._fail_attempt(XmppAuthError(self._last_error))
-        if self.client is not None:
-            self.client.abort()
+        self._drop()
 
     def _on_stream_error(self, stanza: Any) -> None:
         condition = str(stanza["condition"]) if stanza is not None else ""
@@ -436,7 +436,7 @@ class Link:
             return
         if self.options.require_tls and not client.encrypted:
             self._fail_attempt(XmppAuthError(f"{self.domain} offers no TLS and require_tls is set"))
-            client.abort()
+            self._drop()
             return
         self.session = True
         attempt = self._attempt
@@ -460,8 +460,7 @@ class Link:
 
     def abort_session(self) -> None:
         """Drop the connection at once (the disconnect handler resets the session state)."""
-        if self.client is not None:
-            self.client.abort()
+        self._drop()
         if self.session:  # no disconnect event came (no socket any more): reset by hand
             self._on_disconnected("aborted")
 
@@ -479,8 +478,7 @@ class Link:
                 log.warning(
                     "%s: server did not answer a ping within %s s; reconnecting", self.bare, self.options.ping_timeout
                 )
-                if self.client is not None:
-                    self.client.abort()
+                self._drop()
                 return
             except RemoteError:
                 continue
