@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Any
 
 from ..comm import Comm
-from .link import PING_INTERVAL, PING_TIMEOUT, XmppOptions
+from .link import PING_INTERVAL, PING_TIMEOUT, XmppOptions, log
 from .peers import PEER_CHECK_INTERVAL
 from .transport import XmppTransport
-
-log = logging.getLogger(__name__)
 
 
 class XmppComm(Comm):

@@ -1,9 +1,6 @@
-"""XmppTransport: the Transport contract on an XMPP server, speaking pyobs-core 2.19's wire format.
-
-Who is online comes from roster presence, what a peer offers from its disco#info, calls are
-``jabber:iq:rpc`` IQs, events and state live on ``pubsub.<domain>`` nodes (see
-``docs/xmpp.md`` and the wire spec). Everything on the hot path (calls, answers, events,
-notifications) is written as prebuilt strings and read from raw ElementTree elements.
+"""XmppTransport: the Transport contract on an XMPP server, speaking pyobs-core 2.19's wire format
+(what goes where: docs/xmpp.md). Everything on the hot path (calls, answers, events, notifications)
+is written as prebuilt strings and read from raw ElementTree elements.
 
 The transport is composed of parts that each own their state; each file says what (the map:
 docs/architecture.md, "Inside the XMPP transport"). This module wires them together, runs the
