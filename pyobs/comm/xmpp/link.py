@@ -229,7 +229,6 @@ class Link:
         self._on_session, self._on_lost = on_session, on_lost
 
         self.client: Client | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.session = False  # a session is up
         self.closing = False
         #: another session logged in with our JID: not reconnecting
@@ -253,8 +252,7 @@ class Link:
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        assert self._loop is not None, "the link is not open"
-        return self._loop
+        return asyncio.get_running_loop()  # the parts run in the loop the link was opened in
 
     # ------------------------------------------------------------------ trust
 
@@ -291,7 +289,6 @@ class Link:
 
     async def open(self) -> None:
         """Make the client and connect within connect_timeout (a refused connection fails at once)."""
-        self._loop = asyncio.get_running_loop()
         self.closing = False
         self.conflict = False
         self.client = self._make_client()
@@ -346,10 +343,10 @@ class Link:
     async def attempt_session(self, timeout: float) -> None:
         """One login: connect, authenticate, bind, read the roster; XmppConnectionError if not."""
         client = self.client
-        assert client is not None and self._loop is not None
+        assert client is not None
         if len(self.addresses) > 1:  # a silent node must not use up the time the others have
             timeout = min(timeout, max(2.0, self.options.connect_timeout / len(self.addresses)))
-        attempt = self._attempt = self._loop.create_future()
+        attempt = self._attempt = self.loop.create_future()
         self._last_error = ""
         client.connect(*(self._address or ()))  # none: the domain's DNS SRV records
         try:
