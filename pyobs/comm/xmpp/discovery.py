@@ -104,10 +104,6 @@ class PeerInfo:
     call_control: bool = False
 
     @property
-    def is_module(self) -> bool:
-        return any(name == "IModule" for name, _ in self.interfaces)
-
-    @property
     def label(self) -> str:
         caps = self.capabilities.get("IModule")
         label = caps.get("label") if isinstance(caps, dict) else None
@@ -120,14 +116,12 @@ _OWN_NAME = "\x00name"
 
 def fingerprint(info: PeerInfo, name: str) -> str:
     """The caps ``ver`` of a pyobs-comm module: a hash of what its disco#info says, with its own
-    name left out (the IModule label, when it is the name).
-
-    Modules that differ only in name get the same ``ver``, so a peer reads the disco#info of one
-    of them and knows all (XEP-0115's cache, keyed by the hash). A receiver computes it again from
-    the reply it got and caches only what matches, so a ``ver`` of another scheme (pyobs-core's,
-    computed by slixmpp over the features alone) is never taken for more than one peer.
+    name left out (the IModule label, when it is the name), so that modules that differ only in
+    name share it (docs/xmpp.md, "Fleets"). A receiver computes it again from the reply it got and
+    caches only what matches: a ``ver`` of another scheme (pyobs-core's, computed by slixmpp over
+    the features alone) is never taken for more than one peer.
     """
-    caps = _template_caps(info.capabilities, name)
+    caps = _relabel(info.capabilities, name, _OWN_NAME)
     data = [
         sorted(info.interfaces), sorted(info.sends), sorted(info.receives), info.direct, info.compact_calls,
         json.dumps(caps, sort_keys=True, default=repr),
@@ -136,24 +130,22 @@ def fingerprint(info: PeerInfo, name: str) -> str:
     return base64.b64encode(digest).decode()
 
 
-def _template_caps(capabilities: dict[str, Any], name: str) -> dict[str, Any]:
+def _relabel(capabilities: dict[str, Any], label: str, new: str) -> dict[str, Any]:
+    """``capabilities`` with the IModule label ``label`` replaced by ``new`` (a copy), if it is there."""
     module = capabilities.get("IModule")
-    if isinstance(module, dict) and module.get("label") == name:
-        return {**capabilities, "IModule": {**module, "label": _OWN_NAME}}
+    if isinstance(module, dict) and module.get("label") == label:
+        return {**capabilities, "IModule": {**module, "label": new}}
     return capabilities
 
 
 def template(info: PeerInfo, name: str) -> PeerInfo:
     """``info`` of module ``name`` with its own name left out (see :func:`fingerprint`)."""
-    return dataclasses.replace(info, capabilities=_template_caps(info.capabilities, name))
+    return dataclasses.replace(info, capabilities=_relabel(info.capabilities, name, _OWN_NAME))
 
 
 def instantiate(tmpl: PeerInfo, name: str) -> PeerInfo:
     """The info of module ``name`` whose ``ver`` matched ``tmpl`` (fresh containers: never shared)."""
-    caps = dict(tmpl.capabilities)
-    module = caps.get("IModule")
-    if isinstance(module, dict) and module.get("label") == _OWN_NAME:
-        caps["IModule"] = {**module, "label": name}
+    caps = dict(_relabel(tmpl.capabilities, _OWN_NAME, name))
     return dataclasses.replace(
         tmpl, interfaces=list(tmpl.interfaces), sends=set(tmpl.sends), receives=set(tmpl.receives), capabilities=caps
     )

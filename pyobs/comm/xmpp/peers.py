@@ -1,14 +1,12 @@
 """The peer table: which modules of the fleet are online, and what they offer.
 
-Owns: the :class:`~.discovery.Peer` records (by name), the :class:`Discovery` of what they
-offer and the peers waiting for the query of their caps ``ver``, the unavailable presences being
-confirmed (``OFFLINE_DEBOUNCE``), and the peer check (a small IQ per peer every
-``peer_check_interval`` s, because servers do not always say when a peer is gone) with the peers
-that stopped answering it. Who is online comes
-from roster presence at our resource; a peer is reported online to the core once its disco#info
-is read and its event subscriptions are made. When our link goes the peers are kept, marked
-stale: the core owns the grace period (it waits for them after our reconnect, and tells us
-through ``forget`` whom it gave up).
+Owns: the :class:`~.discovery.Peer` records (by name), the :class:`Discovery` of what they offer
+and the peers waiting for the query of their caps ``ver``, the unavailable presences being
+confirmed, and the peer check with the peers that stopped answering it. A peer is online when its
+presence at our resource arrives, and reported to the core once its disco#info is read and its
+event subscriptions are made. When our link goes the peers are kept, marked stale: the core owns
+the grace period (and tells us through ``forget`` whom it gave up). The why of going online, the
+caps cache and the peer check: docs/xmpp.md ("Start-up", "Fleets", "When a node dies").
 """
 
 from __future__ import annotations
@@ -41,10 +39,9 @@ NO_VER = "\x00"
 DISCOVERY_WAIT = 2.0
 #: roster contacts open() pings because the server did not say whether they are online (a bound)
 MAX_ROSTER_PROBES = 1000
-#: after our initial presence, how long without a new answer to the server's presence probes
-#: before the contacts that gave none are pinged (at least; twice the server's answer time if
-#: longer): ejabberd 23.01 does not answer a probe of a contact without a session (prosody does,
-#: at once, with an unavailable presence)
+#: after our initial presence, how long without a new answer to the server's presence probes before
+#: the contacts that gave none are pinged: ejabberd 23.01 does not answer a probe of a contact
+#: without a session (prosody does, at once, with an unavailable presence)
 PRESENCE_QUIET = 0.05
 #: the least time the pings of the contacts that gave no answer get
 MIN_PING_WAIT = 0.5
@@ -57,15 +54,27 @@ MAX_STATUS = 1000
 PEER_CHECK_INTERVAL = 1.5
 #: a peer check's IQ unanswered after this long is asked again at once (a busy peer gets two chances)
 PEER_CHECK_TIMEOUT = 1.5
-#: a peer that answers no check for this long counts as gone (asked every round meanwhile), if the
-#: server answers our own ping within PEER_CHECK_TIMEOUT. Not sooner: an overloaded server (ejabberd
-#: at N = 100) or a module busy for seconds answers late, and a peer declared gone gets no events
-#: until it is discovered again (issue 18: 5,266 of 19,800 lost). A peer whose session ended is
-#: noticed at once: the server answers service-unavailable for it.
+#: a peer that answers no check for this long counts as gone, if the server answers our own ping
+#: within PEER_CHECK_TIMEOUT. Not sooner: an overloaded server (ejabberd at N = 100) or a module busy
+#: for seconds answers late, and a peer declared gone gets no events until it is discovered again
+#: (issue 18: 5,266 of 19,800 lost)
 PEER_SILENCE = 10.0
-#: peers asked per round at most (in turn; a round after one is found gone asks all): one IQ per
-#: peer per round is N² for the server, at N = 100 a busy prosody (issue 18, bench/RESULTS.md)
+#: peers asked per round at most (in turn): one IQ per peer per round is N² for the server, at
+#: N = 100 a busy prosody (issue 18, bench/RESULTS.md)
 PEER_CHECK_PER_ROUND = 5
+
+
+async def _wait_until(event: asyncio.Event, done: Callable[[], bool], deadline: float) -> bool:
+    """Whether ``done()`` came true before the loop time ``deadline`` (looked at when ``event`` is set)."""
+    loop = asyncio.get_running_loop()
+    while not done():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return False
+        event.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), remaining)
+    return True
 
 
 class PeerTable:
@@ -88,12 +97,11 @@ class PeerTable:
         self._peers: dict[str, Peer] = {}
         #: peers waiting for the query of their ver under way (answered without a task each)
         self._waiting: dict[str, list[Peer]] = {}
-        #: set whenever a peer's available presence arrives
-        self._seen = asyncio.Event()
+        #: set whenever a presence that going online waits for arrives
+        self._presence = asyncio.Event()
         #: while going online: the roster contacts that have not yet answered the server's presence
         #: probes (presence at our resource, or "unavailable" from the bare JID: no session at all)
         self._unanswered: set[str] | None = None
-        self._answered = asyncio.Event()
         #: contacts pinged when going online, in all (the server's probes did not answer them)
         self.pinged = 0
         #: peers whose unavailable presence is being confirmed
@@ -128,15 +136,11 @@ class PeerTable:
             peer.stale = True
 
     def close(self) -> None:
-        if self._check_task is not None:
-            self._check_task.cancel()
+        self.session_lost(True)  # the check ends, the unavailable presences being confirmed are dropped
         for peer in self._peers.values():
             peer.gone = True
             if peer.task is not None:
                 peer.task.cancel()
-        for timer in self._leaving.values():
-            timer.cancel()
-        self._leaving.clear()
         self._peers.clear()
         self._waiting.clear()
         self._unanswered = None
@@ -157,19 +161,13 @@ class PeerTable:
         """Called just before our initial presence: the server answers it with the presence of every
         contact (RFC 6121 presence probes), and from then on the answers are counted."""
         self._unanswered = {n for n in self._contacts() if n not in self._peers or self._peers[n].stale}
-        self._answered.clear()
 
     async def find_online(self) -> list[str]:
-        """The roster contacts online at our resource, after our initial presence: the server probes
-        every contact for it and answers with their presence, available or (prosody, for a contact
-        without a session) unavailable. Those answers arrive in no particular order relative to
-        anything else (ejabberd: 2 to 24 ms after answering our next IQ), so the answers are awaited
-        until every contact gave one, or none came for PRESENCE_QUIET (or twice the server's answer
-        time) after the server answered a ping (which it does after handling our presence); only the
-        contacts without an answer are pinged: a ping of a module's full JID is answered by the
-        module (after the presence it sent us) or by the server with an error. Pings of every
-        contact cost the server N² at a fleet's start. Bounded by DISCOVERY_WAIT (the pings get at
-        least MIN_PING_WAIT) and MAX_ROSTER_PROBES."""
+        """The roster contacts online at our resource, after our initial presence. The answers to the
+        server's probes arrive in no order relative to anything else (ejabberd: 2 to 24 ms after
+        answering our next IQ); only the contacts that gave none before a quiet period are pinged (a
+        module answers after the presence it sent us, the server with an error; pings of every
+        contact cost the server N² at a fleet's start)."""
         link = self.link
         loop = asyncio.get_running_loop()
         unanswered = self._unanswered if self._unanswered is not None else set()
@@ -183,19 +181,14 @@ class PeerTable:
                     await link.ping(link.domain, max(end - sent, 0.001), "ping after presence")
                 # a busy server answers the probes late as well (ejabberd at N = 100: ~150 ms)
                 quiet = max(PRESENCE_QUIET, 2 * (loop.time() - sent))
-            count = -1
-            quiet_end = end
-            while unanswered:
-                now = loop.time()
-                if len(unanswered) != count:  # answers came: the quiet period starts again
-                    count = len(unanswered)
-                    quiet_end = now + quiet
-                remaining = min(end, quiet_end) - now
-                if remaining <= 0:
-                    break
-                self._answered.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._answered.wait(), remaining)
+            left = len(unanswered)
+
+            def answered() -> bool:
+                return len(unanswered) < left
+
+            # another answer within `quiet` (and before `end`): the quiet period starts again
+            while unanswered and await _wait_until(self._presence, answered, min(end, loop.time() + quiet)):
+                left = len(unanswered)
             ask = sorted(unanswered)
         finally:
             self._unanswered = None
@@ -225,21 +218,15 @@ class PeerTable:
         """Until the peers known to be online are discovered (their presence may still be on its way)."""
         loop = asyncio.get_running_loop()
         end = loop.time() + min(self.link.timeout, DISCOVERY_WAIT)
-        while True:
-            missing = [n for n in online if n not in self._peers or self._peers[n].stale]
-            remaining = end - loop.time()
-            if not missing or remaining <= 0:
-                break
-            self._seen.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._seen.wait(), remaining)
+        await _wait_until(
+            self._presence, lambda: all(n in self._peers and not self._peers[n].stale for n in online), end
+        )
         remaining = end - loop.time()
         # coroutines only when awaited (else "never awaited" warnings at fleet size, where time runs out)
         pending = [p for p in self._peers.values() if not p.discovered.is_set()] if remaining > 0 else []
         if pending:
-            waits = [p.discovered.wait() for p in pending]
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*waits), remaining)
+                await asyncio.wait_for(asyncio.gather(*(p.discovered.wait() for p in pending)), remaining)
 
     def forget(self, name: str) -> None:
         """The core gave up a peer kept since our link went (not back within its grace)."""
@@ -260,8 +247,7 @@ class PeerTable:
         peer = self._peers.get(name)
         if peer is None:
             return None
-        if not peer.discovered.is_set():
-            await peer.discovered.wait()  # the core bounds it
+        await peer.discovered.wait()  # the core bounds it
         return peer.info.capabilities.get(interface) if peer.info is not None else None
 
     # ------------------------------------------------------------------ presence
@@ -280,7 +266,7 @@ class PeerTable:
             # "unavailable" from the bare JID (prosody: no session at all); other resources say nothing
             if resource == link.resource or (not resource and typ == "unavailable"):
                 unanswered.discard(local)
-                self._answered.set()
+                self._presence.set()
         if not local or domain != link.domain or resource != link.resource or bare == link.bare:
             return True
         if not link.trusted(bare):
@@ -320,16 +306,15 @@ class PeerTable:
         self._gone(name)
 
     def _available(self, name: str, jid: str, caps: str | None) -> None:
+        peer = self._peers.get(name)
         leaving = self._leaving.pop(name, None)
         if leaving is not None:  # it left and came back at once: read its disco#info again
             leaving.cancel()
-            peer = self._peers.get(name)
             if peer is not None:
                 peer.caps = NO_VER  # discover it again (a new session: subscribe again too)
                 peer.events.clear()
-        self._seen.set()
+        self._presence.set()
         self._suspects.pop(name, None)
-        peer = self._peers.get(name)
         if peer is not None and not peer.stale and peer.caps == caps and peer.jid == jid:
             return  # a presence update (show/status) only
         if peer is None:
@@ -354,9 +339,8 @@ class PeerTable:
         if self._known_at_once(peer):
             return
         if caps is not None and (self.discovery.asking(caps) or caps in self._waiting):
-            # a module like this one is being asked right now, or its discovery was just spawned
-            # (the presences of a fleet arrive in one burst, before that task runs): this one
-            # waits for that answer, in a list rather than a task of its own
+            # a module like this one is being asked, or its discovery was just spawned (a fleet's
+            # presences arrive in one burst, before that task runs): it waits in a list, not a task
             peer.task = None
             self._waiting.setdefault(caps, []).append(peer)
             return
@@ -375,55 +359,50 @@ class PeerTable:
                 peer.task = self.link.spawn(self._discover(peer, peer.discovered))
 
     def _known_at_once(self, peer: Peer) -> bool:
-        """A peer like one we know (its verified caps ver is cached) that we need not ask anything:
-        reported right away, without a task (a fleet of N starting does this N² times)."""
+        """A peer like one we know (its verified caps ver is cached) that we need not ask anything."""
         info = self.discovery.known(peer.caps, peer.name)
         if info is None or not info.direct or self.handler is None:
             return False
         peer.info = info
         if not self.events.up_to_date(peer):
             return False  # a direct-event subscription to make first: _discover does it
-        if self.link.session:
-            self.publisher.push_direct(peer)
-        peer.task = None
         peer.reported = True
-        peer.discovered.set()
-        self._report(peer)
+        self._report_without_task(peer)
         return True
-
-    def _report(self, peer: Peer) -> None:
-        assert self.handler is not None and peer.info is not None
-        info = peer.info
-        self.handler.peer_online(peer.name, list(info.interfaces), {n for n, _ in info.sends}, info.label)
-        if peer.module_state != ("ready", ""):
-            self.handler.peer_module_state(peer.name, *peer.module_state)
 
     def _restored(self, peer: Peer) -> None:
         """A peer back after our reconnect, unchanged: only what the server lost is redone."""
         old, peer.discovered = peer.discovered, asyncio.Event()
         old.set()
         if peer.info is not None and peer.info.direct and self.events.up_to_date(peer):
-            # a pyobs-comm peer: nothing was lost with the server (no task: N of them come back)
-            if self.link.session:
-                self.publisher.push_direct(peer)
-            peer.task = None
-            peer.discovered.set()
-            self._seen_again(peer)
+            self._report_without_task(peer)  # a pyobs-comm peer: nothing was lost with the server
             return
         peer.task = self.link.spawn(self._resync(peer, peer.discovered))
+
+    def _report_without_task(self, peer: Peer) -> None:
+        """Report a pyobs-comm peer whose info and subscriptions are up to date, without a task (a
+        fleet of N starting, or coming back, does this N² times)."""
+        if self.link.session:
+            self.publisher.push_direct(peer)
+        peer.task = None
+        peer.discovered.set()
+        self._report(peer)
+
+    def _report(self, peer: Peer) -> None:
+        """Tell the core a peer is online (for one kept while our link was down: its grace ends)."""
+        info = peer.info
+        if not peer.reported or info is None or self.handler is None or peer.gone:
+            return
+        self.handler.peer_online(peer.name, list(info.interfaces), {n for n, _ in info.sends}, info.label)
+        if peer.module_state != ("ready", ""):
+            self.handler.peer_module_state(peer.name, *peer.module_state)
 
     async def _resync(self, peer: Peer, done: asyncio.Event) -> None:
         try:
             await asyncio.gather(self.events.sync(peer), self.publisher.push_subscriptions([peer]))
-            self._seen_again(peer)
+            self._report(peer)
         finally:
             done.set()
-
-    def _seen_again(self, peer: Peer) -> None:
-        """Tell the core a peer it kept while our link was down is back (the core's grace ends for it)."""
-        info = peer.info
-        if peer.reported and info is not None and self.handler is not None and not peer.gone:
-            self.handler.peer_online(peer.name, list(info.interfaces), {name for name, _ in info.sends}, info.label)
 
     def _gone(self, name: str) -> None:
         peer = self._peers.pop(name, None)
@@ -462,13 +441,9 @@ class PeerTable:
     # ------------------------------------------------------------------ the peer check
 
     async def _check_peers(self) -> None:
-        """Every ``check_interval`` s, ask each peer whether it is still there (a ping to
-        pyobs-comm peers, disco#info to others, both answered by every pyobs module). The server
-        answers for a session it does not have (``service-unavailable``) at once; a peer that
-        answers no check for PEER_SILENCE counts as gone too (asked every round until then) when the
-        server answers us promptly, and is asked again each round: if it answers later it is
-        discovered again. Bounded: PEER_CHECK_PER_ROUND peers a round, in turn, and the silent ones;
-        after a round that found one gone (a cluster node died: likely more) all peers."""
+        """Every ``check_interval`` s, ask peers whether they are still there (docs/xmpp.md, "When a
+        node dies"): PEER_CHECK_PER_ROUND a round, in turn, and the silent ones; after a round that
+        found one gone (a cluster node died: likely more), all of them."""
         link = self.link
         turn, check_all = 0, False
         while link.session:
@@ -511,6 +486,7 @@ class PeerTable:
         check for PEER_SILENCE while the server answers us); ``server``: the round's server ping."""
         if server is None:
             server = []
+        # a ping to pyobs-comm peers, disco#info to others: both answered by every pyobs module
         ping = peer.info is not None and peer.info.direct
         asked = time.monotonic()
         try:
@@ -572,12 +548,11 @@ class PeerTable:
 
 
 class Discovery:
-    """Discovery of what peers offer: their disco#info, read at most once per kind of module.
+    """What peers offer: their disco#info, read at most once per kind of module.
 
-    Owns: the verified disco#info per caps ``ver`` (bounded, least recently used out first; see
-    :func:`.discovery.fingerprint`), the ``ver``\\ s that did not verify (another scheme: pyobs-core's;
-    never shared between peers), the queries under way per ``ver``, and the slots that bound the
-    disco#info queries in flight (``DISCO_IN_FLIGHT``). Each query is retried with backoff a few times.
+    Owns: the verified disco#info per caps ``ver`` (see :func:`.discovery.fingerprint`), the
+    ``ver``\\ s that did not verify (another scheme: pyobs-core's; never shared between peers),
+    the queries under way per ``ver``, and the slots that bound the queries in flight.
     """
 
     def __init__(self, link: Link, on_answered: Callable[[str], None]) -> None:
@@ -595,11 +570,10 @@ class Discovery:
 
     def known(self, ver: str | None, name: str) -> PeerInfo | None:
         """The info of module ``name`` whose verified ``ver`` is cached, else None."""
-        tmpl = self.cache.get(ver) if ver is not None else None
-        if tmpl is None:
+        if ver is None or ver not in self.cache:
             return None
-        self.cache.move_to_end(ver)  # type: ignore[arg-type]
-        return discovery.instantiate(tmpl, name)
+        self.cache.move_to_end(ver)
+        return discovery.instantiate(self.cache[ver], name)
 
     def shareable(self, ver: str) -> bool:
         """Whether one answer may do for every module announcing ``ver`` (not another scheme's ver)."""
@@ -610,17 +584,14 @@ class Discovery:
         return ver is not None and ver in self._queries and ver not in self._unverified
 
     async def query(self, peer: Peer) -> PeerInfo | None:
-        """The peer's disco#info: from the cache when its caps ver is known (verified), from a
-        query of another peer with the same ver under way, else by asking it."""
+        """The peer's disco#info: cached by verified caps ver, from another peer's query, or asked."""
         ver = peer.caps
-        if ver is None or ver == NO_VER:
-            return await self._ask(peer)
+        if ver is None or ver == NO_VER or ver in self._unverified:
+            return await self._ask(peer)  # an unverified ver (another scheme: pyobs-core's): each one is asked
         cached = self.known(ver, peer.name)
         if cached is not None:
             return cached
         running = self._queries.get(ver)
-        if ver in self._unverified:
-            return await self._ask(peer)  # another scheme (pyobs-core): each one is asked
         if running is not None:  # a module like this one is being asked: its answer does for both
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 tmpl = await asyncio.wait_for(asyncio.shield(running), self.link.timeout)
@@ -630,9 +601,9 @@ class Discovery:
         loop = self.link.loop
         fut: asyncio.Future[PeerInfo | None] = loop.create_future()
         self._queries[ver] = fut
+        tmpl = None
         try:
             info = await self._ask(peer)
-            tmpl = None
             if info is not None and discovery.fingerprint(info, peer.name) == ver:
                 tmpl = discovery.template(info, peer.name)
                 self.cache[ver] = tmpl
@@ -642,12 +613,9 @@ class Discovery:
                 self._unverified[ver] = None
                 while len(self._unverified) > CAPS_CACHE_SIZE:
                     self._unverified.popitem(last=False)
-            if not fut.done():
-                fut.set_result(tmpl)
             return info
         finally:
-            if not fut.done():
-                fut.set_result(None)
+            fut.set_result(tmpl)  # (only set here; the others wait on it shielded)
             if self._queries.get(ver) is fut:
                 del self._queries[ver]
             loop.call_soon(self._on_answered, ver)  # after this peer's own report
