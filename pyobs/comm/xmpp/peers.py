@@ -336,27 +336,33 @@ class PeerTable:
                 self._restored(peer)
                 return
             peer.discovered = asyncio.Event()
+        self._start_discovery(peer)
+
+    def _start_discovery(self, peer: Peer) -> None:
+        """Report a peer like one we know at once, or let it wait for the query of its ``ver`` under
+        way (a fleet's presences arrive in one burst: a list, not a task each), or ask it."""
         if self._known_at_once(peer):
             return
-        if caps is not None and (self.discovery.asking(caps) or caps in self._waiting):
-            # a module like this one is being asked, or its discovery was just spawned (a fleet's
-            # presences arrive in one burst, before that task runs): it waits in a list, not a task
+        caps = peer.caps
+        waiting = self._waiting.get(caps) if caps is not None else None
+        if waiting is not None:
             peer.task = None
-            self._waiting.setdefault(caps, []).append(peer)
+            waiting.append(peer)
             return
         task = peer.task = self.link.spawn(self._discover(peer, peer.discovered))
         if caps is not None and caps != NO_VER and self.discovery.shareable(caps):
-            # released when this discovery ends, also if it is cancelled before it ran
-            self._waiting[caps] = []
-            task.add_done_callback(lambda _: self._release_waiting(caps))
+            # released when the query ends (Discovery's on_answered), or when the task ends without
+            # one (cancelled before it ran); a later list of the same ver is not this one's
+            waiting = self._waiting[caps] = []
+            task.add_done_callback(lambda _: self._release_waiting(caps, waiting))
 
-    def _release_waiting(self, ver: str) -> None:
+    def _release_waiting(self, ver: str, waiting: list[Peer] | None = None) -> None:
         """The query for ``ver`` ended: the peers that waited for it are known now (or asked)."""
+        if waiting is not None and self._waiting.get(ver) is not waiting:
+            return
         for peer in self._waiting.pop(ver, ()):
-            if self._peers.get(peer.name) is not peer or peer.caps != ver or peer.discovered.is_set():
-                continue
-            if not self._known_at_once(peer):
-                peer.task = self.link.spawn(self._discover(peer, peer.discovered))
+            if self._peers.get(peer.name) is peer and peer.caps == ver and not peer.discovered.is_set():
+                self._start_discovery(peer)
 
     def _known_at_once(self, peer: Peer) -> bool:
         """A peer like one we know (its verified caps ver is cached) that we need not ask anything."""
@@ -552,7 +558,8 @@ class Discovery:
 
     Owns: the verified disco#info per caps ``ver`` (see :func:`.discovery.fingerprint`), the
     ``ver``\\ s that did not verify (another scheme: pyobs-core's; never shared between peers),
-    the queries under way per ``ver``, and the slots that bound the queries in flight.
+    and the slots that bound the queries in flight. One query per ``ver`` at a time: the peer
+    table lets the other peers of that ``ver`` wait for it.
     """
 
     def __init__(self, link: Link, on_answered: Callable[[str], None]) -> None:
@@ -560,7 +567,6 @@ class Discovery:
         #: called (soon after) when the query for a ver has ended, answered or not
         self._on_answered = on_answered
         self.cache: OrderedDict[str, PeerInfo] = OrderedDict()
-        self._queries: dict[str, asyncio.Future[PeerInfo | None]] = {}
         self._unverified: OrderedDict[str, None] = OrderedDict()
         self._slots = asyncio.Semaphore(DISCO_IN_FLIGHT)
 
@@ -579,10 +585,6 @@ class Discovery:
         """Whether one answer may do for every module announcing ``ver`` (not another scheme's ver)."""
         return ver not in self._unverified
 
-    def asking(self, ver: str | None) -> bool:
-        """Whether a module announcing ``ver`` is being asked now, and its answer may do for others."""
-        return ver is not None and ver in self._queries and ver not in self._unverified
-
     async def query(self, peer: Peer) -> PeerInfo | None:
         """The peer's disco#info: cached by verified caps ver, from another peer's query, or asked."""
         ver = peer.caps
@@ -591,22 +593,10 @@ class Discovery:
         cached = self.known(ver, peer.name)
         if cached is not None:
             return cached
-        running = self._queries.get(ver)
-        if running is not None:  # a module like this one is being asked: its answer does for both
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                tmpl = await asyncio.wait_for(asyncio.shield(running), self.link.timeout)
-                if tmpl is not None:
-                    return discovery.instantiate(tmpl, peer.name)
-            return await self._ask(peer)  # not verified (another scheme, or it failed)
-        loop = self.link.loop
-        fut: asyncio.Future[PeerInfo | None] = loop.create_future()
-        self._queries[ver] = fut
-        tmpl = None
         try:
             info = await self._ask(peer)
             if info is not None and discovery.fingerprint(info, peer.name) == ver:
-                tmpl = discovery.template(info, peer.name)
-                self.cache[ver] = tmpl
+                self.cache[ver] = discovery.template(info, peer.name)
                 while len(self.cache) > CAPS_CACHE_SIZE:
                     self.cache.popitem(last=False)
             elif info is not None:
@@ -615,10 +605,8 @@ class Discovery:
                     self._unverified.popitem(last=False)
             return info
         finally:
-            fut.set_result(tmpl)  # (only set here; the others wait on it shielded)
-            if self._queries.get(ver) is fut:
-                del self._queries[ver]
-            loop.call_soon(self._on_answered, ver)  # after this peer's own report
+            # the peers of this ver waiting in the table: known now, or asked (one of them)
+            self.link.loop.call_soon(self._on_answered, ver)
 
     async def _ask(self, peer: Peer) -> PeerInfo | None:
         link = self.link
