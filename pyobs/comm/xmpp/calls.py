@@ -1,9 +1,8 @@
 """Remote procedure calls (``jabber:iq:rpc``, and the compact envelope between pyobs-comm modules).
 
-:class:`CallServer` owns the calls we are serving (each a task of the link; cancels of them come
-through the core). :class:`CallClient` owns our calls waiting for an answer — the IQ id, the peer
-it must come from, where an announced ``methodTimeout`` and progress notices go — and the
-prebuilt call prefixes per peer and method.
+:class:`CallServer` owns the calls we are serving (each a task of the link; cancels of them go
+through the core). :class:`CallClient` owns our calls waiting for an answer: where an announced
+``methodTimeout`` and progress notices go (the IQ futures are the link's).
 """
 
 from __future__ import annotations
@@ -122,23 +121,18 @@ class CallServer:
     def on_cancel(self, xml: Element, el: Element) -> None:
         frm = xml.get("from", "")
         to, iq_id = reply_address(xml)
-        handler = self.handler
         try:
             call, wait = control.parse_cancel(el)
         except control.ControlFormatError as exc:
             log.warning("%s: rejected a cancel from %s: %s", self.link.bare, frm, exc)
             self._reply(rpc.iq_error(to, iq_id, "bad-request", "modify", 400, str(exc)))
             return
-        if handler is None:
-            self._reply(control.cancel_result(to, iq_id, CancelOutcome.UNKNOWN))
-            return
         sender = frm.partition("@")[0] if "@" in frm else frm
-        self.link.spawn(self._cancel_served(handler, sender, to, iq_id, escape_attr(call), wait))
+        self.link.spawn(self._cancel_served(sender, to, iq_id, escape_attr(call), wait))
 
-    async def _cancel_served(
-        self, handler: TransportHandler, sender: str, to: str, iq_id: str, call: str, wait: float
-    ) -> None:
-        outcome = await handler.cancel_call(sender, (to, call), wait)
+    async def _cancel_served(self, sender: str, to: str, iq_id: str, call: str, wait: float) -> None:
+        handler = self.handler
+        outcome = CancelOutcome.UNKNOWN if handler is None else await handler.cancel_call(sender, (to, call), wait)
         self._reply(control.cancel_result(to, iq_id, outcome))
 
 

@@ -1,19 +1,11 @@
 """The slixmpp client underneath the transport: login, TLS, SASL and the stream; nothing else.
 
-slixmpp turns every received element into a stanza object and matches it against a list of
-handlers. The pyobs traffic (calls, answers, disco#info, presence, pubsub notifications) skips
-all of that: :meth:`_spawn_event` hands the raw ElementTree element to the transport first, and
-only what the transport does not take goes the slixmpp way (stream features, SASL, bind, …).
-
-This module is the one adapter to slixmpp's internals: the private names it relies on are listed
-in :data:`SLIXMPP_PRIVATE`, the undocumented ones in :data:`SLIXMPP_INTERNALS`, and
-tests/xmpp/test_slixmpp_adapter.py fails when slixmpp changes them.
-Every received stanza is checked against :class:`~.limits.StanzaLimits` first (see :mod:`.limits`):
-one that exceeds them goes to ``on_oversized`` and nowhere else, not even to slixmpp.
-
-Nothing here changes slixmpp or logging for anyone else in the process: the fast SCRAM key
-derivation is given to the SASL mechanism of each of our clients only (:meth:`Client._scope_fast_scram`),
-and slixmpp's loggers are left as the application configured them.
+The one adapter to slixmpp's internals: the names it relies on are :data:`SLIXMPP_PRIVATE` (why
+each) and :data:`SLIXMPP_INTERNALS`; tests/xmpp/test_slixmpp_adapter.py fails when slixmpp changes
+them. A received stanza within :class:`~.limits.StanzaLimits` goes to the transport's raw handlers
+first; only what they do not take becomes a slixmpp stanza object (stream features, SASL, bind, …).
+One beyond the limits goes to ``on_oversized`` and nowhere else. Nothing here changes slixmpp or its
+loggers for anyone else in the process (fast SCRAM: :meth:`Client._scope_fast_scram`).
 """
 
 from __future__ import annotations
@@ -61,10 +53,7 @@ SALTED_PASSWORDS_KEPT = 4
 def _ssl_context(ca_file: str | None, verify: bool = True) -> ssl.SSLContext:
     """A verifying client context (loading CA certificates takes tens of ms: once per process);
     with ``verify=False`` (pyobs-core's ``ignore_cert_errors``) one that accepts any certificate."""
-    if ca_file is not None:
-        context = ssl.create_default_context(cafile=ca_file)
-    else:
-        context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=ca_file)
     context.check_hostname = verify
     context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
     return context
@@ -86,7 +75,6 @@ class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
         on_message: RawHandler,
         on_presence: RawHandler,
         on_oversized: OversizedHandler | None = None,
-        limits: StanzaLimits | None = None,
         use_tls: bool = True,
         direct_tls: bool = False,
         ca_file: str | None = None,
@@ -122,7 +110,7 @@ class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
             self.add_filter("in", self._scope_fast_scram)
         self._raw = {Q_IQ: on_iq, Q_MESSAGE: on_message, Q_PRESENCE: on_presence}
         self._on_oversized = on_oversized
-        self.stanza_limits = limits or StanzaLimits()
+        self.stanza_limits = StanzaLimits()
         self._out: list[str] = []
         self._batching = False
         self.enable_direct_tls = direct_tls

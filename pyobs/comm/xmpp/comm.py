@@ -3,38 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Any
 
 from ..comm import Comm
-from .link import PING_INTERVAL, PING_TIMEOUT, XmppOptions
+from .link import PING_INTERVAL, PING_TIMEOUT, XmppOptions, log
 from .peers import PEER_CHECK_INTERVAL
 from .transport import XmppTransport
 
-log = logging.getLogger(__name__)
-
 
 class XmppComm(Comm):
-    """Comm over an XMPP server, wire-compatible with pyobs-core 2.19 modules.
-
-    YAML::
-
-        comm:
-          class: pyobs.comm.xmpp.XmppComm
-          jid: camera@example.org
-          password: secret
-          server: "127.0.0.1:5222"
+    """Comm over an XMPP server, wire-compatible with pyobs-core 2.19 modules. The options in
+    detail: docs/xmpp.md, "Configuration".
 
     Args:
-        jid: ``name@domain[/resource]``; the module name is the local part. Alternatively give
-            ``user`` and ``domain`` (and ``resource``).
+        jid: ``name@domain[/resource]``; the module name is the local part.
         user: the account name (the module name) if no ``jid`` is given.
         domain: the XMPP domain if no ``jid`` is given.
         resource: the fleet's resource; every module of a fleet must use the same (``pyobs``).
         password: the account's password.
-        server: ``host:port`` to connect to, or a list of them (the nodes of a cluster, tried in
-            turn when connecting and reconnecting); default: the domain's DNS SRV records (all
-            targets, by priority) or port 5222.
+        server: ``host:port``, or a list of them (the nodes of a cluster, tried in turn when connecting
+            and reconnecting); default: the domain's DNS SRV records (all targets, by priority) or port 5222.
         use_tls: use STARTTLS when the server offers it, verifying the certificate.
         ignore_cert_errors: accept any server certificate (no hostname or CA check; pyobs-core's
             option, for self-signed test servers; ``ca_file`` is the safe way to trust one).
@@ -43,25 +31,27 @@ class XmppComm(Comm):
         require_tls: refuse to log in over an unencrypted connection.
         direct_tls: connect with TLS right away (XEP-0368, e.g. port 5223) instead of STARTTLS.
         ca_file: a CA (or self-signed) certificate file to trust for the server's certificate.
-        allow_plain: allow SASL PLAIN over an unencrypted connection (sends the password in clear;
-            SCRAM is always preferred).
+        allow_plain: allow SASL PLAIN over an unencrypted connection (the password in clear).
         timeout: default deadline of a call in seconds (``@timeout`` methods extend it); also the
             deadline of discovery, subscription and publish requests.
         connect_timeout: how long ``open()`` keeps trying to reach and log into the server.
         event_queue_size: events kept while the server is unreachable (the oldest are dropped).
-        version: the pyobs version announced in IModule capabilities (empty: not compared by
-            pyobs-core peers).
-        peer_check_interval: every so many seconds ask peers whether they are still there (a
-            small IQ each, at most PEER_CHECK_PER_ROUND a round, in turn), because servers do not
-            always say when a peer is gone (a dying ejabberd cluster node); 0 turns it off.
-        max_stanza_size: the server's stanza size limit in bytes (ejabberd's ``max_stanza_size``;
-            0: none known). Calls, answers, events and state larger than that are refused here with
-            a clear error instead of costing the connection.
+        version: the pyobs version announced in IModule capabilities (empty: not compared).
+        peer_check_interval: every so many seconds ask a few peers (PEER_CHECK_PER_ROUND, in turn)
+            whether they are still there: servers do not always say when a peer is gone; 0: off.
+        max_stanza_size: the server's stanza size limit in bytes (0: none known); larger calls,
+            answers, events and state are refused here with a clear error, not by the server.
         trusted: the accounts (``name@domain``, or ``name`` in our domain) whose calls, events and
-            presence are accepted; default (None): the accounts in our roster, i.e. the server's
-            shared group of the fleet. See docs/security.md.
-        **limits: the bounds of :class:`~pyobs.comm.Comm` (``max_call_timeout``, ``max_calls``,
-            ``max_handler_tasks``, ``handler_queue_size``).
+            presence are accepted; default (None): our roster, the server's shared group of the fleet.
+        **limits: the bounds of :class:`~pyobs.comm.Comm` (``max_call_timeout``, ``max_calls``, …).
+
+    YAML::
+
+        comm:
+          class: pyobs.comm.xmpp.XmppComm
+          jid: camera@example.org
+          password: secret
+          server: "127.0.0.1:5222"
     """
 
     def __init__(

@@ -1,16 +1,6 @@
-"""Cancel and progress of calls between pyobs-comm modules (``urn:pyobs:comm:call-control:1``).
-
-Both sides advertise the namespace as a disco#info feature; a caller marks its compact calls to
-such a peer with ``progress="1"`` and the callee sends progress only for calls marked so;
-pyobs-core modules never see any of this (see docs/cancel.md)::
-
-    caller → callee   <iq type="set" id="c7"><cancel xmlns="urn:pyobs:comm:call-control:1"
-                          call="p…-42" wait="1.6"/></iq>
-    callee → caller   <iq type="result" id="c7"><cancel-result xmlns="…" outcome="cancelled"/></iq>
-    callee → caller   <message><progress xmlns="…" call="p…-42" seq="3" fraction="0.25">exposing</progress></message>
-
-``call`` is the id of the call's IQ. The callee answers the cancel once the method ended (or
-after ``wait`` s); the call's own IQ is answered too, with a fault the caller no longer reads.
+"""Cancel and progress of calls between pyobs-comm modules (``urn:pyobs:comm:call-control:1``):
+its stanzas, built and parsed. The wire format and who sends what when: docs/cancel.md, "On the
+wire" (pyobs-core modules never see any of it).
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
-"""The link to the XMPP server: who we are, the slixmpp client, one login attempt, keepalive, and
-the IQs we sent and wait for.
-
-Owns: our JID and the servers to try, the :class:`~.client.Client` (TLS, SASL, the stream),
-whether a session is up, the keepalive task, the roster (who is in the fleet, unless ``trusted``
-lists it), the IQs in flight (id → future, bounded by the deadline of each), the background tasks
-of the transport, and the rate-limited log lines a peer can trigger. Answers to our IQs, roster
-pushes and pings are handled here; every other stanza goes to the transport's router. When the
-session ends the link fails what waits on it and reports the loss (``on_lost``); the reconnection
-sequence itself is the transport's. The errors of a session (not connected, credentials, an
-IQ answered with an error) are defined here.
+"""The link to the XMPP server. Owns: our JID and the servers to try, the :class:`~.client.Client`,
+one login attempt, whether a session is up, the keepalive, the roster (the fleet, unless
+``trusted`` lists it), the IQs we wait for (id → future, each bounded by its deadline), the
+transport's background tasks, the rate-limited log lines a peer can trigger, and the errors of a
+session. Answers to our IQs, roster pushes and pings are handled here; every other stanza goes to
+the transport's router. When the session ends the link fails what waits on it and reports the
+loss (``on_lost``); reconnecting is the transport's.
 """
 
 from __future__ import annotations
@@ -20,13 +16,13 @@ import itertools
 import logging
 import math
 import os
-import random
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element
 
+from pyobs.comm.backoff import backoff
 from pyobs.comm.errors import describe
 from pyobs.utils.exceptions import ConfigError, RemoteError
 from pyobs.utils.ratelimit import RateLimitedLog
@@ -48,15 +44,14 @@ PING_TIMEOUT = 10.0
 #: pubsub answers that mean "try again" while other sessions create nodes at the same moment
 #: (ejabberd aborts concurrent node creations: internal-server-error or item-not-found)
 TRANSIENT_PUBSUB = frozenset({"internal-server-error", "item-not-found", "resource-constraint", "wait"})
-#: attempts of a node creation or first publish (backoff 20 ms doubling, with jitter: ~1.3 s in all)
+#: attempts of a node creation or first publish (backoff from 20 ms, doubling: at most ~1.3 s in all)
 PUBSUB_ATTEMPTS = 7
 
 
-# the errors keep their wire names (pyobs-core 2.19's): they travel by qualified name
 class XmppConnectionError(NotConnected):
     """Not connected to the XMPP server (or the connection was lost during the operation)."""
 
-    __module__ = "pyobs.comm.xmpp.transport"  # its name on the wire (errors travel by qualified name)
+    __module__ = "pyobs.comm.xmpp.transport"  # pyobs-core 2.19's name on the wire (errors travel by qualified name)
 
 
 class XmppAuthError(XmppConnectionError, PermissionError):
@@ -132,7 +127,7 @@ def parse_servers(server: object) -> list[tuple[str, int]]:
     """``host:port``, or a list of them (tried in turn: the nodes of a cluster) → addresses;
     ConfigError naming what is wrong."""
     if isinstance(server, str):
-        items: list[object] = [s for s in server.split(",")] if "," in server else [server]
+        items: list[object] = list(server.split(","))
     elif isinstance(server, list | tuple):
         items = list(server)
     else:
@@ -180,12 +175,10 @@ class XmppOptions:
     trusted: list[str] | None
 
     def __post_init__(self) -> None:
-        for key in ("timeout", "connect_timeout"):
+        for key in ("timeout", "connect_timeout", "ping_interval", "ping_timeout"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
                 raise ValueError(f"{key} must be a positive number of seconds, not {value!r}")
-        if self.ping_interval <= 0 or self.ping_timeout <= 0:
-            raise ValueError("ping_interval and ping_timeout must be positive")
         size = self.event_queue_size
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"event_queue_size must be a whole number >= 1, not {size!r}")
@@ -236,7 +229,6 @@ class Link:
         self._on_session, self._on_lost = on_session, on_lost
 
         self.client: Client | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.session = False  # a session is up
         self.closing = False
         #: another session logged in with our JID: not reconnecting
@@ -260,8 +252,7 @@ class Link:
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        assert self._loop is not None, "the link is not open"
-        return self._loop
+        return asyncio.get_running_loop()  # the parts run in the loop the link was opened in
 
     # ------------------------------------------------------------------ trust
 
@@ -298,7 +289,6 @@ class Link:
 
     async def open(self) -> None:
         """Make the client and connect within connect_timeout (a refused connection fails at once)."""
-        self._loop = asyncio.get_running_loop()
         self.closing = False
         self.conflict = False
         self.client = self._make_client()
@@ -338,30 +328,31 @@ class Link:
         client.add_event_handler("disconnected", self._on_disconnected)
         return client
 
+    def _drop(self) -> None:
+        """Abort the connection, also one still being made (slixmpp's abort() alone leaves that)."""
+        if self.client is not None:
+            self.client.cancel_connection_attempt()
+            self.client.abort()
+
     async def dispose(self) -> None:
         """Abort the connection and end slixmpp's own task (nothing left running)."""
-        client = self.client
-        if client is None:
-            return
-        client.cancel_connection_attempt()
-        client.abort()
-        await client.stop_send_task()
+        self._drop()
+        if self.client is not None:
+            await self.client.stop_send_task()
 
     async def attempt_session(self, timeout: float) -> None:
         """One login: connect, authenticate, bind, read the roster; XmppConnectionError if not."""
         client = self.client
-        assert client is not None and self._loop is not None
+        assert client is not None
         if len(self.addresses) > 1:  # a silent node must not use up the time the others have
             timeout = min(timeout, max(2.0, self.options.connect_timeout / len(self.addresses)))
-        attempt = self._attempt = self._loop.create_future()
+        attempt = self._attempt = self.loop.create_future()
         self._last_error = ""
         client.connect(*(self._address or ()))  # none: the domain's DNS SRV records
         try:
             await asyncio.wait_for(asyncio.shield(attempt), timeout)
         except TimeoutError:
-            self._attempt = None
-            client.cancel_connection_attempt()
-            client.abort()
+            self._drop()
             self._next_address()
             raise XmppConnectionError(f"no session within {timeout:.1f} s") from None
         except XmppAuthError:
@@ -386,8 +377,7 @@ class Link:
                 log.warning("%s: cannot read the roster (%s); peers are found by their presence", self.bare, exc)
                 self.roster = frozenset()
                 return
-            if self.client is not None:
-                self.client.abort()
+            self._drop()
             raise XmppConnectionError(f"cannot read the roster: {exc or 'timed out'}") from None
         query = reply.find(Q_ROSTER)
         self.roster = frozenset(_roster_items(query)) if query is not None else frozenset()
@@ -428,8 +418,7 @@ class Link:
     def _on_invalid_cert(self, error: Any) -> None:
         self._last_error = f"TLS certificate of {self.domain} not trusted: {error}{self._ca_hint}"
         self._fail_attempt(XmppAuthError(self._last_error))
-        if self.client is not None:
-            self.client.abort()
+        self._drop()
 
     def _on_stream_error(self, stanza: Any) -> None:
         condition = str(stanza["condition"]) if stanza is not None else ""
@@ -444,7 +433,7 @@ class Link:
             return
         if self.options.require_tls and not client.encrypted:
             self._fail_attempt(XmppAuthError(f"{self.domain} offers no TLS and require_tls is set"))
-            client.abort()
+            self._drop()
             return
         self.session = True
         attempt = self._attempt
@@ -468,8 +457,7 @@ class Link:
 
     def abort_session(self) -> None:
         """Drop the connection at once (the disconnect handler resets the session state)."""
-        if self.client is not None:
-            self.client.abort()
+        self._drop()
         if self.session:  # no disconnect event came (no socket any more): reset by hand
             self._on_disconnected("aborted")
 
@@ -480,17 +468,14 @@ class Link:
 
     async def _keepalive(self) -> None:
         while self.session:
-            await asyncio.sleep(self.options.ping_interval)
-            if not self.session:
-                return
+            await asyncio.sleep(self.options.ping_interval)  # cancelled when the session ends
             try:
                 await self.ping(self.domain, self.options.ping_timeout)
             except TimeoutError:
                 log.warning(
                     "%s: server did not answer a ping within %s s; reconnecting", self.bare, self.options.ping_timeout
                 )
-                if self.client is not None:
-                    self.client.abort()
+                self._drop()
                 return
             except RemoteError:
                 continue
@@ -499,8 +484,6 @@ class Link:
         """Log out (unavailable presence, end of stream) and end every task of the transport."""
         self.closing = True
         client = self.client
-        if self._ping_task is not None:
-            self._ping_task.cancel()
         if client is not None and self.session:
             client.write('<presence type="unavailable"/>')
             client.flush()
@@ -573,21 +556,20 @@ class Link:
         head = self.pubsub_head if iq_type == "set" else pubsub.iq_head(self.pubsub, iq_type)
         return await self.iq(head, body, self.pubsub, timeout, what)
 
-    async def pubsub_set(self, body: str, what: str, transient: frozenset[str] = TRANSIENT_PUBSUB) -> Element:
-        """A pubsub set (node creation, a first publish) retried with backoff while the answer is a
-        transient condition: concurrent creations on ejabberd abort each other's transactions and are
-        answered ``internal-server-error`` or ``item-not-found``. Bounded: :data:`PUBSUB_ATTEMPTS`."""
-        delay = 0.02
-        for attempt in range(PUBSUB_ATTEMPTS):
+    async def pubsub_set(self, body: str, what: str) -> Element:
+        """A pubsub set (node creation, a first publish) retried with backoff while the answer is
+        one of :data:`TRANSIENT_PUBSUB`; at most :data:`PUBSUB_ATTEMPTS` attempts."""
+        # jitter 0.5: sessions creating nodes at the same moment spread out
+        pauses = backoff(0.02, 1.0, jitter=0.5, attempts=PUBSUB_ATTEMPTS - 1)
+        while True:
             try:
                 return await self.pubsub_iq(body, what, self.timeout)
             except IqError as exc:
-                if exc.condition not in transient or attempt == PUBSUB_ATTEMPTS - 1:
+                pause = next(pauses, None)
+                if exc.condition not in TRANSIENT_PUBSUB or pause is None:
                     raise
-                log.debug("%s: %s answered %s; retrying in %.0f ms", self.bare, what, exc.condition, delay * 1e3)
-            await asyncio.sleep(delay * (0.5 + random.random()))  # jitter: concurrent sessions spread out
-            delay *= 2
-        raise AssertionError("unreachable")
+                log.debug("%s: %s answered %s; retrying in %.0f ms", self.bare, what, exc.condition, pause * 1e3)
+            await asyncio.sleep(pause)
 
     def check_size(self, data: str, what: str, around: int = 0) -> None:
         """ValueError naming ``what`` if ``data``, with ``around`` bytes of stanza around it, is

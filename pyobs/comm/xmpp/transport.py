@@ -1,20 +1,11 @@
-"""XmppTransport: the Transport contract on an XMPP server, speaking pyobs-core 2.19's wire format.
-
-Who is online comes from roster presence, what a peer offers from its disco#info, calls are
-``jabber:iq:rpc`` IQs, events and state live on ``pubsub.<domain>`` nodes (see
-``docs/xmpp.md`` and the wire spec). Everything on the hot path (calls, answers, events,
-notifications) is written as prebuilt strings and read from raw ElementTree elements.
+"""XmppTransport: the Transport contract on an XMPP server, speaking pyobs-core 2.19's wire format
+(what goes where: docs/xmpp.md). Everything on the hot path (calls, answers, events, notifications)
+is written as prebuilt strings and read from raw ElementTree elements.
 
 The transport is composed of parts that each own their state; each file says what (the map:
 docs/architecture.md, "Inside the XMPP transport"). This module wires them together, runs the
-reconnection sequence and routes incoming stanzas.
-
-Reconnection: the link reports the loss; the transport reconnects (first retry at once, then
-every :data:`RECONNECT_MAX_DELAY` s at most), announces itself again, re-subscribes and reports
-the connection back. The core waits for the peers it knew (its grace), then has the publishes the
-server had not confirmed written again (:meth:`XmppTransport.resend_unconfirmed`) and sends the
-events its outbox (:mod:`pyobs.comm.outbox`) kept. Calls made while disconnected fail at once
-with a connection error.
+reconnection sequence (:meth:`XmppTransport._reconnect`; what the core does after it: the map)
+and routes incoming stanzas.
 """
 
 from __future__ import annotations
@@ -48,7 +39,8 @@ __all__ = ["IqError", "XmppAuthError", "XmppConnectionError", "XmppNodeOwnership
 #: longest pause between two reconnection attempts (s)
 RECONNECT_MAX_DELAY = 0.25
 #: the first reconnection attempt waits a random part of this (s): a fleet that lost its server
-#: together does not log in within the same few milliseconds
+#: together does not log in at once (each login costs the server a SCRAM derivation, and the
+#: presences of all of them cross)
 RECONNECT_JITTER = 0.3
 
 
@@ -64,7 +56,6 @@ class XmppTransport(Transport):
             on_lost=self._on_lost,
         )  # fmt: skip
         self.name = link.name
-        self.timeout = link.timeout
         self.exports = Exports(link)
         self.nodes = Nodes(link)
         self.state = StateSync(link, self.nodes)
@@ -123,13 +114,10 @@ class XmppTransport(Transport):
         meanwhile. Only a round that ended with the session still up reports the connection back
         (``comm.connected``), so that a drop at any stage cannot leave it waiting or lying."""
         link = self.link
-        # a random start: modules that lost the server together do not all log in at once (each
-        # login costs the server a SCRAM derivation, and the presences of all of them cross)
         pause = random.uniform(0.0, RECONNECT_JITTER)
         pauses = backoff(RECONNECT_FIRST, RECONNECT_MAX_DELAY)
         while not link.closing:
-            if pause:
-                await asyncio.sleep(pause)
+            await asyncio.sleep(pause)
             pause = next(pauses)
             if link.session:  # a half-restored session from the round before: start clean
                 link.abort_session()
