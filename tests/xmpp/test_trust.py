@@ -12,9 +12,20 @@ from typing import Any
 
 import pytest
 from backends.base import eventually
-from xmpp_helpers import IProbe, Probe, ProbeEvent, RawClient, answers_add, logged_in, rpc_call, rpc_param, transport_of
+from xmpp_helpers import (
+    IProbe,
+    Probe,
+    ProbeEvent,
+    RawClient,
+    answers_add,
+    compact_call,
+    logged_in,
+    rpc_call,
+    rpc_param,
+    transport_of,
+)
 
-from pyobs.comm.xmpp import pubsub
+from pyobs.comm.xmpp import XmppComm, pubsub
 from pyobs.comm.xmpp.values import encode_fields
 from pyobs.interfaces import IMotion
 from pyobs.interfaces.types import MotionState
@@ -23,6 +34,7 @@ from pyobs.utils.enums import MotionStatus
 RPC = "{jabber:iq:rpc}"
 PYRPC = "{urn:pyobs:rpc:1}"
 STANZAS = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
+CONTROL = "urn:pyobs:comm:call-control:1"
 PUBSUB = "http://jabber.org/protocol/pubsub"
 DEEP = 2000
 
@@ -174,6 +186,37 @@ async def test_a_caller_of_another_domain_is_not_the_module_of_that_name(xmpp_ba
         await evil.close()
         await explicit.close()
         await default.close()
+
+
+async def test_a_trusted_caller_of_another_domain_cancels_its_call_and_a_stranger_cannot(
+    xmpp_backend: Any, mallory: RawClient
+) -> None:
+    """A cancel names its caller as the call did (``peer@evil.pyobs.test``, not ``peer``), so a
+    trusted caller of another domain can cancel its own call; an account outside the fleet gets
+    ``forbidden``, as for a call."""
+    server = xmpp_backend.server
+    evil = await RawClient(server, "peer@evil.pyobs.test", xmpp_backend.resource).login()
+    module = Probe(
+        comm=XmppComm(
+            jid=server.jid("module", xmpp_backend.resource), password=server.password, server=server.address,
+            trusted=["peer@evil.pyobs.test"],
+        )
+    )  # fmt: skip
+    await module.open()
+    jid = server.jid("module", xmpp_backend.resource)
+    try:
+        evil.send_text(compact_call(jid, "slow", "<double>30.0</double>").replace("{id}", "long1"))
+        running = f"{RPC}query/{RPC}methodTimeout"  # the methodTimeout notice says the call runs
+        await evil.wait_for(lambda el: el.get("id") == "long1" and el.find(running) is not None)
+        cancel = f'<iq type="set" id="{{id}}" to="{jid}"><cancel xmlns="{CONTROL}" call="long1" wait="2"/></iq>'
+        refused = await mallory.request(cancel)
+        assert refused.find(f"{{jabber:client}}error/{STANZAS}forbidden") is not None
+        answer = await evil.request(cancel)
+        result = answer.find(f"{{{CONTROL}}}cancel-result")
+        assert result is not None and result.get("outcome") == "cancelled"
+    finally:
+        await evil.close()
+        await module.close()
 
 
 async def test_items_a_module_did_not_publish_are_dropped(xmpp_backend: Any, raw: RawClient, probe: Probe) -> None:

@@ -40,17 +40,26 @@ class CallServer:
         self.link.limited.warning(kind, "%s: " + what, self.link.bare, *args)
         self._reply(reply)
 
-    def on_call(self, xml: Element, query: Element) -> None:
-        link = self.link
+    def _caller(self, xml: Element, what: str) -> tuple[str, str, str] | None:
+        """(reply address, IQ id, the caller's name) of a request from the fleet; else it is refused
+        as ``forbidden`` and None."""
         frm = xml.get("from", "")
         to, iq_id = reply_address(xml)
         bare = frm.partition("/")[0]
-        if not link.trusted(bare):
+        if not self.link.trusted(bare):
             reply = rpc.iq_error(to, iq_id, "forbidden", "auth", 403, "not a member of this fleet")
-            return self._refuse(reply, "untrusted-call", "refused a call from %s: not in the fleet", frm)
+            self._refuse(reply, f"untrusted-{what}", "refused a %s from %s: not in the fleet", what, frm)
+            return None
+        return to, iq_id, self.link.sender_name(bare)
+
+    def on_call(self, xml: Element, query: Element) -> None:
+        caller = self._caller(xml, "call")
+        if caller is None:
+            return
+        to, iq_id, sender = caller
+        frm = xml.get("from", "")
         method = rpc.peek_method(query)
         handler = self.handler
-        sender = link.sender_name(bare)
         if not method:
             reply = rpc.fault(to, iq_id, describe(ValueError("call without <methodName>")))
             return self._refuse(reply, "no-method", "rejected a call from %s without a method name", frm)
@@ -60,7 +69,7 @@ class CallServer:
         # progress goes to callers that say on the call that they take it (a pyobs-comm caller
         # of a pyobs-comm callee; not known from discovery, which may still be under way)
         progress = self._progress_sink(to, iq_id) if query.get("progress") == "1" else None
-        link.spawn(self._serve(handler, sender, to, iq_id, query, method, progress))
+        self.link.spawn(self._serve(handler, sender, to, iq_id, query, method, progress))
 
     def _progress_sink(self, to: str, iq_id: str) -> ProgressSink:
         """Sends progress of the call ``iq_id`` to ``to`` (escaped) as messages."""
@@ -119,15 +128,17 @@ class CallServer:
         self._reply(reply)
 
     def on_cancel(self, xml: Element, el: Element) -> None:
-        frm = xml.get("from", "")
-        to, iq_id = reply_address(xml)
+        # the caller is named as on_call names it: the core finds the call under that name
+        caller = self._caller(xml, "cancel")
+        if caller is None:
+            return
+        to, iq_id, sender = caller
         try:
             call, wait = control.parse_cancel(el)
         except control.ControlFormatError as exc:
-            log.warning("%s: rejected a cancel from %s: %s", self.link.bare, frm, exc)
+            log.warning("%s: rejected a cancel from %s: %s", self.link.bare, xml.get("from", ""), exc)
             self._reply(rpc.iq_error(to, iq_id, "bad-request", "modify", 400, str(exc)))
             return
-        sender = frm.partition("@")[0] if "@" in frm else frm
         self.link.spawn(self._cancel_served(sender, to, iq_id, escape_attr(call), wait))
 
     async def _cancel_served(self, sender: str, to: str, iq_id: str, call: str, wait: float) -> None:
