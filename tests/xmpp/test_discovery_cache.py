@@ -10,7 +10,7 @@ from xml.etree.ElementTree import Element
 from backends.base import eventually
 from xmpp_helpers import IProbe, Probe, ProbeEvent, RawClient, transport_of
 
-from pyobs.comm.xmpp import discovery
+from pyobs.comm.xmpp import discovery, pubsub
 
 DISCO = "http://jabber.org/protocol/disco#info"
 
@@ -117,9 +117,9 @@ def test_a_module_known_from_the_cache_keeps_every_feature() -> None:
     assert info.sends == {("ProbeEvent", 1)}  # fresh containers: never shared between peers
 
 
-class SlowSender(RawClient):
-    """A pyobs-comm-like sender of ProbeEvent that leaves the first direct-event subscription
-    unanswered (as a peer drowning in a restart storm would) and answers the next."""
+class DirectSender(RawClient):
+    """A pyobs-comm-like sender of ProbeEvent (it offers direct events); what it does with a
+    direct-event subscription is :meth:`on_subscribe`'s."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -136,10 +136,31 @@ class SlowSender(RawClient):
         sub = xml.find(f"{{{discovery.DIRECT_EVENTS}}}subscribe")
         if self._session_started and sub is not None:
             self.subscribes.append(sub.get("events", ""))
-            if len(self.subscribes) > 1:
-                self.send_raw(f'<iq type="result" to="{xml.get("from")}" id="{xml.get("id")}"/>')
+            self.on_subscribe(xml)
             return
         super()._spawn_event(xml)
+
+    def on_subscribe(self, xml: Element) -> None:
+        self.send_raw(f'<iq type="result" to="{xml.get("from")}" id="{xml.get("id")}"/>')
+
+
+class SlowSender(DirectSender):
+    """Leaves the first direct-event subscription unanswered (as a peer drowning in a restart storm
+    would) and answers the next."""
+
+    def on_subscribe(self, xml: Element) -> None:
+        if len(self.subscribes) > 1:
+            super().on_subscribe(xml)
+
+
+class RefusingSender(DirectSender):
+    """Refuses direct events (``not-allowed``)."""
+
+    def on_subscribe(self, xml: Element) -> None:
+        self.send_raw(
+            f'<iq type="error" to="{xml.get("from")}" id="{xml.get("id")}"><error type="cancel">'
+            '<not-allowed xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></iq>'
+        )
 
 
 async def test_a_timed_out_direct_subscription_is_retried_and_called_a_timeout(
@@ -163,6 +184,41 @@ async def test_a_timed_out_direct_subscription_is_retried_and_called_a_timeout(
         assert warnings and "timeout" in warnings[0] and "retrying" in warnings[0], warnings
         peers = receiver.transport.peers
         await eventually(lambda: getattr(peers.get("x"), "events", None) == {"ProbeEvent"}, what="subscribed")
+    finally:
+        await receiver.close()
+        await sender.close()
+
+
+async def test_a_refusing_peer_is_subscribed_over_pubsub_once_its_node_exists(xmpp_backend: Any, caplog: Any) -> None:
+    """A peer that refuses direct events is asked once, then subscribed to over pubsub, also when
+    its event node appears only later (the fallback of EventSubscriptions and Nodes)."""
+    sender = RefusingSender(xmpp_backend.server, "x", xmpp_backend.resource)
+    await sender.login()
+
+    async def handler(event: Any, name: str) -> bool:
+        return True
+
+    receiver = xmpp_backend.comm("receiver", timeout=2.0)
+    await receiver.register_event(ProbeEvent, handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="pyobs.comm.xmpp.transport"):
+            await receiver.open()
+            await eventually(lambda: "x" in receiver.clients, timeout=10, what="the sender seen")
+            await eventually(
+                lambda: any("refused direct events" in r.getMessage() for r in caplog.records), what="refusal logged"
+            )
+        peers = receiver.transport.peers
+        assert getattr(peers.get("x"), "events", None) == set()  # its node does not exist yet
+        node = pubsub.event_node("x", "ProbeEvent", 1)
+        service = receiver.transport.link.pubsub
+        reply = await sender.request(
+            f'<iq type="set" to="{service}" id="{{id}}"><pubsub xmlns="http://jabber.org/protocol/pubsub">'
+            f'<create node="{node}"/></pubsub></iq>'
+        )
+        assert reply.get("type") == "result", reply
+        subscribed = {"ProbeEvent"}
+        await eventually(lambda: getattr(peers.get("x"), "events", None) == subscribed, timeout=15, what="subscribed")
+        assert sender.subscribes == ["ProbeEvent"]  # asked once, not again
     finally:
         await receiver.close()
         await sender.close()
