@@ -3,13 +3,16 @@ another scheme (pyobs-core's, over the features alone) is never shared between p
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 from xml.etree.ElementTree import Element
 
 from backends.base import eventually
 from xmpp_helpers import IProbe, Probe, ProbeEvent, RawClient, transport_of
 
+from pyobs.comm import Comm
 from pyobs.comm.xmpp import discovery, pubsub
 
 DISCO = "http://jabber.org/protocol/disco#info"
@@ -163,18 +166,29 @@ class RefusingSender(DirectSender):
         )
 
 
-async def test_a_timed_out_direct_subscription_is_retried_and_called_a_timeout(
-    xmpp_backend: Any, caplog: Any
-) -> None:
-    sender = SlowSender(xmpp_backend.server, "x", xmpp_backend.resource)
+@contextlib.asynccontextmanager
+async def receiver_of(xmpp_backend: Any, sender: DirectSender, timeout: float) -> AsyncIterator[Comm]:
+    """A module handling ProbeEvent, opened while ``sender`` is online and closed (with the
+    sender) afterwards; its comm's deadline is ``timeout``."""
     await sender.login()
 
     async def handler(event: Any, name: str) -> bool:
         return True
 
-    receiver = xmpp_backend.comm("receiver", timeout=1.0)
+    receiver = xmpp_backend.comm("receiver", timeout=timeout)
     await receiver.register_event(ProbeEvent, handler)
     try:
+        yield receiver
+    finally:
+        await receiver.close()
+        await sender.close()
+
+
+async def test_a_timed_out_direct_subscription_is_retried_and_called_a_timeout(
+    xmpp_backend: Any, caplog: Any
+) -> None:
+    sender = SlowSender(xmpp_backend.server, "x", xmpp_backend.resource)
+    async with receiver_of(xmpp_backend, sender, timeout=1.0) as receiver:
         with caplog.at_level(logging.WARNING, logger="pyobs.comm.xmpp.transport"):
             await receiver.open()
             await eventually(lambda: "x" in receiver.clients, timeout=10, what="the sender seen")
@@ -184,23 +198,13 @@ async def test_a_timed_out_direct_subscription_is_retried_and_called_a_timeout(
         assert warnings and "timeout" in warnings[0] and "retrying" in warnings[0], warnings
         peers = receiver.transport.peers
         await eventually(lambda: getattr(peers.get("x"), "events", None) == {"ProbeEvent"}, what="subscribed")
-    finally:
-        await receiver.close()
-        await sender.close()
 
 
 async def test_a_refusing_peer_is_subscribed_over_pubsub_once_its_node_exists(xmpp_backend: Any, caplog: Any) -> None:
     """A peer that refuses direct events is asked once, then subscribed to over pubsub, also when
     its event node appears only later (the fallback of EventSubscriptions and Nodes)."""
     sender = RefusingSender(xmpp_backend.server, "x", xmpp_backend.resource)
-    await sender.login()
-
-    async def handler(event: Any, name: str) -> bool:
-        return True
-
-    receiver = xmpp_backend.comm("receiver", timeout=2.0)
-    await receiver.register_event(ProbeEvent, handler)
-    try:
+    async with receiver_of(xmpp_backend, sender, timeout=2.0) as receiver:
         with caplog.at_level(logging.WARNING, logger="pyobs.comm.xmpp.transport"):
             await receiver.open()
             await eventually(lambda: "x" in receiver.clients, timeout=10, what="the sender seen")
@@ -219,6 +223,3 @@ async def test_a_refusing_peer_is_subscribed_over_pubsub_once_its_node_exists(xm
         subscribed = {"ProbeEvent"}
         await eventually(lambda: getattr(peers.get("x"), "events", None) == subscribed, timeout=15, what="subscribed")
         assert sender.subscribes == ["ProbeEvent"]  # asked once, not again
-    finally:
-        await receiver.close()
-        await sender.close()
